@@ -1,0 +1,3 @@
+from longcurate.cli import main
+
+raise SystemExit(main())

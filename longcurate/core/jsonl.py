@@ -1,0 +1,248 @@
+"""JSONL I/O that never loses a record: rejected lines go to a quarantine file, writes are atomic,
+appends are resumable by `id`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One canonical JSON line: the same record always gives the same bytes."""
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+def rejected_path(output: str | os.PathLike) -> Path:
+    """`out.jsonl` -> `out.rejected.jsonl` (beside the output)."""
+    p = Path(output)
+    stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
+    return p.with_name(stem + ".rejected.jsonl")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
+    """Atomically write all records; returns how many."""
+    n = 0
+    with atomic_open(path) as f:
+        for r in records:
+            f.write(dumps(r) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_open(path) as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+@dataclass
+class Rejects:
+    """Quarantine for bad input: each rejection is a JSON line with file, line, field and reason.
+
+    The file is opened lazily (no rejects -> no file) and rewritten from scratch per run, so a
+    re-run gives the same file.
+    """
+
+    path: Path
+    counts: Counter = field(default_factory=Counter)
+    _f: IO | None = None
+    _seen: set = field(default_factory=set)
+
+    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
+            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
+        key = (file, line, record_id, reason)
+        if key in self._seen:  # the same bad line met twice in one run (e.g. resume) is logged once
+            return
+        self._seen.add(key)
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "w", encoding="utf-8")
+        entry = {"file": file, "line": line, "field": field_name, "id": record_id, "reason": reason}
+        if raw is not None:
+            entry["raw"] = raw if isinstance(raw, (str, dict, list)) else repr(raw)
+        self._f.write(dumps(entry) + "\n")
+        self._f.flush()
+        self.counts[_reason_class(reason)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._f = None
+
+    def summary(self) -> str:
+        if not self.total:
+            return "rejected: 0"
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
+        return f"rejected: {self.total} ({parts}) -> {self.path}"
+
+    def __enter__(self) -> "Rejects":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _reason_class(reason: str) -> str:
+    """Group reasons for counting: the text before the first ':' ("empty response: ..." -> "empty response")."""
+    return reason.split(":", 1)[0].strip()
+
+
+def read_jsonl(path: str | os.PathLike, rejects: Rejects | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line_number, object) for each good line; bad lines (not UTF-8, not JSON, not an object)
+    go to `rejects` (or raise ValueError naming file and line when no quarantine is given)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                _bad(rejects, path, lineno, f"not UTF-8: {e}", raw.decode("utf-8", "replace").rstrip("\n"))
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                _bad(rejects, path, lineno, f"invalid JSON: {e.msg} at column {e.colno}", text.rstrip("\n"))
+                continue
+            if not isinstance(obj, dict):
+                _bad(rejects, path, lineno, "not a JSON object", text.rstrip("\n"))
+                continue
+            yield lineno, obj
+
+
+def _bad(rejects: Rejects | None, path: Path, lineno: int, reason: str, raw: str) -> None:
+    if rejects is None:
+        raise ValueError(f"{path}:{lineno}: {reason}")
+    rejects.add(reason, file=str(path), line=lineno, raw=raw[:2000])
+
+
+def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
+                 rejects: Rejects | None = None) -> Iterator[tuple[int, T]]:
+    """Read and validate: `parse` raises (RecordError or ValueError) for a bad record, which is
+    quarantined with file, line and field."""
+    from longcurate.core.records import RecordError
+
+    for lineno, obj in read_jsonl(path, rejects):
+        try:
+            yield lineno, parse(obj)
+        except RecordError as e:
+            if rejects is None:
+                raise ValueError(f"{path}:{lineno}: {e}") from None
+            rejects.add(e.reason, file=str(path), line=lineno, field_name=e.field,
+                        record_id=str(obj.get("id")) if obj.get("id") is not None else None)
+        except (ValueError, TypeError, KeyError) as e:
+            if rejects is None:
+                raise ValueError(f"{path}:{lineno}: {e}") from None
+            rejects.add(f"invalid record: {e}", file=str(path), line=lineno,
+                        record_id=str(obj.get("id")) if obj.get("id") is not None else None)
+
+
+class ResumableWriter:
+    """Append records keyed by `id` with fsync; on open, keeps the valid lines already written
+    (dropping a torn last line from a crash) so a re-run skips finished ids and writes no duplicates."""
+
+    def __init__(self, path: str | os.PathLike, key: str = "id", fsync_every: int = 1):
+        self.path = Path(path)
+        self.key = key
+        self.fsync_every = max(1, fsync_every)
+        self.done: set[str] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._f = open(self.path, "a", encoding="utf-8")
+        self._pending = 0
+
+    def _recover(self) -> None:
+        if not self.path.exists():
+            return
+        good_bytes = 0
+        with open(self.path, "rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # torn write: the process died mid-line
+                try:
+                    obj = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    break
+                self.done.add(str(obj[self.key]))
+                good_bytes += len(raw)
+        if good_bytes != self.path.stat().st_size:
+            with open(self.path, "r+b") as f:
+                f.truncate(good_bytes)
+
+    def __contains__(self, record_id: object) -> bool:
+        return str(record_id) in self.done
+
+    def write(self, record: dict[str, Any]) -> bool:
+        """Append unless the id is already there; returns whether it was written."""
+        rid = str(record[self.key])
+        if rid in self.done:
+            return False
+        self._f.write(dumps(record) + "\n")
+        self.done.add(rid)
+        self._pending += 1
+        if self._pending >= self.fsync_every:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._pending = 0
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.flush()
+            self._f.close()
+
+    def __enter__(self) -> "ResumableWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def done_marker(output: str | os.PathLike) -> Path:
+    """Completion marker written only after the output is closed and fsynced."""
+    p = Path(output)
+    return p.with_name(p.name + ".done")
+
+
+def mark_done(output: str | os.PathLike, stats: dict[str, Any] | None = None) -> None:
+    write_json(done_marker(output), stats or {})
+
+
+def is_done(output: str | os.PathLike) -> bool:
+    return done_marker(output).exists() and Path(output).exists()

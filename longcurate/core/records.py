@@ -1,0 +1,121 @@
+"""Typed records passed between stages as JSONL lines.
+
+Validation lives here so every stage rejects the same malformed input with the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("fine", "multihop", "short")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; `field` names the offending key."""
+
+    def __init__(self, field_name: str, reason: str):
+        super().__init__(f"field '{field_name}': {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class GoldSpan:
+    """Where a piece of the answer's evidence sits in the context (character offsets, end exclusive)."""
+
+    segment: int
+    char_start: int
+    char_end: int
+
+
+@dataclass
+class Sample:
+    """A long SFT sample: context + instruction -> response, in LongAlign `messages` form too."""
+
+    id: str
+    context: str
+    instruction: str
+    response: str
+    messages: list[dict[str, str]]
+    kind: str = "fine"
+    gold: list[GoldSpan] = field(default_factory=list)
+    num_segments: int = 0
+    length: int = 0
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # Keep the documented key order: id, kind, context, instruction, response, messages, gold, ...
+        order = ["id", "kind", "context", "instruction", "response", "messages", "gold",
+                 "num_segments", "length", "source"]
+        return {k: d[k] for k in order}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Sample":
+        """Validate and build a sample; LongAlign records with only `messages` are split."""
+        if not isinstance(d, dict):
+            raise RecordError("<record>", "not a JSON object")
+        rid = d.get("id")
+        if not isinstance(rid, (str, int)) or str(rid) == "":
+            raise RecordError("id", "missing or empty")
+        if "context" not in d and "messages" in d:
+            d = split_longalign(d)
+        for key in ("context", "instruction", "response"):
+            if not isinstance(d.get(key), str):
+                raise RecordError(key, "missing or not a string")
+        if not d["response"].strip():
+            raise RecordError("response", "empty response")
+        if not d["instruction"].strip():
+            raise RecordError("instruction", "empty instruction")
+        kind = d.get("kind", "fine")
+        if kind not in KINDS:
+            raise RecordError("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
+        messages = d.get("messages") or []
+        _check_messages(messages)
+        gold = []
+        for i, g in enumerate(d.get("gold") or []):
+            try:
+                span = GoldSpan(int(g["segment"]), int(g["char_start"]), int(g["char_end"]))
+            except (KeyError, TypeError, ValueError) as e:
+                raise RecordError(f"gold[{i}]", f"malformed span ({e})") from None
+            if not 0 <= span.char_start <= span.char_end <= len(d["context"]):
+                raise RecordError(f"gold[{i}]", "offsets outside the context")
+            gold.append(span)
+        return cls(id=str(rid), kind=kind, context=d["context"], instruction=d["instruction"],
+                   response=d["response"], messages=messages, gold=gold,
+                   num_segments=int(d.get("num_segments") or 0), length=int(d.get("length") or 0),
+                   source=dict(d.get("source") or {}))
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list):
+        raise RecordError("messages", "not a list")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise RecordError(f"messages[{i}]", "needs string 'role' and 'content'")
+
+
+def split_longalign(d: dict[str, Any]) -> dict[str, Any]:
+    """Split a LongAlign record's user turn into context and instruction at its last blank line.
+
+    This is what GATEAU's scripts do; the record notes it in `source.split`.
+    """
+    messages = d.get("messages")
+    _check_messages(messages)
+    users = [m for m in messages if m["role"] == "user"]
+    assistants = [m for m in messages if m["role"] == "assistant"]
+    if not users:
+        raise RecordError("messages", "no user turn")
+    if not assistants:
+        raise RecordError("messages", "no assistant turn")
+    text = users[0]["content"]
+    cut = text.rfind("\n\n")
+    if cut < 0:
+        context, instruction = "", text
+    else:
+        context, instruction = text[:cut], text[cut + 2:]
+    source = dict(d.get("source") or {})
+    source["split"] = "longalign-last-blank-line"
+    return {**d, "context": context, "instruction": instruction,
+            "response": assistants[0]["content"], "source": source}

@@ -1,0 +1,1 @@
+"""eval: VaL-style probes, needle in a haystack, LongBench, report."""

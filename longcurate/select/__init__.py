@@ -1,0 +1,1 @@
+"""select: GATEAU scoring (HMG + CAM), ranking, budgets, baselines and diagnostics."""

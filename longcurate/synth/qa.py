@@ -1,0 +1,76 @@
+"""The QA-generation protocol: a batch of requests in, results in the same order out.
+
+Backends (`template`, `openai`) are looked up by name through a lazy import map.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SegmentText:
+    """One corpus segment given to a QA generator."""
+
+    doc_id: str
+    title: str
+    index: int  # position of the segment within its document
+    text: str
+
+
+@dataclass(frozen=True)
+class QARequest:
+    request_id: str  # stable: the same request always has the same id (cache key part)
+    kind: str  # "fine" (one segment) or "multihop" (>= 2 segments, from different documents)
+    qtype: str  # e.g. "sentence_recall", "order", or "openai:fine"
+    segments: tuple[SegmentText, ...]
+    seed: int = 0
+
+
+@dataclass
+class Evidence:
+    """A verbatim span of a request segment that the answer rests on (char offsets in that segment)."""
+
+    segment: int  # index into QARequest.segments
+    char_start: int
+    char_end: int
+
+
+@dataclass
+class QAResult:
+    request_id: str
+    question: str | None = None
+    answer: str | None = None
+    # A fragment of the question that locates the evidence; no filler may contain it (ambiguity check).
+    key_fragments: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    generator: str = ""
+    error: str | None = None  # set when this item failed; the others are unaffected
+    usage: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.question) and bool(self.answer)
+
+
+class QABackend(Protocol):
+    name: str
+
+    def generate(self, requests: list[QARequest]) -> list[QAResult]:
+        """Results in the same order as the requests; a failure is a result with `error` set."""
+        ...
+
+
+BACKENDS = {
+    "template": "longcurate.synth.template_qa:TemplateBackend",
+    "openai": "longcurate.synth.openai_qa:OpenAIBackend",
+}
+
+
+def backend_class(name: str):
+    if name not in BACKENDS:
+        raise ValueError(f"unknown QA backend {name!r}; choose from {', '.join(BACKENDS)}")
+    module, _, attr = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

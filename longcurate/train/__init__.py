@@ -1,0 +1,1 @@
+"""train: mixtures, tokenization, sorted batching / packing, long-context SFT."""
