@@ -76,7 +76,7 @@ def materialize(name_or_path: str) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        _save_dequantized(model, tmp)
         tok.save_pretrained(tmp)
         if target.exists():  # another process finished first
             shutil.rmtree(tmp)
@@ -86,6 +86,22 @@ def materialize(name_or_path: str) -> str:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
+
+
+def _save_dequantized(model, folder: Path) -> None:
+    """Save a GGUF-loaded (already dequantized) model as plain safetensors + config.
+
+    `save_pretrained` refuses because the GGUF loader marks the model as quantized; the weights in
+    memory are ordinary float tensors, so they are saved directly and the marker is left out."""
+    from safetensors.torch import save_model
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _local_only(allow_download: bool) -> bool:
