@@ -1,0 +1,84 @@
+import json
+import os
+
+import pytest
+
+from longcurate.core.jsonl import (Rejects, ResumableWriter, atomic_open, dumps, is_done, mark_done, read_jsonl,
+                                   read_records, rejected_path, write_jsonl)
+from longcurate.core.records import Sample
+
+
+def test_rejected_path():
+    assert rejected_path("out/samples.jsonl").name == "samples.rejected.jsonl"
+
+
+def test_atomic_write_leaves_old_file_on_error(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_jsonl(p, [{"id": 1}])
+    with pytest.raises(RuntimeError):
+        with atomic_open(p) as f:
+            f.write("partial")
+            raise RuntimeError("boom")
+    assert p.read_text() == '{"id": 1}\n'
+    assert [x.name for x in tmp_path.iterdir()] == ["a.jsonl"]  # no temp file left
+
+
+def test_read_jsonl_quarantines_bad_lines(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"id": 1}\n\xff\xfe bad\n{"id": 2\n[1, 2]\n\n{"id": 3}\n')
+    rej = Rejects(tmp_path / "out.rejected.jsonl")
+    got = [(n, o["id"]) for n, o in read_jsonl(src, rej)]
+    rej.close()
+    assert got == [(1, 1), (6, 3)]
+    lines = [json.loads(x) for x in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
+    assert [(x["line"], x["reason"].split(":")[0]) for x in lines] == [
+        (2, "not UTF-8"), (3, "invalid JSON"), (4, "not a JSON object")]
+    assert all(x["file"] == str(src) for x in lines)
+    assert rej.total == 3
+
+
+def test_read_jsonl_without_quarantine_names_file_and_line(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"in.jsonl:2: invalid JSON"):
+        list(read_jsonl(src))
+
+
+def test_read_records_names_field(tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "context": "c", "instruction": "q", "response": "r"},
+            {"id": "b", "context": "c", "instruction": "q", "response": "  "},
+            {"id": "c", "context": "c", "instruction": "q"}]
+    src.write_text("".join(dumps(r) + "\n" for r in rows))
+    rej = Rejects(tmp_path / "r.jsonl")
+    good = [s.id for _, s in read_records(src, Sample.from_dict, rej)]
+    rej.close()
+    assert good == ["a"]
+    bad = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(b["id"], b["field"], b["line"]) for b in bad] == [("b", "response", 2), ("c", "response", 3)]
+    assert rej.counts == {"empty response": 1, "missing or not a string": 1}
+
+
+def test_resumable_writer_skips_done_and_drops_torn_line(tmp_path):
+    p = tmp_path / "parts.jsonl"
+    with ResumableWriter(p) as w:
+        assert w.write({"id": "a", "v": 1})
+        assert w.write({"id": "b", "v": 2})
+    with open(p, "a") as f:
+        f.write('{"id": "c", "v"')  # a crash mid-line
+    with ResumableWriter(p) as w:
+        assert "a" in w and "b" in w and "c" not in w
+        assert not w.write({"id": "a", "v": 1})
+        assert w.write({"id": "c", "v": 3})
+    ids = [json.loads(x)["id"] for x in p.read_text().splitlines()]
+    assert ids == ["a", "b", "c"]
+
+
+def test_done_marker(tmp_path):
+    p = tmp_path / "x.jsonl"
+    write_jsonl(p, [])
+    assert not is_done(p)
+    mark_done(p, {"n": 0})
+    assert is_done(p)
+    os.unlink(p)
+    assert not is_done(p)
