@@ -82,3 +82,11 @@ def test_done_marker(tmp_path):
     assert is_done(p)
     os.unlink(p)
     assert not is_done(p)
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    p = tmp_path / "perm.jsonl"
+    write_jsonl(p, [{"id": 1}])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
