@@ -1,0 +1,443 @@
+"""LongBench: --score-only from files (exact result.json), bad input, middle truncation, -E buckets,
+and the prediction path with a fake generator (orchestration only: prompts, truncation, resume)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from longcurate.config import RunConfig
+from longcurate.core.config import build
+from longcurate.eval import longbench as lb
+from longcurate.eval.generate import GenResult
+
+POLICY = lb.FAILURE_POLICY
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n")
+    return path
+
+
+def run_cli(argv: list[str]) -> int:
+    """`longcurate eval longbench ...` through the real CLI (our own parser until eval/cli.py exists)."""
+    if importlib.util.find_spec("longcurate.eval.cli") is not None:
+        from longcurate.cli import main
+
+        return main(["eval", "longbench", *argv])
+    from longcurate.eval.longbench_cli import register
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(["longbench", *argv])
+    return args.func(args)
+
+
+def read_result(folder: Path) -> dict:
+    return json.loads((folder / "result.json").read_text(encoding="utf-8"))
+
+
+TREC_CLASSES = ["Location", "Entity", "Human being", "Human"]
+
+
+def pred(p: str, answers: list[str], length: int = 1000, classes=None, rid: str | None = None) -> dict:
+    row = {"pred": p, "answers": answers, "all_classes": classes, "length": length}
+    if rid is not None:
+        row["_id"] = rid
+    return row
+
+
+@pytest.fixture()
+def pred_dir(tmp_path: Path) -> Path:
+    """Prediction files in LongBench's own format (no `_id`), with hand-computed scores."""
+    d = tmp_path / "pred"
+    write_jsonl(d / "hotpotqa.jsonl", [
+        pred("The Eiffel Tower", ["Eiffel Tower"]),  # 1
+        pred("a cat sat", ["the cat", "dog"]),  # 2/3 (best ground truth)
+        pred("", ["x"]),  # 0
+    ])  # 55.56
+    write_jsonl(d / "trec.jsonl", [
+        pred("Location\nEntity", ["Location"], classes=TREC_CLASSES),  # first line only: 1
+        pred("Human being", ["Human being"], classes=TREC_CLASSES),  # 1
+        pred("Location or Entity", ["Entity"], classes=TREC_CLASSES),  # 1/2
+        pred("Human", ["Location"], classes=TREC_CLASSES),  # 0
+    ])  # 62.5
+    write_jsonl(d / "passage_count.jsonl", [pred("7", ["7"]), pred("7 or 10", ["7"])])  # 75.0
+    write_jsonl(d / "lcc.jsonl", [pred("return x", ["return y"]), pred("\n```\nfoo()\n```", ["foo()"])])  # 93.75
+    write_jsonl(d / "gov_report.jsonl", [pred("quick brown fox", ["quick brown fox"]),
+                                        pred("a quick brown fox", ["quick brown dog jumps"])])  # 75.0
+    (d / "notes.jsonl").write_text("not a task file\n")  # ignored: not a task name
+    return d
+
+
+EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage_count": 75.0, "lcc": 93.75}
+
+
+def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
+    assert run_cli(["--score-only", str(pred_dir)]) == 0
+    result = read_result(pred_dir)
+    assert result == {
+        "benchmark": "LongBench",
+        "scores": EXPECTED_SCORES,
+        "average": 72.36,  # (55.56 + 75 + 62.5 + 75 + 93.75) / 5
+        "categories": {"multi-doc QA": 55.56, "summarization": 75.0, "few-shot": 62.5, "synthetic": 75.0,
+                       "code": 93.75},
+        "counts": {"hotpotqa": {"scored": 3, "failed": 0}, "gov_report": {"scored": 2, "failed": 0},
+                   "trec": {"scored": 4, "failed": 0}, "passage_count": {"scored": 2, "failed": 0},
+                   "lcc": {"scored": 2, "failed": 0}},
+        "num_failures": 0,
+        "failures": {},
+        "failure_policy": POLICY,
+        "pred_dir": str(pred_dir),
+    }
+    assert not (pred_dir / lb.REJECTED_NAME).exists()
+    out = capsys.readouterr().out
+    assert "hotpotqa" in out and "55.56" in out and "failures: 0" in out
+
+
+def test_score_only_output_dir_and_task_filter(pred_dir: Path, tmp_path: Path):
+    out = tmp_path / "elsewhere"
+    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(out), "--tasks", "lcc,trec"]) == 0
+    result = read_result(out)
+    assert result["scores"] == {"lcc": 93.75, "trec": 62.5}
+    assert result["average"] == 78.12  # (93.75 + 62.5) / 2 = 78.125, rounded half to even by round()
+    assert not (pred_dir / "result.json").exists()
+
+
+def test_score_only_is_deterministic(pred_dir: Path):
+    assert run_cli(["--score-only", str(pred_dir)]) == 0
+    first = (pred_dir / "result.json").read_bytes()
+    assert run_cli(["--score-only", str(pred_dir)]) == 0
+    assert (pred_dir / "result.json").read_bytes() == first
+
+
+def test_score_only_longbench_e_buckets(tmp_path: Path):
+    d = tmp_path / "pred_e"
+    write_jsonl(d / "hotpotqa.jsonl", [
+        pred("paris", ["Paris"], length=1200),  # 0-4k: 1
+        pred("london", ["Paris"], length=3999),  # 0-4k: 0
+        pred("paris", ["Paris"], length=4000),  # 4-8k: 1
+        pred("paris france", ["Paris"], length=9000),  # 8k+: 2/3
+    ])
+    write_jsonl(d / "passage_count.jsonl", [pred("3", ["3"], length=100)])
+    assert run_cli(["--score-only", str(d), "--e"]) == 0
+    result = read_result(d)
+    assert result["benchmark"] == "LongBench-E"
+    assert result["scores"] == {"hotpotqa": {"0-4k": 50.0, "4-8k": 100.0, "8k+": 66.67},
+                                "passage_count": {"0-4k": 100.0, "4-8k": None, "8k+": None}}
+    assert result["average"] == {"0-4k": 75.0, "4-8k": 100.0, "8k+": 66.67}
+
+
+def test_score_only_e_needs_length(tmp_path: Path):
+    d = tmp_path / "pred_e"
+    write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=1200), {"pred": "paris", "answers": ["Paris"]}])
+    assert run_cli(["--score-only", str(d), "--e"]) == 0
+    result = read_result(d)
+    assert result["counts"]["hotpotqa"] == {"scored": 1, "failed": 1}
+    (f,) = result["failures"]["hotpotqa"]
+    assert (f["line"], f["field"]) == (2, "length")
+
+
+def data_row(rid: str, answers: list[str], context: str = "ctx", inp: str = "q?", length: int = 500, **kw) -> dict:
+    return {"input": inp, "context": context, "answers": answers, "length": length, "dataset": kw.pop("dataset", ""),
+            "all_classes": kw.pop("all_classes", None), "_id": rid, **kw}
+
+
+def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys):
+    data = tmp_path / "data"
+    write_jsonl(data / "hotpotqa.jsonl", [
+        data_row("h1", ["Paris"]), data_row("h2", ["Rome"]), data_row("h3", ["Oslo"]), data_row("h4", ["Bern"]),
+        {"input": "q?", "answers": ["x"], "length": 10, "_id": "h5"},  # no context
+    ])
+    write_jsonl(data / "passage_count.jsonl", [data_row(f"c{i}", ["2"]) for i in range(3)])
+    preds = tmp_path / "pred"
+    write_jsonl(preds / "hotpotqa.jsonl", [
+        pred("Paris", ["Paris"], rid="h1"),  # scored: 1
+        {"answers": ["Rome"], "all_classes": None, "length": 500, "_id": "h2"},  # no pred
+        '{"pred": "Oslo", "answers": ',  # not JSON
+        {"pred": "Oslo", "all_classes": None, "length": 500, "_id": "h3"},  # no answers
+    ])  # h4: no line at all
+    write_jsonl(preds / "passage_count.jsonl", [pred("2", ["2"]), pred("2 3", ["2"])])  # 3 data items, 2 lines
+    assert run_cli(["--score-only", str(preds), "--data-dir", str(data)]) == 0
+    result = read_result(preds)
+    assert result["scores"] == {"hotpotqa": 100.0, "passage_count": 75.0}
+    assert result["counts"] == {"hotpotqa": {"scored": 1, "failed": 5}, "passage_count": {"scored": 2, "failed": 1}}
+    assert result["num_failures"] == 6
+    hp = result["failures"]["hotpotqa"]
+    pred_file = str(preds / "hotpotqa.jsonl")
+    assert hp[0] == {"file": str(data / "hotpotqa.jsonl"), "line": 5, "field": "context", "_id": "h5",
+                     "reason": "bad data line: missing"}
+    assert [(f["file"], f["line"], f["field"], f["_id"]) for f in hp[1:]] == [
+        (pred_file, 2, "pred", "h2"), (pred_file, 3, None, None), (pred_file, 4, "answers", "h3"),
+        (pred_file, None, "pred", "h4")]
+    assert "invalid JSON" in hp[2]["reason"]
+    assert hp[4]["reason"] == "no prediction for this _id"
+    (pc,) = result["failures"]["passage_count"]
+    assert pc["reason"] == "no prediction: passage_count.jsonl has 2 lines for 3 data items"
+    rejected = [json.loads(x) for x in (preds / lb.REJECTED_NAME).read_text().splitlines()]
+    assert len(rejected) == 6
+    out = capsys.readouterr().out
+    assert "failures: 6" in out and "field 'pred'" in out and "h4" in out
+
+
+def test_unknown_task_and_missing_folder(tmp_path: Path, capsys):
+    assert run_cli(["--score-only", str(tmp_path / "nope")]) == 2
+    d = write_jsonl(tmp_path / "p" / "hotpotqa.jsonl", [pred("a", ["a"])]).parent
+    assert run_cli(["--score-only", str(d), "--tasks", "hotpotqa,not_a_task"]) == 2
+    assert "unknown LongBench task 'not_a_task'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli(["--score-only", str(empty)]) == 2
+
+
+# --- prompts and truncation --------------------------------------------------------------------
+
+def test_truncate_middle_keeps_first_and_last_halves(tokenizer):
+    text = " ".join(f"w{i}" for i in range(400))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 100
+    out, cut = lb.truncate_middle(text, tokenizer, 100)
+    assert cut
+    assert out == tokenizer.decode(ids[:50]) + tokenizer.decode(ids[-50:])
+    assert out.startswith("w0 w1 w2") and out.endswith("w398 w399")
+    assert "w200" not in out
+    same, cut = lb.truncate_middle(text, tokenizer, len(ids))
+    assert (same, cut) == (text, False)
+
+
+def test_fit_prompt_fits_the_rendered_chat_prompt(tokenizer):
+    from longcurate.eval.generate import render_prompt
+
+    text = "START " + " ".join(f"w{i}" for i in range(600)) + " END"
+    for max_context in (120, 300, 5000):
+        out, cut = lb.fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
+                                 max_new_tokens=32, template="chat")
+        rendered, special = render_prompt(out, tokenizer, "chat")
+        n = len(tokenizer(rendered, add_special_tokens=special)["input_ids"])
+        assert n <= max_context - 32
+        assert cut == (max_context < 5000)
+        assert out.startswith("START") and out.endswith("END")
+    out, cut = lb.fit_prompt(text, tokenizer, max_input_tokens=64, max_context=10**6, max_new_tokens=32,
+                             template="chat")
+    assert cut and len(tokenizer(out, add_special_tokens=False)["input_ids"]) <= 66
+
+
+def reference_fit(text, tokenizer, budget, template):
+    """Straightforward: re-tokenize the whole text for every try (what fit_prompt avoids)."""
+    from longcurate.eval.generate import render_prompt
+
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    limit = budget
+    while True:
+        candidate, _ = lb.truncate_middle(text, tokenizer, limit)
+        rendered, special = render_prompt(candidate, tokenizer, template)
+        over = len(tokenizer(rendered, add_special_tokens=special)["input_ids"]) - budget
+        if over <= 0:
+            return candidate
+        limit = min(limit, n) - over
+
+
+@pytest.mark.parametrize("template", ["chat", "raw", "film"])
+def test_fit_prompt_matches_reference(tokenizer, template):
+    text = "Intro. " + " ".join(f"sentence {i} about topic {i % 7}." for i in range(300)) + " Question?"
+    for max_context in (100, 700, 1400, 3000):
+        out, _ = lb.fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
+                               max_new_tokens=32, template=template)
+        assert out == reference_fit(text, tokenizer, max_context - 32, template)
+
+
+def test_prompt_and_maxlen_files(tmp_path: Path):
+    prompts = lb.load_prompts()
+    assert set(prompts) == set(lb.metrics.TASKS)
+    assert all("{context}" in t for t in prompts.values())
+    item = lb.LongBenchItem("1", "hotpotqa", "Who?", "CTX {braces} stay", ["a"])
+    assert "CTX {braces} stay" in lb.build_prompt(prompts["hotpotqa"], item) and "Who?" in lb.build_prompt(
+        prompts["hotpotqa"], item)
+    f = tmp_path / "dataset2prompt.json"
+    f.write_text(json.dumps({"hotpotqa": "C: {context}\nQ: {input}\nA:"}))
+    assert lb.load_prompts(str(f))["hotpotqa"] == "C: {context}\nQ: {input}\nA:"
+    f.write_text(json.dumps({"hotpotqa": "C: {context} {question}"}))
+    with pytest.raises(ValueError, match="dataset2prompt.json: task 'hotpotqa'"):
+        lb.load_prompts(str(f))
+    m = tmp_path / "dataset2maxlen.json"
+    m.write_text(json.dumps({"hotpotqa": 7}))
+    assert lb.load_maxlens(str(m))["hotpotqa"] == 7 and lb.load_maxlens(str(m))["lcc"] == 64
+    m.write_text(json.dumps({"hotpotqa": "seven"}))
+    with pytest.raises(ValueError, match="hotpotqa"):
+        lb.load_maxlens(str(m))
+
+
+# --- the prediction path (a fake generator: orchestration only) --------------------------------
+
+class FakeGenerator:
+    """Answers from a table; records every request with the template in force; fails chosen ids."""
+
+    def __init__(self, tokenizer, answers: dict[str, str], max_context: int = 256, fail: frozenset = frozenset()):
+        self.tokenizer = tokenizer
+        self.max_context = max_context
+        self.template = "chat"
+        self.answers = answers
+        self.fail = fail
+        self.seen: list[tuple[str, object]] = []
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            self.seen.append((self.template, r))
+            if r.id in self.fail:
+                out.append(GenResult(r.id, "", "CUDA out of memory"))
+            else:
+                out.append(GenResult(r.id, self.answers[r.id]))
+        return out
+
+
+LONG = "START " + " ".join(f"filler{i}" for i in range(400)) + " END"
+
+
+@pytest.fixture()
+def run_setup(tmp_path: Path):
+    data = tmp_path / "data"
+    write_jsonl(data / "hotpotqa.jsonl", [
+        data_row("h1", ["Paris"], context=LONG, inp="Capital of France?"),
+        data_row("h2", ["Rome"], context="short context", inp="Capital of Italy?"),
+        data_row("h3", ["Oslo"], context="short", inp="Capital of Norway?"),
+    ])
+    write_jsonl(data / "trec.jsonl", [
+        data_row("t1", ["Location"], context="Question: Where?\nType: Location", inp="Question: Where is X?\nType:",
+                 all_classes=TREC_CLASSES),
+        data_row("t2", ["Human"], context="Question: Who?\nType: Human", inp="Question: Who is Y?\nType:",
+                 all_classes=TREC_CLASSES),
+    ])
+    cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"),
+                            "eval": {"longbench": {"data_dir": str(data), "tasks": ["hotpotqa", "trec"]}}})
+    answers = {"h1": "Paris", "h2": "Rome", "h3": "Bergen", "t1": "Location\nHuman", "t2": "Entity"}
+    return cfg, answers, tmp_path / "run" / "eval" / "longbench" / "pred"
+
+
+def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
+    cfg, answers, pred_dir = run_setup
+    gen = FakeGenerator(tokenizer, answers, fail=frozenset({"h2"}))
+    result = lb.run_longbench(cfg, generator=gen, progress=False)
+
+    # prompts: chat turns for QA (truncated in the middle to fit 256 - 32 tokens), raw text for trec
+    by_id = {r.id: (tpl, r) for tpl, r in gen.seen}
+    tpl, h1 = by_id["h1"]
+    assert tpl == "chat" and isinstance(h1.prompt, list) and h1.max_new_tokens == 32
+    text = h1.prompt[0]["content"]
+    assert "START" in text and "END" in text and "filler200" not in text and "Capital of France?" in text
+    rendered = tokenizer.apply_chat_template(h1.prompt, tokenize=False, add_generation_prompt=True)
+    assert len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) <= 256 - 32
+    tpl, t1 = by_id["t1"]
+    assert tpl == "raw" and isinstance(t1.prompt, str) and t1.prompt.endswith("Question: Where is X?\nType:")
+    assert t1.max_new_tokens == 64
+    assert gen.template == "chat"  # restored
+    assert result["_stats"] == {"predicted": 4, "skipped": 0, "truncated": 1, "errors": 1}
+
+    # predictions in LongBench's format; the failed item is not written and is listed
+    lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
+    assert [x["_id"] for x in lines] == ["h1", "h3"]
+    assert lines[0] == {"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 500, "_id": "h1"}
+    assert result["scores"] == {"hotpotqa": 50.0, "trec": 50.0}  # trec: first line "Location" 1, "Entity" 0
+    assert result["counts"]["hotpotqa"] == {"scored": 2, "failed": 1}
+    (f,) = result["failures"]["hotpotqa"]
+    assert f["_id"] == "h2" and f["reason"] == "generation error: CUDA out of memory"
+    assert read_result(pred_dir)["failures"] == result["failures"]
+
+    # re-run: only the failed item is generated again; then nothing at all
+    gen2 = FakeGenerator(tokenizer, answers)
+    result2 = lb.run_longbench(cfg, generator=gen2, progress=False)
+    assert [r.id for _, r in gen2.seen] == ["h2"]
+    assert result2["scores"] == {"hotpotqa": 66.67, "trec": 50.0} and result2["num_failures"] == 0
+    first = (pred_dir / "result.json").read_bytes()
+    gen3 = FakeGenerator(tokenizer, answers)
+    result3 = lb.run_longbench(cfg, generator=gen3, progress=False)
+    assert gen3.seen == [] and result3["_stats"]["skipped"] == 5
+    assert (pred_dir / "result.json").read_bytes() == first
+    assert not (pred_dir / lb.REJECTED_NAME).exists()
+    # --score-only on the same folder reproduces the run's result (without the run's metadata)
+    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(pred_dir.parent / "rescored")]) == 0
+    rescored = read_result(pred_dir.parent / "rescored")
+    assert rescored["scores"] == result3["scores"] and rescored["counts"] == result3["counts"]
+
+
+def test_run_resumes_after_a_torn_write(run_setup, tokenizer):
+    cfg, answers, pred_dir = run_setup
+    lb.run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    path = pred_dir / "hotpotqa.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + lines[2][:15])  # the process died while writing h3
+    gen = FakeGenerator(tokenizer, answers)
+    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    assert [r.id for _, r in gen.seen] == ["h3"]
+    assert [json.loads(x)["_id"] for x in path.read_text().splitlines()] == ["h1", "h2", "h3"]
+    assert result["num_failures"] == 0
+
+
+def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
+    data = tmp_path / "data"
+    write_jsonl(data / "passage_count.jsonl", [
+        data_row("c1", ["2"]), {"input": "", "context": "x", "answers": "2", "_id": "c2"}, data_row("c3", ["1"]),
+        data_row("c4", ["5"])])
+    cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"),
+                            "eval": {"longbench": {"data_dir": str(data), "limit": 2}}})
+    gen = FakeGenerator(tokenizer, {"c1": "2", "c3": "1 or 2"})
+    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    assert [r.id for _, r in gen.seen] == ["c1", "c3"]  # every task found; the first 2 good items
+    assert result["scores"] == {"passage_count": 75.0}
+    (f,) = result["failures"]["passage_count"]
+    assert (f["line"], f["field"], f["_id"]) == (2, "answers", "c2") and "list of strings" in f["reason"]
+
+
+def test_no_data_source_is_a_clear_error(tmp_path: Path):
+    cfg = build(RunConfig, {"output_dir": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match="data_dir"):
+        lb.run_longbench(cfg, generator=object(), progress=False)
+
+
+@pytest.mark.integration
+def test_run_with_the_real_hf_generator(run_setup, tokenizer, smollm2):
+    """SmolLM2 through the HF backend: every truncated prompt fits the backend's own check, raw tasks
+    bypass the chat template, and the files are complete."""
+    from longcurate.eval.hf_backend import HFGenerator
+
+    cfg, _, pred_dir = run_setup
+    maxlen = pred_dir.parents[3] / "maxlen.json"
+    maxlen.write_text(json.dumps({"hotpotqa": 8, "trec": 4}))  # short answers keep the test quick
+    cfg.eval.longbench.maxlen_file = str(maxlen)
+    gen = HFGenerator(smollm2, tokenizer, template="chat", batch_size=2, max_context=200, progress=False)
+    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    assert result["num_failures"] == 0, result["failures"]
+    assert result["_stats"]["truncated"] == 1 and gen.template == "chat"
+    assert result["counts"] == {"hotpotqa": {"scored": 3, "failed": 0}, "trec": {"scored": 2, "failed": 0}}
+    for task in ("hotpotqa", "trec"):
+        rows = [json.loads(x) for x in (pred_dir / f"{task}.jsonl").read_text().splitlines()]
+        assert all(isinstance(r["pred"], str) for r in rows) and len(rows) == len({r["_id"] for r in rows})
+    assert all(0.0 <= s <= 100.0 for s in result["scores"].values())
+
+
+@pytest.mark.integration
+def test_cli_run_mode_with_smollm2(tmp_path: Path):
+    """`longcurate eval longbench` end to end: flags and key=value overrides, the hf backend, resume."""
+    data = tmp_path / "data"
+    write_jsonl(data / "passage_count.jsonl", [data_row("c1", ["1"], context="Paragraph 1: The sky is blue.",
+                                                        inp=""), data_row("c2", ["1"])])
+    maxlen = tmp_path / "maxlen.json"
+    maxlen.write_text(json.dumps({"passage_count": 4}))
+    out = tmp_path / "lb"
+    argv = ["--data-dir", str(data), "--output-dir", str(out), "--limit", "1", "--backend", "hf",
+            "--model", "smollm2-135m-instruct", f"eval.longbench.maxlen_file={maxlen}", "eval.generate.dtype=float32"]
+    assert run_cli(argv) == 0
+    result = read_result(out / "pred")
+    assert result["counts"] == {"passage_count": {"scored": 1, "failed": 0}}
+    assert result["model"] == "smollm2-135m-instruct"
+    first = (out / "pred" / "result.json").read_bytes()
+    assert run_cli(argv) == 0  # nothing left to predict: same bytes
+    assert (out / "pred" / "result.json").read_bytes() == first

@@ -1,0 +1,187 @@
+"""Mixture building: exact budgets, short size/ratio, dedup, seed determinism, rejects, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from longcurate.core.jsonl import dumps, rejected_path
+from longcurate.core.prompts import messages_for
+from longcurate.core.records import RecordError
+from longcurate.train.chat import conversation_hash, parse_conversation
+from longcurate.train.mix import build_mixture, manifest_path, summary
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def long_record(i: int) -> dict:
+    ctx, ins, resp = f"Context {i} " + "filler text. " * 20, f"What is item {i}?", f"Item {i} is thing {i}."
+    return {"id": f"in2-{i:06d}", "kind": "fine", "context": ctx, "instruction": ins, "response": resp,
+            "messages": messages_for(ctx, ins, resp), "gold": [], "num_segments": 3, "length": 100,
+            "source": {}}
+
+
+def short_record(i: int, style: str = "sharegpt") -> dict:
+    q, a = f"Question number {i}?", f"Answer number {i}."
+    if style == "sharegpt":
+        return {"id": f"sg-{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+    return {"id": f"sg-{i}", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+
+
+def write(path: Path, records: list) -> str:
+    path.write_text("".join((r if isinstance(r, str) else dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+def read(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    budget = write(tmp_path / "long-30.jsonl", [long_record(i) for i in range(30)])
+    short = write(tmp_path / "short.jsonl",
+                  [short_record(i, "sharegpt" if i % 2 else "messages") for i in range(100)])
+    return budget, short
+
+
+def test_budget_is_honoured_exactly_and_ratio(inputs, tmp_path):
+    budget, short = inputs
+    out = str(tmp_path / "mix" / "mixture.jsonl")
+    m = build_mixture([budget], short, out, short_ratio=2.0, seed=1, progress=False)
+    recs = read(out)
+    assert m["long"] == 30 and m["short"] == 60 and m["total"] == 90 == len(recs)
+    assert sum(r["source"] == "long" for r in recs) == 30
+    assert {r["id"] for r in recs if r["source"] == "long"} == {f"in2-{i:06d}" for i in range(30)}
+    assert m["sources"][budget] == {"source": "long", "read": 30, "valid": 30, "rejected": 0,
+                                    "duplicates": 0, "used": 30}
+    assert m["sources"][short]["used"] == 60 and m["sources"][short]["available"] == 100
+    assert json.loads(manifest_path(out).read_text()) == m
+    for r in recs:
+        assert list(r) == ["id", "source", "origin", "messages"]
+        assert r["origin"] == (budget if r["source"] == "long" else short)
+        assert [t["role"] for t in r["messages"]] == ["user", "assistant"]
+    assert "30 long + 60 short = 90" in summary(m)
+
+
+def test_short_size_and_shortfall(inputs, tmp_path):
+    budget, short = inputs
+    m = build_mixture([budget], short, str(tmp_path / "a.jsonl"), short_size=7, progress=False)
+    assert (m["long"], m["short"], m["short_shortfall"]) == (30, 7, 0)
+    m = build_mixture([budget], short, str(tmp_path / "b.jsonl"), short_size=500, progress=False)
+    assert (m["short"], m["short_requested"], m["short_shortfall"]) == (100, 500, 400)
+    m = build_mixture([budget], None, str(tmp_path / "c.jsonl"), progress=False)
+    assert (m["long"], m["short"]) == (30, 0)
+    with pytest.raises(ValueError, match="not both"):
+        build_mixture([budget], short, str(tmp_path / "d.jsonl"), short_size=1, short_ratio=1.0)
+
+
+def test_two_budget_files_and_limit(inputs, tmp_path):
+    budget, short = inputs
+    other = write(tmp_path / "long-other.jsonl", [long_record(i) for i in range(100, 110)])
+    m = build_mixture([budget, other], short, str(tmp_path / "m.jsonl"), short_size=5, progress=False)
+    assert m["long"] == 40 and m["sources"][other]["used"] == 10
+    m = build_mixture([budget, other], short, str(tmp_path / "l.jsonl"), short_size=50, limit=4,
+                      progress=False)
+    assert (m["long"], m["short"]) == (8, 4)
+
+
+def test_seed_determinism(inputs, tmp_path):
+    budget, short = inputs
+    a, b, c = (str(tmp_path / f"{n}.jsonl") for n in "abc")
+    build_mixture([budget], short, a, short_ratio=1.0, seed=5, progress=False)
+    build_mixture([budget], short, b, short_ratio=1.0, seed=5, progress=False)
+    build_mixture([budget], short, c, short_ratio=1.0, seed=6, progress=False)
+    assert Path(a).read_bytes() == Path(b).read_bytes()
+    assert Path(a).read_bytes() != Path(c).read_bytes()
+    ids_a = [r["id"] for r in read(a)]
+    assert ids_a != sorted(ids_a)  # shuffled, not in file order
+
+
+def test_dedup_by_normalised_content(tmp_path):
+    budget = write(tmp_path / "long.jsonl", [long_record(i) for i in range(5)])
+    dup_of_long = {"id": "copy", "messages": long_record(2)["messages"]}
+    spaced = {"id": "sp", "conversations": [{"from": "human", "value": "  Question   number 1? "},
+                                             {"from": "gpt", "value": "Answer number 1.\n"}]}
+    short = write(tmp_path / "short.jsonl",
+                  [short_record(1), short_record(2), dup_of_long, spaced, short_record(2, "messages")])
+    out = str(tmp_path / "m.jsonl")
+    m = build_mixture([budget], short, out, progress=False)
+    assert m["sources"][short]["duplicates"] == 3 and m["duplicates"] == 3
+    assert (m["long"], m["short"]) == (5, 2)
+    hashes = [conversation_hash(r["messages"]) for r in read(out)]
+    assert len(hashes) == len(set(hashes))
+
+
+def test_bad_input_rejected_with_reasons(tmp_path):
+    budget = write(tmp_path / "long.jsonl", [long_record(0), {**long_record(1), "response": "  "},
+                                             "{not json"])
+    short = write(tmp_path / "short.jsonl", [
+        short_record(0),
+        {"id": "odd", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
+                                        {"from": "human", "value": "bye?"}]},
+        {"id": "empty", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "  "}]},
+        {"id": "robot", "conversations": [{"from": "robot", "value": "hi"}, {"from": "gpt", "value": "x"}]},
+        {"id": "order", "messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]},
+        {"id": "none"},
+    ])
+    out = str(tmp_path / "m.jsonl")
+    m = build_mixture([budget], short, out, progress=False)
+    assert (m["long"], m["short"]) == (1, 1)
+    assert m["rejected_by_reason"] == {"odd number of turns": 1, "empty assistant turn": 1, "unknown role": 1,
+                                       "turns do not alternate": 1, "no conversation": 1, "empty response": 1,
+                                       "invalid JSON": 1}
+    assert m["sources"][short] == {"source": "short", "read": 6, "valid": 1, "rejected": 5, "duplicates": 0,
+                                   "available": 1, "used": 1}
+    assert m["sources"][budget]["read"] == 3 and m["sources"][budget]["rejected"] == 2
+    rej = read(str(rejected_path(out)))
+    by_id = {r["id"]: r for r in rej}
+    assert by_id["odd"]["reason"].startswith("odd number of turns: 3")
+    assert by_id["odd"]["line"] == 2 and by_id["odd"]["file"] == short
+    assert by_id["robot"]["reason"] == "unknown role: 'robot'" and by_id["robot"]["field"] == "conversations[0].from"
+    assert by_id["empty"]["field"] == "conversations[1].value"
+    assert m["rejected_file"] == str(rejected_path(out))
+
+
+def test_rerun_redoes_nothing_and_stale_rejects_go(inputs, tmp_path):
+    budget, short = inputs
+    out = tmp_path / "m.jsonl"
+    rejected_path(out).write_text("stale\n")
+    first = build_mixture([budget], short, str(out), short_size=10, progress=False)
+    assert not rejected_path(out).exists()
+    stamp = out.stat().st_mtime_ns, manifest_path(out).stat().st_mtime_ns
+    again = build_mixture([budget], short, str(out), short_size=10, progress=False)
+    assert again.pop("resumed") is True and again == first
+    assert (out.stat().st_mtime_ns, manifest_path(out).stat().st_mtime_ns) == stamp
+    changed = build_mixture([budget], short, str(out), short_size=11, progress=False)
+    assert "resumed" not in changed and changed["short"] == 11
+
+
+def test_parse_conversation_roles():
+    msgs = parse_conversation({"conversations": [{"from": "system", "value": "be nice"},
+                                                 {"from": "user", "value": "q"}, {"from": "chatgpt", "value": "a"},
+                                                 {"from": "Human", "value": "q2"}, {"from": "bard", "value": "a2"}]})
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant"]
+    with pytest.raises(RecordError, match="misplaced system"):
+        parse_conversation({"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"},
+                                         {"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]})
+
+
+def test_demo_short_chat_file_is_clean(tmp_path):
+    path = REPO / "data" / "short_chat_demo.jsonl"
+    assert path.stat().st_size < 1_000_000
+    m = build_mixture([], str(path), str(tmp_path / "m.jsonl"), progress=False)
+    assert m["rejected"] == 0 and m["duplicates"] == 0 and m["short"] >= 90
+    multi = [r for r in read(str(tmp_path / "m.jsonl")) if len(r["messages"]) > 3]
+    assert len(multi) >= 10
+
+
+def test_1k_budget_gives_exactly_1000_long_samples(tmp_path):
+    budget = write(tmp_path / "long-1k.jsonl", [long_record(i) for i in range(1000)])
+    short = write(tmp_path / "short.jsonl", [short_record(i) for i in range(300)])
+    out = str(tmp_path / "m.jsonl")
+    m = build_mixture([budget], short, out, short_ratio=0.25, seed=0, progress=False)
+    assert m["long"] == 1000 and m["sources"][budget]["used"] == 1000 and m["short"] == 250
+    assert sum(r["source"] == "long" for r in read(out)) == 1000
