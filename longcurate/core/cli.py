@@ -43,7 +43,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "openai", "httpcore"):
+    for noisy in ("httpx", "httpx2", "urllib3", "filelock", "datasets", "openai", "httpcore", "httpcore2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
