@@ -60,7 +60,9 @@ def run_pipeline(cfg) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.config_file and not args.config:
+    if args.config_file and "=" in args.config_file and not args.config_file.endswith((".yaml", ".yml")):
+        args.overrides = [args.config_file, *(args.overrides or [])]  # `run key=value` with no config file
+    elif args.config_file and not args.config:
         args.config = args.config_file
     cfg = resolve_config(args)
     run_pipeline(cfg)

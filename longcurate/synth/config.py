@@ -13,8 +13,11 @@ class CorpusConfig:
     text_field: str = "text"
     title_field: str | None = "title"
     id_field: str | None = "id"
-    split: str | None = None  # for a DatasetDict on disk
+    split: str | None = None  # for a DatasetDict on disk (default: "train" when present)
     limit: int | None = None  # read at most this many documents
+    # Documents shorter than this many tokens are quarantined; None means one full segment
+    # (`segment_tokens`). Note: ~73% of the bundled summaries are shorter than 128 tokens.
+    min_doc_tokens: int | None = None
 
 
 @dataclass
@@ -33,6 +36,8 @@ class OpenAIConfig:
     price_output_per_1m: float = 0.60
     temperature: float = 0.0
     max_output_tokens: int = 512
+    json_mode: bool = True  # ask the server for a JSON-object reply (response_format)
+    max_tokens_param: str = "max_tokens"  # "max_completion_tokens" for OpenAI reasoning models
     cache_dir: str | None = None  # default: <output_dir>/openai-cache
 
 
@@ -49,6 +54,10 @@ class SynthConfig:
     fine_types: list[str] = field(default_factory=lambda: ["sentence_recall", "cloze", "topic"])
     multihop_types: list[str] = field(default_factory=lambda: ["order", "pair_recall"])
     multihop_fraction: float = 0.2  # of the non-short samples
+    multihop_segments: int = 2  # gold segments per multi-hop question, each from a different document
     short_fraction: float = 0.1  # kept with their original short context (kind: short)
+    separator: str = "\n\n"  # between segments of an assembled context
+    max_attempts: int = 20  # QA/assembly draws per sample before it is given up (and quarantined)
+    batch_size: int = 64  # requests handed to the QA backend at once (matters for the openai backend)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     limit: int | None = None  # stop after this many samples (debugging)

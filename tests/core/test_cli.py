@@ -23,3 +23,12 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
     bad.write_text("seed: 1\nnot_a_key: 2\n")
     assert main(["run", str(bad)]) == 2
     assert "not_a_key" in capsys.readouterr().err
+
+
+def test_run_accepts_overrides_without_config(monkeypatch):
+    import longcurate.pipeline as pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda cfg: seen.setdefault("cfg", cfg))
+    assert main(["run", "output_dir=/tmp/x", "seed=4"]) == 0
+    assert (seen["cfg"].output_dir, seen["cfg"].seed) == ("/tmp/x", 4)

@@ -1,0 +1,190 @@
+"""Context assembly: gold segment(s) at uniformly random positions among filler segments from other
+documents, up to a target token length; or the gold segment's own short document (`kind: short`).
+
+Lengths are counted, not re-tokenized: a sample's token count is the frame (chat template, FILM
+preamble, instruction, response; tokenized once per sample) plus each piece's own token count plus
+the separators. `tests/synth` checks this against a full tokenization (within 1%).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from longcurate.core.prompts import film_chat, messages_for
+from longcurate.core.records import GoldSpan
+from longcurate.synth.segment import Segment, SegmentPool
+
+_SENTINEL = "\u0000CONTEXT\u0000"
+MIN_PIECE_TOKENS = 16  # a truncated last filler shorter than this is left out
+
+
+class AssemblyError(ValueError):
+    """This QA pair cannot be placed (e.g. its key fragment occurs outside the gold segments)."""
+
+
+def full_text(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The chat-formatted text of a sample (prompt + response): the tokenizer's chat template, or the
+    FILM [INST] format for tokenizers without one. `length` counts the tokens of this text."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    return film_chat(messages)
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of `text` as is (the chat template already holds any special tokens)."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass
+class LengthModel:
+    """Token counts of chat-formatted samples from the pieces' own counts."""
+
+    tokenizer: object
+    separator: str = "\n\n"
+    sep_tokens: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        # measured between two pieces, since BPE merges differ there ("\n\n" alone is one token here,
+        # between sentences it is two)
+        a, b = "It ended in 1900.", "The next one began."
+        n = count_tokens(self.tokenizer, a + self.separator + b)
+        self.sep_tokens = n - count_tokens(self.tokenizer, a) - count_tokens(self.tokenizer, b)
+
+    def frame(self, instruction: str, response: str) -> tuple[int, int]:
+        """Tokens before and after the context in the full chat-formatted text."""
+        text = full_text(self.tokenizer, messages_for(_SENTINEL, instruction, response))
+        at = text.index(_SENTINEL)
+        return (count_tokens(self.tokenizer, text[:at]),
+                count_tokens(self.tokenizer, text[at + len(_SENTINEL):]))
+
+    def exact(self, context: str, instruction: str, response: str) -> int:
+        """The reference: tokenize the whole chat-formatted text."""
+        return count_tokens(self.tokenizer, full_text(self.tokenizer, messages_for(context, instruction, response)))
+
+
+@dataclass
+class Assembled:
+    context: str
+    gold: list[GoldSpan]
+    num_segments: int
+    length: int
+    filler_rejections: int = 0  # fillers dropped because they contain a key fragment
+    truncated_filler: bool = False
+    underfilled: bool = False  # the corpus ran out of usable fillers before the target length
+
+
+def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, response: str,
+                  key_fragments: Sequence[str], target: int, rng: random.Random, lm: LengthModel) -> Assembled:
+    """Fill to `target` tokens (the full chat-formatted sample) with random segments of other
+    documents that contain no key fragment (case-insensitive); put the gold segments at uniformly
+    random positions, keeping their request order (multi-hop answers rely on it)."""
+    keys = [k.lower() for k in key_fragments if k]
+    pre, post = lm.frame(instruction, response)
+    sep_n = lm.sep_tokens
+    budget = target - pre - post
+    gold_docs = {pool.segments[g].doc for g in gold}
+    cur = sum(pool.segments[g].n_tokens for g in gold) + sep_n * (len(gold) - 1)
+    fillers: list[tuple[str, int]] = []
+    seen = set(gold)
+    rejected = 0
+    truncated = underfilled = False
+    n_pool = len(pool)
+    draws, max_draws = 0, 20 * n_pool + 1000
+    while draws < max_draws:
+        room = budget - cur - sep_n
+        if room < MIN_PIECE_TOKENS:
+            break
+        if len(seen) >= n_pool:
+            underfilled = True  # every segment tried
+            break
+        draws += 1
+        j = rng.randrange(n_pool)
+        if j in seen:
+            continue
+        seen.add(j)
+        seg = pool.segments[j]
+        if seg.doc in gold_docs:
+            continue
+        if keys:
+            low = pool.lower(j)
+            if any(k in low for k in keys):
+                rejected += 1
+                continue
+        if seg.n_tokens <= room:
+            fillers.append((seg.text, seg.n_tokens))
+            cur += sep_n + seg.n_tokens
+            continue
+        piece = truncate(lm.tokenizer, seg, room)
+        if piece is not None:
+            fillers.append(piece)
+            cur += sep_n + piece[1]
+            truncated = True
+        break
+    else:
+        underfilled = True  # every draw spent: too few segments that may serve as fillers
+    rng.shuffle(fillers)  # the truncated filler must not always sit last
+    m = len(fillers) + len(gold)
+    slots = sorted(rng.sample(range(m), len(gold)))
+    pieces: list[str] = []
+    spans: list[GoldSpan] = []
+    pos = 0
+    it_fill, it_gold = iter(fillers), iter(gold)
+    sep_len = len(lm.separator)
+    total = 0
+    gold_slots = set(slots)
+    for slot in range(m):
+        if slot:
+            pos += sep_len
+        if slot in gold_slots:
+            seg = pool.segments[next(it_gold)]
+            text, n = seg.text, seg.n_tokens
+            spans.append(GoldSpan(slot, pos, pos + len(text)))
+        else:
+            text, n = next(it_fill)
+        pieces.append(text)
+        pos += len(text)
+        total += n
+    context = lm.separator.join(pieces)
+    _check_unique(context, [pool.segments[g].text for g in gold], keys)
+    length = pre + total + sep_n * (m - 1) + post
+    return Assembled(context, spans, m, length, rejected, truncated, underfilled)
+
+
+def assemble_short(pool: SegmentPool, gold: int, instruction: str, response: str,
+                   key_fragments: Sequence[str], lm: LengthModel) -> Assembled:
+    """The QA pair with its own (short) document as the context."""
+    seg: Segment = pool.segments[gold]
+    doc = pool.docs[seg.doc]
+    keys = [k.lower() for k in key_fragments if k]
+    _check_unique(doc.text, [seg.text], keys)
+    span = GoldSpan(seg.index, seg.char_start, seg.char_end)
+    return Assembled(doc.text, [span], len(pool.doc_segments[seg.doc]), lm.exact(doc.text, instruction, response))
+
+
+def _check_unique(context: str, gold_texts: list[str], keys: list[str]) -> None:
+    """Every key fragment occurs in the context exactly as often as in the gold segments."""
+    if not keys:
+        return
+    low = context.lower()
+    gold_low = [t.lower() for t in gold_texts]
+    for k in keys:
+        if low.count(k) != sum(g.count(k) for g in gold_low):
+            raise AssemblyError(f"ambiguous: key fragment {k!r} also occurs outside the gold segments")
+
+
+def truncate(tokenizer, seg: Segment, max_tokens: int) -> tuple[str, int] | None:
+    """The segment's first words that fit in `max_tokens` tokens, cut at a word boundary, with their count."""
+    head = tokenizer.decode(list(seg.token_ids[:max_tokens]))
+    if not seg.text.startswith(head):  # a decoder that normalises text: cut by characters instead
+        head = seg.text[:max(1, len(seg.text) * max_tokens // max(1, seg.n_tokens))]
+    cut = head.rfind(" ")
+    text = head[:cut].rstrip() if cut > 0 else ""
+    while text:
+        n = count_tokens(tokenizer, text)
+        if n <= max_tokens:
+            return (text, n) if n >= MIN_PIECE_TOKENS else None
+        cut = text.rfind(" ")
+        text = text[:cut].rstrip() if cut > 0 else ""
+    return None

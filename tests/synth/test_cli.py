@@ -1,0 +1,148 @@
+"""The real CLI end to end: determinism, resume after SIGKILL, bad input, re-runs that redo nothing,
+and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from longcurate.cli import build_parser, main
+from longcurate.core.cli import resolve_config
+from longcurate.synth.config import CorpusConfig
+from longcurate.synth.corpus import read_corpus
+from longcurate.synth.pipeline import run_synth
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """300 longer articles of the bundled corpus as a JSONL file (fast to segment)."""
+    docs = [d for d in read_corpus(CorpusConfig()) if len(d.text) > 900][:300]
+    p = tmp_path_factory.mktemp("corpus") / "wiki300.jsonl"
+    with open(p, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"id": d.doc_id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+    return p
+
+
+def _args(corpus: Path, out: Path, n: int, lo: int, hi: int, seed: int = 3) -> list[str]:
+    return ["synth", "--corpus", str(corpus), "--output", str(out), "--num-samples", str(n),
+            "--min-tokens", str(lo), "--max-tokens", str(hi), "--seed", str(seed), "--no-progress",
+            f"output_dir={out.parent}"]
+
+
+def _run_inprocess(argv: list[str], tokenizer) -> dict:
+    args = build_parser().parse_args(argv)
+    return run_synth(resolve_config(args), progress=False, tokenizer=tokenizer)
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def test_same_config_and_seed_give_identical_files(corpus, tmp_path, tokenizer):
+    a, b = tmp_path / "a" / "s.jsonl", tmp_path / "b" / "s.jsonl"
+    _run_inprocess(_args(corpus, a, 120, 1024, 4096), tokenizer)
+    _run_inprocess(_args(corpus, b, 120, 1024, 4096), tokenizer)
+    assert a.read_bytes() == b.read_bytes()
+    assert len(a.read_bytes().splitlines()) == 120
+    c = tmp_path / "c" / "s.jsonl"
+    _run_inprocess(_args(corpus, c, 120, 1024, 4096, seed=4), tokenizer)
+    assert c.read_bytes() != a.read_bytes()
+
+
+def test_resume_after_sigkill_equals_uninterrupted(corpus, tmp_path, tokenizer):
+    out = tmp_path / "killed" / "s.jsonl"
+    argv = _args(corpus, out, 800, 2048, 6144)
+    cmd = [sys.executable, "-m", "longcurate", *argv]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    killed_at = None
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if out.exists() and out.read_bytes().count(b"\n") >= 40:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = out.read_bytes().count(b"\n")
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, "the run finished before it could be killed"
+    partial = out.read_bytes().count(b"\n")
+    assert 40 <= partial < 800
+    assert not out.with_name(out.name + ".done").exists()
+    rerun = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "already done" in rerun.stdout
+    ref = tmp_path / "ref" / "s.jsonl"
+    _run_inprocess(_args(corpus, ref, 800, 2048, 6144), tokenizer)
+    assert out.read_bytes() == ref.read_bytes()
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 800
+
+
+def test_bad_input_is_quarantined_and_the_run_completes(corpus, tmp_path, tokenizer):
+    bad = tmp_path / "bad.jsonl"
+    good = corpus.read_bytes().splitlines(keepends=True)[:80]
+    bad.write_bytes(b"".join(good[:10])
+                    + b'{"id": "latin1", "text": "Caf\xe9 society in the nineteenth century was lively."}\n'
+                    + b'{"id": "empty", "title": "Nothing", "text": ""}\n'
+                    + b'{"id": "tiny", "title": "Tiny", "text": "Too short to be a segment."}\n'
+                    + b'{"id": "notext", "title": "No text", "body": "The text is under another key."}\n'
+                    + b"".join(good[10:]))
+    out = tmp_path / "run" / "s.jsonl"
+    cmd = [sys.executable, "-m", "longcurate", *_args(bad, out, 60, 1024, 2048)]
+    res = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(out.read_text().splitlines()) == 60
+    rejected = [json.loads(x) for x in (tmp_path / "run" / "s.rejected.jsonl").read_text().splitlines()]
+    by_line = {r["line"]: r for r in rejected}
+    assert by_line[11]["reason"].startswith("not UTF-8")
+    assert by_line[12]["reason"] == "empty document" and by_line[12]["id"] == "empty"
+    assert by_line[13]["reason"].startswith("document shorter than one segment") and by_line[13]["id"] == "tiny"
+    assert by_line[14]["reason"] == "missing text field: 'text'" and by_line[14]["field"] == "text"
+    assert all(r["file"] == str(bad) for r in rejected)
+    n_other = sum(1 for r in rejected if r["line"] not in (11, 12, 13, 14))
+    assert f"rejected: {4 + n_other}" in res.stdout
+    assert "empty document: 1" in res.stdout and "not UTF-8: 1" in res.stdout
+    assert "samples: 60" in res.stdout  # the report follows
+
+    # a re-run with the completion marker redoes nothing
+    before = out.stat().st_mtime_ns
+    stats = _run_inprocess(_args(bad, out, 60, 1024, 2048), tokenizer)
+    assert stats.get("skipped") and out.stat().st_mtime_ns == before
+    # a different seed on the same output is refused instead of mixed in
+    with pytest.raises(ValueError, match="different synth config"):
+        _run_inprocess(_args(bad, out, 60, 1024, 2048, seed=9), tokenizer)
+
+
+def test_report_command(corpus, tmp_path, tokenizer, capsys):
+    out = tmp_path / "s.jsonl"
+    _run_inprocess(_args(corpus, out, 50, 1024, 2048), tokenizer)
+    capsys.readouterr()
+    assert main(["synth", "report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "samples: 50" in text and "by kind:" in text and "by generator:" in text
+    assert "length deciles" in text and "gold position in context" in text
+    assert "template:sentence_recall" in text
+
+
+def test_flags_map_to_config_keys(tmp_path):
+    args = build_parser().parse_args(["synth", "--corpus", "c.jsonl", "--backend", "openai", "--model", "m",
+                                      "--seed", "7", "--num-samples", "9", "synth.corpus.text_field=body",
+                                      "--min-tokens", "10", "--max-tokens", "20", "--output", "o.jsonl"])
+    cfg = resolve_config(args)
+    assert (cfg.synth.corpus.path, cfg.synth.backend, cfg.model, cfg.seed) == ("c.jsonl", "openai", "m", 7)
+    assert (cfg.synth.num_samples, cfg.synth.min_tokens, cfg.synth.max_tokens) == (9, 10, 20)
+    assert cfg.synth.output == "o.jsonl" and cfg.synth.corpus.text_field == "body"
