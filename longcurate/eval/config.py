@@ -1,4 +1,9 @@
-"""Configuration of the eval stage (defaults live here)."""
+"""Configuration of the eval stage (defaults live here).
+
+The defaults are sized for the embedded demo (2K-token probes, a few positions, a small needle grid on
+a 2-core CPU); the published VaL setting is `probes.context_tokens=32768, probes.num_positions=800,
+probes.num_sets=4, probes.span=50, generate.max_new_tokens=128`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,69 @@ class LongBenchConfig:
 
 
 @dataclass
+class OpenAIGenConfig:
+    base_url: str = "https://api.openai.com/v1"  # any OpenAI-compatible endpoint (vLLM, llama.cpp server, ...)
+    model: str | None = None  # the served model's name; default: the model being evaluated
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored or logged
+    max_concurrency: int = 8
+    max_retries: int = 5  # the SDK retries 429 / 5xx / timeouts with backoff
+    timeout_s: float = 120.0
+    max_context: int = 128000
+
+
+@dataclass
+class VLLMConfig:
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+
+
+@dataclass
+class GenerateConfig:
+    backend: str = "hf"  # hf | openai | vllm
+    template: str = "chat"  # chat (the tokenizer's chat template; FILM [INST] when it has none) | film | raw
+    max_new_tokens: int = 32  # probes and needle (the published VaL setting is 128)
+    batch_size: int = 1  # hf: prompts per generate call (CPU: 1, batching gains nothing there; GPU: 8-32) ...
+    max_batch_tokens: int = 16384  # ... and at most this many (padded) prompt tokens
+    dtype: str = "auto"  # hf: auto | float32 | bfloat16
+    device: str | None = None  # hf: default cuda when available, else cpu
+    max_context: int | None = None  # default: the model's max_position_embeddings
+    openai: OpenAIGenConfig = field(default_factory=OpenAIGenConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+
+
+@dataclass
+class ProbesConfig:
+    tasks: list[str] = field(default_factory=lambda: ["document", "code", "database"])
+    context_tokens: int = 2048  # context length of every probe, in tokens of the model's tokenizer
+    num_positions: int = 4  # key positions spread evenly over the context (position_id)
+    num_sets: int = 1  # independent contexts per task (set_id)
+    span: int = 1  # positions per aggregation span (50 in the published setting)
+    output: str | None = None  # default: <output_dir>/eval/probes.jsonl
+
+
+@dataclass
+class NeedleConfig:
+    lengths: list[int] = field(default_factory=lambda: [512, 1024, 2048])  # haystack lengths in tokens
+    depths: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0])  # needle depth in percent
+    needle: str = ("The secret ingredient of the harbour bakery's famous plum cake is a spoonful of "
+                   "green cardamom from Kerala.")
+    question: str = "What is the secret ingredient of the harbour bakery's famous plum cake?"
+    key_words: list[str] = field(default_factory=lambda: ["spoonful", "green", "cardamom", "kerala"])
+    output: str | None = None  # default: <output_dir>/eval/needle.jsonl
+
+
+@dataclass
 class EvalConfig:
     longbench: LongBenchConfig = field(default_factory=LongBenchConfig)
-    limit: int | None = None
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
+    needle: NeedleConfig = field(default_factory=NeedleConfig)
+    # What the stage evaluates: "checkpoint" is `checkpoint` below (skipped when it does not exist),
+    # "base" is the run's `model`; anything else is a model name or path.
+    models: list[str] = field(default_factory=lambda: ["checkpoint", "base"])
+    checkpoint: str | None = None  # default: train.output (what train writes: <output_dir>/checkpoint)
+    run: list[str] = field(default_factory=lambda: ["probes", "needle"])  # what run_stage does (+ longbench)
+    output_dir: str | None = None  # default: <output_dir>/eval
+    corpus: str = "wiki-summaries"  # sentences and records for probes and needle: bundled, or a JSON/JSONL file
+    limit: int | None = None  # at most this many items per model and command

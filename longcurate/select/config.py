@@ -1,10 +1,60 @@
-"""Configuration of the select stage (defaults live here)."""
+"""Configuration of the select stage (defaults live here).
+
+Paths left empty resolve inside `output_dir`: input `samples.jsonl`, scores under `select/`,
+budgets under `budgets/`. `configs/paper-7b.yaml` lists what the published setting changes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class SelectConfig:
-    limit: int | None = None  # process at most this many records
+    input: str | None = None  # samples to score; default <output_dir>/samples.jsonl
+    output: str | None = None  # output of the command at hand (score file, ranked file, ...)
+    scores_dir: str | None = None  # default <output_dir>/select (hmg.jsonl, cam.jsonl, ranked.jsonl)
+    budget_dir: str | None = None  # default <output_dir>/budgets
+    limit: int | None = None  # score at most this many records (the first N valid ones)
+
+    # --- models ---
+    model: str | None = None  # θ_B (long model); default: the run's `model`
+    model_a: str | None = None  # θ_A as a separate checkpoint; default: θ_B's checkpoint, limited
+    window: int | None = 1024  # θ_A sees instruction + response + the last context tokens that fit
+    rope_scaling: dict[str, Any] | None = None  # θ_A = θ_B's checkpoint with this RoPE, e.g. {rope_type: dynamic, factor: 4}
+    dtype: str = "auto"  # auto: bf16 on GPU and on CPUs with native bf16, else fp32
+    device: str | None = None  # default: cuda:<LOCAL_RANK> when available, else cpu
+
+    # --- prompts ---
+    prompt_format: str = "chat"  # chat (the model's chat template) | gateau (the released HMG scripts)
+    max_length: int | None = None  # model limit in tokens; default the model's max_position_embeddings
+    overlong: str | None = None  # reject | truncate; default: reject for chat, truncate (left) for gateau
+    segment_tokens: int = 128
+    max_segments: int = 32  # per sample; order-preserving sampling with the run seed (paper: 500)
+
+    # --- engine ---
+    batch_tokens: int = 16384
+    max_batch_size: int = 64
+    chunk_size: int = 64  # samples per engine call; a crash loses at most one chunk
+
+    # --- CAM ---
+    cam_limit: int | None = None  # CAM on the first N valid samples only (rank imputes the rest)
+    layers: list[int] | None = None  # attention layers averaged for CAM; default all
+    key_block: int = 1024
+    cas_metric: str = "cos"  # cos (1 - cosine) | kl (KL(importance || attention)) | js
+
+    # --- rank / budget ---
+    alpha: float = 0.8  # score = alpha * hmg_term + (1 - alpha) * cas_term (paper: 0.7 limited, 0.8 real-world)
+    normalize: str = "paper"  # paper: softmax(hmg) over the dataset + CAS as is | rank: percentile ranks
+    budgets: list[float] = field(default_factory=lambda: [1000, 3000, 5000])  # sizes, or fractions < 1
+    baselines: list[str] = field(default_factory=lambda: ["random", "hmg-only", "cam-only", "length"])
+    budget_overflow: str = "cap"  # cap (warn, keep all samples) | error
+
+    # --- scale-out ---
+    num_shards: int | None = None  # default: WORLD_SIZE under torchrun, else 1
+    shard_index: int | None = None  # default: RANK under torchrun, else 0
+
+    # --- stage ---
+    cam: bool = True  # run CAM in the stage (false: HMG-only ranking)
+    diagnose: bool = True  # print diagnostics when the input has gold spans

@@ -30,4 +30,41 @@ class TokenizeConfig:
 class TrainConfig:
     mix: MixConfig = field(default_factory=MixConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
-    limit: int | None = None
+    limit: int | None = None  # train on at most this many tokenized samples (first N, in dataset order)
+    # Inputs and outputs.
+    dataset: str | None = None  # tokenized Arrow folder; default: tokenize.output
+    init_from: str | None = None  # model to fine-tune; default: the run's `model`
+    output: str | None = None  # final model folder (safetensors + tokenizer); default: <output_dir>/checkpoint
+    checkpoints: str | None = None  # Trainer checkpoints (resume); default: <output_dir>/train
+    # Batching and loss (REFERENCE.md, "LongAlign training tricks").
+    batching: str = "sorted"  # naive | sorted | packed
+    loss_weighting: str = "sequence"  # token (every response token equal) | sequence (every sample equal)
+    max_tokens: int = 8192  # packed: tokens per packed row (>= the longest sample)
+    packing: str = "ffd"  # packed: ffd (first-fit-decreasing) | greedy (next-fit in length order)
+    per_device_batch_size: int = 1  # samples per device per micro-batch (packed: rows)
+    grad_accum: int = 1
+    # Optimisation (GATEAU's 7B setting: lr 2e-5 cosine, 3% warm-up, wd 0, betas 0.9/0.95).
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 2e-5
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = True
+    precision: str = "auto"  # auto (bf16 mixed precision when the device supports it) | bf16 | fp32
+    attn_implementation: str = "auto"  # auto (flash_attention_2 when installed on CUDA, else sdpa) | sdpa | eager
+    # Scale-out passthrough to transformers / accelerate.
+    deepspeed: str | None = None  # e.g. configs/ds_zero3.json
+    fsdp: str = ""  # e.g. "full_shard auto_wrap" (TrainingArguments.fsdp)
+    fsdp_config: str | None = None  # e.g. configs/fsdp.yaml (its `fsdp_config:` mapping, or a JSON file)
+    ddp_backend: str | None = None  # nccl | gloo; None: accelerate's choice
+    # Logging and checkpoints.
+    report_to: str = "none"  # none | tensorboard | wandb (keys from the environment only)
+    logging_steps: int = 1
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    resume: str = "auto"  # auto (the last checkpoint in `checkpoints`) | never | <checkpoint folder>
+    dataloader_num_workers: int = 0

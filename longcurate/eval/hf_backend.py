@@ -1,0 +1,137 @@
+"""HF `generate` backend: greedy, batched with LEFT padding, batches cut from length-sorted prompts.
+
+Left padding keeps every prompt's last token at the right edge, so the first new token of each row
+is predicted from its own prompt; `generate` derives position ids from the attention mask, so a padded
+row decodes exactly as it would alone (tested against one-at-a-time generation).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from longcurate.eval.generate import GenRequest, GenResult, render_prompt
+
+log = logging.getLogger("longcurate.eval")
+
+
+class HFGenerator:
+    def __init__(self, model: Any, tokenizer: Any, *, template: str = "chat", batch_size: int = 4,
+                 max_batch_tokens: int = 16384, max_context: int | None = None, progress: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.template = template
+        self.batch_size = max(1, batch_size)
+        self.max_batch_tokens = max(1, max_batch_tokens)
+        self.max_context = int(max_context or getattr(model.config, "max_position_embeddings", 2048))
+        self.progress = progress
+        gen_cfg = getattr(model, "generation_config", None)
+        eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
+        self.eos_token_id = eos if eos is not None else tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = self.eos_token_id[0] if isinstance(self.eos_token_id, list) else self.eos_token_id
+        self.pad_token_id = pad
+
+    def encode(self, request: GenRequest) -> list[int]:
+        text, special = render_prompt(request.prompt, self.tokenizer, self.template)
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        from tqdm.auto import tqdm
+
+        results: list[GenResult | None] = [None] * len(requests)
+        encoded: list[tuple[int, list[int]]] = []
+        for i, r in enumerate(requests):
+            try:
+                ids = self.encode(r)
+            except Exception as e:  # a malformed prompt fails its own item only
+                results[i] = GenResult(r.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
+                continue
+            if len(ids) + r.max_new_tokens > self.max_context:
+                results[i] = GenResult(r.id, "", f"prompt too long: {len(ids)} tokens + {r.max_new_tokens} new "
+                                                 f"> context limit {self.max_context}")
+                continue
+            encoded.append((i, ids))
+        batches = self._batches(encoded, requests)
+        bar = tqdm(total=len(encoded), desc="generate", unit="prompt", disable=not self.progress or not encoded)
+        for batch in batches:
+            for i, text, err in self._run_batch(batch, requests):
+                results[i] = GenResult(requests[i].id, text, err)
+            bar.update(len(batch))
+        bar.close()
+        return [r for r in results if r is not None]
+
+    def _batches(self, encoded: list[tuple[int, list[int]]], requests: list[GenRequest]) -> list[list[tuple[int, list[int]]]]:
+        """Group by max_new_tokens, sort by length (longest first, so memory trouble shows at once),
+        cut under batch_size and max_batch_tokens (padded prompt + new tokens)."""
+        order = sorted(encoded, key=lambda e: (requests[e[0]].max_new_tokens, -len(e[1]), e[0]))
+        batches: list[list[tuple[int, list[int]]]] = []
+        cur: list[tuple[int, list[int]]] = []
+        for item in order:
+            if cur:
+                same_budget = requests[cur[0][0]].max_new_tokens == requests[item[0]].max_new_tokens
+                width = max(len(cur[0][1]), len(item[1])) + requests[item[0]].max_new_tokens
+                if not same_budget or len(cur) >= self.batch_size or width * (len(cur) + 1) > self.max_batch_tokens:
+                    batches.append(cur)
+                    cur = []
+            cur.append(item)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _run_batch(self, batch, requests):
+        try:
+            texts = self._generate_ids([ids for _, ids in batch], requests[batch[0][0]].max_new_tokens)
+            return [(i, t, None) for (i, _), t in zip(batch, texts)]
+        except Exception as e:
+            if len(batch) == 1:
+                log.warning("generation failed for %s: %s", requests[batch[0][0]].id, e)
+                return [(batch[0][0], "", f"generation failed: {type(e).__name__}: {e}")]
+            # retry one by one so that one bad item does not sink its batch-mates
+            out = []
+            for item in batch:
+                out.extend(self._run_batch([item], requests))
+            return out
+
+    def _generate_ids(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+        import torch
+        from transformers import GenerationConfig
+
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            input_ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[row, width - len(p):] = 1
+        device = next(self.model.parameters()).device
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                  eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                      generation_config=config)
+        new = out[:, width:].tolist()
+        eos = set(self.eos_token_id if isinstance(self.eos_token_id, list) else [self.eos_token_id])
+        texts = []
+        for row in new:
+            cut = next((k for k, t in enumerate(row) if t in eos), len(row))
+            texts.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+        return texts
+
+
+def from_config(run_cfg, model_name: str) -> HFGenerator:
+    """Load `model_name` (and its tokenizer, falling back to the run's model's) for generation."""
+    from longcurate.core.models import load_model, load_tokenizer
+
+    g = run_cfg.eval.generate
+    model = load_model(model_name, dtype=g.dtype, device=g.device, allow_download=run_cfg.allow_download,
+                       trust_remote_code=run_cfg.trust_remote_code)
+    try:
+        tokenizer = load_tokenizer(model_name, allow_download=run_cfg.allow_download,
+                                   trust_remote_code=run_cfg.trust_remote_code)
+    except (OSError, ValueError) as e:  # a bare checkpoint folder without tokenizer files
+        log.info("no tokenizer with %s (%s); using %s's", model_name, e, run_cfg.model)
+        tokenizer = load_tokenizer(run_cfg.model, allow_download=run_cfg.allow_download,
+                                   trust_remote_code=run_cfg.trust_remote_code)
+    return HFGenerator(model, tokenizer, template=g.template, batch_size=g.batch_size,
+                       max_batch_tokens=g.max_batch_tokens, max_context=g.max_context)

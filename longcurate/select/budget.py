@@ -1,0 +1,85 @@
+"""Top-k subsets for each budget, and the same budgets for the baselines, as full sample records
+(`budgets/gateau-1000.jsonl`, `budgets/random-1000.jsonl`, ...) that `train` reads directly.
+
+Orders: `gateau` = the ranked order; `hmg-only` = hmg descending; `cam-only` = CAS descending (samples
+without CAS last); `length` = longest prompt first; `random` = a seeded shuffle. Ties break by id.
+A budget larger than the data is capped with a warning (`budget_overflow: error` makes it an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+from longcurate.core.jsonl import write_jsonl
+from longcurate.core.records import Sample
+
+log = logging.getLogger("longcurate.select")
+
+METHODS = ("gateau", "random", "hmg-only", "cam-only", "length")
+
+
+def parse_budget(spec: float | int | str) -> tuple[str, float]:
+    """`1000` -> ("1000", 1000); `0.1` -> ("0.1", 0.1) (a fraction of the data)."""
+    v = float(spec)
+    if v <= 0:
+        raise ValueError(f"budget must be positive, got {spec!r}")
+    if v < 1:
+        return f"{v:g}", v
+    if v != int(v):
+        raise ValueError(f"budget {spec!r} is neither a whole size nor a fraction below 1")
+    return str(int(v)), v
+
+
+def budget_size(value: float, n: int, overflow: str = "cap") -> int:
+    size = max(1, int(math.floor(value * n + 0.5))) if value < 1 else int(value)
+    if size > n:
+        if overflow == "error":
+            raise ValueError(f"budget {size} is larger than the {n} ranked samples")
+        log.warning("budget %d is larger than the %d ranked samples; capped to %d", size, n, n)
+        size = n
+    return size
+
+
+def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: int) -> dict[str, list[str]]:
+    """Every method's full order of the ranked ids (best first)."""
+    ids = [r["id"] for r in ranked]
+    by_id = {r["id"]: r for r in ranked}
+    shuffled = sorted(ids)
+    random.Random(seed).shuffle(shuffled)
+    cam_order = sorted(ids, key=lambda i: (by_id[i].get("cas") is None, -(by_id[i].get("cas") or 0.0), i))
+    return {
+        "gateau": ids,
+        "random": shuffled,
+        "hmg-only": sorted(ids, key=lambda i: (-by_id[i]["hmg"], i)),
+        "cam-only": cam_order,
+        "length": sorted(ids, key=lambda i: (-lengths.get(i, 0), i)),
+    }
+
+
+def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
+                  budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
+                  seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
+    """Write `<method>-<budget>.jsonl` for every method and budget; returns {file: count}."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown budget method(s) {unknown}; use {list(METHODS)}")
+    if overflow not in ("cap", "error"):
+        raise ValueError(f"budget_overflow must be cap or error, got {overflow!r}")
+    missing = [r["id"] for r in ranked if r["id"] not in samples]
+    if missing:
+        raise ValueError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
+    lengths = lengths or {i: s.length for i, s in samples.items()}
+    orders = method_orders(ranked, lengths, seed)
+    out_dir = Path(out_dir)
+    written: dict[str, int] = {}
+    for spec in budgets:
+        label, value = parse_budget(spec)
+        size = budget_size(value, len(ranked), overflow)
+        for m in methods:
+            path = out_dir / f"{m}-{label}.jsonl"
+            written[path.name] = write_jsonl(path, (samples[i].to_dict() for i in orders[m][:size]))
+    return written

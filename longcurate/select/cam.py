@@ -1,0 +1,87 @@
+"""CAM (Contextual Awareness Measurement) with θ_B.
+
+importance: `softmax_i(IS_i)` with `IS_i = −log PPL(y | s_i, x)`, one short row per kept segment
+(segment + instruction + response, cut from the same tokenization as the full prompt), batched
+through the engine's `response_nll`. attention: the response rows' attention mass per segment over the
+full prompt (engine `segment_attention`). `cas = 1 − cos(importance, attention)` — ours: the released
+code never combines them (DESIGN.md) — or `kl` = KL(importance ‖ attention), `js` = Jensen–Shannon.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from longcurate.select.inputs import Prepared, PromptBuilder
+
+CAS_METRICS = ("cos", "kl", "js")
+_EPS = 1e-12
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = np.asarray(x, dtype=np.float64)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    p = np.clip(p, _EPS, None)
+    q = np.clip(q, _EPS, None)
+    return float(np.sum(p * np.log(p / q)))
+
+
+def cas(importance: np.ndarray, attention: np.ndarray, metric: str = "cos") -> float:
+    """How far the model's attention is from the segments that matter (higher = more influential)."""
+    p = np.asarray(importance, dtype=np.float64)
+    q = np.asarray(attention, dtype=np.float64)
+    if metric == "cos":
+        denom = float(np.linalg.norm(p) * np.linalg.norm(q))
+        return 1.0 - (float(p @ q) / denom if denom > 0 else 0.0)
+    if metric == "kl":
+        return _kl(p / p.sum(), q / max(q.sum(), _EPS))
+    if metric == "js":
+        p, q = p / p.sum(), q / max(q.sum(), _EPS)
+        m = 0.5 * (p + q)
+        return 0.5 * _kl(p, m) + 0.5 * _kl(q, m)
+    raise ValueError(f"unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+
+
+def segment_nll_rows(batch: list[Prepared], builder: PromptBuilder, engine) -> list[list[float]]:
+    """Mean response NLL given each kept segment alone, per sample (all rows in one engine call)."""
+    items, owner = [], []
+    for k, p in enumerate(batch):
+        for j, (ids, r0) in enumerate(builder.segment_rows(p)):
+            items.append(p.item(ids, r0, []))
+            items[-1].id = f"{p.id}#seg{p.segments[j]}"
+            owner.append(k)
+    results = engine.response_nll(items) if items else []
+    out: list[list[float]] = [[] for _ in batch]
+    for k, r in zip(owner, results):
+        out[k].append(r.nll)
+    return out
+
+
+def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model: str,
+                layers: list[int] | None = None, key_block: int = 1024, metric: str = "cos") -> list[dict[str, Any]]:
+    """Importance, attention and CAS for a chunk of samples; one record per sample."""
+    if metric not in CAS_METRICS:
+        raise ValueError(f"unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+    seg_nll = segment_nll_rows(batch, builder, engine)
+    attn = engine.segment_attention([p.item() for p in batch], layers=layers, key_block=key_block)
+    out = []
+    for p, nlls, a in zip(batch, seg_nll, attn):
+        importance = softmax(-np.asarray(nlls))  # IS_i = −log PPL_i = −mean NLL_i
+        a = np.asarray(a, dtype=np.float64)
+        out.append({
+            "id": p.id,
+            "segments": p.segments, "num_segments_total": p.num_segments_total,
+            "segment_ppl": [math.exp(v) for v in nlls],
+            "importance": importance.tolist(),
+            "segment_attn": a.tolist(),
+            "cas": cas(importance, a, metric), "cas_metric": metric,
+            "gold_segments": p.gold_segments,
+            "model": model, "layers": layers, "prompt_format": builder.format,
+        })
+    return out

@@ -1,0 +1,247 @@
+"""Samples in, token sequences out: what the scorers see, in two prompt formats.
+
+`chat` (default) renders `messages_for(context, instruction, response)` with the model's chat template
+and tokenizes the whole string once; the scored tokens are the assistant turn's content tokens (not the
+end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
+`"### Input:" + context + "\\n\\n ### Instruction: " + instruction + "\\n\\n ### Response: " + response`
+is tokenized as one string, the loss covers the tokens after the first `len(tokenize(prefix))` tokens,
+and an over-long text is truncated on the left.
+
+Every view of a sample (full prompt, θ_A's window, one row per context segment) is cut from that one
+tokenization, so the response tokens are identical across views and segment spans line up exactly with
+the attention pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from longcurate.core.jsonl import Rejects, read_records
+from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
+from longcurate.core.records import Sample
+
+PROMPT_FORMATS = ("chat", "gateau")
+_SENTINEL = "\x00CONTEXT\x00"
+
+
+class InputReject(ValueError):
+    """A sample that cannot be scored; `reason` goes to the rejected file (`field` names the key)."""
+
+    def __init__(self, reason: str, field_name: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field_name
+
+
+@dataclass
+class Prepared:
+    """One sample tokenized once. Token spans are [start, end) indices into `input_ids`."""
+
+    id: str
+    input_ids: list[int]  # prompt then response (nothing after the response)
+    response_start: int
+    context_span: tuple[int, int]  # the context's tokens inside the prompt
+    context_char_start: list[int]  # char offset (in the sample's context) of each context token
+    segments: list[int]  # indices (in the full segmentation) of the kept segments, in order
+    segment_spans: list[tuple[int, int]]  # token spans of the kept segments
+    num_segments_total: int
+    gold_segments: list[int] = field(default_factory=list)  # positions in `segments` overlapping gold
+    gold_char_start: int | None = None  # earliest gold start (synth data only)
+    truncated: int = 0  # tokens dropped on the left (gateau format / overlong: truncate)
+
+    @property
+    def n_response_tokens(self) -> int:
+        return len(self.input_ids) - self.response_start
+
+    def item(self, input_ids: list[int] | None = None, response_start: int | None = None,
+             segment_spans: list[tuple[int, int]] | None = None):
+        """The engine's ScoreItem for this view (the full prompt by default)."""
+        from longcurate.select.engine import ScoreItem
+
+        return ScoreItem(id=self.id, input_ids=list(self.input_ids if input_ids is None else input_ids),
+                         response_start=self.response_start if response_start is None else response_start,
+                         segment_spans=list(self.segment_spans if segment_spans is None else segment_spans))
+
+
+def load_samples(path: str | Path, rejects: Rejects | None, limit: int | None = None) -> list[tuple[int, Sample]]:
+    """Read synth or LongAlign-format records; malformed records and repeated ids are quarantined.
+
+    Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
+    seen: dict[str, int] = {}
+    out: list[tuple[int, Sample]] = []
+    for lineno, sample in read_records(path, Sample.from_dict, rejects):
+        if sample.id in seen:
+            reason = f"duplicate id: {sample.id!r} already on line {seen[sample.id]}"
+            if rejects is None:
+                raise ValueError(f"{path}:{lineno}: {reason}")
+            rejects.add(reason, file=str(path), line=lineno, field_name="id", record_id=sample.id)
+            continue
+        seen[sample.id] = lineno
+        out.append((lineno, sample))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+class PromptBuilder:
+    """Tokenizes samples in one prompt format and cuts the views the scorers need."""
+
+    def __init__(self, tokenizer, *, prompt_format: str = "chat", max_length: int = 8192,
+                 overlong: str | None = None, segment_tokens: int = 128, max_segments: int | None = None,
+                 seed: int = 0):
+        if prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"unknown prompt_format {prompt_format!r}; use one of {PROMPT_FORMATS}")
+        overlong = overlong or ("truncate" if prompt_format == "gateau" else "reject")
+        if overlong not in ("reject", "truncate"):
+            raise ValueError(f"unknown overlong policy {overlong!r}; use reject or truncate")
+        if prompt_format == "chat" and getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("prompt_format 'chat' needs a tokenizer with a chat template; use 'gateau'")
+        self.tok = tokenizer
+        self.format = prompt_format
+        self.max_length = int(max_length)
+        self.overlong = overlong
+        self.segment_tokens = int(segment_tokens)
+        self.max_segments = max_segments
+        self.seed = seed
+
+    # --- tokenization -------------------------------------------------------------------------
+
+    def _encode(self, text: str, special: bool) -> tuple[list[int], list[int], list[int]]:
+        enc = self.tok(text, add_special_tokens=special, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        return list(enc["input_ids"]), [a for a, _ in offsets], [b for _, b in offsets]
+
+    def _layout(self, s: Sample) -> tuple[list[int], list[int], int, int, int, int]:
+        """(ids, token char starts, context char start/end, response token start/end) in the full text."""
+        if self.format == "gateau":
+            text = gateau_text(s.context, s.instruction, s.response)
+            ids, starts, _ = self._encode(text, special=True)
+            # The released scripts: the loss starts after as many tokens as the prefix has on its own.
+            r0 = len(self.tok(gateau_prefix(s.context, s.instruction))["input_ids"])
+            c0 = len("### Input:")
+            return ids, starts, c0, c0 + len(s.context), r0, len(ids)
+        msgs = messages_for(s.context, s.instruction, s.response)
+        prompt = self.tok.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
+        full = prompt + s.response
+        ids, starts, ends = self._encode(full, special=False)
+        up = user_prompt(s.context, s.instruction)
+        at = prompt.find(up)
+        if at < 0:
+            raise InputReject("chat template does not contain the user turn verbatim", "messages")
+        c0 = at + user_prompt(_SENTINEL, s.instruction).find(_SENTINEL) if s.context else at
+        resp_char = len(prompt)
+        # first token that reaches into the response (a token straddling the boundary counts as response)
+        r0 = bisect.bisect_left(starts, resp_char)
+        if r0 > 0 and ends[r0 - 1] > resp_char:
+            r0 -= 1
+        r0 = max(r0, 1)
+        return ids, starts, c0, c0 + len(s.context), r0, len(ids)
+
+    def prepare(self, s: Sample) -> Prepared:
+        """Tokenize a sample; raises InputReject with the reason when it cannot be scored."""
+        ids, starts, c0, c1, r0, r1 = self._layout(s)
+        if r1 - r0 < 1:
+            raise InputReject("empty response: no response tokens after tokenization", "response")
+        t0 = bisect.bisect_left(starts, c0)
+        t1 = bisect.bisect_left(starts, c1)
+        ids = ids[:r1]
+        dropped = 0
+        if len(ids) > self.max_length:
+            if self.overlong == "reject":
+                raise InputReject(f"too long: {len(ids)} tokens > max_length {self.max_length}", "context")
+            ids, dropped, t0, t1, r0, starts = self._truncate(ids, starts, t0, t1, r0)
+        ctx_starts = [starts[i] - c0 for i in range(t0, t1)]
+        # A context shorter than one segment has no segments: HMG scores it, CAM rejects it.
+        spans = self._segments(t0, t1) if t1 - t0 >= self.segment_tokens else []
+        keep = self._sample_segments(s.id, len(spans))
+        p = Prepared(id=s.id, input_ids=ids, response_start=r0, context_span=(t0, t1),
+                     context_char_start=ctx_starts, segments=keep,
+                     segment_spans=[spans[k] for k in keep], num_segments_total=len(spans), truncated=dropped)
+        if s.gold:
+            p.gold_char_start = min(g.char_start for g in s.gold)
+            p.gold_segments = self._gold_positions(p, s)
+        return p
+
+    def _truncate(self, ids, starts, t0, t1, r0):
+        if self.format == "gateau":
+            d = len(ids) - self.max_length  # left truncation of the whole text, as released
+            if r0 - d < 1:
+                raise InputReject(f"too long: the response alone exceeds max_length {self.max_length}", "response")
+            return ids[d:], d, max(t0 - d, 0), max(t1 - d, 0), r0 - d, starts[d:]
+        d = len(ids) - self.max_length  # chat: drop the earliest context tokens, keep the template
+        if d > t1 - t0:
+            raise InputReject(f"too long: {len(ids)} tokens > max_length {self.max_length} "
+                              "even without context", "instruction")
+        keep = list(range(0, t0)) + list(range(t0 + d, len(ids)))
+        return [ids[i] for i in keep], d, t0, t1 - d, r0 - d, [starts[i] for i in keep]
+
+    def _segments(self, t0: int, t1: int) -> list[tuple[int, int]]:
+        """Fixed-size token segments of the context; a leftover under half a segment joins the last one."""
+        n = self.segment_tokens
+        spans = [(a, min(a + n, t1)) for a in range(t0, t1, n)]
+        if len(spans) > 1 and spans[-1][1] - spans[-1][0] < n // 2:
+            last = spans.pop()
+            spans[-1] = (spans[-1][0], last[1])
+        return spans
+
+    def _sample_segments(self, sample_id: str, n: int) -> list[int]:
+        """At most `max_segments` indices, in order; the draw depends only on the seed and the id."""
+        if not self.max_segments or n <= self.max_segments:
+            return list(range(n))
+        rng = random.Random(f"{self.seed}:{sample_id}")
+        return sorted(rng.sample(range(n), self.max_segments))
+
+    def _gold_positions(self, p: Prepared, s: Sample) -> list[int]:
+        """Kept segments whose characters overlap any gold span."""
+        t0 = p.context_span[0]
+        out = []
+        for pos, (a, b) in enumerate(p.segment_spans):
+            ca = p.context_char_start[a - t0]
+            cb = p.context_char_start[b - t0] if b - t0 < len(p.context_char_start) else len(s.context)
+            if any(g.char_start < cb and ca < g.char_end for g in s.gold):
+                out.append(pos)
+        return out
+
+    # --- views --------------------------------------------------------------------------------
+
+    def window_view(self, p: Prepared, window: int) -> tuple[list[int], int, int | None]:
+        """θ_A's input: everything but the context, plus the last context tokens that fit in `window`.
+
+        Returns (input_ids, response_start, char offset of the first context token kept or None)."""
+        t0, t1 = p.context_span
+        fixed = len(p.input_ids) - (t1 - t0)
+        k = max(0, min(t1 - t0, window - fixed))
+        ids = p.input_ids[:t0] + p.input_ids[t1 - k:]
+        r0 = p.response_start - (t1 - t0 - k)
+        first_char = p.context_char_start[t1 - k - t0] if k > 0 else None
+        if len(ids) > window:  # instruction + response alone exceed the window: cut the template's head
+            d = min(len(ids) - window, r0 - 1)
+            ids, r0 = ids[d:], r0 - d
+        return ids, r0, first_char
+
+    def segment_rows(self, p: Prepared) -> list[tuple[list[int], int]]:
+        """One (input_ids, response_start) row per kept segment: segment + instruction + response."""
+        t0, t1 = p.context_span
+        head, tail = p.input_ids[:t0], p.input_ids[t1:]
+        r_in_tail = p.response_start - t1
+        rows = []
+        for a, b in p.segment_spans:
+            ids = head + p.input_ids[a:b] + tail
+            rows.append((ids, len(head) + (b - a) + r_in_tail))
+        return rows
+
+
+def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejects: Rejects | None,
+                source: str) -> Iterator[tuple[int, Sample, Prepared]]:
+    """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason)."""
+    for lineno, s in samples:
+        try:
+            yield lineno, s, builder.prepare(s)
+        except InputReject as e:
+            if rejects is None:
+                raise ValueError(f"{source}:{lineno}: {e.reason}") from None
+            rejects.add(e.reason, file=source, line=lineno, field_name=e.field, record_id=s.id)

@@ -1,0 +1,103 @@
+"""Rank samples by `score = α · hmg_term + (1 − α) · cas_term`.
+
+`normalize: paper` reproduces the released ranking: hmg_term = softmax of hmg over the whole dataset,
+cas_term = CAS as is. Those terms differ in scale by ~N (softmax terms are ~1/N), so CAS decides the
+order unless N is small; `normalize: rank` uses percentile ranks of both instead. Either way the
+Spearman correlation of the final score with each term is reported, so users see which one decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("longcurate.select")
+
+NORMALIZE = ("paper", "rank")
+
+
+def average_ranks(x: list[float] | np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (as scipy.stats.rankdata)."""
+    a = np.asarray(x, dtype=np.float64)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a), dtype=np.float64)
+    sa = a[order]
+    i = 0
+    while i < len(a):
+        j = i
+        while j + 1 < len(a) and sa[j + 1] == sa[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> float:
+    """Spearman's rho (Pearson on average ranks); nan when either side is constant."""
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / denom if denom > 0 else float("nan")
+
+
+def percentile(x: list[float] | np.ndarray) -> np.ndarray:
+    """Average rank / N: in (0, 1], higher value -> higher percentile."""
+    return average_ranks(x) / max(len(x), 1)
+
+
+def rank_scores(hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None, alpha: float = 0.8,
+                normalize: str = "paper") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Join HMG and CAM records by id and rank (best first; ties by id). Samples without a CAS (CAM
+    run on a subset, or skipped) get the mean cas_term of the others and are flagged `cas_imputed`."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"unknown normalize {normalize!r}; use one of {NORMALIZE}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not hmg:
+        raise ValueError("no HMG scores to rank")
+    ids = [str(r["id"]) for r in hmg]
+    if len(set(ids)) != len(ids):
+        raise ValueError("HMG scores repeat an id")
+    h = np.array([float(r["hmg"]) for r in hmg], dtype=np.float64)
+    cas_by_id = {str(r["id"]): float(r["cas"]) for r in (cam or [])}
+    have = np.array([i in cas_by_id for i in ids])
+    c = np.array([cas_by_id.get(i, np.nan) for i in ids], dtype=np.float64)
+    if normalize == "paper":
+        e = np.exp(h - h.max())
+        h_term = e / e.sum()
+        c_term = c.copy()
+    else:
+        h_term = percentile(h)
+        c_term = np.full(len(ids), np.nan)
+        if have.any():
+            c_term[have] = percentile(c[have])
+    fill = float(np.nanmean(c_term)) if have.any() else 0.0
+    c_term = np.where(have, c_term, fill)
+    score = alpha * h_term + (1.0 - alpha) * c_term
+    order = sorted(range(len(ids)), key=lambda i: (-score[i], ids[i]))
+    ranked = []
+    for pos, i in enumerate(order, start=1):
+        rec = {"id": ids[i], "rank": pos, "score": float(score[i]), "hmg": float(h[i]),
+               "cas": float(c[i]) if have[i] else None, "hmg_term": float(h_term[i]), "cas_term": float(c_term[i])}
+        if not have[i]:
+            rec["cas_imputed"] = True
+        ranked.append(rec)
+    stats = {"n": len(ids), "alpha": alpha, "normalize": normalize, "cas_missing": int((~have).sum()),
+             "spearman_score_hmg": spearman(score, h_term),
+             "spearman_score_cas": spearman(score[have], c_term[have]) if have.sum() > 1 else float("nan")}
+    if stats["cas_missing"]:
+        log.warning("rank: %d of %d samples have no CAS; their cas_term is the mean (%.4g)",
+                    stats["cas_missing"], len(ids), fill)
+    return ranked, stats
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    return (f"ranked {stats['n']} samples (alpha={stats['alpha']}, normalize={stats['normalize']}); "
+            f"Spearman(final, hmg_term)={stats['spearman_score_hmg']:.3f}, "
+            f"Spearman(final, cas_term)={stats['spearman_score_cas']:.3f}"
+            + (f"; {stats['cas_missing']} without CAS (imputed)" if stats["cas_missing"] else ""))

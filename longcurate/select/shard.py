@@ -1,0 +1,180 @@
+"""Scale-out bookkeeping: which shard owns which sample, resumable part files, and the merge.
+
+A scoring command run as shard k of n (flags, or RANK / WORLD_SIZE under torchrun) scores the samples
+at positions p with p % n == k, appends one line per id to `<stem>.part-<k>-of-<n>.jsonl` with fsync,
+skips ids already there (resume after a crash), and writes `<part>.done` when finished. `merge` checks
+that every input id is scored exactly once (or rejected), then writes the merged file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from longcurate.core.jsonl import (ResumableWriter, dumps, is_done, mark_done, read_jsonl, rejected_path,
+                                   write_jsonl)
+
+log = logging.getLogger("longcurate.select")
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    index: int = 0
+    count: int = 1
+
+    def owns(self, position: int) -> bool:
+        return position % self.count == self.index
+
+
+def shard_spec(num_shards: int | None = None, shard_index: int | None = None) -> ShardSpec:
+    """Explicit flags win; otherwise RANK / WORLD_SIZE (torchrun); otherwise a single shard."""
+    env_n, env_k = os.environ.get("WORLD_SIZE"), os.environ.get("RANK")
+    n = num_shards if num_shards is not None else int(env_n) if env_n else 1
+    k = shard_index if shard_index is not None else int(env_k) if (env_k and num_shards is None) else 0
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard index {k} is not in [0, {n}) (num_shards={n})")
+    return ShardSpec(k, n)
+
+
+def _stem(output: str | os.PathLike) -> tuple[Path, str]:
+    p = Path(output)
+    return p.parent, p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
+
+
+def part_path(output: str | os.PathLike, index: int, count: int) -> Path:
+    folder, stem = _stem(output)
+    return folder / f"{stem}.part-{index}-of-{count}.jsonl"
+
+
+def part_paths(output: str | os.PathLike, count: int) -> list[Path]:
+    return [part_path(output, k, count) for k in range(count)]
+
+
+def chunks_by_length(ids_lengths: Sequence[tuple[str, int]], chunk_size: int) -> list[list[int]]:
+    """Positions cut into chunks of similar length (longest first). Chunking depends only on the
+    shard's samples, so a resumed run recomputes a chunk with the same batch composition and gets
+    bit-identical values."""
+    order = sorted(range(len(ids_lengths)), key=lambda i: (-ids_lengths[i][1], i))
+    size = max(1, chunk_size)
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def run_parts(part: Path, units: Sequence[Any], ids: Sequence[str], lengths: Sequence[int],
+              compute: Callable[[list[Any]], list[dict[str, Any]]], chunk_size: int,
+              progress_desc: str = "scoring", show_progress: bool = True) -> dict[str, int]:
+    """Score `units` chunk by chunk into the resumable part file; returns counts."""
+    from tqdm.auto import tqdm
+
+    chunks = chunks_by_length(list(zip(ids, lengths)), chunk_size)
+    written = skipped = 0
+    with ResumableWriter(part) as w, tqdm(total=len(units), desc=progress_desc, unit="sample",
+                                          disable=not show_progress) as bar:
+        for chunk in chunks:
+            missing = [i for i in chunk if ids[i] not in w]
+            if not missing:
+                skipped += len(chunk)
+                bar.update(len(chunk))
+                continue
+            records = compute([units[i] for i in chunk])
+            for i, rec in zip(chunk, records):
+                if rec["id"] != ids[i]:
+                    raise RuntimeError(f"scorer returned id {rec['id']!r} for {ids[i]!r}")
+                if w.write(rec):
+                    written += 1
+                else:
+                    skipped += 1
+            bar.update(len(chunk))
+    return {"written": written, "skipped": skipped}
+
+
+def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """A score file as records (raises naming file and line on a bad line)."""
+    return [obj for _, obj in read_jsonl(path)]
+
+
+def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
+                finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+                require_done: bool = True) -> dict[str, Any]:
+    """Check every expected id is scored exactly once or rejected by its shard; write `output` in the
+    order of `expected` (atomic), merged rejects beside it, then the completion marker."""
+    parts = part_paths(output, count)
+    missing_parts = [str(p) for p in parts if not p.exists()]
+    if missing_parts:
+        raise ValueError(f"missing part files: {', '.join(missing_parts)}")
+    if require_done:
+        unfinished = [str(p) for p in parts if not is_done(p)]
+        if unfinished:
+            raise ValueError(f"shards not finished (no .done marker): {', '.join(unfinished)}")
+    by_id: dict[str, dict[str, Any]] = {}
+    dupes: list[str] = []
+    for p in parts:
+        for obj in read_scores(p):
+            rid = str(obj["id"])
+            if rid in by_id:
+                dupes.append(rid)
+            by_id[rid] = obj
+    rejected_lines: list[dict[str, Any]] = []
+    for p in parts:
+        rp = rejected_path(p)
+        if rp.exists():
+            rejected_lines.extend(obj for _, obj in read_jsonl(rp))
+    rejected_ids = {str(r["id"]) for r in rejected_lines if r.get("id") is not None}
+    expected_set = set(expected)
+    extra = sorted(set(by_id) - expected_set)
+    missing = [i for i in expected if i not in by_id and i not in rejected_ids]
+    problems = []
+    if dupes:
+        problems.append(f"{len(dupes)} id(s) scored more than once, e.g. {sorted(set(dupes))[:5]}")
+    if extra:
+        problems.append(f"{len(extra)} id(s) not in the input, e.g. {extra[:5]}")
+    if missing:
+        problems.append(f"{len(missing)} input id(s) neither scored nor rejected, e.g. {missing[:5]}")
+    if problems:
+        raise ValueError(f"cannot merge {output}: " + "; ".join(problems))
+    records = [by_id[i] for i in expected if i in by_id]
+    if finalize is not None:
+        records = finalize(records)
+    write_jsonl(output, records)
+    rejected_lines.sort(key=lambda r: (r.get("line") or 0, r.get("id") or "", r.get("reason") or ""))
+    rp = rejected_path(output)
+    if rejected_lines:
+        write_jsonl(rp, rejected_lines)
+    elif rp.exists():
+        rp.unlink()
+    stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": count}
+    mark_done(output, stats)
+    return stats
+
+
+def barrier_and_merge(spec: ShardSpec, merge: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """Under torchrun, wait for every rank (gloo barrier) and let rank 0 merge; alone, just merge.
+    With explicit --num-shards (e.g. a Slurm array) nobody merges: run `longcurate select merge`."""
+    if spec.count == 1:
+        return merge()
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) != spec.count:
+        log.info("shard %d/%d done; run `longcurate select merge` once every shard has finished",
+                 spec.index, spec.count)
+        return None
+    import torch.distributed as dist
+
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+        created = True
+    try:
+        dist.barrier()
+        stats = merge() if spec.index == 0 else None
+        dist.barrier()
+    finally:
+        if created:
+            dist.destroy_process_group()
+    return stats
+
+
+def canonical(obj: Any) -> str:
+    """Stable text of a record, for comparing files in tests and logs."""
+    return dumps(json.loads(json.dumps(obj)))

@@ -1,0 +1,120 @@
+"""The select stage over files: score HMG and CAM, rank, write budgets, print diagnostics.
+
+Each step skips itself when its output is complete (a `.done` marker beside it), so a re-run of the
+pipeline redoes nothing and leaves the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from longcurate.core.config import to_dict
+from longcurate.core.jsonl import is_done, mark_done, rejected_path, write_json, write_jsonl
+from longcurate.select.scoring import paths, run_score, scores_dir
+from longcurate.select.shard import read_scores
+
+log = logging.getLogger("longcurate.select")
+
+
+def ranked_path(cfg) -> Path:
+    return Path(cfg.select.output) if cfg.select.output else scores_dir(cfg) / "ranked.jsonl"
+
+
+def budget_dir(cfg) -> Path:
+    return cfg.path(cfg.select.budget_dir, "budgets")
+
+
+def run_rank(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
+             output: Path | None = None) -> dict[str, Any]:
+    from longcurate.select.rank import format_stats, rank_scores
+
+    sel = cfg.select
+    hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
+    cam_path = cam_path if cam_path is not None else scores_dir(cfg) / "cam.jsonl"
+    output = output or ranked_path(cfg)
+    if is_done(output):
+        log.info("rank: %s is complete; nothing to do", output)
+        return {"skipped": True}
+    hmg = read_scores(hmg_path)
+    cam = read_scores(cam_path) if cam_path and Path(cam_path).exists() else None
+    ranked, stats = rank_scores(hmg, cam, alpha=sel.alpha, normalize=sel.normalize)
+    write_jsonl(output, ranked)
+    mark_done(output, stats)
+    print(format_stats(stats))
+    return stats
+
+
+def _load_sample_map(cfg):
+    from longcurate.select.inputs import load_samples
+
+    inp = cfg.path(cfg.select.input, "samples.jsonl")
+    samples = load_samples(inp, _Silent(), limit=None)  # parse errors were reported when scoring
+    return {s.id: s for _, s in samples}
+
+
+class _Silent:
+    def add(self, *a: Any, **kw: Any) -> None:
+        pass
+
+
+def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = None,
+               out_dir: Path | None = None) -> dict[str, Any]:
+    from longcurate.select.budget import write_budgets
+
+    sel = cfg.select
+    ranked = ranked or ranked_path(cfg)
+    out_dir = out_dir or budget_dir(cfg)
+    budgets = list(budgets or sel.budgets)
+    marker = out_dir / "budgets.jsonl"
+    if is_done(marker):
+        log.info("budget: %s is complete; nothing to do", out_dir)
+        return {"skipped": True}
+    recs = read_scores(ranked)
+    hmg_path = scores_dir(cfg) / "hmg.jsonl"
+    lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
+    written = write_budgets(recs, _load_sample_map(cfg), out_dir, budgets, ["gateau", *sel.baselines],
+                            lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
+    write_jsonl(marker, [{"file": k, "samples": v} for k, v in written.items()])
+    mark_done(marker, {"files": len(written)})
+    for name, n in written.items():
+        print(f"{out_dir / name}: {n} samples")
+    return {"files": written}
+
+
+def run_diagnose(cfg, hmg_path: Path | None = None, cam_path: Path | None = None) -> dict[str, Any]:
+    from longcurate.select.diagnose import diagnose, format_report
+
+    hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
+    cam_path = cam_path or scores_dir(cfg) / "cam.jsonl"
+    kinds = {i: s.kind for i, s in _load_sample_map(cfg).items()}
+    d = diagnose(kinds, read_scores(hmg_path), read_scores(cam_path) if cam_path.exists() else None)
+    write_json(scores_dir(cfg) / "diagnostics.json", d)
+    print(format_report(d))
+    return d
+
+
+def run_stage(cfg) -> dict[str, Any]:
+    """Score (HMG, then CAM), rank, budgets, diagnostics; each step resumes or skips."""
+    from longcurate.core.runinfo import write_manifest
+
+    import dataclasses
+
+    # `select.output` names one command's output; the stage uses the fixed names under scores_dir.
+    cfg = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, output=None))
+    sel = cfg.select
+    stats: dict[str, Any] = {"hmg": run_score(cfg, "hmg")}
+    if sel.cam:
+        stats["cam"] = run_score(cfg, "cam")
+    cam_path = scores_dir(cfg) / "cam.jsonl" if sel.cam else Path("/nonexistent")
+    stats["rank"] = run_rank(cfg, cam_path=cam_path)
+    stats["budget"] = run_budget(cfg)
+    has_gold = any(s.gold for s in _load_sample_map(cfg).values())
+    if sel.diagnose and has_gold:
+        stats["diagnose"] = run_diagnose(cfg, cam_path=cam_path)
+    write_manifest(scores_dir(cfg) / "select.manifest.json", "select", to_dict(cfg), stats)
+    return stats
+
+
+__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "paths", "rejected_path"]

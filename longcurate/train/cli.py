@@ -1,0 +1,94 @@
+"""Commands of the train stage.
+
+    longcurate mix --long budgets/gateau-1000.jsonl --short sharegpt.jsonl --short-ratio 10 --output mix.jsonl
+    longcurate tokenize --input mix.jsonl --output mixture/tokenized --max-length 8192 --overlong truncate
+    longcurate train --dataset mixture/tokenized --output checkpoint --batching sorted --loss-weighting sequence
+    torchrun --nproc_per_node 8 -m longcurate train -c cfg.yaml --deepspeed configs/ds_zero3.json
+
+Every command also takes `--config FILE.yaml` and `key=value` overrides (e.g. `train.grad_accum=12`).
+Run `mix` and `tokenize` in one process; `train` under any launcher (see scripts/train_*.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from longcurate.core.cli import add_config_args, add_flag, resolve_config
+
+
+def _mix(args: argparse.Namespace) -> int:
+    from longcurate.train.mix import summary
+    from longcurate.train.stage import run_mix
+
+    manifest = run_mix(resolve_config(args))
+    print(summary(manifest))
+    return 0
+
+
+def _tokenize(args: argparse.Namespace) -> int:
+    from longcurate.train.stage import run_tokenize
+
+    stats = run_tokenize(resolve_config(args))
+    print(json.dumps({k: v for k, v in stats.items() if k != "params"}, indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from longcurate.train.stage import run_train
+    from longcurate.train.trainer import dist_env
+
+    stats = run_train(resolve_config(args))
+    if dist_env()[0] == 0:
+        print(json.dumps({k: v for k, v in stats.items() if k != "log_history"}, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("mix", help="mix budget files with short chat data (deduplicated, shuffled by seed)",
+                       description="Mix one or more budget files (long) with ShareGPT-format short chat data.")
+    add_config_args(p)
+    add_flag(p, "--long", "train.mix.long", "budget file(s) (default: the select stage's largest gateau budget)",
+             nargs="+")
+    add_flag(p, "--short", "train.mix.short", "short chat JSONL (messages or conversations)")
+    add_flag(p, "--short-size", "train.mix.short_size", "number of short samples", type=int)
+    add_flag(p, "--short-ratio", "train.mix.short_ratio", "short samples per long sample", type=float)
+    add_flag(p, "--output", "train.mix.output", "mixture JSONL (a .manifest.json is written beside it)")
+    add_flag(p, "--limit", "train.mix.limit", "at most this many records per input file", type=int)
+    p.set_defaults(func=_mix)
+
+    p = sub.add_parser("tokenize", help="tokenize a mixture into a datasets folder (labels on assistant turns)",
+                       description="Chat-template tokenization; over-long samples truncated in the middle or skipped.")
+    add_config_args(p)
+    add_flag(p, "--input", "train.tokenize.input", "mixture JSONL")
+    add_flag(p, "--output", "train.tokenize.output", "output datasets folder")
+    add_flag(p, "--model", "model", "model whose tokenizer and chat template are used")
+    add_flag(p, "--template", "train.tokenize.template", "chat | film")
+    add_flag(p, "--max-length", "train.tokenize.max_length", "tokens per sample", type=int)
+    add_flag(p, "--overlong", "train.tokenize.overlong", "truncate | skip")
+    add_flag(p, "--num-proc", "train.tokenize.num_proc", "processes for datasets.map", type=int)
+    add_flag(p, "--limit", "train.tokenize.limit", "at most this many samples", type=int)
+    p.set_defaults(func=_tokenize)
+
+    p = sub.add_parser("train", help="fine-tune on a tokenized mixture (Trainer; DeepSpeed / FSDP passthrough)",
+                       description="Long-context SFT with sorted batching or packing and token/sequence loss "
+                                   "weighting. Resumes from the last checkpoint.")
+    add_config_args(p)
+    add_flag(p, "--dataset", "train.dataset", "tokenized datasets folder")
+    add_flag(p, "--model", "train.init_from", "model to fine-tune (default: the run's model)")
+    add_flag(p, "--output", "train.output", "final model folder")
+    add_flag(p, "--checkpoints", "train.checkpoints", "Trainer checkpoint folder (resume)")
+    add_flag(p, "--batching", "train.batching", "naive | sorted | packed")
+    add_flag(p, "--loss-weighting", "train.loss_weighting", "token | sequence")
+    add_flag(p, "--max-tokens", "train.max_tokens", "tokens per packed row", type=int)
+    add_flag(p, "--batch-size", "train.per_device_batch_size", "per-device micro-batch", type=int)
+    add_flag(p, "--grad-accum", "train.grad_accum", "gradient accumulation steps", type=int)
+    add_flag(p, "--max-steps", "train.max_steps", "optimizer steps (overrides epochs)", type=int)
+    add_flag(p, "--lr", "train.learning_rate", "peak learning rate", type=float)
+    add_flag(p, "--deepspeed", "train.deepspeed", "DeepSpeed config JSON (configs/ds_zero3.json)")
+    add_flag(p, "--fsdp", "train.fsdp", "FSDP options, e.g. 'full_shard offload'")
+    add_flag(p, "--fsdp-config", "train.fsdp_config", "accelerate FSDP YAML / JSON (configs/fsdp.yaml)")
+    add_flag(p, "--report-to", "train.report_to", "none | tensorboard | wandb")
+    add_flag(p, "--resume", "train.resume", "auto | never | a checkpoint folder")
+    add_flag(p, "--limit", "train.limit", "train on the first N samples only", type=int)
+    p.set_defaults(func=_train)

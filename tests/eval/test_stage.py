@@ -1,0 +1,179 @@
+"""The eval stage end to end through the real CLI on tiny models: probes + needle on a checkpoint and
+a base model, the report, then a re-run that loads no model and leaves every output byte-identical;
+a generation error on one item leaves the rest scored and is counted and listed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from longcurate.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, tokenizer):
+    from longcurate.core.models import random_llama
+
+    root = tmp_path_factory.mktemp("models")
+    for name, seed in (("base", 1), ("checkpoint", 2)):
+        m = random_llama(seed=seed)
+        m.generation_config.eos_token_id = tokenizer.eos_token_id
+        m.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    return root
+
+
+def _args(tmp_path, model_dirs, *extra):
+    return ["eval", "run", f"output_dir={tmp_path / 'run'}", f"model={model_dirs / 'base'}",
+            f"eval.checkpoint={model_dirs / 'checkpoint'}", "eval.probes.context_tokens=512",
+            "eval.probes.num_positions=3", "eval.probes.num_sets=1", "eval.probes.span=2",
+            "eval.needle.lengths=[96,192]", "eval.needle.depths=[0,100]", "eval.generate.max_new_tokens=4",
+            "eval.generate.dtype=float32", "eval.generate.batch_size=4", "eval.generate.device=cpu", *extra]
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_stage_end_to_end_and_resume(tmp_path, model_dirs, monkeypatch):
+    assert main(_args(tmp_path, model_dirs)) == 0
+    ev = tmp_path / "run" / "eval"
+    for label in ("checkpoint", "base"):
+        res = json.loads((ev / label / "probes" / "results.json").read_text())
+        assert set(res["tasks"]) == {"document", "code", "database"}
+        assert res["n_failed"] == 0 and res["n_scored"] == res["n_items"] > 0
+        preds = [json.loads(x) for x in (ev / label / "probes" / "predictions.jsonl").read_text().splitlines()]
+        assert len(preds) == res["n_items"] and len({p["id"] for p in preds}) == len(preds)
+        needle = json.loads((ev / label / "needle" / "results.json").read_text())
+        assert needle["lengths"] == [96, 192] and needle["depths"] == [0.0, 100.0]
+    text = (ev / "report.md").read_text()
+    assert "| checkpoint |" in text and "| base |" in text
+    assert (ev / "plots" / "probe_document.png").exists() and (ev / "plots" / "needle_checkpoint.png").exists()
+
+    before = _snapshot(ev)
+
+    def no_load(*a, **k):
+        raise AssertionError("a finished eval must not load a model")
+
+    monkeypatch.setattr("longcurate.core.models.load_model", no_load)
+    assert main(_args(tmp_path, model_dirs)) == 0
+    assert _snapshot(ev) == before
+
+
+def test_interrupted_predictions_resume_without_duplicates(tmp_path, model_dirs):
+    assert main(_args(tmp_path, model_dirs, "eval.models=[base]", "eval.run=[probes]")) == 0
+    pred = tmp_path / "run" / "eval" / "base" / "probes" / "predictions.jsonl"
+    full = pred.read_bytes()
+    lines = full.splitlines(keepends=True)
+    pred.write_bytes(b"".join(lines[:2]) + lines[2][:10])  # killed mid-write
+    assert main(_args(tmp_path, model_dirs, "eval.models=[base]", "eval.run=[probes]")) == 0
+    assert pred.read_bytes() == full
+
+
+def test_generation_error_on_one_item(tmp_path, model_dirs, tokenizer):
+    """One prompt over the context limit: it fails alone, the rest are scored, the failure is listed."""
+    from longcurate.core.jsonl import read_jsonl
+    from longcurate.core.models import load_model
+    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.runner import run_probes
+    from longcurate.eval.stage import ensure_probes
+    from longcurate.config import RunConfig
+    from longcurate.core.config import apply_overrides, build
+
+    cfg = build(RunConfig, apply_overrides({}, _args(tmp_path, model_dirs)[2:]))
+    items = [o for _, o in read_jsonl(ensure_probes(cfg))]
+    items[1] = {**items[1], "context": items[1]["context"] * 3}  # now ~3x too long
+    gen = HFGenerator(load_model(str(model_dirs / "base"), dtype="float32", device="cpu"), tokenizer,
+                      max_context=1000, progress=False)
+    out = tmp_path / "res"
+    res = run_probes(gen, items, out, model="base", span=1, max_new_tokens=4)
+    assert res["n_failed"] == 1 and res["n_scored"] == len(items) - 1
+    assert res["failures"][0]["id"] == items[1]["id"] and "prompt too long" in res["failures"][0]["error"]
+    assert sum(t["n"] for t in res["tasks"].values()) == len(items) - 1
+    preds = [json.loads(x)["id"] for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert items[1]["id"] not in preds  # not stored: the next run retries it
+
+
+def test_missing_checkpoint_is_skipped(tmp_path, model_dirs):
+    from longcurate.config import RunConfig
+    from longcurate.core.config import apply_overrides, build
+    from longcurate.eval.stage import resolve_models
+
+    args = _args(tmp_path, model_dirs)[2:]
+    cfg = build(RunConfig, apply_overrides({}, args + [f"eval.checkpoint={tmp_path / 'none'}"]))
+    assert [lab for lab, _ in resolve_models(cfg)] == ["base"]
+    cfg = build(RunConfig, apply_overrides({}, args))
+    assert [lab for lab, _ in resolve_models(cfg)] == ["checkpoint", "base"]
+
+
+def test_probe_build_cli(tmp_path, model_dirs, capsys):
+    out = tmp_path / "p.jsonl"
+    assert main(["probe", "build", "--length", "300", "--positions", "2", "--tasks", "database",
+                 "--model", str(model_dirs / "base"), "--output", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["position_id"] for x in lines] == [0, 1] and {x["task"] for x in lines} == {"database"}
+    assert "probes: 2 items" in capsys.readouterr().out
+    assert main(["probe", "build", "--length", "10", "--model", str(model_dirs / "base"),
+                 "--output", str(tmp_path / "bad.jsonl")]) == 2
+
+
+def test_bad_item_lines_are_quarantined(tmp_path):
+    from longcurate.eval.probes import Probe
+    from longcurate.eval.runner import check_needle, load_items
+
+    good = {"id": "code-s0-p0", "task": "code", "set_id": 0, "position_id": 0, "num_positions": 1, "key": "x = 1",
+            "answer": "f", "context": "def f():\n    x = 1", "instruction": "?", "key_char": 13, "answer_char": 4,
+            "key_token": 3, "key_token_fraction": 0.5, "context_tokens": 6}
+    path = tmp_path / "probes.jsonl"
+    path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({k: v for k, v in good.items() if k != "key"}),
+                               json.dumps({**good, "id": "x", "task": "poetry"}), json.dumps({**good, "id": "g2"})]) + "\n")
+    items, rejects = load_items(path, Probe.from_dict, rejects_path=tmp_path / "bad.jsonl")
+    assert [it["id"] for it in items] == ["code-s0-p0", "g2"]
+    assert rejects.total == 3
+    bad = [json.loads(x) for x in (tmp_path / "bad.jsonl").read_text().splitlines()]
+    assert [b["line"] for b in bad] == [2, 3, 4]
+    assert bad[1]["field"] == "key" and bad[2]["field"] == "task"
+    assert all(b["file"] == str(path) for b in bad)
+    needle_path = tmp_path / "needle.jsonl"
+    needle_path.write_text(json.dumps({"id": "n", "length": 1, "depth": 0, "context": "c", "question": "q",
+                                       "key_words": []}) + "\n")
+    items, rejects = load_items(needle_path, check_needle, rejects_path=tmp_path / "nbad.jsonl")
+    assert items == [] and rejects.counts["must be a non-empty list"] == 1
+
+
+def test_changed_prompts_or_settings_are_redone(tmp_path, tiny_model, tokenizer):
+    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.runner import run_needle
+
+    items = [{"id": f"n{i}", "length": 64, "depth": 0.0, "context": f"Some haystack {i}. The code is blue.",
+              "question": "What is the code?", "key_words": ["blue"]} for i in range(3)]
+    gen = HFGenerator(tiny_model, tokenizer, progress=False)
+    meta = {"generation": {"template": "chat"}}
+    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta=meta)
+    pred = tmp_path / "predictions.jsonl"
+    first = pred.read_text()
+    items[1] = {**items[1], "context": "A different haystack. The code is blue."}
+    res = run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta=meta)
+    lines = [json.loads(x) for x in pred.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["n0", "n2", "n1"] and res["n_scored"] == 3
+    assert first.splitlines()[0] == pred.read_text().splitlines()[0]  # n0 kept as it was
+    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta={"generation": {"template": "film"}})
+    assert [json.loads(x)["id"] for x in pred.read_text().splitlines()] == ["n0", "n1", "n2"]  # all redone
+
+
+def test_single_commands_and_report_cli(tmp_path, model_dirs, capsys):
+    common = [f"--output-dir={tmp_path / 'ev'}", "--max-new-tokens", "3", "eval.probes.context_tokens=512",
+              "eval.probes.num_positions=3", "eval.probes.tasks=[database]", "eval.needle.lengths=[96]",
+              "eval.needle.depths=[50]", "eval.generate.dtype=float32", "eval.generate.device=cpu"]
+    for label in ("base", "checkpoint"):
+        model = str(model_dirs / label)
+        assert main(["eval", "probes", "--model", model, "--label", label, *common]) == 0
+        assert main(["eval", "needle", "--model", model, "--label", label, *common]) == 0
+    out = capsys.readouterr().out
+    assert "probes on" in out and "needle on" in out
+    assert main(["eval", "report", str(tmp_path / "ev" / "base"), str(tmp_path / "ev" / "checkpoint"),
+                 "--labels", "base,trained"]) == 0
+    text = (tmp_path / "ev" / "report.md").read_text()
+    assert "| trained |" in text and "database avg / gap" in text and "document" not in text
+    assert main(["eval", "report", str(tmp_path / "ev" / "base"), "--labels", "a,b"]) == 2

@@ -1,0 +1,75 @@
+"""Sorted batching (LongAlign): global-batch groups of similar length, shuffled by seed, sliced per rank."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from longcurate.train.batching import (LengthSampler, PaddedCollator, global_batch_size, micro_batches, naive_order,
+                                       padding_stats, rank_batches, sorted_order, step_groups)
+
+
+def _lengths(n=203, seed=0):
+    rng = random.Random(seed)
+    return [rng.randint(1, 5000) for _ in range(n)]
+
+
+def test_sorted_groups_are_contiguous_length_ranges():
+    lengths = _lengths()
+    gb = global_batch_size(2, 3, 2)
+    order = sorted_order(lengths, gb, seed=1)
+    assert sorted(order) == list(range(len(lengths)))
+    by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    expected = {tuple(by_length[i:i + gb]) for i in range(0, len(lengths), gb)}
+    groups = step_groups(order, gb)
+    assert {tuple(g) for g in groups} == expected  # each step is one group of neighbours in length
+    assert groups != [list(g) for g in sorted(expected, key=lambda g: lengths[g[0]])]  # groups are shuffled
+
+
+def test_orders_are_deterministic_by_seed_and_epoch():
+    lengths = _lengths()
+    assert sorted_order(lengths, 8, seed=3) == sorted_order(lengths, 8, seed=3)
+    assert sorted_order(lengths, 8, seed=3) != sorted_order(lengths, 8, seed=4)
+    assert naive_order(50, 0, epoch=0) != naive_order(50, 0, epoch=1)
+    s = LengthSampler(lengths, "sorted", 8, seed=3)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) != first and sorted(s) == sorted(first) and len(s) == len(lengths)
+
+
+def test_rank_slices_cover_the_global_batch():
+    lengths = _lengths(96)
+    per_device, ga, world = 2, 3, 2
+    gb = global_batch_size(per_device, ga, world)
+    order = sorted_order(lengths, gb, seed=0)
+    ranks = [rank_batches(order, per_device, world, r) for r in range(world)]
+    for step in range(len(order) // gb):
+        got = sorted(i for r in ranks for b in r[step * ga:(step + 1) * ga] for i in b)
+        assert got == sorted(order[step * gb:(step + 1) * gb])
+
+
+def test_sorted_pads_less_than_naive():
+    lengths = _lengths(1000)
+    naive = padding_stats(lengths, micro_batches(naive_order(len(lengths), 0), 8))
+    sort = padding_stats(lengths, micro_batches(sorted_order(lengths, 32, 0), 8))
+    assert sort.padding_fraction < 0.05 < naive.padding_fraction
+    assert padding_stats([3, 5], [[0, 1]]).as_dict() == {"real_tokens": 8, "slot_tokens": 10,
+                                                         "padding_fraction": 0.2}
+
+
+def test_padded_collator(make_samples):
+    s = make_samples(3, seed=9)
+    batch = PaddedCollator(pad_token_id=0, loss_weighting="token")(s)
+    width = max(len(x["input_ids"]) for x in s)
+    assert batch["input_ids"].shape == (3, width)
+    assert batch["attention_mask"].sum().item() == sum(len(x["input_ids"]) for x in s)
+    assert int(batch["num_items"]) == int((batch["labels"][:, 1:] != -100).sum())
+    assert (batch["loss_weights"][batch["labels"] == -100] == 0).all()
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError):
+        global_batch_size(0, 1, 1)
+    with pytest.raises(ValueError):
+        LengthSampler([1, 2], "packed", 2)
