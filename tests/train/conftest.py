@@ -38,17 +38,3 @@ def make_samples_fixture():
 @pytest.fixture(name="make_dataset")
 def make_dataset_fixture():
     return make_dataset
-
-
-@pytest.fixture
-def samples():
-    return make_samples(12, seed=1)
-
-
-@pytest.fixture
-def tokenized_dir(tmp_path):
-    """A tokenized mixture saved like `longcurate tokenize` saves it."""
-    ds = make_dataset(make_samples(24, seed=2, min_len=8, max_len=48))
-    path = tmp_path / "tokenized"
-    ds.save_to_disk(str(path))
-    return path
