@@ -8,15 +8,13 @@ that every input id is scored exactly once (or rejected), then writes the merged
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from longcurate.core.jsonl import (ResumableWriter, dumps, is_done, mark_done, read_jsonl, rejected_path,
-                                   write_jsonl)
+from longcurate.core.jsonl import ResumableWriter, is_done, mark_done, read_jsonl, rejected_path, write_jsonl
 
 log = logging.getLogger("longcurate.select")
 
@@ -174,7 +172,3 @@ def barrier_and_merge(spec: ShardSpec, merge: Callable[[], dict[str, Any]]) -> d
             dist.destroy_process_group()
     return stats
 
-
-def canonical(obj: Any) -> str:
-    """Stable text of a record, for comparing files in tests and logs."""
-    return dumps(json.loads(json.dumps(obj)))

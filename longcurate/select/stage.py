@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import is_done, mark_done, rejected_path, write_json, write_jsonl
-from longcurate.select.scoring import paths, run_score, scores_dir
+from longcurate.core.jsonl import is_done, mark_done, write_json, write_jsonl
+from longcurate.select.scoring import run_score, scores_dir
 from longcurate.select.shard import read_scores
 
 log = logging.getLogger("longcurate.select")
@@ -117,4 +117,4 @@ def run_stage(cfg) -> dict[str, Any]:
     return stats
 
 
-__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "paths", "rejected_path"]
+__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose"]
