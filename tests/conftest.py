@@ -32,3 +32,31 @@ def smollm2():
     from longcurate.core.models import SMOLLM2_ALIAS, load_model
 
     return load_model(SMOLLM2_ALIAS, dtype="float32", device="cpu")
+
+
+def run_process_group(cmd, *, timeout: float, **kwargs):
+    """subprocess.run for commands that spawn workers (torchrun): on a timeout the whole process
+    group is killed, so no orphaned worker outlives the test."""
+    import signal
+    import subprocess
+
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    capture = kwargs.pop("capture_output")
+    if capture:
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"timed out after {timeout} s: {' '.join(map(str, cmd))}\n{(err or '')[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="session")
+def run_group():
+    """`run_group(cmd, timeout=...)`: run a command in its own process group, killed whole on timeout."""
+    return run_process_group

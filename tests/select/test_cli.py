@@ -171,17 +171,17 @@ def test_sigkill_then_resume(tmp_path, tiny_folder):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path, data, tiny_folder):
+def test_torchrun_two_processes(tmp_path, data, tiny_folder, run_group):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun not installed")
     one = tmp_path / "one/hmg.jsonl"
     _score("hmg", data, one, tiny_folder)
     two = tmp_path / "two/hmg.jsonl"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "longcurate", "score", "hmg",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "longcurate", "score", "hmg",
            "--input", str(data), "--output", str(two), "--model", str(tiny_folder), "--window", "256",
            "select.chunk_size=3", *FP32]
-    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    res = run_group(cmd, env=_env(), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "two/hmg.part-0-of-2.jsonl").exists() and (tmp_path / "two/hmg.part-1-of-2.jsonl").exists()
     _assert_same(_by_id(one), _by_id(two))

@@ -36,26 +36,26 @@ def _config(base: Path, run: str, **train) -> Path:
     return path
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], run_group) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = run_group(cmd, cwd=ROOT, env=env, timeout=300)  # kills torchrun's workers too on a timeout
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return out
 
 
-def _torchrun(config: Path) -> subprocess.CompletedProcess:
+def _torchrun(config: Path, run_group) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                 "-m", "longcurate", "train", "-c", str(config)])
+                 "-m", "longcurate", "train", "-c", str(config)], run_group)
 
 
 def _stats(base: Path, run: str) -> dict:
     return json.loads((base / run / "checkpoint" / "longcurate_train.json").read_text())
 
 
-def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples, make_dataset):
+def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples, make_dataset, run_group):
     _write_inputs(tmp_path, tokenizer, make_samples, make_dataset)
     cfg = _config(tmp_path, "fsdp", fsdp="full_shard")
-    _torchrun(cfg)
+    _torchrun(cfg, run_group)
     stats = _stats(tmp_path, "fsdp")
     losses = [h["loss"] for h in stats["log_history"]]
     assert stats["world_size"] == 2 and stats["distributed"].startswith("fsdp") and stats["steps"] == 10
@@ -66,14 +66,14 @@ def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples,
 
     # One process with the same global batch (4 x 2 x 1 = 2 x 2 x 2): the same losses.
     single = _config(tmp_path, "single", per_device_batch_size=4)
-    _run([sys.executable, "-m", "longcurate", "train", "-c", str(single)])
+    _run([sys.executable, "-m", "longcurate", "train", "-c", str(single)], run_group)
     single_losses = [h["loss"] for h in _stats(tmp_path, "single")["log_history"]]
     assert single_losses == pytest.approx(losses, abs=2e-3)
 
     # Kill after step 5 (simulated: drop the end of the run) and resume: it continues at step 6.
     shutil.rmtree(tmp_path / "fsdp" / "checkpoint")
     shutil.rmtree(tmp_path / "fsdp" / "train" / "checkpoint-10")
-    _torchrun(cfg)
+    _torchrun(cfg, run_group)
     resumed = _stats(tmp_path, "fsdp")
     assert resumed["resumed_from"].endswith("checkpoint-5") and resumed["steps"] == 10
     steps = [h["step"] for h in resumed["log_history"]]
@@ -83,7 +83,7 @@ def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples,
     assert state["global_step"] == 10
 
     # A finished run is a no-op.
-    out = _torchrun(cfg)
+    out = _torchrun(cfg, run_group)
     assert '"skipped": true' in out.stdout
 
 
