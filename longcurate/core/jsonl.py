@@ -121,6 +121,18 @@ class Rejects:
         self.close()
 
 
+def read_json_if_valid(path: str | os.PathLike) -> Any | None:
+    """A JSON file's content, or None when it is missing or unreadable (e.g. left torn by a crash):
+    callers treat that as "not done yet" and redo the work."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 def _reason_class(reason: str) -> str:
     """Group reasons for counting: the text before the first ':' ("empty response: ..." -> "empty response")."""
     return reason.split(":", 1)[0].strip()

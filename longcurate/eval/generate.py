@@ -87,3 +87,17 @@ def render_prompt(prompt: str | list[dict[str, str]], tokenizer: Any | None, tem
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text, False
     return film_chat(messages), True
+
+
+def encode_for_local(request: "GenRequest", tokenizer: Any, template: str, max_context: int) -> list[int] | "GenResult":
+    """Token ids of a request for a local backend, or a failed GenResult (bad prompt, or prompt +
+    generation longer than the context) — that item fails alone, the others go on."""
+    try:
+        text, special = render_prompt(request.prompt, tokenizer, template)
+        ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+    except Exception as e:  # a malformed prompt fails its own item only
+        return GenResult(request.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
+    if len(ids) + request.max_new_tokens > max_context:
+        return GenResult(request.id, "", f"prompt too long: {len(ids)} tokens + {request.max_new_tokens} new "
+                                         f"> context limit {max_context}")
+    return ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from longcurate.eval.generate import GenRequest, GenResult, render_prompt
+from longcurate.eval.generate import GenRequest, GenResult, encode_for_local, render_prompt
 
 log = logging.getLogger("longcurate.eval")
 
@@ -43,14 +43,9 @@ class HFGenerator:
         results: list[GenResult | None] = [None] * len(requests)
         encoded: list[tuple[int, list[int]]] = []
         for i, r in enumerate(requests):
-            try:
-                ids = self.encode(r)
-            except Exception as e:  # a malformed prompt fails its own item only
-                results[i] = GenResult(r.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
-                continue
-            if len(ids) + r.max_new_tokens > self.max_context:
-                results[i] = GenResult(r.id, "", f"prompt too long: {len(ids)} tokens + {r.max_new_tokens} new "
-                                                 f"> context limit {self.max_context}")
+            ids = encode_for_local(r, self.tokenizer, self.template, self.max_context)
+            if isinstance(ids, GenResult):
+                results[i] = ids
                 continue
             encoded.append((i, ids))
         batches = self._batches(encoded, requests)

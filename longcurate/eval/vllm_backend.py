@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from longcurate.eval.generate import GenRequest, GenResult, render_prompt
+from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
 
 
 class VLLMGenerator:
@@ -21,15 +21,9 @@ class VLLMGenerator:
         results: list[GenResult | None] = [None] * len(requests)
         prompts, params, where = [], [], []
         for i, r in enumerate(requests):
-            try:
-                text, special = render_prompt(r.prompt, self.tokenizer, self.template)
-                ids = self.tokenizer(text, add_special_tokens=special)["input_ids"]
-            except Exception as e:
-                results[i] = GenResult(r.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
-                continue
-            if len(ids) + r.max_new_tokens > self.max_context:
-                results[i] = GenResult(r.id, "", f"prompt too long: {len(ids)} tokens + {r.max_new_tokens} new "
-                                                 f"> context limit {self.max_context}")
+            ids = encode_for_local(r, self.tokenizer, self.template, self.max_context)
+            if isinstance(ids, GenResult):
+                results[i] = ids
                 continue
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(SamplingParams(temperature=0.0, max_tokens=r.max_new_tokens))

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from longcurate.core.jsonl import Rejects, read_jsonl, rejected_path, write_json, write_jsonl
+from longcurate.core.jsonl import Rejects, read_json_if_valid, read_jsonl, rejected_path, write_json, write_jsonl
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError, Sample
 from longcurate.train.chat import Message, check_conversation, conversation_hash, parse_conversation
@@ -190,15 +190,7 @@ def build_mixture(long_paths: list[str], short_path: str | None, output: str, *,
 
 
 def _load_manifest(output: str) -> dict | None:
-    import json
-
-    p = manifest_path(output)
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    return read_json_if_valid(manifest_path(output))
 
 
 def summary(manifest: dict) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, read_jsonl, rejected_path, write_json
+from longcurate.core.jsonl import Rejects, read_json_if_valid, read_jsonl, rejected_path, write_json
 from longcurate.core.records import RecordError
 from longcurate.train.chat import (Message, apply_template, has_chat_template, parse_conversation, render,
                                    render_film)
@@ -289,13 +289,7 @@ def summary(stats: dict) -> str:
 
 def load_stats(output_dir: str | os.PathLike) -> dict | None:
     """The stats a finished tokenize run saved inside its dataset folder, or None."""
-    p = Path(output_dir) / STATS_FILE
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    return read_json_if_valid(Path(output_dir) / STATS_FILE)
 
 
 def _save_atomic(ds: Any, out: Path, stats: dict) -> None:
