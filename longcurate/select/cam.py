@@ -3,7 +3,8 @@
 importance: `softmax_i(IS_i)` with `IS_i = −log PPL(y | s_i, x)`, one short row per kept segment
 (segment + instruction + response, cut from the same tokenization as the full prompt), batched
 through the engine's `response_nll`. attention: the response rows' attention mass per segment over the
-full prompt (engine `segment_attention`). `cas = 1 − cos(importance, attention)` — ours: the released
+full prompt (engine `segment_attention`, or `nll_and_attention` when the select stage scores HMG's θ_B
+in the same forward). `cas = 1 − cos(importance, attention)` — ours: the released
 code never combines them (DESIGN.md) — or `kl` = KL(importance ‖ attention), `js` = Jensen–Shannon.
 """
 
@@ -64,12 +65,19 @@ def segment_nll_rows(batch: list[Prepared], builder: PromptBuilder, engine) -> l
 
 
 def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model: str,
-                layers: list[int] | None = None, key_block: int = 1024, metric: str = "cos") -> list[dict[str, Any]]:
-    """Importance, attention and CAS for a chunk of samples; one record per sample."""
+                layers: list[int] | None = None, key_block: int = 1024, metric: str = "cos",
+                attention: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """Importance, attention and CAS for a chunk of samples; one record per sample. `attention`:
+    the samples' segment attention when already measured with these `layers` (the select stage
+    takes it from the θ_B forward that also gives HMG's NLL); otherwise it is measured here."""
     if metric not in CAS_METRICS:
         raise ValueError(f"unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+    if attention is not None and (len(attention) != len(batch)
+                                  or any(len(a) != len(p.segment_spans) for a, p in zip(attention, batch))):
+        raise ValueError("attention must hold one vector per sample of the batch, one value per kept segment")
     seg_nll = segment_nll_rows(batch, builder, engine)
-    attn = engine.segment_attention([p.item() for p in batch], layers=layers, key_block=key_block)
+    attn = attention if attention is not None else \
+        engine.segment_attention([p.item() for p in batch], layers=layers, key_block=key_block)
     out = []
     for p, nlls, a in zip(batch, seg_nll, attn):
         importance = softmax(-np.asarray(nlls))  # IS_i = −log PPL_i = −mean NLL_i

@@ -34,7 +34,7 @@ class SelectConfig:
     max_segments: int = 32  # per sample; order-preserving sampling with the run seed (paper: 500)
 
     # --- engine ---
-    batch_tokens: int = 16384
+    batch_tokens: int | None = None  # padded tokens per batch; default 16384 on GPU, 4096 on CPU (faster there)
     max_batch_size: int = 64
     chunk_size: int = 64  # samples per engine call; a crash loses at most one chunk
 

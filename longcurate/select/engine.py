@@ -12,9 +12,11 @@ alone is exact for every real row (pad rows produce values that are never read).
 the default `arange`, which is also exact for right-padded rows. Without a padding mask SDPA takes
 its `is_causal` fast path.
 
-Segment attention runs one extra forward with the attention function of `attention.py`
-registered through transformers' `AttentionInterface`; see that module for how it reduces the
-response rows' attention straight into per-segment sums.
+Segment attention runs the forward with the attention function of `attention.py` registered
+through transformers' `AttentionInterface`; see that module for how it reduces the response rows'
+attention straight into per-segment sums. `nll_and_attention` takes both the response NLL and the
+segment attention from that one forward, so a sample scored for HMG's θ_B and CAM costs one
+full-prompt pass, not two; all three methods share one batch loop (`_score`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,14 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int,
     return batches
 
 
+def default_batch_tokens(device) -> int:
+    """Padded tokens per batch when none is given: 16384 on accelerators, 4096 on CPUs. On a CPU big
+    batches are slower, not faster (SmolLM2-135M, bf16, 2 cores, demo data: 16384 ran θ_B's full prompts
+    1.6x, θ_A's 1024-token windows 1.2x and CAM's segment rows 1.6x slower than 2048-4096): a batch's
+    activations outgrow the caches, and the matmuls are already large enough to keep the cores busy."""
+    return 16384 if getattr(device, "type", str(device).split(":")[0]) != "cpu" else 4096
+
+
 def length_dependent_rope(config) -> bool:
     """True when the RoPE frequencies depend on the batch's longest position (dynamic NTK,
     LongRoPE): then a padded batch would score a short row differently from the same row alone."""
@@ -131,7 +141,7 @@ class ScoringEngine:
     The model's dtype decides the matmul precision (load bf16 on GPUs and on CPUs with native bf16);
     losses and attention probabilities are always reduced in fp32 / fp64."""
 
-    def __init__(self, model, *, batch_tokens: int = 16384, max_batch_size: int = 64, device=None,
+    def __init__(self, model, *, batch_tokens: int | None = None, max_batch_size: int = 64, device=None,
                  show_progress: bool = True, head_chunk: int = 2048, use_flash_attn: bool | None = None,
                  fp32_head: bool = True):
         import torch
@@ -140,7 +150,7 @@ class ScoringEngine:
         if next(model.parameters()).device != self.device:
             model = model.to(self.device)
         self.model = model.eval()
-        self.batch_tokens = int(batch_tokens)
+        self.batch_tokens = int(batch_tokens or default_batch_tokens(self.device))
         self.max_batch_size = int(max_batch_size)
         self.show_progress = show_progress
         self.head_chunk = int(head_chunk)  # LM-head rows per matmul: bounds the fp32 logits buffer
@@ -226,33 +236,100 @@ class ScoringEngine:
             out[s:s + self.head_chunk] = F.cross_entropy(logits, targets[s:s + self.head_chunk], reduction="none")
         return out
 
-    # -- response NLL ----------------------------------------------------------------------------
+    # -- one batch loop for NLL, attention, or both ----------------------------------------------
 
     def response_nll(self, items: list[ScoreItem]) -> list[NLLResult]:
         """Summed NLL of each item's response tokens; same order as `items`."""
+        return self._score(items, nll=True, attention=False)[0]  # type: ignore[return-value]
+
+    def segment_attention(self, items: list[ScoreItem], layers: list[int] | None = None,
+                          key_block: int = 1024, normalize: bool = True) -> list[np.ndarray]:
+        """Per item, the attention mass its response query rows give each context segment's keys,
+        averaged over heads, response tokens and `layers` (None = all), then normalised to sum to 1
+        over the segments (`normalize=False` keeps the raw averaged mass, whose sum is the share of
+        attention that lands on the segments). Items without segments get an empty array and no
+        forward. Same order as `items`."""
+        return self._score(items, nll=False, attention=True, layers=layers, key_block=key_block,
+                           normalize=normalize)[1]  # type: ignore[return-value]
+
+    def nll_and_attention(self, items: list[ScoreItem], layers: list[int] | None = None, key_block: int = 1024,
+                          normalize: bool = True) -> tuple[list[NLLResult], list[np.ndarray]]:
+        """`response_nll(items)` and `segment_attention(items, ...)` from ONE forward per batch: the
+        decoder runs with the probing attention function (layer outputs exactly as SDPA), the probe
+        collects the segment attention, and the LM head runs on the response rows of the same hidden
+        states. Items without segments get their NLL and an empty array. Same order as `items`."""
+        nll, attn = self._score(items, nll=True, attention=True, layers=layers, key_block=key_block,
+                                normalize=normalize)
+        return nll, attn  # type: ignore[return-value]
+
+    def _chosen_layers(self, layers: list[int] | None) -> list[int]:
+        n_layers = self.model.config.num_hidden_layers
+        if layers is not None:
+            bad = [l for l in layers if not -n_layers <= l < n_layers]
+            if bad:
+                raise ValueError(f"layers {bad} out of range for a model with {n_layers} layers")
+        return sorted({(l % n_layers) for l in (range(n_layers) if layers is None else layers)})
+
+    def _score(self, items: list[ScoreItem], *, nll: bool, attention: bool, layers: list[int] | None = None,
+               key_block: int = 1024, normalize: bool = True
+               ) -> tuple[list[NLLResult] | None, list[np.ndarray] | None]:
+        """The batch loop behind the public methods: plan, pad, one decoder forward per batch, then
+        the response NLL from its hidden states and/or the segment attention from its probe."""
         import torch
 
         for it in items:
-            validate_item(it)
-        results: list[NLLResult | None] = [None] * len(items)
-        batches = self._plan(items)
-        impl = "flash_attention_2" if self.use_flash_attn else None
+            validate_item(it, need_segments=attention)
+        chosen = self._chosen_layers(layers) if attention else []
+        nll_out: list[NLLResult | None] | None = [None] * len(items) if nll else None
+        attn_out: list[np.ndarray | None] | None = [None] * len(items) if attention else None
+        if attn_out is not None:
+            for i, it in enumerate(items):
+                if not it.segment_spans:
+                    attn_out[i] = np.zeros(0, dtype=np.float64)
+        # Attention alone forwards only the items with segments; with NLL every item runs.
+        todo = list(range(len(items))) if nll else [i for i, it in enumerate(items) if it.segment_spans]
+        if attention:
+            from longcurate.select.attention import ATTN_NAME as impl
+        else:
+            impl = "flash_attention_2" if self.use_flash_attn else None
+        desc = " + ".join(d for d, on in (("response nll", nll), ("segment attention", attention)) if on)
         with torch.inference_mode(), attn_implementation(self.model, impl), \
-                self._progress(len(items), "response nll") as bar:
-            for batch in batches:
-                self._fresh_rope()
-                sums = self._batch_nll([items[i] for i in batch])
-                for i, s in zip(batch, sums):
-                    it = items[i]
-                    results[i] = NLLResult(it.id, s, len(it) - it.response_start)
-                bar.update(len(batch))
-        return results  # type: ignore[return-value]
+                self._progress(len(todo), desc) as bar:
+            for batch in self._plan([items[i] for i in todo]):
+                idx = [todo[j] for j in batch]
+                batch_items = [items[i] for i in idx]
+                probe = None
+                if attention and any(it.segment_spans for it in batch_items):
+                    from longcurate.select.attention import SegmentProbe
 
-    def _batch_nll(self, items: Sequence[ScoreItem]) -> list[float]:
+                    probe = SegmentProbe.build(batch_items, chosen, key_block, self.device)
+                self._fresh_rope()
+                sums = self._forward_batch(batch_items, probe, nll)
+                if probe is not None:
+                    if probe.calls != len(chosen):
+                        raise RuntimeError(
+                            f"{type(self.model).__name__} measured {probe.calls} of {len(chosen)} layers: its "
+                            "forward does not pass extra keyword arguments to the attention function")
+                    for i, vec in zip(idx, probe.result(normalize)):
+                        if items[i].segment_spans:
+                            attn_out[i] = vec  # type: ignore[index]
+                if nll_out is not None:
+                    for i, s in zip(idx, sums):
+                        it = items[i]
+                        nll_out[i] = NLLResult(it.id, s, len(it) - it.response_start)
+                bar.update(len(batch))
+        return nll_out, attn_out  # type: ignore[return-value]
+
+    def _forward_batch(self, items: Sequence[ScoreItem], probe=None, nll: bool = True) -> list[float]:
+        """One decoder forward over the right-padded batch (with the segment probe when given);
+        returns each item's summed response NLL, or [] when `nll` is false."""
         import torch
 
         ids = self._pad(items)
-        hidden = self.decoder(input_ids=ids, use_cache=False).last_hidden_state
+        kw = {} if probe is None else {"segment_probe": probe}
+        hidden = self.decoder(input_ids=ids, use_cache=False, **kw).last_hidden_state
+        if not nll:
+            return []
         # Rows that predict response tokens: positions response_start-1 .. len-2 of each item.
         rows, pos = [], []
         for b, it in enumerate(items):
@@ -263,50 +340,7 @@ class ScoringEngine:
         pos_t = torch.cat(pos).to(self.device)
         h = hidden[rows_t, pos_t]
         del hidden
-        nll = self._head_nll(h, ids[rows_t, pos_t + 1])
-        sums = torch.zeros(len(items), dtype=torch.float64, device=nll.device)
-        sums.index_add_(0, rows_t, nll.double())
+        losses = self._head_nll(h, ids[rows_t, pos_t + 1])
+        sums = torch.zeros(len(items), dtype=torch.float64, device=losses.device)
+        sums.index_add_(0, rows_t, losses.double())
         return sums.tolist()
-
-    # -- segment attention ----------------------------------------------------------------------
-
-    def segment_attention(self, items: list[ScoreItem], layers: list[int] | None = None,
-                          key_block: int = 1024, normalize: bool = True) -> list[np.ndarray]:
-        """Per item, the attention mass its response query rows give each context segment's keys,
-        averaged over heads, response tokens and `layers` (None = all), then normalised to sum to 1
-        over the segments (`normalize=False` keeps the raw averaged mass, whose sum is the share of
-        attention that lands on the segments). Same order as `items`."""
-        import torch
-
-        from longcurate.select.attention import ATTN_NAME, SegmentProbe
-
-        for it in items:
-            validate_item(it, need_segments=True)
-        n_layers = self.model.config.num_hidden_layers
-        chosen = sorted({(l % n_layers) for l in (range(n_layers) if layers is None else layers)})
-        if layers is not None:
-            bad = [l for l in layers if not -n_layers <= l < n_layers]
-            if bad:
-                raise ValueError(f"layers {bad} out of range for a model with {n_layers} layers")
-        results: list[np.ndarray | None] = [None] * len(items)
-        todo = [i for i, it in enumerate(items) if it.segment_spans]
-        for i, it in enumerate(items):
-            if not it.segment_spans:
-                results[i] = np.zeros(0, dtype=np.float64)
-        batches = self._plan([items[i] for i in todo])
-        with torch.inference_mode(), attn_implementation(self.model, ATTN_NAME), \
-                self._progress(len(todo), "segment attention") as bar:
-            for batch in batches:
-                idx = [todo[j] for j in batch]
-                batch_items = [items[i] for i in idx]
-                probe = SegmentProbe.build(batch_items, chosen, key_block, self.device)
-                self._fresh_rope()
-                self.decoder(input_ids=self._pad(batch_items), use_cache=False, segment_probe=probe)
-                if probe.calls != len(chosen):
-                    raise RuntimeError(
-                        f"{type(self.model).__name__} measured {probe.calls} of {len(chosen)} layers: its forward "
-                        "does not pass extra keyword arguments to the attention function")
-                for i, vec in zip(idx, probe.result(normalize)):
-                    results[i] = vec
-                bar.update(len(batch))
-        return results  # type: ignore[return-value]

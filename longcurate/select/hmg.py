@@ -51,10 +51,14 @@ def short_window_of(window: int | None, model) -> int:
 
 
 def hmg_records(batch: list[Prepared], builder: PromptBuilder, engine_b, short: ShortModel,
-                model_b: str, short_window: int) -> list[dict[str, Any]]:
-    """Score a chunk under both models; one record per sample (normalisation comes at merge)."""
-    full = [p.item() for p in batch]
-    res_b = engine_b.response_nll(full)
+                model_b: str, short_window: int, res_b: list | None = None) -> list[dict[str, Any]]:
+    """Score a chunk under both models; one record per sample (normalisation comes at merge).
+    `res_b`: θ_B's NLLResults for the chunk when already computed (the select stage takes them from
+    the forward that also measures CAM's attention); otherwise θ_B runs here."""
+    if res_b is None:
+        res_b = engine_b.response_nll([p.item() for p in batch])
+    elif len(res_b) != len(batch) or any(r.id != p.id for r, p in zip(res_b, batch)):
+        raise ValueError("res_b must hold one θ_B result per sample of the batch, in order")
     views = []
     for p in batch:
         ids, r0, first_char = builder.window_view(p, short.window) if short.window else (p.input_ids, p.response_start, None)

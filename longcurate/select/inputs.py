@@ -236,12 +236,24 @@ class PromptBuilder:
 
 
 def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejects: Rejects | None,
-                source: str) -> Iterator[tuple[int, Sample, Prepared]]:
-    """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason)."""
+                source: str, cache: dict[str, Prepared | InputReject] | None = None
+                ) -> Iterator[tuple[int, Sample, Prepared]]:
+    """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason).
+
+    `cache` (sample id -> Prepared or InputReject) lets several scorers of one file share one
+    tokenization per sample (ids are unique after `load_samples`); each still records its rejects."""
     for lineno, s in samples:
-        try:
-            yield lineno, s, builder.prepare(s)
-        except InputReject as e:
+        p = cache.get(s.id) if cache is not None else None
+        if p is None:
+            try:
+                p = builder.prepare(s)
+            except InputReject as e:
+                p = e
+            if cache is not None:
+                cache[s.id] = p
+        if isinstance(p, InputReject):
             if rejects is None:
-                raise ValueError(f"{source}:{lineno}: {e.reason}") from None
-            rejects.add(e.reason, file=source, line=lineno, field_name=e.field, record_id=s.id)
+                raise ValueError(f"{source}:{lineno}: {p.reason}") from None
+            rejects.add(p.reason, file=source, line=lineno, field_name=p.field, record_id=s.id)
+            continue
+        yield lineno, s, p

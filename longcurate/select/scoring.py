@@ -3,6 +3,9 @@ score the shard's samples into its part file, mark it done, merge when this proc
 
     longcurate score hmg --input samples.jsonl --output scores/hmg.jsonl
     torchrun --nproc_per_node 8 -m longcurate score hmg --input ...   # one part per rank, rank 0 merges
+
+The select stage scores HMG and CAM together (`run_scores`): one tokenization and one θ_B forward per
+sample serve both, written to the same part files as the two separate commands.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 from longcurate.core.jsonl import Rejects, is_done, mark_done, rejected_path
 from longcurate.select.inputs import PromptBuilder, load_samples, prepare_all
-from longcurate.select.shard import ShardSpec, barrier_and_merge, merge_parts, part_path, run_parts, shard_spec
+from longcurate.select.shard import (ShardSpec, barrier_and_merge, merge_parts, part_path, run_joint_parts,
+                                     run_parts, shard_spec)
 
 log = logging.getLogger("longcurate.select")
 
@@ -83,65 +87,144 @@ def _limit(cfg, kind: str) -> int | None:
 
 def run_score(cfg, kind: str, show_progress: bool = True) -> dict[str, Any]:
     """Score this shard and, when this process may, merge. Returns stats."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown score kind {kind!r}")
-    sel = cfg.select
-    inp, out = paths(cfg, kind)
-    if not inp.exists():
-        raise FileNotFoundError(f"input not found: {inp}")
-    spec = shard_spec(sel.num_shards, sel.shard_index)
-    if is_done(out):
-        log.info("%s: %s is complete; nothing to do", kind, out)
-        return {"skipped": True, "output": str(out)}
-    part = part_path(out, spec.index, spec.count)
-    stats: dict[str, Any] = {"output": str(out), "shard": f"{spec.index}/{spec.count}"}
-    if not is_done(part):
-        stats.update(_score_part(cfg, kind, inp, part, spec, show_progress))
-    finalize = None
-    if kind == "hmg":
-        from longcurate.select.hmg import finalize_hmg as finalize
-    merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize))
-    if merged:
-        stats["merged"] = merged
-        log.info("%s: %s", kind, merged)
+    return run_scores(cfg, [kind], show_progress)[kind]
+
+
+def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Score this shard for each kind, then merge each when this process may; stats per kind.
+
+    When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
+    tokenized once and its full prompt goes through θ_B once, giving HMG's θ_B NLL and CAM's
+    segment attention from the same forward. The part files, resume and merge are those of the
+    separate commands."""
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"unknown score kind {kind!r}")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"score kinds repeated: {kinds}")
+    if len(kinds) > 1 and cfg.select.output:
+        raise ValueError("select.output names one command's output; leave it empty to score several kinds")
+    spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
+    stats: dict[str, dict[str, Any]] = {}
+    jobs: dict[str, tuple[Path, Path]] = {}
+    to_merge: list[str] = []
+    for kind in kinds:
+        inp, out = paths(cfg, kind)
+        if not inp.exists():
+            raise FileNotFoundError(f"input not found: {inp}")
+        if is_done(out):
+            log.info("%s: %s is complete; nothing to do", kind, out)
+            stats[kind] = {"skipped": True, "output": str(out)}
+            continue
+        to_merge.append(kind)
+        stats[kind] = {"output": str(out), "shard": f"{spec.index}/{spec.count}"}
+        part = part_path(out, spec.index, spec.count)
+        if not is_done(part):
+            jobs[kind] = (inp, part)
+    if jobs:
+        for kind, counts in _score_parts(cfg, jobs, spec, show_progress).items():
+            stats[kind].update(counts)
+    for kind in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
+        finalize = None
+        if kind == "hmg":
+            from longcurate.select.hmg import finalize_hmg as finalize
+        _, out = paths(cfg, kind)
+        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize))
+        if merged:
+            stats[kind]["merged"] = merged
+            log.info("%s: %s", kind, merged)
     return stats
 
 
-def _score_part(cfg, kind: str, inp: Path, part: Path, spec: ShardSpec, show_progress: bool) -> dict[str, Any]:
+def _prepared_for(cfg, kind: str, inp: Path, builder: PromptBuilder, spec: ShardSpec, rejects: Rejects,
+                  cache: dict) -> list:
+    """The shard's samples that `kind` can score, tokenized (through `cache`, shared between kinds);
+    the others go to `rejects` with their reason."""
+    sel = cfg.select
+    samples = load_samples(inp, _ShardRejects(rejects, spec), limit=_limit(cfg, kind))
+    owned = [sv for pos, sv in enumerate(samples) if spec.owns(pos)]
+    prepared = []
+    for lineno, s, p in prepare_all(builder, owned, rejects, str(inp), cache):
+        if kind == "cam" and not p.segment_spans:
+            n_ctx = p.context_span[1] - p.context_span[0]
+            rejects.add(f"context too short: {n_ctx} tokens < one segment ({sel.segment_tokens}), needed for CAM",
+                        file=str(inp), line=lineno, field_name="context", record_id=s.id)
+            continue
+        prepared.append(p)
+    return prepared
+
+
+def _score_parts(cfg, jobs: dict[str, tuple[Path, Path]], spec: ShardSpec,
+                 show_progress: bool) -> dict[str, dict[str, Any]]:
+    """Score the pending part files of this shard (kind -> (input, part)); marks each done."""
     from longcurate.core.models import load_tokenizer
 
     sel = cfg.select
     name_b = model_b_name(cfg)
-    rejects = Rejects(rejected_path(part))
-    samples = load_samples(inp, _ShardRejects(rejects, spec), limit=_limit(cfg, kind))
-    owned = [sv for pos, sv in enumerate(samples) if spec.owns(pos)]
     tok = load_tokenizer(name_b, cfg.allow_download, cfg.trust_remote_code)
     builder = make_builder(cfg, tok, _max_positions(name_b, cfg.allow_download))
-    prepared = []
-    for _, s, p in prepare_all(builder, owned, rejects, str(inp)):
-        if kind == "cam" and not p.segment_spans:
-            n_ctx = p.context_span[1] - p.context_span[0]
-            rejects.add(f"context too short: {n_ctx} tokens < one segment ({sel.segment_tokens}), needed for CAM",
-                        file=str(inp), line=_line_of(samples, s.id), field_name="context", record_id=s.id)
-            continue
-        prepared.append(p)
-    compute = _compute_fn(cfg, kind, builder, prepared, part, show_progress)
-    counts = run_parts(part, prepared, [p.id for p in prepared], [len(p.input_ids) for p in prepared],
-                       compute, sel.chunk_size, progress_desc=f"score {kind} [{spec.index}/{spec.count}]",
-                       show_progress=show_progress)
-    rejects.close()
-    counts["rejected"] = rejects.total
-    if rejects.total:
-        log.info("%s shard %d: %s", kind, spec.index, rejects.summary())
-    mark_done(part, counts)
+    cache: dict = {}  # sample id -> Prepared | InputReject: one tokenization per sample
+    rejects = {kind: Rejects(rejected_path(part)) for kind, (_, part) in jobs.items()}
+    prepared = {kind: _prepared_for(cfg, kind, inp, builder, spec, rejects[kind], cache)
+                for kind, (inp, _) in jobs.items()}
+    desc = f"score {'+'.join(jobs)} [{spec.index}/{spec.count}]"
+    if set(jobs) == {"hmg", "cam"}:
+        counts = _score_joint(cfg, builder, prepared, {k: part for k, (_, part) in jobs.items()}, desc,
+                              show_progress)
+    else:
+        (kind, (_, part)), = jobs.items()
+        units = prepared[kind]
+        compute = _compute_fn(cfg, kind, builder, show_progress)
+        counts = {kind: run_parts(part, units, [p.id for p in units], [len(p.input_ids) for p in units],
+                                  compute, sel.chunk_size, progress_desc=desc, show_progress=show_progress)}
+    for kind, (_, part) in jobs.items():
+        rejects[kind].close()
+        counts[kind]["rejected"] = rejects[kind].total
+        if rejects[kind].total:
+            log.info("%s shard %d: %s", kind, spec.index, rejects[kind].summary())
+        mark_done(part, counts[kind])
     return counts
 
 
-def _line_of(samples, sid: str) -> int | None:
-    return next((ln for ln, s in samples if s.id == sid), None)
+def _score_joint(cfg, builder: PromptBuilder, prepared: dict[str, list], parts: dict[str, Path], desc: str,
+                 show_progress: bool) -> dict[str, dict[str, int]]:
+    """HMG and CAM chunk by chunk (HMG's chunks; CAM's samples are a subset of HMG's: the first
+    `cam_limit` valid ones that have segments). Per chunk: θ_B once over the full prompts, with the
+    attention probe on CAM's samples (`nll_and_attention`), θ_A as `hmg_records` runs it, and CAM's
+    segment rows; records go to both part files."""
+    sel = cfg.select
+    units = prepared["hmg"]
+    hmg_ids = {p.id for p in units}
+    cam_ids = {p.id for p in prepared["cam"]}
+    if not cam_ids <= hmg_ids:  # cannot happen: CAM reads a prefix of HMG's samples and rejects more
+        raise RuntimeError(f"CAM samples missing from HMG's: {sorted(cam_ids - hmg_ids)[:5]}")
+    state: dict[str, Any] = {}
+
+    def compute(batch):
+        from longcurate.select.cam import cam_records
+        from longcurate.select.hmg import hmg_records
+
+        if not state:
+            state.update(load_engines(cfg, "hmg", show_progress))
+        engine_b = state["engine_b"]
+        in_cam = [p.id in cam_ids for p in batch]
+        # Samples outside CAM carry no segments: no probe work for them (a batch without any: none at all).
+        items = [p.item() if c else p.item(segment_spans=[]) for p, c in zip(batch, in_cam)]
+        res_b, attn = engine_b.nll_and_attention(items, layers=sel.layers, key_block=sel.key_block)
+        hmg = hmg_records(batch, builder, engine_b, state["short"], state["name_b"], state["short_window"],
+                          res_b=res_b)
+        cam_batch = [p for p, c in zip(batch, in_cam) if c]
+        cam = cam_records(cam_batch, builder, engine_b, model=state["name_b"], layers=sel.layers,
+                          key_block=sel.key_block, metric=sel.cas_metric,
+                          attention=[a for a, c in zip(attn, in_cam) if c]) if cam_batch else []
+        return {"hmg": hmg, "cam": cam}
+
+    return run_joint_parts(parts, units, [p.id for p in units], [len(p.input_ids) for p in units],
+                           {"hmg": None, "cam": cam_ids}, compute, sel.chunk_size, progress_desc=desc,
+                           show_progress=show_progress)
 
 
-def _compute_fn(cfg, kind: str, builder: PromptBuilder, prepared, part: Path, show_progress: bool):
+def _compute_fn(cfg, kind: str, builder: PromptBuilder, show_progress: bool):
     """Models are loaded on first use, so a finished shard never loads them."""
     state: dict[str, Any] = {}
 

@@ -65,28 +65,48 @@ def run_parts(part: Path, units: Sequence[Any], ids: Sequence[str], lengths: Seq
               compute: Callable[[list[Any]], list[dict[str, Any]]], chunk_size: int,
               progress_desc: str = "scoring", show_progress: bool = True) -> dict[str, int]:
     """Score `units` chunk by chunk into the resumable part file; returns counts."""
+    return run_joint_parts({"": part}, units, ids, lengths, {"": None}, lambda chunk: {"": compute(chunk)},
+                           chunk_size, progress_desc, show_progress)[""]
+
+
+def run_joint_parts(parts: dict[str, Path], units: Sequence[Any], ids: Sequence[str], lengths: Sequence[int],
+                    members: dict[str, set[str] | None],
+                    compute: Callable[[list[Any]], dict[str, list[dict[str, Any]]]], chunk_size: int,
+                    progress_desc: str = "scoring", show_progress: bool = True) -> dict[str, dict[str, int]]:
+    """Score `units` chunk by chunk into several resumable part files at once (one per key of
+    `parts`, e.g. HMG's and CAM's, when one forward serves both). `members[key]` is the set of ids
+    that go to that part (None: all). `compute(chunk)` returns, per key, the records of the chunk's
+    members of that key, in chunk order. A chunk is skipped when every part already has all of its
+    members, and otherwise recomputed whole (same batches as before a crash: bit-identical values;
+    ids already written are not written again). Returns counts per key."""
+    from contextlib import ExitStack
+
     from tqdm.auto import tqdm
 
     chunks = chunks_by_length(list(zip(ids, lengths)), chunk_size)
-    written = skipped = 0
-    with ResumableWriter(part) as w, tqdm(total=len(units), desc=progress_desc, unit="sample",
-                                          disable=not show_progress) as bar:
+    counts = {k: {"written": 0, "skipped": 0} for k in parts}
+    with ExitStack() as stack:
+        writers = {k: stack.enter_context(ResumableWriter(p)) for k, p in parts.items()}
+        bar = stack.enter_context(tqdm(total=len(units), desc=progress_desc, unit="sample",
+                                       disable=not show_progress))
         for chunk in chunks:
-            missing = [i for i in chunk if ids[i] not in w]
-            if not missing:
-                skipped += len(chunk)
+            want = {k: [i for i in chunk if members[k] is None or ids[i] in members[k]] for k in parts}
+            if all(ids[i] in writers[k] for k in parts for i in want[k]):
+                for k in parts:
+                    counts[k]["skipped"] += len(want[k])
                 bar.update(len(chunk))
                 continue
             records = compute([units[i] for i in chunk])
-            for i, rec in zip(chunk, records):
-                if rec["id"] != ids[i]:
-                    raise RuntimeError(f"scorer returned id {rec['id']!r} for {ids[i]!r}")
-                if w.write(rec):
-                    written += 1
-                else:
-                    skipped += 1
+            for k in parts:
+                recs = records[k]
+                if len(recs) != len(want[k]):
+                    raise RuntimeError(f"scorer returned {len(recs)} {k or 'records'} for {len(want[k])} samples")
+                for i, rec in zip(want[k], recs):
+                    if rec["id"] != ids[i]:
+                        raise RuntimeError(f"scorer returned id {rec['id']!r} for {ids[i]!r}")
+                    counts[k]["written" if writers[k].write(rec) else "skipped"] += 1
             bar.update(len(chunk))
-    return {"written": written, "skipped": skipped}
+    return counts
 
 
 def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:

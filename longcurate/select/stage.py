@@ -12,7 +12,7 @@ from typing import Any
 
 from longcurate.core.config import to_dict
 from longcurate.core.jsonl import is_done, mark_done, write_json, write_jsonl
-from longcurate.select.scoring import run_score, scores_dir
+from longcurate.select.scoring import run_scores, scores_dir
 from longcurate.select.shard import read_scores
 
 log = logging.getLogger("longcurate.select")
@@ -96,7 +96,7 @@ def run_diagnose(cfg, hmg_path: Path | None = None, cam_path: Path | None = None
 
 
 def run_stage(cfg) -> dict[str, Any]:
-    """Score (HMG, then CAM), rank, budgets, diagnostics; each step resumes or skips."""
+    """Score (HMG and CAM in one pass over θ_B), rank, budgets, diagnostics; each step resumes or skips."""
     from longcurate.core.runinfo import write_manifest
 
     import dataclasses
@@ -104,9 +104,8 @@ def run_stage(cfg) -> dict[str, Any]:
     # `select.output` names one command's output; the stage uses the fixed names under scores_dir.
     cfg = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, output=None))
     sel = cfg.select
-    stats: dict[str, Any] = {"hmg": run_score(cfg, "hmg")}
-    if sel.cam:
-        stats["cam"] = run_score(cfg, "cam")
+    # HMG and CAM together: one θ_B forward per sample gives HMG's NLL and CAM's attention.
+    stats: dict[str, Any] = dict(run_scores(cfg, ["hmg", "cam"] if sel.cam else ["hmg"]))
     cam_path = scores_dir(cfg) / "cam.jsonl" if sel.cam else Path("/nonexistent")
     stats["rank"] = run_rank(cfg, cam_path=cam_path)
     stats["budget"] = run_budget(cfg)
