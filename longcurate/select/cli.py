@@ -84,7 +84,7 @@ def _merge(args: argparse.Namespace) -> int:
         raise SystemExit("longcurate select merge: --num-shards is required")
     _, out = paths(cfg, args.kind)
     stats = merge_parts(out, expected_ids(cfg, args.kind), cfg.select.num_shards,
-                        finalize_hmg if args.kind == "hmg" else None)
+                        (lambda recs: finalize_hmg(recs, cfg.select.hmg_scale)) if args.kind == "hmg" else None)
     print(f"merged {out}: {stats}")
     return 0
 

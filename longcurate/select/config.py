@@ -44,6 +44,9 @@ class SelectConfig:
     key_block: int = 1024
     cas_metric: str = "cos"  # cos (1 - cosine) | kl (KL(importance || attention)) | js
 
+    # --- HMG ---
+    hmg_scale: str = "ppl"  # ppl: min-max of PPL (the paper) | log: min-max of log PPL (robust to PPL outliers)
+
     # --- rank / budget ---
     alpha: float = 0.8  # score = alpha * hmg_term + (1 - alpha) * cas_term (paper: 0.7 limited, 0.8 real-world)
     normalize: str = "paper"  # paper: softmax(hmg) over the dataset + CAS as is | rank: percentile ranks

@@ -59,6 +59,13 @@ def diagnose(kinds: dict[str, str], hmg: list[dict[str, Any]], cam: list[dict[st
     out["hmg_auroc_gold_beyond_window"] = auroc([float(r["hmg"]) for r in labelled], y)
     out["hmg_auroc_n_pos"] = sum(y)
     out["hmg_auroc_n_neg"] = len(y) - sum(y)
+    # The same label against the log-scale variant (`select.hmg_scale: log`), from the stored NLLs.
+    both = [r for r in labelled if "nll_a" in r and "nll_b" in r]
+    if both:
+        from longcurate.select.hmg import finalize_hmg
+
+        log_hmg = [r["hmg"] for r in finalize_hmg(both, "log")]
+        out["hmg_log_auroc_gold_beyond_window"] = auroc(log_hmg, [bool(r["gold_beyond_window"]) for r in both])
     non_short = [r for r in labelled if kinds.get(r["id"]) != "short"]
     out["hmg_auroc_long_only"] = auroc([float(r["hmg"]) for r in non_short],
                                        [bool(r["gold_beyond_window"]) for r in non_short])
@@ -77,5 +84,7 @@ def format_report(d: dict[str, Any]) -> str:
         f"{pct(d['top_attention_gold_multihop'])} of {d['top_importance_gold_multihop_n']}",
         f"hmg AUROC for 'gold starts before the short window': {d['hmg_auroc_gold_beyond_window']:.3f} "
         f"({d['hmg_auroc_n_pos']} beyond / {d['hmg_auroc_n_neg']} inside; without short samples "
-        f"{d['hmg_auroc_long_only']:.3f})",
+        f"{d['hmg_auroc_long_only']:.3f})"
+        + (f"; with select.hmg_scale=log: {d['hmg_log_auroc_gold_beyond_window']:.3f}"
+           if "hmg_log_auroc_gold_beyond_window" in d else ""),
     ])

@@ -127,7 +127,10 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
     for kind in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
         finalize = None
         if kind == "hmg":
-            from longcurate.select.hmg import finalize_hmg as finalize
+            from longcurate.select.hmg import finalize_hmg
+
+            def finalize(records, scale=cfg.select.hmg_scale):
+                return finalize_hmg(records, scale)
         _, out = paths(cfg, kind)
         merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize))
         if merged:

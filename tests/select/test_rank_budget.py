@@ -116,3 +116,7 @@ def test_diagnose_counts():
     assert d["gold_not_kept_fine"] == 1
     assert d["top_importance_gold_multihop"] == 1.0
     assert d["hmg_auroc_gold_beyond_window"] == 1.0
+    assert "hmg_log_auroc_gold_beyond_window" not in d  # no NLLs stored: no log-scale figure
+    for r, (na, nb) in zip(hmg, [(3.0, 1.0), (1.0, 1.0), (2.5, 1.0), (1.2, 1.0)]):
+        r["nll_a"], r["nll_b"] = na, nb
+    assert diagnose(kinds, hmg, cam)["hmg_log_auroc_gold_beyond_window"] == 1.0

@@ -128,3 +128,16 @@ def test_hmg_matches_reference_on_smollm2(tokenizer, smollm2, fmt):
         assert r["nll_a"] == pytest.approx(ra.nll, rel=1e-4)
     # a real model finds the quoted sentence: with the whole context the response is far likelier
     assert all(r["nll_b"] < r["nll_a"] for r in recs if r["gold_beyond_window"])
+
+
+def test_log_scale_resists_ppl_outliers():
+    """One huge PPL squeezes the paper's min-max PPL scale; the log scale keeps the order visible."""
+    recs = [{"id": "out", "ppl_a": 1e5, "ppl_b": 1e5, "nll_a": math.log(1e5), "nll_b": math.log(1e5)},
+            {"id": "x", "ppl_a": 8.0, "ppl_b": 2.0, "nll_a": math.log(8.0), "nll_b": math.log(2.0)},
+            {"id": "y", "ppl_a": 2.0, "ppl_b": 2.0, "nll_a": math.log(2.0), "nll_b": math.log(2.0)}]
+    ppl = {r["id"]: r["hmg"] for r in finalize_hmg(recs, "ppl")}
+    log = {r["id"]: r["hmg"] for r in finalize_hmg(recs, "log")}
+    assert ppl["x"] - ppl["y"] < 1e-4  # squeezed: 6 / 99998
+    assert log["x"] - log["y"] == pytest.approx(math.log(4) / (math.log(1e5) - math.log(2)))
+    with pytest.raises(ValueError):
+        finalize_hmg(recs, "sqrt")
