@@ -32,8 +32,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+# The quick variants; README "Benchmarks" and docs/benchmarks.md give the full-size commands.
 bench: $(STAMP)
 	$(PY) benchmarks/synth_bench.py
+	$(PY) benchmarks/batching_bench.py --samples 2000 --steps 8
+	$(PY) benchmarks/tokenize_bench.py
+	$(PY) benchmarks/score_bench.py --num-samples 8 --max-tokens 3072
+	$(PY) benchmarks/cam_memory.py
 
 clean:
 	rm -rf runs/demo
