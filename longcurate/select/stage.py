@@ -60,7 +60,7 @@ class _Silent:
 
 
 def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = None,
-               out_dir: Path | None = None) -> dict[str, Any]:
+               out_dir: Path | None = None, samples: dict | None = None) -> dict[str, Any]:
     from longcurate.select.budget import write_budgets
 
     sel = cfg.select
@@ -74,7 +74,7 @@ def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = No
     recs = read_scores(ranked)
     hmg_path = scores_dir(cfg) / "hmg.jsonl"
     lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
-    written = write_budgets(recs, _load_sample_map(cfg), out_dir, budgets, ["gateau", *sel.baselines],
+    written = write_budgets(recs, samples if samples is not None else _load_sample_map(cfg), out_dir, budgets, ["gateau", *sel.baselines],
                             lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
     write_jsonl(marker, [{"file": k, "samples": v} for k, v in written.items()])
     mark_done(marker, {"files": len(written)})
@@ -83,12 +83,14 @@ def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = No
     return {"files": written}
 
 
-def run_diagnose(cfg, hmg_path: Path | None = None, cam_path: Path | None = None) -> dict[str, Any]:
+def run_diagnose(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
+                 samples: dict | None = None) -> dict[str, Any]:
     from longcurate.select.diagnose import diagnose, format_report
 
     hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
     cam_path = cam_path or scores_dir(cfg) / "cam.jsonl"
-    kinds = {i: s.kind for i, s in _load_sample_map(cfg).items()}
+    samples = samples if samples is not None else _load_sample_map(cfg)
+    kinds = {i: s.kind for i, s in samples.items()}
     d = diagnose(kinds, read_scores(hmg_path), read_scores(cam_path) if cam_path.exists() else None)
     write_json(scores_dir(cfg) / "diagnostics.json", d)
     print(format_report(d))
@@ -108,10 +110,11 @@ def run_stage(cfg) -> dict[str, Any]:
     stats: dict[str, Any] = dict(run_scores(cfg, ["hmg", "cam"] if sel.cam else ["hmg"]))
     cam_path = scores_dir(cfg) / "cam.jsonl" if sel.cam else Path("/nonexistent")
     stats["rank"] = run_rank(cfg, cam_path=cam_path)
-    stats["budget"] = run_budget(cfg)
-    has_gold = any(s.gold for s in _load_sample_map(cfg).values())
+    samples = _load_sample_map(cfg)  # parsed once for budgets and diagnostics
+    stats["budget"] = run_budget(cfg, samples=samples)
+    has_gold = any(s.gold for s in samples.values())
     if sel.diagnose and has_gold:
-        stats["diagnose"] = run_diagnose(cfg, cam_path=cam_path)
+        stats["diagnose"] = run_diagnose(cfg, cam_path=cam_path, samples=samples)
     write_manifest(scores_dir(cfg) / "select.manifest.json", "select", to_dict(cfg), stats)
     return stats
 
