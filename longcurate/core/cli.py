@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import Any
 
@@ -26,16 +27,26 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, key: str, help: str, ty
     parser.set_defaults(_flag_keys=flags)
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
+
+
 def resolve_config(args: argparse.Namespace):
     """YAML -> key=value overrides -> flags, built into RunConfig (unknown keys are errors)."""
     from longcurate.config import RunConfig
 
     data: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
-    data = apply_overrides(data, list(getattr(args, "overrides", None) or []))
+    overrides = list(getattr(args, "overrides", None) or [])
+    flag_values: dict[str, Any] = {}
     for dest, key in (getattr(args, "_flag_keys", None) or {}).items():
         value = getattr(args, dest, None)
+        if isinstance(value, list):  # a many-valued flag (`--long A B`) also swallows `key=value` after it
+            overrides += [v for v in value if _OVERRIDE.match(str(v))]
+            value = [v for v in value if not _OVERRIDE.match(str(v))] or None
         if value is not None:
-            set_path(data, key, value)
+            flag_values[key] = value
+    data = apply_overrides(data, overrides)
+    for key, value in flag_values.items():
+        set_path(data, key, value)
     return build(RunConfig, data, where=getattr(args, "config", None) or "command line")
 
 

@@ -265,3 +265,27 @@ def mark_done(output: str | os.PathLike, stats: dict[str, Any] | None = None) ->
 
 def is_done(output: str | os.PathLike) -> bool:
     return done_marker(output).exists() and Path(output).exists()
+
+
+def is_done_with(output: str | os.PathLike, params: dict[str, Any]) -> bool:
+    """Complete, and made with these parameters (the `params` its marker records): a step whose
+    settings changed is redone instead of silently reused."""
+    if not is_done(output):
+        return False
+    marker = read_json_if_valid(done_marker(output))
+    return isinstance(marker, dict) and marker.get("params") == json.loads(json.dumps(params))
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """sha256 of a file's bytes (16 hex digits), None when it does not exist: ties a derived output
+    to the exact inputs it was made from."""
+    import hashlib
+
+    p = Path(path)
+    if not p.exists():
+        return None
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

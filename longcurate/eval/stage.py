@@ -22,22 +22,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from longcurate.core.jsonl import Rejects, done_marker, is_done, mark_done, rejected_path, write_jsonl
+from longcurate.core.jsonl import Rejects, is_done_with, mark_done, rejected_path, write_jsonl
 
 log = logging.getLogger("longcurate.eval")
 
 
 def eval_dir(cfg) -> Path:
     return cfg.path(cfg.eval.output_dir, "eval")
-
-
-def _same_params(path: Path, params: dict[str, Any]) -> bool:
-    import json
-
-    if not is_done(path):
-        return False
-    with open(done_marker(path), encoding="utf-8") as f:
-        return json.load(f).get("params") == params
 
 
 def ensure_probes(cfg, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
@@ -49,7 +40,7 @@ def ensure_probes(cfg, tokenizer_loader: Callable[[], Any] | None = None) -> Pat
     params = {"tasks": list(p.tasks), "context_tokens": p.context_tokens, "num_positions": p.num_positions,
               "num_sets": p.num_sets, "seed": cfg.seed, "corpus": cfg.eval.corpus, "tokenizer": cfg.model,
               "format": 1}
-    if _same_params(path, params):
+    if is_done_with(path, params):
         return path
     tok = (tokenizer_loader or (lambda: _tokenizer(cfg)))()
     rejected_path(path).unlink(missing_ok=True)  # a rebuild's skips replace the last build's
@@ -73,7 +64,7 @@ def ensure_needles(cfg, tokenizer_loader: Callable[[], Any] | None = None) -> Pa
     params = {"lengths": list(n.lengths), "depths": list(n.depths), "needle": n.needle, "question": n.question,
               "key_words": list(n.key_words), "seed": cfg.seed, "corpus": cfg.eval.corpus, "tokenizer": cfg.model,
               "format": 1}
-    if _same_params(path, params):
+    if is_done_with(path, params):
         return path
     tok = (tokenizer_loader or (lambda: _tokenizer(cfg)))()
     items = build_needles(tok, lengths=n.lengths, depths=n.depths, needle=n.needle, question=n.question,

@@ -82,7 +82,7 @@ def format_report(d: dict[str, Any]) -> str:
         f"top-attention segment = gold (fine):  {pct(d['top_attention_gold'])} of {d['top_attention_gold_n']}",
         f"multihop: importance {pct(d['top_importance_gold_multihop'])}, attention "
         f"{pct(d['top_attention_gold_multihop'])} of {d['top_importance_gold_multihop_n']}",
-        f"hmg AUROC for 'gold starts before the short window': {d['hmg_auroc_gold_beyond_window']:.3f} "
+        f"hmg AUROC for 'gold beyond the short window': {d['hmg_auroc_gold_beyond_window']:.3f} "
         f"({d['hmg_auroc_n_pos']} beyond / {d['hmg_auroc_n_neg']} inside; without short samples "
         f"{d['hmg_auroc_long_only']:.3f})"
         + (f"; with select.hmg_scale=log: {d['hmg_log_auroc_gold_beyond_window']:.3f}"

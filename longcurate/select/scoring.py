@@ -10,11 +10,13 @@ sample serve both, written to the same part files as the two separate commands.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, is_done, mark_done, rejected_path
+from longcurate.core.jsonl import (Rejects, is_done, is_done_with, mark_done, read_json_if_valid, rejected_path,
+                                   write_json)
 from longcurate.select.inputs import PromptBuilder, load_samples, prepare_all
 from longcurate.select.shard import (ShardSpec, barrier_and_merge, merge_parts, part_path, run_joint_parts,
                                      run_parts, shard_spec)
@@ -49,6 +51,49 @@ def scores_dir(cfg) -> Path:
 
 def model_b_name(cfg) -> str:
     return cfg.select.model or cfg.model
+
+
+def score_settings(cfg, kind: str) -> dict[str, Any]:
+    """The settings that decide a score file's values (not how fast they are computed): part files
+    made under other settings are never resumed into, and a merged file is redone when they change."""
+    sel = cfg.select
+    inp, _ = paths(cfg, kind)
+    common = {"input": str(inp), "model_b": model_b_name(cfg), "dtype": sel.dtype, "prompt_format": sel.prompt_format,
+              "max_length": sel.max_length, "overlong": sel.overlong, "segment_tokens": sel.segment_tokens,
+              "limit": _limit(cfg, kind), "seed": cfg.seed}
+    if kind == "hmg":
+        return {**common, "model_a": sel.model_a, "window": sel.window, "rope_scaling": sel.rope_scaling}
+    return {**common, "max_segments": sel.max_segments, "layers": sel.layers, "cas_metric": sel.cas_metric}
+
+
+def merge_params(settings: dict[str, Any], kind: str, hmg_scale: str) -> dict[str, Any]:
+    """What a merged score file records in its marker: the scoring settings and, for HMG, the scale
+    its normalisation used (changing only that re-merges the parts; nothing is re-scored)."""
+    return {**settings, **({"hmg_scale": hmg_scale} if kind == "hmg" else {})}
+
+
+def settings_path(output: Path) -> Path:
+    return output.with_name(output.name + ".settings.json")
+
+
+def recorded_settings(output: Path) -> dict[str, Any] | None:
+    """The scoring settings the parts of `output` were made with (None before any scoring)."""
+    recorded = read_json_if_valid(settings_path(output))
+    return recorded if isinstance(recorded, dict) else None
+
+
+def guard_settings(output: Path, settings: dict[str, Any]) -> None:
+    """Record the scoring settings beside `output`, or refuse when parts were scored under others."""
+    settings = json.loads(json.dumps(settings))
+    recorded = recorded_settings(output)
+    if recorded is not None and recorded != settings:
+        changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+        detail = ", ".join(f"{k}: {recorded.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+        raise ValueError(f"{output} was scored with other settings ({detail}); use another output_dir "
+                         f"(or scores_dir), or delete {output.parent}/{output.stem}.* to re-score")
+    if recorded != settings:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_json(settings_path(output), settings)
 
 
 def make_builder(cfg, tokenizer, max_length: int) -> PromptBuilder:
@@ -112,7 +157,9 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
         inp, out = paths(cfg, kind)
         if not inp.exists():
             raise FileNotFoundError(f"input not found: {inp}")
-        if is_done(out):
+        settings = score_settings(cfg, kind)
+        guard_settings(out, settings)
+        if is_done_with(out, merge_params(settings, kind, cfg.select.hmg_scale)):
             log.info("%s: %s is complete; nothing to do", kind, out)
             stats[kind] = {"skipped": True, "output": str(out)}
             continue
@@ -132,7 +179,9 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
             def finalize(records, scale=cfg.select.hmg_scale):
                 return finalize_hmg(records, scale)
         _, out = paths(cfg, kind)
-        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize))
+        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize,
+                                                             params=merge_params(score_settings(cfg, kind), kind,
+                                                                                 cfg.select.hmg_scale)))
         if merged:
             stats[kind]["merged"] = merged
             log.info("%s: %s", kind, merged)

@@ -116,9 +116,10 @@ def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
                 finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
-                require_done: bool = True) -> dict[str, Any]:
+                require_done: bool = True, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check every expected id is scored exactly once or rejected by its shard; write `output` in the
-    order of `expected` (atomic), merged rejects beside it, then the completion marker."""
+    order of `expected` (atomic), merged rejects beside it, then the completion marker (recording
+    `params`, the settings the scores were made with)."""
     parts = part_paths(output, count)
     missing_parts = [str(p) for p in parts if not p.exists()]
     if missing_parts:
@@ -164,7 +165,7 @@ def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
     elif rp.exists():
         rp.unlink()
     stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": count}
-    mark_done(output, stats)
+    mark_done(output, {**stats, "params": params} if params is not None else stats)
     return stats
 
 

@@ -1,17 +1,21 @@
 """The select stage over files: score HMG and CAM, rank, write budgets, print diagnostics.
 
-Each step skips itself when its output is complete (a `.done` marker beside it), so a re-run of the
-pipeline redoes nothing and leaves the same bytes.
+Each step skips itself when its output is complete (a `.done` marker beside it) and was made with the
+same settings from the same inputs (the marker records them; rank and budgets also record digests of
+the files they read), so a re-run of the pipeline redoes nothing and leaves the same bytes, and a run
+with, say, another `alpha` redoes rank and budgets only. Scores made under other scoring settings are
+refused, not mixed (see `scoring.guard_settings`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import is_done, mark_done, write_json, write_jsonl
+from longcurate.core.jsonl import file_digest, is_done_with, mark_done, write_json, write_jsonl
 from longcurate.select.scoring import run_scores, scores_dir
 from longcurate.select.shard import read_scores
 
@@ -34,14 +38,17 @@ def run_rank(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
     hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
     cam_path = cam_path if cam_path is not None else scores_dir(cfg) / "cam.jsonl"
     output = output or ranked_path(cfg)
-    if is_done(output):
+    has_cam = bool(cam_path) and Path(cam_path).exists()
+    params = {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
+              "cam": file_digest(cam_path) if has_cam else None}
+    if is_done_with(output, params):
         log.info("rank: %s is complete; nothing to do", output)
         return {"skipped": True}
     hmg = read_scores(hmg_path)
-    cam = read_scores(cam_path) if cam_path and Path(cam_path).exists() else None
+    cam = read_scores(cam_path) if has_cam else None
     ranked, stats = rank_scores(hmg, cam, alpha=sel.alpha, normalize=sel.normalize)
     write_jsonl(output, ranked)
-    mark_done(output, stats)
+    mark_done(output, {**stats, "params": params})
     print(format_stats(stats))
     return stats
 
@@ -68,16 +75,23 @@ def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = No
     out_dir = out_dir or budget_dir(cfg)
     budgets = list(budgets or sel.budgets)
     marker = out_dir / "budgets.jsonl"
-    if is_done(marker):
+    hmg_path = scores_dir(cfg) / "hmg.jsonl"
+    params = {"budgets": budgets, "methods": ["gateau", *sel.baselines], "seed": cfg.seed,
+              "overflow": sel.budget_overflow, "ranked": file_digest(ranked), "hmg": file_digest(hmg_path),
+              "input": str(cfg.path(sel.input, "samples.jsonl"))}
+    if is_done_with(marker, params):
         log.info("budget: %s is complete; nothing to do", out_dir)
         return {"skipped": True}
     recs = read_scores(ranked)
-    hmg_path = scores_dir(cfg) / "hmg.jsonl"
     lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
     written = write_budgets(recs, samples if samples is not None else _load_sample_map(cfg), out_dir, budgets, ["gateau", *sel.baselines],
                             lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
+    stale = set(json.loads(line)["file"] for line in marker.read_text(encoding="utf-8").splitlines()
+                if line.strip()) - set(written) if marker.exists() else set()
+    for name in sorted(stale):  # files of budgets no longer asked for
+        (out_dir / name).unlink(missing_ok=True)
     write_jsonl(marker, [{"file": k, "samples": v} for k, v in written.items()])
-    mark_done(marker, {"files": len(written)})
+    mark_done(marker, {"files": len(written), "params": params})
     for name, n in written.items():
         print(f"{out_dir / name}: {n} samples")
     return {"files": written}

@@ -90,3 +90,20 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_is_done_with_params_and_file_digest(tmp_path):
+    from longcurate.core.jsonl import file_digest, is_done_with, mark_done, write_jsonl
+
+    out = tmp_path / "x.jsonl"
+    assert file_digest(out) is None and not is_done_with(out, {"a": 1})
+    write_jsonl(out, [{"id": "1"}])
+    d = file_digest(out)
+    assert d is not None and len(d) == 16
+    mark_done(out, {"n": 1, "params": {"a": 1, "b": (1, 2)}})
+    assert is_done_with(out, {"a": 1, "b": (1, 2)})  # tuples compare as the JSON lists they became
+    assert not is_done_with(out, {"a": 2, "b": (1, 2)})
+    write_jsonl(out, [{"id": "2"}])
+    assert file_digest(out) != d
+    (tmp_path / "x.jsonl.done").write_text("{torn")
+    assert not is_done_with(out, {"a": 1, "b": (1, 2)})

@@ -208,3 +208,48 @@ def test_stage_rerun_redoes_nothing(tmp_path, tiny_folder):
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files if p.name != "diagnostics.json"}
     assert all(after[p] == before[p] for p in after)
     assert (out / "budgets/gateau-2.jsonl").exists() and (out / "budgets/cam-only-0.5.jsonl").exists()
+
+
+def test_stage_rerun_with_changed_settings(tmp_path, tiny_folder, monkeypatch):
+    """Another alpha redoes rank and budgets only; another hmg_scale re-merges without scoring; another
+    window is refused (the parts were scored with the old one) instead of being mixed in."""
+    import dataclasses
+
+    from longcurate.config import RunConfig
+    from longcurate.core.config import build
+    from longcurate.select import scoring
+    from longcurate.select.stage import run_stage
+
+    out = tmp_path / "run"
+    out.mkdir()
+    write_jsonl(out / "samples.jsonl", make_samples(6, seed=12, min_par=2, max_par=6))
+    cfg = build(RunConfig, {"output_dir": str(out), "model": str(tiny_folder),
+                            "select": {"dtype": "float32", "device": "cpu", "window": 256, "max_segments": 4,
+                                       "budgets": [2, 4], "alpha": 0.8}})
+    run_stage(cfg)
+    ranked_before = (out / "select/ranked.jsonl").read_bytes()
+    hmg_before = _by_id(out / "select/hmg.jsonl")
+
+    def no_models(*a, **kw):
+        raise AssertionError("nothing should be re-scored")
+
+    monkeypatch.setattr(scoring, "load_engines", no_models)
+    cfg2 = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, alpha=0.3, budgets=[3]))
+    stats = run_stage(cfg2)
+    assert stats["hmg"].get("skipped") and stats["cam"].get("skipped")
+    assert not stats["rank"].get("skipped") and not stats["budget"].get("skipped")
+    assert (out / "select/ranked.jsonl").read_bytes() != ranked_before
+    assert json.loads((out / "select/ranked.jsonl.done").read_text())["params"]["alpha"] == 0.3
+    assert (out / "budgets/gateau-3.jsonl").exists() and not (out / "budgets/gateau-2.jsonl").exists()
+
+    cfg3 = dataclasses.replace(cfg2, select=dataclasses.replace(cfg2.select, hmg_scale="log"))
+    stats = run_stage(cfg3)
+    assert "merged" in stats["hmg"] and stats["cam"].get("skipped")
+    hmg_after = _by_id(out / "select/hmg.jsonl")
+    assert all(hmg_after[i]["nll_b"] == hmg_before[i]["nll_b"] for i in hmg_before)
+    assert any(hmg_after[i]["hmg"] != hmg_before[i]["hmg"] for i in hmg_before)
+    assert not stats["rank"].get("skipped")  # its input changed
+
+    cfg4 = dataclasses.replace(cfg3, select=dataclasses.replace(cfg3.select, window=128))
+    with pytest.raises(ValueError, match=r"window: 256 -> 128"):
+        run_stage(cfg4)
