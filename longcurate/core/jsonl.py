@@ -259,8 +259,11 @@ def done_marker(output: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".done")
 
 
-def mark_done(output: str | os.PathLike, stats: dict[str, Any] | None = None) -> None:
-    write_json(done_marker(output), stats or {})
+def mark_done(output: str | os.PathLike, stats: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None) -> None:
+    """Write the completion marker: the step's stats and, when given, the `params` it ran with (what
+    `is_done_with` compares on the next run)."""
+    write_json(done_marker(output), {**(stats or {}), **({"params": params} if params is not None else {})})
 
 
 def is_done(output: str | os.PathLike) -> bool:

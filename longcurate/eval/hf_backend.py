@@ -58,22 +58,14 @@ class HFGenerator:
         return [r for r in results if r is not None]
 
     def _batches(self, encoded: list[tuple[int, list[int]]], requests: list[GenRequest]) -> list[list[tuple[int, list[int]]]]:
-        """Group by max_new_tokens, sort by length (longest first, so memory trouble shows at once),
-        cut under batch_size and max_batch_tokens (padded prompt + new tokens)."""
-        order = sorted(encoded, key=lambda e: (requests[e[0]].max_new_tokens, -len(e[1]), e[0]))
-        batches: list[list[tuple[int, list[int]]]] = []
-        cur: list[tuple[int, list[int]]] = []
-        for item in order:
-            if cur:
-                same_budget = requests[cur[0][0]].max_new_tokens == requests[item[0]].max_new_tokens
-                width = max(len(cur[0][1]), len(item[1])) + requests[item[0]].max_new_tokens
-                if not same_budget or len(cur) >= self.batch_size or width * (len(cur) + 1) > self.max_batch_tokens:
-                    batches.append(cur)
-                    cur = []
-            cur.append(item)
-        if cur:
-            batches.append(cur)
-        return batches
+        """Grouped by max_new_tokens, longest first, cut under batch_size and max_batch_tokens
+        (padded prompt + new tokens)."""
+        from longcurate.core.batches import plan_batches
+
+        budgets = [requests[i].max_new_tokens for i, _ in encoded]
+        plan = plan_batches([len(ids) + n for (_, ids), n in zip(encoded, budgets)], self.max_batch_tokens,
+                            self.batch_size, groups=budgets)
+        return [[encoded[k] for k in batch] for batch in plan]
 
     def _run_batch(self, batch, requests):
         try:

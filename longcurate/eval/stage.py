@@ -50,8 +50,8 @@ def ensure_probes(cfg, tokenizer_loader: Callable[[], Any] | None = None) -> Pat
             num_sets=p.num_sets, seed=cfg.seed, corpus=cfg.eval.corpus,
             on_skip=lambda pid, reason: rejects.add(reason, file=str(path), record_id=pid))
     write_jsonl(path, (it.to_dict() for it in items))
-    mark_done(path, {"params": params, "items": stats.items, "skipped_ambiguous": stats.skipped_ambiguous,
-                     "context_tokens": stats.context_tokens})
+    mark_done(path, {"items": stats.items, "skipped_ambiguous": stats.skipped_ambiguous,
+                     "context_tokens": stats.context_tokens}, params)
     log.info("probes: %d items -> %s (skipped as ambiguous: %s)", stats.items, path, stats.skipped_ambiguous or 0)
     return path
 
@@ -70,7 +70,7 @@ def ensure_needles(cfg, tokenizer_loader: Callable[[], Any] | None = None) -> Pa
     items = build_needles(tok, lengths=n.lengths, depths=n.depths, needle=n.needle, question=n.question,
                           key_words=n.key_words, seed=cfg.seed, corpus=cfg.eval.corpus)
     write_jsonl(path, (it.to_dict() for it in items))
-    mark_done(path, {"params": params, "items": len(items)})
+    mark_done(path, {"items": len(items)}, params)
     log.info("needle: %d items -> %s", len(items), path)
     return path
 

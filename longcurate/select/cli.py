@@ -75,8 +75,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from longcurate.select.hmg import finalize_hmg
-    from longcurate.select.scoring import expected_ids, merge_params, paths, recorded_settings
+    from longcurate.select.scoring import expected_ids, merge_finalizer, merge_params, paths, recorded_settings
     from longcurate.select.shard import merge_parts
 
     cfg = resolve_config(args)
@@ -86,7 +85,7 @@ def _merge(args: argparse.Namespace) -> int:
     # The merged file records the settings the shards scored with (beside the parts), not this command's.
     settings = recorded_settings(out) or {}
     stats = merge_parts(out, expected_ids(cfg, args.kind), cfg.select.num_shards,
-                        (lambda recs: finalize_hmg(recs, cfg.select.hmg_scale)) if args.kind == "hmg" else None,
+                        merge_finalizer(args.kind, cfg.select.hmg_scale),
                         params=merge_params(settings, args.kind, cfg.select.hmg_scale))
     print(f"merged {out}: {stats}")
     return 0

@@ -29,6 +29,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from longcurate.core.batches import plan_batches
+
 
 @dataclass
 class ScoreItem:
@@ -72,30 +74,6 @@ def validate_item(item: ScoreItem, need_segments: bool = False) -> None:
         for s, e in item.segment_spans:
             if not 0 <= s < e <= n:
                 raise ValueError(f"item {item.id!r}: segment span ({s}, {e}) is empty or outside [0, {n}]")
-
-
-def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int,
-                 same_length: bool = False) -> list[list[int]]:
-    """Indices grouped into batches: longest first (an out-of-memory shows up at once), each batch
-    holding at most `max_batch_size` rows and at most `batch_tokens` padded tokens (rows x its
-    longest row). A single item longer than the budget gets a batch of its own. `same_length`
-    batches only items of equal length (needed when the padded length changes the result, as
-    with dynamic-NTK RoPE). Deterministic: ties keep input order."""
-    if batch_tokens < 1 or max_batch_size < 1:
-        raise ValueError("batch_tokens and max_batch_size must be >= 1")
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        longest = lengths[cur[0]] if cur else lengths[i]
-        if cur and (len(cur) + 1 > max_batch_size or (len(cur) + 1) * longest > batch_tokens
-                    or (same_length and lengths[i] != longest)):
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    return batches
 
 
 def default_batch_tokens(device) -> int:

@@ -72,6 +72,15 @@ def merge_params(settings: dict[str, Any], kind: str, hmg_scale: str) -> dict[st
     return {**settings, **({"hmg_scale": hmg_scale} if kind == "hmg" else {})}
 
 
+def merge_finalizer(kind: str, hmg_scale: str):
+    """What the merge applies to the whole dataset's records: HMG's normalisation; nothing for CAM."""
+    if kind != "hmg":
+        return None
+    from longcurate.select.hmg import finalize_hmg
+
+    return lambda records: finalize_hmg(records, hmg_scale)
+
+
 def settings_path(output: Path) -> Path:
     return output.with_name(output.name + ".settings.json")
 
@@ -152,6 +161,7 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
     spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
     stats: dict[str, dict[str, Any]] = {}
     jobs: dict[str, tuple[Path, Path]] = {}
+    merge_params_of: dict[str, dict[str, Any]] = {}
     to_merge: list[str] = []
     for kind in kinds:
         inp, out = paths(cfg, kind)
@@ -159,7 +169,8 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
             raise FileNotFoundError(f"input not found: {inp}")
         settings = score_settings(cfg, kind)
         guard_settings(out, settings)
-        if is_done_with(out, merge_params(settings, kind, cfg.select.hmg_scale)):
+        merge_params_of[kind] = merge_params(settings, kind, cfg.select.hmg_scale)
+        if is_done_with(out, merge_params_of[kind]):
             log.info("%s: %s is complete; nothing to do", kind, out)
             stats[kind] = {"skipped": True, "output": str(out)}
             continue
@@ -172,16 +183,10 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
         for kind, counts in _score_parts(cfg, jobs, spec, show_progress).items():
             stats[kind].update(counts)
     for kind in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
-        finalize = None
-        if kind == "hmg":
-            from longcurate.select.hmg import finalize_hmg
-
-            def finalize(records, scale=cfg.select.hmg_scale):
-                return finalize_hmg(records, scale)
         _, out = paths(cfg, kind)
-        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count, finalize,
-                                                             params=merge_params(score_settings(cfg, kind), kind,
-                                                                                 cfg.select.hmg_scale)))
+        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count,
+                                                             merge_finalizer(kind, cfg.select.hmg_scale),
+                                                             params=merge_params_of[kind]))
         if merged:
             stats[kind]["merged"] = merged
             log.info("%s: %s", kind, merged)

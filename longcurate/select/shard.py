@@ -165,7 +165,7 @@ def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
     elif rp.exists():
         rp.unlink()
     stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": count}
-    mark_done(output, {**stats, "params": params} if params is not None else stats)
+    mark_done(output, stats, params)
     return stats
 
 

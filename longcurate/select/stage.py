@@ -9,7 +9,6 @@ refused, not mixed (see `scoring.guard_settings`).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ def run_rank(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
     cam = read_scores(cam_path) if has_cam else None
     ranked, stats = rank_scores(hmg, cam, alpha=sel.alpha, normalize=sel.normalize)
     write_jsonl(output, ranked)
-    mark_done(output, {**stats, "params": params})
+    mark_done(output, stats, params)
     print(format_stats(stats))
     return stats
 
@@ -76,7 +75,8 @@ def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = No
     budgets = list(budgets or sel.budgets)
     marker = out_dir / "budgets.jsonl"
     hmg_path = scores_dir(cfg) / "hmg.jsonl"
-    params = {"budgets": budgets, "methods": ["gateau", *sel.baselines], "seed": cfg.seed,
+    methods = ["gateau", *sel.baselines]
+    params = {"budgets": budgets, "methods": methods, "seed": cfg.seed,
               "overflow": sel.budget_overflow, "ranked": file_digest(ranked), "hmg": file_digest(hmg_path),
               "input": str(cfg.path(sel.input, "samples.jsonl"))}
     if is_done_with(marker, params):
@@ -84,14 +84,13 @@ def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = No
         return {"skipped": True}
     recs = read_scores(ranked)
     lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
-    written = write_budgets(recs, samples if samples is not None else _load_sample_map(cfg), out_dir, budgets, ["gateau", *sel.baselines],
+    written = write_budgets(recs, samples if samples is not None else _load_sample_map(cfg), out_dir, budgets, methods,
                             lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
-    stale = set(json.loads(line)["file"] for line in marker.read_text(encoding="utf-8").splitlines()
-                if line.strip()) - set(written) if marker.exists() else set()
-    for name in sorted(stale):  # files of budgets no longer asked for
+    previous = {str(r["file"]) for r in read_scores(marker)} if marker.exists() else set()
+    for name in sorted(previous - set(written)):  # files of budgets no longer asked for
         (out_dir / name).unlink(missing_ok=True)
     write_jsonl(marker, [{"file": k, "samples": v} for k, v in written.items()])
-    mark_done(marker, {"files": len(written), "params": params})
+    mark_done(marker, {"files": len(written)}, params)
     for name, n in written.items():
         print(f"{out_dir / name}: {n} samples")
     return {"files": written}

@@ -23,16 +23,23 @@ def _prepared(tokenizer, fmt, n=5, **kw):
     return b, [b.prepare(Sample.from_dict(d)) for d in make_samples(n, seed=3, min_par=2, max_par=9)]
 
 
+def _hmg_and_reference(model, builder, ps, window):
+    """HMG records with θ_A = the model limited to `window`, and the per-sample references of θ_B
+    (full prompt) and θ_A (the window view)."""
+    eng = ScoringEngine(model, batch_tokens=4096, show_progress=False)
+    short = ShortModel(f"model@window{window}", eng, window, same_as_b=True)
+    recs = hmg_records(ps, builder, eng, short, "model", short_window=window)
+    ref_b = reference_response_nll(model, [p.item() for p in ps])
+    views = [builder.window_view(p, window) for p in ps]
+    ref_a = reference_response_nll(model, [ScoreItem(p.id, v[0], v[1]) for p, v in zip(ps, views)])
+    return recs, ref_b, ref_a
+
+
 @pytest.mark.parametrize("fmt", ["chat", "gateau"])
 def test_hmg_matches_per_sample_reference(tokenizer, tiny_model, fmt):
     b, ps = _prepared(tokenizer, fmt)
     assert len({len(p.input_ids) for p in ps}) == len(ps)
-    eng = ScoringEngine(tiny_model, batch_tokens=4096, show_progress=False)
-    short = ShortModel("tiny@window300", eng, 300, same_as_b=True)
-    recs = hmg_records(ps, b, eng, short, "tiny", short_window=300)
-    ref_b = reference_response_nll(tiny_model, [p.item() for p in ps])
-    views = [b.window_view(p, 300) for p in ps]
-    ref_a = reference_response_nll(tiny_model, [ScoreItem(p.id, v[0], v[1]) for p, v in zip(ps, views)])
+    recs, ref_b, ref_a = _hmg_and_reference(tiny_model, b, ps, 300)
     for r, rb, ra, p in zip(recs, ref_b, ref_a, ps):
         assert r["n_response_tokens"] == rb.n_tokens == p.n_response_tokens
         assert r["nll_b"] == pytest.approx(rb.nll, rel=1e-4)
@@ -117,12 +124,7 @@ def test_rope_scaled_short_model(tiny_folder):
 @pytest.mark.parametrize("fmt", ["chat", "gateau"])
 def test_hmg_matches_reference_on_smollm2(tokenizer, smollm2, fmt):
     b, ps = _prepared(tokenizer, fmt, n=3)
-    eng = ScoringEngine(smollm2, batch_tokens=4096, show_progress=False)
-    short = ShortModel("smollm2@window256", eng, 256, same_as_b=True)
-    recs = hmg_records(ps, b, eng, short, "smollm2", short_window=256)
-    ref_b = reference_response_nll(smollm2, [p.item() for p in ps])
-    views = [b.window_view(p, 256) for p in ps]
-    ref_a = reference_response_nll(smollm2, [ScoreItem(p.id, v[0], v[1]) for p, v in zip(ps, views)])
+    recs, ref_b, ref_a = _hmg_and_reference(smollm2, b, ps, 256)
     for r, rb, ra in zip(recs, ref_b, ref_a):
         assert r["nll_b"] == pytest.approx(rb.nll, rel=1e-4)
         assert r["nll_a"] == pytest.approx(ra.nll, rel=1e-4)
