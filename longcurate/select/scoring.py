@@ -121,16 +121,34 @@ def _max_positions(name: str, allow_download: bool) -> int:
     return int(conf.max_position_embeddings)
 
 
-def expected_ids(cfg, kind: str) -> list[str]:
+def expected_ids(cfg, kind: str, parsed: dict | None = None) -> list[str]:
     """Every id a complete run must have scored or rejected (all shards together)."""
     inp, _ = paths(cfg, kind)
-    samples = load_samples(inp, _Discard(), limit=_limit(cfg, kind))
+    samples, _ = parse_input(inp, _limit(cfg, kind), parsed)
     return [s.id for _, s in samples]
 
 
-class _Discard:
-    def add(self, *a: Any, **kw: Any) -> None:
-        pass
+class _RecordedRejects:
+    """Parse-level rejects, kept so that one parse of the input serves every kind and the merge."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, reason: str, **kw: Any) -> None:
+        self.calls.append((reason, kw))
+
+
+def parse_input(inp: Path, limit: int | None, parsed: dict | None = None):
+    """(samples, parse rejects as (reason, fields)) of the input, parsed once per (path, limit)
+    through `parsed` when given."""
+    key = (str(inp), limit)
+    if parsed is None or key not in parsed:
+        rec = _RecordedRejects()
+        result = (load_samples(inp, rec, limit=limit), rec.calls)
+        if parsed is None:
+            return result
+        parsed[key] = result
+    return parsed[key]
 
 
 def _limit(cfg, kind: str) -> int | None:
@@ -163,6 +181,7 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
     jobs: dict[str, tuple[Path, Path]] = {}
     merge_params_of: dict[str, dict[str, Any]] = {}
     to_merge: list[str] = []
+    parsed: dict = {}  # (input, limit) -> parsed samples: one parse for scoring and merging
     for kind in kinds:
         inp, out = paths(cfg, kind)
         if not inp.exists():
@@ -180,11 +199,11 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
         if not is_done(part):
             jobs[kind] = (inp, part)
     if jobs:
-        for kind, counts in _score_parts(cfg, jobs, spec, show_progress).items():
+        for kind, counts in _score_parts(cfg, jobs, spec, show_progress, parsed).items():
             stats[kind].update(counts)
     for kind in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
         _, out = paths(cfg, kind)
-        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind), spec.count,
+        merged = barrier_and_merge(spec, lambda: merge_parts(out, expected_ids(cfg, kind, parsed), spec.count,
                                                              merge_finalizer(kind, cfg.select.hmg_scale),
                                                              params=merge_params_of[kind]))
         if merged:
@@ -194,11 +213,14 @@ def run_scores(cfg, kinds: list[str], show_progress: bool = True) -> dict[str, d
 
 
 def _prepared_for(cfg, kind: str, inp: Path, builder: PromptBuilder, spec: ShardSpec, rejects: Rejects,
-                  cache: dict) -> list:
+                  cache: dict, parsed: dict | None = None) -> list:
     """The shard's samples that `kind` can score, tokenized (through `cache`, shared between kinds);
     the others go to `rejects` with their reason."""
     sel = cfg.select
-    samples = load_samples(inp, _ShardRejects(rejects, spec), limit=_limit(cfg, kind))
+    samples, parse_rejects = parse_input(inp, _limit(cfg, kind), parsed)
+    shard_rejects = _ShardRejects(rejects, spec)
+    for reason, fields in parse_rejects:
+        shard_rejects.add(reason, **fields)
     owned = [sv for pos, sv in enumerate(samples) if spec.owns(pos)]
     prepared = []
     for lineno, s, p in prepare_all(builder, owned, rejects, str(inp), cache):
@@ -212,7 +234,7 @@ def _prepared_for(cfg, kind: str, inp: Path, builder: PromptBuilder, spec: Shard
 
 
 def _score_parts(cfg, jobs: dict[str, tuple[Path, Path]], spec: ShardSpec,
-                 show_progress: bool) -> dict[str, dict[str, Any]]:
+                 show_progress: bool, parsed: dict | None = None) -> dict[str, dict[str, Any]]:
     """Score the pending part files of this shard (kind -> (input, part)); marks each done."""
     from longcurate.core.models import load_tokenizer
 
@@ -222,7 +244,7 @@ def _score_parts(cfg, jobs: dict[str, tuple[Path, Path]], spec: ShardSpec,
     builder = make_builder(cfg, tok, _max_positions(name_b, cfg.allow_download))
     cache: dict = {}  # sample id -> Prepared | InputReject: one tokenization per sample
     rejects = {kind: Rejects(rejected_path(part)) for kind, (_, part) in jobs.items()}
-    prepared = {kind: _prepared_for(cfg, kind, inp, builder, spec, rejects[kind], cache)
+    prepared = {kind: _prepared_for(cfg, kind, inp, builder, spec, rejects[kind], cache, parsed)
                 for kind, (inp, _) in jobs.items()}
     desc = f"score {'+'.join(jobs)} [{spec.index}/{spec.count}]"
     if set(jobs) == {"hmg", "cam"}:
