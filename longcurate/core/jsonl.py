@@ -149,23 +149,36 @@ def read_jsonl(path: str | os.PathLike, rejects: Rejects | None = None) -> Itera
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                _bad(rejects, path, lineno, f"not UTF-8: {e}", raw.decode("utf-8", "replace").rstrip("\n"))
+                reject(rejects, f"not UTF-8: {e}", file=path, line=lineno,
+                       raw=raw.decode("utf-8", "replace").rstrip("\n")[:2000])
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                _bad(rejects, path, lineno, f"invalid JSON: {e.msg} at column {e.colno}", text.rstrip("\n"))
+                reject(rejects, f"invalid JSON: {e.msg} at column {e.colno}", file=path, line=lineno,
+                       raw=text.rstrip("\n")[:2000])
                 continue
             if not isinstance(obj, dict):
-                _bad(rejects, path, lineno, "not a JSON object", text.rstrip("\n"))
+                reject(rejects, "not a JSON object", file=path, line=lineno,
+                       raw=text.rstrip("\n")[:2000])
                 continue
             yield lineno, obj
 
 
-def _bad(rejects: Rejects | None, path: Path, lineno: int, reason: str, raw: str) -> None:
+def reject(rejects: Rejects | None, reason: str, *, file: str | os.PathLike | None, line: int | None = None,
+           field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
+    """Quarantine a bad record in `rejects`, or, with no quarantine (strict callers), raise a
+    ValueError that names its file, line and id."""
     if rejects is None:
-        raise ValueError(f"{path}:{lineno}: {reason}")
-    rejects.add(reason, file=str(path), line=lineno, raw=raw[:2000])
+        where = f"{file}:{line}" if line is not None else str(file)
+        field = f"field '{field_name}': " if field_name else ""
+        raise ValueError(f"{where}: {field}{reason}" + (f" (id {record_id})" if record_id else ""))
+    rejects.add(reason, file=None if file is None else str(file), line=line, field_name=field_name,
+                record_id=record_id, raw=raw)
+
+
+def _record_id(obj: dict[str, Any]) -> str | None:
+    return str(obj.get("id")) if obj.get("id") is not None else None
 
 
 def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
@@ -178,15 +191,10 @@ def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
         try:
             yield lineno, parse(obj)
         except RecordError as e:
-            if rejects is None:
-                raise ValueError(f"{path}:{lineno}: {e}") from None
-            rejects.add(e.reason, file=str(path), line=lineno, field_name=e.field,
-                        record_id=str(obj.get("id")) if obj.get("id") is not None else None)
+            reject(rejects, e.reason, file=path, line=lineno,
+                   field_name=e.field, record_id=_record_id(obj))
         except (ValueError, TypeError, KeyError) as e:
-            if rejects is None:
-                raise ValueError(f"{path}:{lineno}: {e}") from None
-            rejects.add(f"invalid record: {e}", file=str(path), line=lineno,
-                        record_id=str(obj.get("id")) if obj.get("id") is not None else None)
+            reject(rejects, f"invalid record: {e}", file=path, line=lineno, record_id=_record_id(obj))
 
 
 class ResumableWriter:

@@ -19,11 +19,6 @@ def user_prompt(context: str, instruction: str) -> str:
     return f"{FILM_PREAMBLE}\n\n### Context:\n{context}\n\n### Instruction:\n{instruction}"
 
 
-def film_prompt(context: str, instruction: str) -> str:
-    """The full FILM template, for models without a chat template."""
-    return f"[INST] {user_prompt(context, instruction)} [/INST]"
-
-
 def film_chat(messages: list[dict[str, str]]) -> str:
     """Render a conversation in the [INST] ... [/INST] style (Mistral / FILM) when a tokenizer has no chat template."""
     out = []

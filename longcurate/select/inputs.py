@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from longcurate.core.jsonl import Rejects, read_records
+from longcurate.core.jsonl import Rejects, read_records, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
 from longcurate.core.records import Sample
 
@@ -76,9 +76,7 @@ def load_samples(path: str | Path, rejects: Rejects | None, limit: int | None = 
     for lineno, sample in read_records(path, Sample.from_dict, rejects):
         if sample.id in seen:
             reason = f"duplicate id: {sample.id!r} already on line {seen[sample.id]}"
-            if rejects is None:
-                raise ValueError(f"{path}:{lineno}: {reason}")
-            rejects.add(reason, file=str(path), line=lineno, field_name="id", record_id=sample.id)
+            reject(rejects, reason, file=path, line=lineno, field_name="id", record_id=sample.id)
             continue
         seen[sample.id] = lineno
         out.append((lineno, sample))
@@ -252,8 +250,6 @@ def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejec
             if cache is not None:
                 cache[s.id] = p
         if isinstance(p, InputReject):
-            if rejects is None:
-                raise ValueError(f"{source}:{lineno}: {p.reason}") from None
-            rejects.add(p.reason, file=source, line=lineno, field_name=p.field, record_id=s.id)
+            reject(rejects, p.reason, file=source, line=lineno, field_name=p.field, record_id=s.id)
             continue
         yield lineno, s, p

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from longcurate.core.prompts import film_chat, messages_for
 from longcurate.core.records import GoldSpan
-from longcurate.synth.segment import Segment, SegmentPool
+from longcurate.synth.segment import Segment, SegmentPool, count_tokens
 
 _SENTINEL = "\u0000CONTEXT\u0000"
 MIN_PIECE_TOKENS = 16  # a truncated last filler shorter than this is left out
@@ -30,11 +30,6 @@ def full_text(tokenizer, messages: list[dict[str, str]]) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False)
     return film_chat(messages)
-
-
-def count_tokens(tokenizer, text: str) -> int:
-    """Tokens of `text` as is (the chat template already holds any special tokens)."""
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @dataclass
@@ -71,7 +66,6 @@ class Assembled:
     num_segments: int
     length: int
     filler_rejections: int = 0  # fillers dropped because they contain a key fragment
-    truncated_filler: bool = False
     underfilled: bool = False  # the corpus ran out of usable fillers before the target length
 
 
@@ -89,7 +83,7 @@ def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, resp
     fillers: list[tuple[str, int]] = []
     seen = set(gold)
     rejected = 0
-    truncated = underfilled = False
+    underfilled = False
     n_pool = len(pool)
     draws, max_draws = 0, 20 * n_pool + 1000
     while draws < max_draws:
@@ -120,7 +114,6 @@ def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, resp
         if piece is not None:
             fillers.append(piece)
             cur += sep_n + piece[1]
-            truncated = True
         break
     else:
         underfilled = True  # every draw spent: too few segments that may serve as fillers
@@ -149,7 +142,7 @@ def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, resp
     context = lm.separator.join(pieces)
     _check_unique(context, [pool.segments[g].text for g in gold], keys)
     length = pre + total + sep_n * (m - 1) + post
-    return Assembled(context, spans, m, length, rejected, truncated, underfilled)
+    return Assembled(context, spans, m, length, rejected, underfilled)
 
 
 def assemble_short(pool: SegmentPool, gold: int, instruction: str, response: str,

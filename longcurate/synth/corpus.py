@@ -10,13 +10,12 @@ line and reason, and reading goes on.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
-from longcurate.core.jsonl import Rejects, read_jsonl
+from longcurate.core.jsonl import Rejects, read_jsonl, reject
 from longcurate.synth.config import CorpusConfig
 
 SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
@@ -37,10 +36,12 @@ def read_corpus(cfg: CorpusConfig, rejects: Rejects | None = None) -> Iterator[D
     n = 0
     for doc in _read_source(cfg, rejects):
         if not doc.text.strip():
-            _reject(rejects, "empty document", doc.file, doc.line, cfg.text_field, doc.doc_id)
+            reject(rejects, "empty document", file=doc.file, line=doc.line,
+                   field_name=cfg.text_field, record_id=doc.doc_id)
             continue
         if doc.doc_id in seen:
-            _reject(rejects, "duplicate document id", doc.file, doc.line, cfg.id_field, doc.doc_id)
+            reject(rejects, "duplicate document id", file=doc.file, line=doc.line,
+                   field_name=cfg.id_field, record_id=doc.doc_id)
             continue
         seen.add(doc.doc_id)
         yield doc
@@ -92,7 +93,8 @@ def _from_record(obj: dict[str, Any], cfg: CorpusConfig, path: Path, line: int,
     doc_id = str(rid) if rid not in (None, "") else (default_id or f"{path.name}:{line}")
     if not isinstance(text, str):
         why = "missing text field" if text is None else "text field is not a string"
-        _reject(rejects, f"{why}: '{cfg.text_field}'", str(path), line, cfg.text_field, doc_id)
+        reject(rejects, f"{why}: '{cfg.text_field}'", file=str(path), line=line,
+               field_name=cfg.text_field, record_id=doc_id)
         return None
     title = obj.get(cfg.title_field) if cfg.title_field else None
     return Document(doc_id=doc_id, title=str(title) if title not in (None, "") else "", text=text.strip(),
@@ -115,7 +117,7 @@ def _read_json(path: Path, cfg: CorpusConfig, rejects: Rejects | None) -> Iterat
         raise ValueError(f"{path}: expected a JSON list of records or a mapping of records")
     for i, (key, obj) in enumerate(items, start=1):
         if not isinstance(obj, dict):
-            _reject(rejects, "not a JSON object", str(path), i, None, key)
+            reject(rejects, "not a JSON object", file=str(path), line=i, record_id=key)
             continue
         doc = _from_record(obj, cfg, path, i, rejects, default_id=key)
         if doc is not None:
@@ -148,7 +150,7 @@ def _read_txt(path: Path, rejects: Rejects | None) -> Iterator[Document]:
             try:
                 lines.append(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
-                _reject(rejects, f"not UTF-8: {e}", str(path), lineno, None, path.name)
+                reject(rejects, f"not UTF-8: {e}", file=str(path), line=lineno, record_id=path.name)
     yield Document(doc_id=path.name, title=path.stem, text="".join(lines).strip(), file=str(path), line=1)
 
 
@@ -179,19 +181,8 @@ def read_wiki_summaries(path: Path, rejects: Rejects | None = None) -> Iterator[
     data = json.loads(path.read_bytes().decode("utf-8"))
     for i, (key, obj) in enumerate(data.items(), start=1):
         if not isinstance(obj, dict) or not isinstance(obj.get("extract"), str):
-            _reject(rejects, "missing text field: 'extract'", str(path), i, "extract", str(key))
+            reject(rejects, "missing text field: 'extract'", file=str(path), line=i,
+                   field_name="extract", record_id=str(key))
             continue
         title = str(obj.get("title") or key)
         yield Document(doc_id=str(key), title=title, text=obj["extract"].strip(), file=str(path), line=i)
-
-
-def _reject(rejects: Rejects | None, reason: str, file: str | None, line: int | None,
-            field_name: str | None, record_id: str | None) -> None:
-    if rejects is None:
-        where = f"{file}:{line}" if line is not None else str(file)
-        raise ValueError(f"{where}: {reason}" + (f" (id {record_id})" if record_id else ""))
-    rejects.add(reason, file=file, line=line, field_name=field_name, record_id=record_id)
-
-
-def describe(cfg: CorpusConfig) -> str:
-    return WIKI_ALIAS + f" ({wiki_summaries_path()})" if cfg.path == WIKI_ALIAS else os.fspath(cfg.path)

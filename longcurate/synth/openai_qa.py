@@ -14,10 +14,6 @@ Why the machinery: paid APIs fail transiently and cost money, so the backend
 The API key is read from the environment variable named by `api_key_env` and redacted from every
 message this module logs or records; it is never part of a cache key or entry.
 
-Config fields read with a default because `OpenAIConfig` does not declare them (yet):
-`json_mode` (True: send `response_format={"type": "json_object"}`) and `max_tokens_param`
-("max_tokens"; set "max_completion_tokens" for OpenAI reasoning models).
-
     backend = OpenAIBackend.from_config(run_cfg)
     results = backend.generate(requests)   # same order; failures have `error` set
     backend.stats()                        # requests, cache_hits, retries, failures, tokens, cost_usd
@@ -282,8 +278,6 @@ class OpenAIBackend:
         self.cache = ResponseCache(cache_dir)
         self._api_key = resolve_api_key(cfg)
         self._redact = _Redactor(self._api_key)
-        self._json_mode = bool(getattr(cfg, "json_mode", True))
-        self._max_tokens_param = str(getattr(cfg, "max_tokens_param", "max_tokens"))
         self._stats = OpenAIStats()
         self._inflight_usd = 0.0
         self._stopped: str | None = None  # once a hard stop is hit, nothing more is sent
@@ -393,10 +387,10 @@ class OpenAIBackend:
             "model": self.cfg.model,
             "messages": messages_for_request(req.kind, req.segments),
             "temperature": self.cfg.temperature,
-            self._max_tokens_param: self.cfg.max_output_tokens,
+            self.cfg.max_tokens_param: self.cfg.max_output_tokens,
             "seed": self.seed,
         }
-        if self._json_mode:
+        if self.cfg.json_mode:
             payload["response_format"] = {"type": "json_object"}
         return payload
 

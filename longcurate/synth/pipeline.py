@@ -22,7 +22,8 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import ResumableWriter, Rejects, is_done, mark_done, rejected_path, write_json
+from longcurate.core.jsonl import (ResumableWriter, Rejects, done_marker, is_done, mark_done, read_json_if_valid,
+                                   rejected_path, write_json)
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import Sample
 from longcurate.synth.assemble import Assembled, AssemblyError, LengthModel, assemble_long, assemble_short
@@ -115,8 +116,7 @@ class Outcome:
     underfilled: bool = False  # the context is shorter than its target: too few usable fillers
 
 
-def build_sample(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, seed: int, p: Plan, req: QARequest,
-                 gold: list[int], res: QAResult) -> tuple[Sample, Assembled]:
+def build_sample(pool: SegmentPool, lm: LengthModel, p: Plan, req: QARequest, gold: list[int], res: QAResult) -> tuple[Sample, Assembled]:
     """Place an answered QA pair in its context and make the record; raises AssemblyError."""
     rng = random.Random(f"{req.seed}:{req.request_id}:assemble")
     q, a = res.question or "", res.answer or ""
@@ -136,7 +136,7 @@ def build_sample(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, seed: int
 
 
 def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: int,
-             indices: Iterable[int], backend_name: str = "template") -> Iterator[Outcome]:
+             indices: Iterable[int]) -> Iterator[Outcome]:
     """Outcomes in index order, `cfg.batch_size` QA requests at a time."""
     indices = list(indices)
     for start in range(0, len(indices), max(1, cfg.batch_size)):
@@ -146,7 +146,7 @@ def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed
         for attempt in range(cfg.max_attempts):
             if not pending:
                 break
-            reqs = [make_request(cfg, backend_name, pool, seed, p, attempt) for p in pending]
+            reqs = [make_request(cfg, backend.name, pool, seed, p, attempt) for p in pending]
             results = backend.generate([r for r, _ in reqs])
             if len(results) != len(reqs):
                 raise RuntimeError(f"QA backend returned {len(results)} results for {len(reqs)} requests")
@@ -161,7 +161,7 @@ def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed
                     still.append(p)
                     continue
                 try:
-                    out.sample, asm = build_sample(cfg, pool, lm, seed, p, req, gold, res)
+                    out.sample, asm = build_sample(pool, lm, p, req, gold, res)
                     out.filler_rejections += asm.filler_rejections
                     out.underfilled = asm.underfilled
                     out.error = None
@@ -210,13 +210,14 @@ def run_synth(cfg, progress: bool = True, tokenizer=None) -> dict:
     _validate(sc)
     fp = config_fingerprint(cfg, cfg.model)
     meta_path = out.with_name(out.name + ".meta.json")
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text(encoding="utf-8")).get("fingerprint")
+    meta = read_json_if_valid(meta_path)
+    if isinstance(meta, dict):
+        old = meta.get("fingerprint")
         if old != fp:
             raise ValueError(f"{out} was written with a different synth config or seed "
                              f"(fingerprint {old} != {fp}); choose another output or delete it")
     if is_done(out):
-        marker = json.loads(out.with_name(out.name + ".done").read_text(encoding="utf-8") or "{}")
+        marker = read_json_if_valid(done_marker(out)) or {}
         if marker.get("num_samples") == n:
             log.info("%s is complete (%d samples); nothing to do", out, n)
             return {**marker, "skipped": True}
@@ -264,7 +265,7 @@ def _write(sc: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: i
         todo = [i for i in range(n) if sample_id(i) not in writer]
         skipped = n - len(todo)
         bar = tqdm(total=n, initial=skipped, desc="synth", unit="sample", disable=not progress, mininterval=0.5)
-        for o in generate(sc, pool, lm, backend, seed, todo, sc.backend):
+        for o in generate(sc, pool, lm, backend, seed, todo):
             failures.update(o.failures)
             filler_rejections += o.filler_rejections
             if o.stopped or stopped:

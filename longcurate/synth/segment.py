@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from longcurate.core.jsonl import Rejects
+from longcurate.core.jsonl import Rejects, reject
 from longcurate.synth.corpus import Document
 from longcurate.synth.text import line_spans, sentence_spans
 
@@ -56,6 +56,7 @@ class SegmentPool:
 
 
 def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of `text` as is (a chat-formatted text already holds its special tokens)."""
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -143,9 +144,7 @@ def build_pool(docs: Iterable[Document], tokenizer, segment_tokens: int = 128, m
             n = len(offsets)
             if n < min_doc:
                 reason = f"document shorter than one segment: {n} tokens < {min_doc}"
-                if rejects is None:
-                    raise ValueError(f"{d.file}:{d.line}: {reason}")
-                rejects.add(reason, file=d.file, line=d.line, record_id=d.doc_id)
+                reject(rejects, reason, file=d.file, line=d.line, record_id=d.doc_id)
                 spans_per_doc.append(None)
                 continue
             starts = [o[0] for o in offsets]

@@ -23,8 +23,6 @@ from typing import Callable
 from longcurate.synth.qa import Evidence, QARequest, QAResult, SegmentText
 from longcurate.synth.text import sentence_spans, word_spans
 
-FINE_TYPES = ("sentence_recall", "cloze", "topic")
-MULTIHOP_TYPES = ("order", "pair_recall")
 BLANK = "____"
 
 STOPWORDS = frozenset("""a an the and or but nor so yet of in on at to for from by with without into onto
