@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from longcurate.eval import sources
+from longcurate.eval.probes import token_counter
 from longcurate.eval.scoring import needle_words
 
 
@@ -57,16 +58,18 @@ def build_needles(tokenizer, *, lengths: list[int], depths: list[float], needle:
     missing = [k for k in key_words if k.lower() not in needle_words(needle)]
     if missing:
         raise ValueError(f"needle key word(s) {missing} do not occur in the needle {needle!r}")
-    count = lambda texts: [len(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"]]  # noqa: E731
+    count = token_counter(tokenizer)
     needle_tokens = count([needle + " "])[0]
     pool = haystack_sentences(corpus, key_words, seed)
+    # sentences are counted once, enough for the longest haystack (each length takes a prefix)
+    sizes_all = count(pool[: max(64, max(lengths) // 8)])
     items = []
     for L in sorted(set(lengths)):
         budget = L - needle_tokens
         if budget <= 0:
             raise ValueError(f"needle length {L} is shorter than the needle ({needle_tokens} tokens)")
         sents, sizes, total = [], [], 0
-        for s, n in zip(pool, count(pool[: max(64, L // 8)])):
+        for s, n in zip(pool, sizes_all):
             if total + n > budget:
                 break
             sents.append(s)

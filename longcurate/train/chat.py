@@ -25,6 +25,7 @@ ROLE_ALIASES = {
 }
 
 Message = dict[str, str]
+SOURCES = ("long", "short")  # a mixture sample is one of these
 
 
 def parse_conversation(record: dict[str, Any]) -> list[Message]:

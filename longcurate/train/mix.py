@@ -16,13 +16,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from longcurate.core.jsonl import Rejects, read_json_if_valid, read_jsonl, rejected_path, write_json, write_jsonl
+from longcurate.core.jsonl import (Rejects, file_digest, read_json_if_valid, read_jsonl, rejected_path, write_json,
+                                   write_jsonl)
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError, Sample
-from longcurate.train.chat import Message, check_conversation, conversation_hash, parse_conversation
-from longcurate.train.tokenize import file_sha256
-
-SOURCES = ("long", "short")
+from longcurate.train.chat import SOURCES, Message, check_conversation, conversation_hash, parse_conversation
 
 
 @dataclass
@@ -111,12 +109,12 @@ def build_mixture(long_paths: list[str], short_path: str | None, output: str, *,
         if not Path(p).is_file():
             raise FileNotFoundError(f"mixture input not found: {p}")
     output = str(output)
-    params = {"long": [{"path": p, "sha256": file_sha256(p)} for p in long_paths],
-              "short": {"path": str(short_path), "sha256": file_sha256(short_path)} if short_path else None,
+    params = {"long": [{"path": p, "sha256": file_digest(p)} for p in long_paths],
+              "short": {"path": str(short_path), "sha256": file_digest(short_path)} if short_path else None,
               "short_size": short_size, "short_ratio": short_ratio, "seed": seed, "limit": limit}
     previous = _load_manifest(output)
     if (not force and previous is not None and previous.get("params") == params and Path(output).exists()
-            and previous.get("output_sha256") == file_sha256(output)):
+            and previous.get("output_sha256") == file_digest(output)):
         return previous | {"resumed": True}
 
     rej_path = rejected_path(output)
@@ -183,7 +181,7 @@ def build_mixture(long_paths: list[str], short_path: str | None, output: str, *,
             "rejected_by_reason": dict(sorted(rejects.counts.items())),
             "rejected_file": str(rej_path) if rejects.total else None,
             "sources": per_file,
-            "output_sha256": file_sha256(output),
+            "output_sha256": file_digest(output),
         }
     write_json(manifest_path(output), manifest)  # last: its presence means the mixture is complete
     return manifest

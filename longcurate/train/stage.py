@@ -42,27 +42,25 @@ def base_model(cfg) -> str:
     return cfg.train.init_from or cfg.model
 
 
-def _budget_label(value: float) -> str:
-    return f"{value:g}" if value < 1 else str(int(value))
-
-
 def default_long_inputs(cfg) -> list[str]:
     """The select stage's top (largest) GATEAU budget file.
 
     Read from select's `budgets.jsonl` index when it exists (the gateau file with most samples),
     else `gateau-<largest of select.budgets>.jsonl` in `select.budget_dir` (default <output_dir>/budgets)."""
-    sel = getattr(cfg, "select", None)
-    budget_dir = cfg.path(getattr(sel, "budget_dir", None), "budgets")
-    index = budget_dir / "budgets.jsonl"
+    from longcurate.core.jsonl import read_jsonl
+    from longcurate.select.budget import parse_budget
+    from longcurate.select.stage import budget_dir
+
+    folder = budget_dir(cfg)
+    index = folder / "budgets.jsonl"
     if index.exists():
-        rows = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines() if line.strip()]
-        gateau = [r for r in rows if str(r.get("file", "")).startswith("gateau-")]
+        gateau = [r for _, r in read_jsonl(index) if str(r.get("file", "")).startswith("gateau-")]
         if gateau:
             best = max(gateau, key=lambda r: (int(r.get("samples", 0)), r["file"]))
-            return [str(budget_dir / best["file"])]
-    budgets = [float(b) for b in (getattr(sel, "budgets", None) or [1000])]
+            return [str(folder / best["file"])]
+    budgets = [float(b) for b in (cfg.select.budgets or [1000])]
     sizes = [b for b in budgets if b >= 1] or budgets
-    return [str(budget_dir / f"gateau-{_budget_label(max(sizes))}.jsonl")]
+    return [str(folder / f"gateau-{parse_budget(max(sizes))[0]}.jsonl")]
 
 
 def run_mix(cfg, progress: bool = True) -> dict[str, Any]:
@@ -117,7 +115,7 @@ def run_stage(cfg) -> dict[str, Any]:
     if is_trained(out) and manifest.exists():
         log.info("train: %s is complete; nothing to do", out)
         return json.loads(manifest.read_text(encoding="utf-8")).get("stats", {}) | {"skipped": True}
-    rank, world, _ = dist_env()
+    rank, world = dist_env()
     if world > 1 and not (tokenized_path(cfg) / "dataset_info.json").exists():
         raise RuntimeError("under a multi-process launcher, run `longcurate mix` and `longcurate tokenize` "
                            "first (one process), then launch `longcurate train`")

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, read_json_if_valid, read_jsonl, rejected_path, write_json
+from longcurate.core.jsonl import Rejects, file_digest, read_json_if_valid, read_jsonl, rejected_path, write_json
 from longcurate.core.records import RecordError
-from longcurate.train.chat import (Message, apply_template, has_chat_template, parse_conversation, render,
+from longcurate.train.chat import (SOURCES, Message, apply_template, has_chat_template, parse_conversation, render,
                                    render_film)
+from longcurate.train.loss import IGNORE
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
 OVERLONG = ("truncate", "skip")
 STATS_FILE = "tokenize_stats.json"
 COLUMNS = ("id", "source", "input_ids", "labels", "length", "n_response_tokens")
@@ -42,7 +43,7 @@ class Encoded:
 
     @property
     def n_response_tokens(self) -> int:
-        return sum(1 for x in self.labels if x != IGNORE_INDEX)
+        return sum(1 for x in self.labels if x != IGNORE)
 
 
 def encode(messages: list[Message], tokenizer: Any, *, template: str = "chat", max_length: int = 8192,
@@ -78,7 +79,7 @@ def encode(messages: list[Message], tokenizer: Any, *, template: str = "chat", m
 
 def _label(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
     """Copy the id of every token that overlaps a span (one pass: tokens and spans are both sorted)."""
-    labels = [IGNORE_INDEX] * len(ids)
+    labels = [IGNORE] * len(ids)
     spans = sorted(spans)
     k = 0
     for t, (s, e) in enumerate(offsets):
@@ -100,7 +101,7 @@ def _context_tokens(offsets: list[tuple[int, int]], labels: list[int],
         return None
     ca, cb = span
     inside = [t for t, (s, e) in enumerate(offsets)
-              if e > s and s >= ca and e <= cb and labels[t] == IGNORE_INDEX]
+              if e > s and s >= ca and e <= cb and labels[t] == IGNORE]
     if not inside:
         return None
     return inside[0], inside[-1] + 1
@@ -117,7 +118,7 @@ def encode_reference(messages: list[Message], tokenizer: Any, *, template: str =
     if template == "chat" and has_chat_template(tokenizer):
         full = apply_template(tokenizer, messages, False)
         ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        labels = [IGNORE_INDEX] * len(ids)
+        labels = [IGNORE] * len(ids)
         for i, m in enumerate(messages):
             if m["role"] == "assistant":
                 start = n_tokens(apply_template(tokenizer, messages[:i], True), False)
@@ -126,7 +127,7 @@ def encode_reference(messages: list[Message], tokenizer: Any, *, template: str =
         return Encoded(list(ids), labels, original_length=len(ids))
     r = render_film(messages, getattr(tokenizer, "eos_token", None))
     ids = tokenizer(r.text, add_special_tokens=True)["input_ids"]
-    labels = [IGNORE_INDEX] * len(ids)
+    labels = [IGNORE] * len(ids)
     for a, b in r.label_spans:
         start, end = n_tokens(r.text[:a], True), n_tokens(r.text[:b], True)
         labels[start:end] = ids[start:end]
@@ -160,14 +161,6 @@ def _features():
                      "original_length": Value("int32")})
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """What decides the tokens: vocabulary, special tokens, chat template."""
     parts = [str(getattr(tokenizer, "name_or_path", "")), str(len(tokenizer)),
@@ -187,8 +180,8 @@ def _read_mixture(path: str, rejects: Rejects, limit: int | None) -> list[dict[s
                 raise RecordError("id", "missing or empty")
             if str(rid) in seen:
                 raise RecordError("id", f"duplicate id: {rid}")
-            if obj.get("source") not in ("long", "short"):
-                raise RecordError("source", f"unknown source: {obj.get('source')!r} (expected long or short)")
+            if obj.get("source") not in SOURCES:
+                raise RecordError("source", f"unknown source: {obj.get('source')!r} (expected {' or '.join(SOURCES)})")
             messages = parse_conversation(obj)
         except RecordError as e:
             rejects.add(e.reason, file=str(path), line=lineno, field_name=e.field,
@@ -219,7 +212,7 @@ def tokenize_mixture(mixture_path: str, output_dir: str, tokenizer, *, template:
     if not getattr(tokenizer, "is_fast", True):
         raise ValueError("tokenize needs a fast (Rust) tokenizer: labels come from its offset mapping")
     out = Path(output_dir)
-    params = {"mixture": str(mixture_path), "mixture_sha256": file_sha256(mixture_path),
+    params = {"mixture": str(mixture_path), "mixture_sha256": file_digest(mixture_path),
               "tokenizer": tokenizer_fingerprint(tokenizer), "template": template,
               "max_length": max_length, "overlong": overlong, "limit": limit}
     previous = load_stats(out)
@@ -273,18 +266,6 @@ def tokenize_mixture(mixture_path: str, output_dir: str, tokenizer, *, template:
         }
     _save_atomic(final, out, stats)
     return stats
-
-
-def summary(stats: dict) -> str:
-    """One line for the CLI: what was kept, truncated, skipped and rejected."""
-    src = ", ".join(f"{k} {v}" for k, v in stats["by_source"].items())
-    line = (f"tokenized: kept {stats['kept']} ({src}), truncated {stats['truncated']}, skipped {stats['skipped']}, "
-            f"rejected {stats['rejected']}; {stats['total_tokens']} tokens, {stats['response_tokens']} response tokens")
-    if stats["skipped_by_reason"]:
-        line += "; skipped: " + ", ".join(f"{k}: {v}" for k, v in stats["skipped_by_reason"].items())
-    if stats["rejected_by_reason"]:
-        line += "; rejected: " + ", ".join(f"{k}: {v}" for k, v in stats["rejected_by_reason"].items())
-    return line
 
 
 def load_stats(output_dir: str | os.PathLike) -> dict | None:

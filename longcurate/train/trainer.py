@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.train.batching import BATCHINGS, LengthSampler, PaddedCollator, global_batch_size, step_groups
+from longcurate.train.chat import SOURCES
 from longcurate.train.loss import WEIGHTINGS, causal_lm_loss_sum
-from longcurate.train.packing import PackedCollator, PackedRows, pack
+from longcurate.train.packing import PackedCollator, PackedRows, fill_fraction, pack
 
 log = logging.getLogger("longcurate.train")
 
@@ -40,10 +41,9 @@ REQUIRED_COLUMNS = ("input_ids", "labels", "length")
 DONE_FILE = "longcurate_train.json"  # written last into the final model folder: the run is complete
 
 
-def dist_env() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from the launcher's environment (1 process when unset)."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
+def dist_env() -> tuple[int, int]:
+    """(rank, world_size) from the launcher's environment (1 process when unset)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -66,12 +66,19 @@ def load_tokenized(path: str | os.PathLike, limit: int | None = None):
     return ds
 
 
-def data_stats(ds, indices: list[int] | None = None) -> dict[str, int]:
-    """Samples and tokens per source (`long` / `short`), over `indices` (repeats count) or all rows."""
-    sources = ds["source"] if "source" in ds.column_names else ["long"] * len(ds)
-    lengths = ds["length"]
-    n_resp = ds["n_response_tokens"] if "n_response_tokens" in ds.column_names else None
-    idx = range(len(ds)) if indices is None else indices
+def stat_columns(ds) -> dict[str, list]:
+    """The columns `data_stats` and `make_plan` read (source, length, n_response_tokens), fetched once."""
+    return ds.select_columns([c for c in ("source", "length", "n_response_tokens") if c in ds.column_names]).to_dict()
+
+
+def data_stats(ds, indices: list[int] | None = None, *, columns: dict[str, list] | None = None) -> dict[str, int]:
+    """Samples and tokens per source (`long` / `short`), over `indices` (repeats count) or all rows.
+    `columns`: `stat_columns(ds)` already read."""
+    cols = stat_columns(ds) if columns is None else columns
+    lengths = cols["length"]
+    sources = cols["source"] if "source" in cols else ["long"] * len(lengths)
+    n_resp = cols.get("n_response_tokens")
+    idx = range(len(lengths)) if indices is None else indices
     out: Counter = Counter()
     for i in idx:
         s = sources[i]
@@ -81,7 +88,7 @@ def data_stats(ds, indices: list[int] | None = None) -> dict[str, int]:
             out[f"{s}_response_tokens"] += int(n_resp[i])
     out["samples"] = sum(v for k, v in out.items() if k.endswith("_samples"))
     out["tokens"] = sum(v for k, v in out.items() if k.endswith("_tokens") and not k.endswith("response_tokens"))
-    for s in ("long", "short"):  # always present, so a manifest shows a zero
+    for s in SOURCES:  # always present, so a manifest shows a zero
         out.setdefault(f"{s}_samples", 0)
         out.setdefault(f"{s}_tokens", 0)
     return dict(sorted(out.items()))
@@ -113,18 +120,19 @@ class Plan:
 
 def make_plan(ds, *, batching: str, loss_weighting: str, per_device: int, grad_accum: int, world_size: int,
               seed: int, pad_token_id: int, max_tokens: int = 8192, packing: str = "ffd",
-              flatten: bool = False) -> Plan:
+              flatten: bool = False, lengths: list[int] | None = None) -> Plan:
+    """`lengths`: the `length` column already read (else read here)."""
     if batching not in BATCHINGS:
         raise ValueError(f"unknown train.batching {batching!r}; expected one of {BATCHINGS}")
     if loss_weighting not in WEIGHTINGS:
         raise ValueError(f"unknown train.loss_weighting {loss_weighting!r}; expected one of {WEIGHTINGS}")
     gb = global_batch_size(per_device, grad_accum, world_size)
-    lengths = [int(x) for x in ds["length"]]
+    lengths = [int(x) for x in (ds["length"][:] if lengths is None else lengths)]
     if batching == "packed":
         bins = pack(lengths, max_tokens, packing)
         rows = PackedRows(ds, bins)
         sampler = LengthSampler([sum(lengths[i] for i in b) for b in bins], "naive", gb, seed)
-        fill = sum(lengths) / (len(bins) * max_tokens)
+        fill = fill_fraction(lengths, bins, max_tokens)
         return Plan(rows, sampler, PackedCollator(pad_token_id, loss_weighting, flatten=flatten), gb, bins,
                     {"rows": len(bins), "max_tokens": max_tokens, "fill": round(fill, 4)})
     sampler = LengthSampler(lengths, batching, gb, seed)
@@ -325,9 +333,8 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
     import torch
     from transformers import AutoModelForCausalLM
 
-    from longcurate.core.models import materialize
+    from longcurate.core.models import _local_only, materialize
 
-    local = not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
     extra: dict[str, Any] = {}
     world = dist_env()[1]
     if native_fsdp(fsdp):
@@ -336,7 +343,8 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
         extra["distributed_config"] = DistributedConfig(
             fsdp_size=world, fsdp_cpu_offload=bool((fsdp[1] or {}).get("cpu_offload", False)))
     model = AutoModelForCausalLM.from_pretrained(materialize(name), dtype=torch.float32, attn_implementation=attn,
-                                                 local_files_only=local, trust_remote_code=trust_remote_code, **extra)
+                                                 local_files_only=_local_only(allow_download),
+                                                 trust_remote_code=trust_remote_code, **extra)
     model.config.use_cache = False
     return model
 
@@ -358,9 +366,10 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc, *, mod
     `output`. Resumes from the last checkpoint in `checkpoints` when `tc.resume == "auto"`."""
     from longcurate.core.models import load_tokenizer
 
-    rank, world, _ = dist_env()
+    rank, world = dist_env()
     # -- setup
     ds = load_tokenized(dataset_path, tc.limit)
+    columns = stat_columns(ds)
     if tokenizer is None:
         tokenizer = load_tokenizer(model_name, allow_download, trust_remote_code)
     precision = resolve_precision(tc.precision)
@@ -370,8 +379,8 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc, *, mod
     plan = make_plan(ds, batching=tc.batching, loss_weighting=tc.loss_weighting,
                      per_device=tc.per_device_batch_size, grad_accum=tc.grad_accum, world_size=args.world_size,
                      seed=seed, pad_token_id=tokenizer.pad_token_id, max_tokens=tc.max_tokens, packing=tc.packing,
-                     flatten=attn.startswith("flash_attention"))
-    dataset = data_stats(ds)
+                     flatten=attn.startswith("flash_attention"), lengths=columns["length"])
+    dataset = data_stats(ds, columns=columns)
     resume = None
     if tc.resume == "auto":
         resume = last_checkpoint(checkpoints)
@@ -396,7 +405,7 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc, *, mod
     trainer.save_model(str(output))  # safetensors; every rank joins (FSDP / ZeRO-3 gather), rank 0 writes
     steps = trainer.state.global_step
     epochs = max(1, math.ceil(trainer.state.epoch or 1))
-    seen = data_stats(ds, plan.samples_of_steps(steps, epochs))
+    seen = data_stats(ds, plan.samples_of_steps(steps, epochs), columns=columns)
     stats = {"steps": steps, "resumed_from": resume, "train_loss": round(float(result.training_loss), 6),
              "world_size": args.world_size, "global_batch": plan.global_batch, "precision": precision,
              "distributed": ("fsdp2 (transformers)" if getattr(model, "is_distributed_loading_by_transformers", False)
