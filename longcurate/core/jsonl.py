@@ -197,6 +197,27 @@ def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
             reject(rejects, f"invalid record: {e}", file=path, line=lineno, record_id=_record_id(obj))
 
 
+def read_valid_prefix(path: str | os.PathLike) -> tuple[list[Any], int]:
+    """The parsed lines of an append-only JSONL file up to its first torn or unparsable line (what a
+    crash mid-write leaves), and the byte length of that good part; ([], 0) when the file is missing.
+    What `ResumableWriter` keeps, so callers that read such a file agree with it."""
+    p = Path(path)
+    records: list[Any] = []
+    good_bytes = 0
+    if not p.exists():
+        return records, good_bytes
+    with open(p, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # torn write: the process died mid-line
+            try:
+                records.append(json.loads(raw))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
+            good_bytes += len(raw)
+    return records, good_bytes
+
+
 class ResumableWriter:
     """Append records keyed by `id` with fsync; on open, keeps the valid lines already written
     (dropping a torn last line from a crash) so a re-run skips finished ids and writes no duplicates."""
@@ -214,17 +235,8 @@ class ResumableWriter:
     def _recover(self) -> None:
         if not self.path.exists():
             return
-        good_bytes = 0
-        with open(self.path, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # torn write: the process died mid-line
-                try:
-                    obj = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    break
-                self.done.add(str(obj[self.key]))
-                good_bytes += len(raw)
+        records, good_bytes = read_valid_prefix(self.path)
+        self.done.update(str(obj[self.key]) for obj in records)
         if good_bytes != self.path.stat().st_size:
             with open(self.path, "r+b") as f:
                 f.truncate(good_bytes)

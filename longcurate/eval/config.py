@@ -31,7 +31,6 @@ class OpenAIGenConfig:
     max_concurrency: int = 8
     max_retries: int = 5  # the SDK retries 429 / 5xx / timeouts with backoff
     timeout_s: float = 120.0
-    max_context: int = 128000
 
 
 @dataclass

@@ -3,15 +3,15 @@ same order out. Backends are chosen by name through a lazy import map, so `hf` n
 OpenAI SDK and `vllm` is only imported when asked for.
 
 A request's prompt is either a string (the user turn) or a list of chat messages; the backend renders
-it (chat template, FILM `[INST]` template, or raw text for `template: raw`). A failure on one item is
-a result with `error` set; the other items go on.
+it (chat template, FILM `[INST]` template, or raw text for `template: raw`), with the request's own
+`template` when it has one. A failure on one item is a result with `error` set; the other items go on.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("longcurate.eval")
@@ -22,6 +22,12 @@ class GenRequest:
     id: str
     prompt: str | list[dict[str, str]]
     max_new_tokens: int = 128
+    # Local backends render with this template instead of their own (LongBench: the one its prompt was
+    # fitted for, `raw` for the continuation tasks).
+    template: str | None = None
+    # Token ids of the prompt already rendered under that template (LongBench measured them while
+    # fitting the prompt): local backends use them instead of tokenizing again.
+    ids: list[int] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -90,13 +96,16 @@ def render_prompt(prompt: str | list[dict[str, str]], tokenizer: Any | None, tem
 
 
 def encode_for_local(request: "GenRequest", tokenizer: Any, template: str, max_context: int) -> list[int] | "GenResult":
-    """Token ids of a request for a local backend, or a failed GenResult (bad prompt, or prompt +
-    generation longer than the context) — that item fails alone, the others go on."""
-    try:
-        text, special = render_prompt(request.prompt, tokenizer, template)
-        ids = tokenizer(text, add_special_tokens=special)["input_ids"]
-    except Exception as e:  # a malformed prompt fails its own item only
-        return GenResult(request.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
+    """Token ids of a request for a local backend (`request.ids`, else its prompt rendered with
+    `request.template or template`), or a failed GenResult (bad prompt, or prompt + generation longer
+    than the context) — that item fails alone, the others go on."""
+    ids = request.ids
+    if ids is None:
+        try:
+            text, special = render_prompt(request.prompt, tokenizer, request.template or template)
+            ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+        except Exception as e:  # a malformed prompt fails its own item only
+            return GenResult(request.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
     if len(ids) + request.max_new_tokens > max_context:
         return GenResult(request.id, "", f"prompt too long: {len(ids)} tokens + {request.max_new_tokens} new "
                                          f"> context limit {max_context}")

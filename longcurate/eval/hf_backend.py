@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from longcurate.eval.generate import GenRequest, GenResult, encode_for_local, render_prompt
+from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
 
 log = logging.getLogger("longcurate.eval")
 
@@ -32,10 +32,6 @@ class HFGenerator:
         if pad is None:
             pad = self.eos_token_id[0] if isinstance(self.eos_token_id, list) else self.eos_token_id
         self.pad_token_id = pad
-
-    def encode(self, request: GenRequest) -> list[int]:
-        text, special = render_prompt(request.prompt, self.tokenizer, self.template)
-        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         from tqdm.auto import tqdm

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, ResumableWriter, read_jsonl, write_json
+from longcurate.core.jsonl import Rejects, ResumableWriter, read_jsonl, read_valid_prefix, write_json
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
 from longcurate.eval.longbench_defaults import DEFAULT_MAXLEN, DEFAULT_PROMPTS, PROMPT_VERSION, RAW_PROMPT_TASKS
@@ -293,12 +293,12 @@ def truncate_middle(text: str, tokenizer: Any, max_tokens: int) -> tuple[str, bo
     return _middle(ids, tokenizer, max_tokens), True
 
 
-def _rendered_length(text: str, tokenizer: Any, template: str) -> int:
-    """Tokens the generator will see for `text` under `template` (chat turn, FILM or raw)."""
+def _rendered_ids(text: str, tokenizer: Any, template: str) -> list[int]:
+    """The token ids the generator will see for `text` under `template` (chat turn, FILM or raw)."""
     from longcurate.eval.generate import render_prompt
 
     rendered, special = render_prompt(text, tokenizer, template)
-    return len(tokenizer(rendered, add_special_tokens=special)["input_ids"])
+    return tokenizer(rendered, add_special_tokens=special)["input_ids"]
 
 
 def fit_prompt(text: str, tokenizer: Any, *, max_input_tokens: int | None, max_context: int,
@@ -310,8 +310,17 @@ def fit_prompt(text: str, tokenizer: Any, *, max_input_tokens: int | None, max_c
     tokens: start from the budget and shrink by the measured overflow until the rendered prompt fits.
     The long text is tokenized once; each try renders only the (short) candidate.
     """
+    text, truncated, _ = _fit(text, tokenizer, max_input_tokens=max_input_tokens, max_context=max_context,
+                              max_new_tokens=max_new_tokens, template=template)
+    return text, truncated
+
+
+def _fit(text: str, tokenizer: Any, *, max_input_tokens: int | None, max_context: int, max_new_tokens: int,
+         template: str) -> tuple[str, bool, list[int] | None]:
+    """`fit_prompt`, plus the rendered prompt's ids when it measured them (None with `max_input_tokens`),
+    so the backend need not render and tokenize the prompt again."""
     if max_input_tokens is not None:
-        return truncate_middle(text, tokenizer, max_input_tokens)
+        return (*truncate_middle(text, tokenizer, max_input_tokens), None)
     budget = max_context - max_new_tokens
     if budget < 2:
         raise ValueError(f"context limit {max_context} leaves no room for a prompt after {max_new_tokens} new tokens")
@@ -319,39 +328,14 @@ def fit_prompt(text: str, tokenizer: Any, *, max_input_tokens: int | None, max_c
     limit = budget
     for _ in range(8):
         candidate = text if len(ids) <= limit else _middle(ids, tokenizer, limit)
-        over = _rendered_length(candidate, tokenizer, template) - budget
+        rendered = _rendered_ids(candidate, tokenizer, template)
+        over = len(rendered) - budget
         if over <= 0:
-            return candidate, len(ids) > limit
+            return candidate, len(ids) > limit, rendered
         limit = min(limit, len(ids)) - over
         if limit < 2:
             break
     raise ValueError(f"cannot fit the prompt into {budget} tokens with template {template!r}")
-
-
-def make_request_prompt(task: str, text: str) -> str | list[dict[str, str]]:
-    """Raw text for the continuation tasks (few-shot, code), one chat user turn for the rest."""
-    if task in RAW_PROMPT_TASKS:
-        return text
-    return [{"role": "user", "content": text}]
-
-
-@contextlib.contextmanager
-def _template(generator: Any, template: str) -> Iterator[None]:
-    """Render this block's prompts with `template` (`raw` for continuation tasks).
-
-    The generation protocol has no per-request template; a backend that renders prompts itself exposes
-    `template`, which is switched for the block and restored. Backends without one (API endpoints) send
-    every prompt as a user turn.
-    """
-    old = getattr(generator, "template", None)
-    if old is None or old == template:
-        yield
-        return
-    generator.template = template
-    try:
-        yield
-    finally:
-        generator.template = old
 
 
 # --- prediction ------------------------------------------------------------------------------
@@ -367,23 +351,14 @@ def prediction_line(item: LongBenchItem, pred: str) -> dict[str, Any]:
 
 
 def _predicted_ids(path: Path) -> set[str]:
-    """`_id`s already in a prediction file; a file without them (e.g. LongBench's own) cannot be resumed."""
-    done: set[str] = set()
-    if not path.exists():
-        return done
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.endswith(b"\n"):
-                break  # a torn last line: ResumableWriter drops it
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                break
-            if not isinstance(obj, dict) or "_id" not in obj:
-                raise ValueError(f"{path}:{lineno}: field '_id' missing; cannot resume into this prediction file "
-                                 "(score it with --score-only, or move it away to predict again)")
-            done.add(str(obj["_id"]))
-    return done
+    """`_id`s already in a prediction file (a torn last line is left out, as ResumableWriter drops it);
+    a file without them (e.g. LongBench's own) cannot be resumed."""
+    records, _ = read_valid_prefix(path)
+    for lineno, obj in enumerate(records, start=1):
+        if not isinstance(obj, dict) or "_id" not in obj:
+            raise ValueError(f"{path}:{lineno}: field '_id' missing; cannot resume into this prediction file "
+                             "(score it with --score-only, or move it away to predict again)")
+    return {str(obj["_id"]) for obj in records}
 
 
 def predict(data: dict[str, list[LongBenchItem]], pred_dir: str | os.PathLike,
@@ -417,26 +392,28 @@ def predict(data: dict[str, list[LongBenchItem]], pred_dir: str | os.PathLike,
     from longcurate.eval.generate import GenRequest
 
     for task, items in pending.items():
+        # continuation tasks (few-shot, code) are sent as raw text; the rest as the backend renders them
         template = "raw" if task in RAW_PROMPT_TASKS else (getattr(generator, "template", None) or "chat")
         max_new = maxlens[task]
         bar = tqdm(total=len(items), desc=f"longbench {task}", unit="item", disable=not progress)
-        with ResumableWriter(pred_dir / f"{task}.jsonl", key="_id") as writer, _template(generator, template):
+        with ResumableWriter(pred_dir / f"{task}.jsonl", key="_id") as writer:
             for start in range(0, len(items), chunk_size):
                 chunk = items[start:start + chunk_size]
                 requests, kept = [], []
                 for item in chunk:
+                    ids = None
                     try:
                         text = build_prompt(prompts[task], item)
                         if tokenizer is not None:
-                            text, cut = fit_prompt(text, tokenizer, max_input_tokens=max_input_tokens,
-                                                   max_context=int(generator.max_context),
-                                                   max_new_tokens=max_new, template=template)
+                            text, cut, ids = _fit(text, tokenizer, max_input_tokens=max_input_tokens,
+                                                  max_context=int(generator.max_context),
+                                                  max_new_tokens=max_new, template=template)
                             stats["truncated"] += int(cut)
                     except (ValueError, KeyError, IndexError) as e:
                         errors[(task, item.id)] = f"prompt failed: {type(e).__name__}: {e}"
                         continue
-                    requests.append(GenRequest(id=item.id, prompt=make_request_prompt(task, text),
-                                               max_new_tokens=max_new))
+                    requests.append(GenRequest(id=item.id, prompt=text, max_new_tokens=max_new, template=template,
+                                               ids=ids))
                     kept.append(item)
                 results = generator.generate(requests) if requests else []
                 if len(results) != len(requests):
@@ -702,5 +679,5 @@ def format_result(result: dict[str, Any], max_failures: int = 20) -> str:
 
 __all__ = ["LongBenchItem", "Failure", "TaskResult", "parse_item", "read_items", "load_local", "load_data",
            "discover_tasks", "load_prompts", "load_maxlens", "build_prompt", "truncate_middle", "fit_prompt",
-           "make_request_prompt", "predict", "prediction_line", "pred_dir_for", "score_task", "score_dir",
+           "predict", "prediction_line", "pred_dir_for", "score_task", "score_dir",
            "build_result", "write_result", "score_only", "run_longbench", "format_result"]

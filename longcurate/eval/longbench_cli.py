@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 
 from longcurate.core.cli import add_config_args, add_flag, fail, resolve_config
-
-
-def _task_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from longcurate.eval.cli import _words
 
 
 def register(eval_subparsers) -> argparse.ArgumentParser:
@@ -27,7 +24,7 @@ def register(eval_subparsers) -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
     add_flag(p, "--data-dir", "eval.longbench.data_dir", "folder of LongBench-format <task>.jsonl files")
-    add_flag(p, "--tasks", "eval.longbench.tasks", "comma-separated task names (default: all found)", type=_task_list)
+    add_flag(p, "--tasks", "eval.longbench.tasks", "comma-separated task names (default: all found)", type=_words)
     add_flag(p, "--model", "model", "model to evaluate (HF id, folder, alias)")
     add_flag(p, "--output-dir", "eval.longbench.output_dir",
              "where pred/ and result.json go; with --score-only, where result.json goes (default: PRED_DIR)")

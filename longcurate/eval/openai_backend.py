@@ -20,12 +20,13 @@ log = logging.getLogger("longcurate.eval")
 class OpenAIGenerator:
     tokenizer = None
 
-    def __init__(self, client: Any, model: str, *, max_concurrency: int = 8, max_context: int = 128000,
+    def __init__(self, client: Any, model: str, *, max_concurrency: int = 8, max_context: int | None = None,
                  progress: bool = True):
         self.client = client
         self.model = model
         self.max_concurrency = max(1, max_concurrency)
-        self.max_context = max_context
+        # The Generator protocol's attribute; without a tokenizer nothing is fitted to it (the server checks).
+        self.max_context = max_context or 128000
         self.progress = progress
 
     def _one(self, r: GenRequest) -> GenResult:
@@ -55,4 +56,4 @@ def from_config(run_cfg, model_name: str) -> OpenAIGenerator:
                          "which is not set (set eval.generate.openai.api_key_env='' for servers without a key)")
     client = OpenAI(base_url=o.base_url, api_key=key, max_retries=o.max_retries, timeout=o.timeout_s)
     return OpenAIGenerator(client, o.model or model_name, max_concurrency=o.max_concurrency,
-                           max_context=run_cfg.eval.generate.max_context or o.max_context)
+                           max_context=run_cfg.eval.generate.max_context)

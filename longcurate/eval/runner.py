@@ -9,12 +9,12 @@ scored.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from longcurate.core.jsonl import ResumableWriter, Rejects, dumps, read_jsonl, rejected_path, write_json, write_jsonl
+from longcurate.core.jsonl import (ResumableWriter, Rejects, dumps, read_records, read_valid_prefix, rejected_path,
+                                   write_json, write_jsonl)
 from longcurate.core.prompts import user_prompt
 from longcurate.eval.generate import GenRequest, Generator
 from longcurate.eval.scoring import aggregate_needle, aggregate_probes, needle_recall, score_probe
@@ -28,26 +28,17 @@ def request_hash(prompt: str, max_new_tokens: int, settings: dict[str, Any] | No
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _drop_stale(predictions: Path, current: dict[str, str]) -> None:
+def _drop_stale(predictions: Path, current: dict[str, str]) -> list[dict[str, Any]]:
     """Keep only the predictions made for the current prompt and settings (a rebuilt probe file or a
-    changed template reuses ids); rewrites the file atomically when something is dropped."""
-    if not predictions.exists():
-        return
-    keep, stale = [], 0
-    with open(predictions, encoding="utf-8", errors="replace") as f:
-        lines = f.read().splitlines()
-    for line in lines:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line: ResumableWriter drops it
-        if current.get(str(obj.get("id"))) == obj.get("request_hash"):
-            keep.append(obj)
-        else:
-            stale += 1
-    if stale:
-        log.warning("%s: %d prediction(s) made for other prompts or settings are redone", predictions, stale)
+    changed template reuses ids); rewrites the file atomically when something is dropped. Returns the
+    kept ones: what ResumableWriter then finds in the file (a torn last line is left out by both)."""
+    records, _ = read_valid_prefix(predictions)
+    keep = [obj for obj in records if current.get(str(obj.get("id"))) == obj.get("request_hash")]
+    if len(keep) < len(records):
+        log.warning("%s: %d prediction(s) made for other prompts or settings are redone", predictions,
+                    len(records) - len(keep))
         write_jsonl(predictions, keep)
+    return keep
 
 
 def predict(generator: Generator, items: list[dict[str, Any]], *, prompt: Callable[[dict[str, Any]], str],
@@ -59,7 +50,7 @@ def predict(generator: Generator, items: list[dict[str, Any]], *, prompt: Callab
     failures: list[dict[str, str]] = []
     prompts = {it["id"]: prompt(it) for it in items}
     hashes = {i: request_hash(p, max_new_tokens, settings) for i, p in prompts.items()}
-    _drop_stale(predictions, hashes)
+    by_id = {obj["id"]: obj for obj in _drop_stale(predictions, hashes)}  # + this run's: no re-read
     with ResumableWriter(predictions) as out:
         todo = [it for it in items if it["id"] not in out]
         if len(todo) < len(items):
@@ -78,33 +69,28 @@ def predict(generator: Generator, items: list[dict[str, Any]], *, prompt: Callab
                 rec["pred"] = res.text
                 rec["score"] = score(it, res.text)
                 rec["request_hash"] = hashes[it["id"]]
-                out.write(rec)
-    by_id = {obj["id"]: obj for _, obj in read_jsonl(predictions)}
+                if out.write(rec):
+                    by_id[it["id"]] = rec
     return [by_id[it["id"]] for it in items if it["id"] in by_id], failures
 
 
 def load_items(path: str | Path, parse: Callable[[dict[str, Any]], Any] | None = None,
                limit: int | None = None, rejects_path: str | Path | None = None) -> tuple[list[dict[str, Any]], Rejects]:
     """Read an items file; malformed lines (bad JSON, or `parse` raising) are quarantined in
-    `rejects_path` (default `<file>.read.rejected.jsonl`) with file, line and field, and the rest go on."""
-    from longcurate.core.records import RecordError
+    `rejects_path` (default `<file>.read.rejected.jsonl`) with file, line and field, and the rest go on.
+    Items are the raw objects: `parse` only validates."""
+    def check(obj: dict[str, Any]) -> dict[str, Any]:
+        if parse is not None:
+            parse(obj)
+        return obj
 
     path = Path(path)
     rejects = Rejects(Path(rejects_path) if rejects_path else rejected_path(path.with_name(path.stem + ".read.jsonl")))
     items = []
-    for lineno, obj in read_jsonl(path, rejects):
-        try:
-            if parse is not None:
-                parse(obj)
-        except RecordError as e:
-            rejects.add(e.reason, file=str(path), line=lineno, field_name=e.field, record_id=str(obj.get("id")))
-            continue
-        except (ValueError, TypeError, KeyError) as e:
-            rejects.add(f"invalid record: {e}", file=str(path), line=lineno, record_id=str(obj.get("id")))
-            continue
+    for _, obj in read_records(path, check, rejects):
         items.append(obj)
         if limit is not None and len(items) >= limit:
-            break
+            break  # lines after the limit are not read (nor quarantined)
     rejects.close()
     if rejects.total:
         log.warning("%s: %s", path, rejects.summary())

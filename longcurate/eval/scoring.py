@@ -12,8 +12,6 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
-HIGHER_IS_BETTER = True
-
 
 def word_recall(pred: str, gt: str) -> float:
     """|words(gt) ∩ words(pred)| / |words(gt)| on lower-cased whitespace-split word sets."""

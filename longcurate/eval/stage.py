@@ -17,6 +17,7 @@ made are skipped, and a model whose predictions are complete is never even loade
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -113,10 +114,6 @@ class LazyGenerator:
         self._factory = factory
         self._gen = None
 
-    @property
-    def loaded(self) -> bool:
-        return self._gen is not None
-
     def get(self):
         if self._gen is None:
             self._gen = self._factory()
@@ -131,12 +128,6 @@ class LazyGenerator:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.get(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.get(), name, value)
 
 
 def evaluate_model(cfg, label: str, model: str, generator=None, what: list[str] | None = None) -> dict[str, Any]:
@@ -195,10 +186,11 @@ def run_stage(cfg) -> dict:
     models = resolve_models(cfg)
     if not models:
         raise ValueError("eval: no model to evaluate (eval.models is empty or the checkpoint is missing)")
+    tokenizer = functools.cache(lambda: _tokenizer(cfg))  # loaded once, and only if an item file is built
     if "probes" in cfg.eval.run:
-        ensure_probes(cfg)
+        ensure_probes(cfg, tokenizer)
     if "needle" in cfg.eval.run:
-        ensure_needles(cfg)
+        ensure_needles(cfg, tokenizer)
     stats: dict[str, Any] = {"models": {}}
     for label, model in models:
         log.info("eval: %s (%s)", label, model)

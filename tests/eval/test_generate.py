@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from longcurate.eval.generate import GenRequest, GenResult, Generator, render_prompt
+from longcurate.eval.generate import GenRequest, GenResult, Generator, encode_for_local, render_prompt
 from longcurate.eval.hf_backend import HFGenerator
 
 
@@ -27,7 +27,7 @@ def test_batched_left_padded_equals_one_at_a_time(tiny_model, tokenizer):
 def test_batches_are_length_sorted_and_bounded(tiny_model, tokenizer):
     gen = HFGenerator(tiny_model, tokenizer, batch_size=3, max_batch_tokens=400, progress=False)
     reqs = _requests() + [GenRequest("other-budget", "hi", 5)]
-    enc = [(i, gen.encode(r)) for i, r in enumerate(reqs)]
+    enc = [(i, encode_for_local(r, gen.tokenizer, gen.template, gen.max_context)) for i, r in enumerate(reqs)]
     batches = gen._batches(enc, reqs)
     assert sorted(i for b in batches for i, _ in b) == list(range(len(reqs)))
     for b in batches:
@@ -81,6 +81,17 @@ def test_render_prompt_templates(tokenizer):
     assert render_prompt("raw text", tokenizer, "raw") == ("raw text", True)
     with pytest.raises(ValueError):
         render_prompt("x", tokenizer, "alpaca")
+
+
+def test_encode_for_local_uses_the_request_template_and_ids(tokenizer):
+    chat = render_prompt("hi", tokenizer, "chat")
+    as_chat = tokenizer(chat[0], add_special_tokens=chat[1])["input_ids"]
+    assert encode_for_local(GenRequest("a", "hi", 4), tokenizer, "chat", 1000) == as_chat
+    assert encode_for_local(GenRequest("a", "hi", 4, template="raw"), tokenizer, "chat", 1000) == \
+        tokenizer("hi")["input_ids"]
+    assert encode_for_local(GenRequest("a", "ignored", 4, ids=[1, 2, 3]), tokenizer, "chat", 1000) == [1, 2, 3]
+    too_long = encode_for_local(GenRequest("a", "x", 4, ids=[1] * 10), tokenizer, "chat", 12)
+    assert isinstance(too_long, GenResult) and "prompt too long: 10 tokens" in too_long.error
 
 
 def test_protocol_and_make_generator_names():

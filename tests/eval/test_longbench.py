@@ -278,7 +278,8 @@ def test_prompt_and_maxlen_files(tmp_path: Path):
 # --- the prediction path (a fake generator: orchestration only) --------------------------------
 
 class FakeGenerator:
-    """Answers from a table; records every request with the template in force; fails chosen ids."""
+    """Answers from a table; records every request with the template it is rendered with (its own, or
+    its generator's); fails chosen ids."""
 
     def __init__(self, tokenizer, answers: dict[str, str], max_context: int = 256, fail: frozenset = frozenset()):
         self.tokenizer = tokenizer
@@ -291,7 +292,7 @@ class FakeGenerator:
     def generate(self, requests):
         out = []
         for r in requests:
-            self.seen.append((self.template, r))
+            self.seen.append((r.template or self.template, r))
             if r.id in self.fail:
                 out.append(GenResult(r.id, "", "CUDA out of memory"))
             else:
@@ -327,18 +328,22 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     gen = FakeGenerator(tokenizer, answers, fail=frozenset({"h2"}))
     result = lb.run_longbench(cfg, generator=gen, progress=False)
 
-    # prompts: chat turns for QA (truncated in the middle to fit 256 - 32 tokens), raw text for trec
+    # prompts: chat turns for QA (truncated in the middle to fit 256 - 32 tokens), raw text for trec;
+    # each request carries its template and the ids measured while fitting it
     by_id = {r.id: (tpl, r) for tpl, r in gen.seen}
     tpl, h1 = by_id["h1"]
-    assert tpl == "chat" and isinstance(h1.prompt, list) and h1.max_new_tokens == 32
-    text = h1.prompt[0]["content"]
+    assert tpl == "chat" and isinstance(h1.prompt, str) and h1.max_new_tokens == 32
+    text = h1.prompt
     assert "START" in text and "END" in text and "filler200" not in text and "Capital of France?" in text
-    rendered = tokenizer.apply_chat_template(h1.prompt, tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
     assert len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) <= 256 - 32
+    assert h1.ids == tokenizer(rendered, add_special_tokens=False)["input_ids"]
     tpl, t1 = by_id["t1"]
     assert tpl == "raw" and isinstance(t1.prompt, str) and t1.prompt.endswith("Question: Where is X?\nType:")
+    assert t1.ids == tokenizer(t1.prompt)["input_ids"]  # raw: the text as is, with the tokenizer's specials
     assert t1.max_new_tokens == 64
-    assert gen.template == "chat"  # restored
+    assert gen.template == "chat"  # the generator itself is never switched
     assert result["_stats"] == {"predicted": 4, "skipped": 0, "truncated": 1, "errors": 1}
 
     # predictions in LongBench's format; the failed item is not written and is listed

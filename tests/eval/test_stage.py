@@ -177,3 +177,21 @@ def test_single_commands_and_report_cli(tmp_path, model_dirs, capsys):
     text = (tmp_path / "ev" / "report.md").read_text()
     assert "| trained |" in text and "database avg / gap" in text and "document" not in text
     assert main(["eval", "report", str(tmp_path / "ev" / "base"), "--labels", "a,b"]) == 2
+
+
+def test_stage_loads_the_tokenizer_once_for_both_item_files(tmp_path, model_dirs, monkeypatch):
+    from longcurate.config import RunConfig
+    from longcurate.core.config import apply_overrides, build
+    from longcurate.eval import stage
+
+    loads = []
+    real = stage._tokenizer
+    monkeypatch.setattr(stage, "_tokenizer", lambda cfg: loads.append(cfg.model) or real(cfg))
+    monkeypatch.setattr(stage, "evaluate_model", lambda *a, **k: {})
+    monkeypatch.setattr(stage, "write_comparison", lambda *a, **k: None)
+    cfg = build(RunConfig, apply_overrides({}, _args(tmp_path, model_dirs)[2:]))
+    stage.run_stage(cfg)
+    assert len(loads) == 1 and (tmp_path / "run" / "eval" / "probes.jsonl").exists()
+    assert (tmp_path / "run" / "eval" / "needle.jsonl").exists()
+    stage.run_stage(cfg)  # both built already: no tokenizer at all
+    assert len(loads) == 1

@@ -6,7 +6,6 @@ import math
 import random
 
 import pytest
-import torch
 
 from longcurate.select.engine import NLLResult, ScoreItem, ScoringEngine, plan_batches, validate_item
 from longcurate.select.reference import reference_response_nll
