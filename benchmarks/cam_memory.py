@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package; test oracles
 
 SEGMENT = 128
 
@@ -63,7 +63,7 @@ def child(mode: str, n_tokens: int, model_name: str, dtype: str, key_block: int)
         vec = ScoringEngine(model, show_progress=False).segment_attention([item], key_block=key_block)[0]
         extra = {"segments": len(vec), "sum": float(vec.sum())}
     else:
-        from longcurate.select.reference import reference_segment_attention
+        from oracles.select import reference_segment_attention
 
         vec = reference_segment_attention(model, [item])[0]
         extra = {"segments": len(vec), "sum": float(vec.sum())}

@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # the package; test oracles
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,7 +30,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
 
-    from longcurate.core.models import SMOLLM2_ALIAS, load_model, load_tokenizer, random_llama
+    from longcurate.core.models import SMOLLM2_ALIAS, load_model, load_tokenizer
+    from oracles.models import random_llama
     from longcurate.eval.generate import GenRequest
     from longcurate.eval.hf_backend import HFGenerator
     from longcurate.eval.sources import corpus_sentences

@@ -19,13 +19,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # the package; test oracles
 
 
 def reference_fit(text, tokenizer, budget, template):
     """Re-tokenize the whole prompt for every candidate limit."""
     from longcurate.eval.generate import render_prompt
-    from longcurate.eval.longbench import truncate_middle
+    from longcurate.eval.longbench_prompts import truncate_middle
 
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     limit = budget
@@ -48,7 +48,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from longcurate.core.models import SMOLLM2_ALIAS, load_tokenizer
-    from longcurate.eval.longbench import LongBenchItem, build_prompt, fit_prompt, load_prompts
+    from longcurate.eval.longbench_data import LongBenchItem
+    from longcurate.eval.longbench_prompts import build_prompt, fit_prompt, load_prompts
 
     tok = load_tokenizer(SMOLLM2_ALIAS)
     template = load_prompts()["hotpotqa"]

@@ -33,12 +33,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # the package; test oracles
 
 import torch  # noqa: E402
 
 from longcurate.select.engine import ScoreItem, ScoringEngine  # noqa: E402
-from longcurate.select.reference import reference_response_nll  # noqa: E402
+from oracles.select import reference_response_nll  # noqa: E402
 
 RANDOM_CONFIGS = {
     # Llama-2-7B's shape; random weights (the timing and memory do not depend on the values).

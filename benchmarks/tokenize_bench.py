@@ -16,11 +16,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # the package; test oracles
 
 from longcurate.core.models import SMOLLM2_ALIAS, load_tokenizer  # noqa: E402
 from longcurate.core.prompts import messages_for  # noqa: E402
-from longcurate.train.tokenize import encode, encode_reference  # noqa: E402
+from longcurate.train.tokenize import encode  # noqa: E402
+from oracles.train import encode_reference  # noqa: E402
 
 WORDS = ("river city music model paper score green stone light window number history science "
          "garden market table letter school winter summer north south bridge engine").split()

@@ -1,68 +1,107 @@
-"""The `longcurate` command: one subcommand per stage, each `--config FILE.yaml` plus `key=value` overrides.
+"""The `longcurate` command: one noun per stage, one verb per step.
 
-    longcurate synth --config configs/demo.yaml synth.num_samples=50
-    longcurate synth report runs/demo/samples.jsonl
-    longcurate run configs/demo.yaml            # every stage, in order
+    longcurate run CONFIG [KEY=VALUE ...]            every stage in order (synth, select, train, eval)
+    longcurate synth run | report
+    longcurate select score {hmg,cam} | rank | budget | diagnose | merge | run
+    longcurate train mix | tokenize | fit | run
+    longcurate eval build | probes | needle | longbench | report | run
+
+Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
+config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
+`--debug` shows their traceback too. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
+`train --dataset ...`, `synth --num-samples ...`, `synth-report`, `probe build`) still work for one
+release and print their new name.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import errno
 import sys
 
 from longcurate import __version__
-from longcurate.core.cli import ConfigError, fail, setup_logging
+from longcurate.core.cli import fail, setup_logging
+from longcurate.core.errors import UserError
+from longcurate.eval import cli as eval_cli
+from longcurate.select import cli as select_cli
+from longcurate.synth import cli as synth_cli
+from longcurate.train import cli as train_cli
+from longcurate import pipeline
 
-# Each module has `register(subparsers)`; imported at start-up, so they import heavy libraries lazily.
-STAGE_CLIS = [
-    "longcurate.synth.cli",
-    "longcurate.select.cli",
-    "longcurate.train.cli",
-    "longcurate.eval.cli",
-    "longcurate.pipeline",
-]
+# Each module has `register(subparsers)` and imports heavy libraries lazily inside its commands.
+COMMAND_MODULES = (synth_cli, select_cli, train_cli, eval_cli, pipeline)
 
-# Two-word commands whose first word is also a command of its own.
-_ALIASES = {("synth", "report"): "synth-report"}
+# Old spelling (leading words) -> new spelling. Kept for one release; each use prints the new name.
+RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("synth-report",): ("synth", "report"),
+    ("score",): ("select", "score"),
+    ("rank",): ("select", "rank"),
+    ("budget",): ("select", "budget"),
+    ("mix",): ("train", "mix"),
+    ("tokenize",): ("train", "tokenize"),
+    ("probe", "build"): ("eval", "build", "--only", "probes"),
+}
+# A stage noun followed by no verb meant its main step: `synth --num-samples 5` is `synth run ...`.
+DEFAULT_VERB = {"synth": "run", "train": "fit"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="longcurate",
-        description="Curate long-context instruction data: IN2 synthesis, GATEAU selection, SFT, evaluation.")
+        prog="longcurate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"longcurate {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in STAGE_CLIS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("longcurate"):
-                continue  # a stage that does not exist yet
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
 
+def rewrite_old_spelling(argv: list[str]) -> list[str]:
+    """Map an old command spelling to the new one, telling the user (on stderr) once."""
+    start = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if start is None:
+        return argv
+    head = argv[start:]
+    for old, new in RENAMED.items():
+        if tuple(head[:len(old)]) == old:
+            print(f"longcurate: `{' '.join(old)}` is now `{' '.join(new)}` (the old name goes away in the "
+                  f"next release)", file=sys.stderr)
+            return argv[:start] + list(new) + head[len(old):]
+    noun = head[0]
+    no_verb = len(head) == 1 or (head[1].startswith("-") and head[1] not in ("-h", "--help")) or "=" in head[1]
+    if noun in DEFAULT_VERB and no_verb:
+        verb = DEFAULT_VERB[noun]
+        print(f"longcurate: `{noun}` without a verb is now `{noun} {verb}`", file=sys.stderr)
+        return argv[:start] + [noun, verb] + head[1:]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    for (a, b), joined in _ALIASES.items():
-        for i in range(len(argv) - 1):
-            if argv[i] == a and argv[i + 1] == b:
-                argv[i:i + 2] = [joined]
-                break
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rewrite_old_spelling(argv))
     setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        return fail(str(e))
-    except FileNotFoundError as e:
-        return fail(str(e))
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # user errors: one line, exit 2; anything else is a bug and keeps its traceback
+        message = user_error_message(e)
+        if message is None or args.debug:
+            raise
+        return fail(message)
+
+
+def user_error_message(e: BaseException) -> str | None:
+    """The one-line message for an error the user can fix, or None for a bug."""
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return f"{e.strerror}: {e.filename or ''} (free some space or write elsewhere)".rstrip()
+    return None
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""The whole pipeline's configuration: shared keys plus one section per stage."""
+"""The whole pipeline's configuration: shared keys plus one section per stage, and the run's layout.
+
+This module (with `cli.py` and `pipeline.py`) is the composition root: it is the one place that knows
+every stage's config section. `core` never imports it; stages may, to type their `cfg` argument and to
+ask for the run's `layout()`.
+"""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from longcurate.core.cli import resolve
+from longcurate.core.layout import RunLayout
 from longcurate.eval.config import EvalConfig
 from longcurate.select.config import SelectConfig
 from longcurate.synth.config import SynthConfig
@@ -25,6 +32,27 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def path(self, explicit: str | None, default_name: str) -> Path:
-        """An explicit path as given, else `default_name` inside output_dir."""
-        return Path(explicit) if explicit else Path(self.output_dir) / default_name
+    def layout(self) -> RunLayout:
+        """Where every file of this run lives: `output_dir`, with the paths the config places elsewhere."""
+        return RunLayout.under(
+            self.output_dir,
+            samples=self.synth.output,
+            scores_dir=self.select.scores_dir,
+            budgets_dir=self.select.budget_dir,
+            mixture=self.train.mix.output,
+            tokenized=self.train.dataset or self.train.tokenize.output,
+            checkpoints=self.train.checkpoints,
+            model=self.train.output,
+            eval_dir=self.eval.output_dir,
+            probes=self.eval.probes.output,
+            needle=self.eval.needle.output,
+            openai_cache=self.synth.openai.cache_dir,
+        )
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """The command's RunConfig: YAML file, then `key=value` overrides, then flags."""
+    return resolve(args, RunConfig)
+
+
+__all__ = ["RunConfig", "resolve_config"]

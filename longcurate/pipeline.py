@@ -1,61 +1,58 @@
 """`longcurate run CONFIG`: every stage in order, each resumable, so a re-run redoes nothing.
 
-Each stage package has `stage.py` with `run_stage(cfg: RunConfig) -> dict` (its stats).
+Each stage package has `stage.py` with `run_stage(cfg: RunConfig) -> dict` (its stats); the stages
+talk only through the files of the run's layout (`RunConfig.layout()`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import time
-from pathlib import Path
+from typing import Any, Callable
 
-from longcurate.core.cli import add_config_args, resolve_config
+from longcurate.config import RunConfig, resolve_config
+from longcurate.core.cli import add_config_args
 from longcurate.core.config import dump_yaml, to_dict
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import atomic_open
 from longcurate.core.runinfo import write_manifest
 
 log = logging.getLogger("longcurate.run")
 
-STAGE_ORDER = ["synth", "select", "train", "eval"]
+
+def _stage_runners() -> dict[str, Callable[[RunConfig], dict[str, Any]]]:
+    """Stage name -> its run_stage, in pipeline order (imported here, not at start-up: they are heavy)."""
+    from longcurate.eval.stage import run_stage as eval_stage
+    from longcurate.select.stage import run_stage as select_stage
+    from longcurate.synth.stage import run_stage as synth_stage
+    from longcurate.train.stage import run_stage as train_stage
+
+    return {"synth": synth_stage, "select": select_stage, "train": train_stage, "eval": eval_stage}
 
 
-def available_stages() -> list[str]:
-    out = []
-    for name in STAGE_ORDER:
-        try:
-            importlib.import_module(f"longcurate.{name}.stage")
-        except ModuleNotFoundError as e:
-            if e.name == f"longcurate.{name}.stage":
-                continue
-            raise
-        out.append(name)
-    return out
+STAGE_ORDER = ("synth", "select", "train", "eval")
 
 
-def run_pipeline(cfg) -> dict:
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "config.resolved.yaml") as f:
-        f.write(dump_yaml(cfg))
+def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     unknown = [s for s in cfg.stages if s not in STAGE_ORDER]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGE_ORDER}")
-    have = available_stages()
-    stats = {}
+        raise ConfigError(f"stages: unknown stage(s) {unknown}; stages are {list(STAGE_ORDER)}")
+    layout = cfg.layout()
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with atomic_open(layout.resolved_config) as f:
+        f.write(dump_yaml(cfg))
+    runners = _stage_runners()
+    stats: dict[str, Any] = {}
     for name in STAGE_ORDER:
         if name not in cfg.stages:
             continue
-        if name not in have:
-            log.warning("stage %s is not available in this version; skipped", name)
-            continue
         t0 = time.time()
         log.info("=== stage %s ===", name)
-        stats[name] = importlib.import_module(f"longcurate.{name}.stage").run_stage(cfg)
+        stats[name] = runners[name](cfg)
         stats[name]["seconds"] = round(time.time() - t0, 1)
         log.info("stage %s done in %.1f s", name, stats[name]["seconds"])
-    write_manifest(out / "run.manifest.json", "run", to_dict(cfg), stats)
+    write_manifest(layout.manifest("run"), "run", to_dict(cfg), stats)
     return stats
 
 
@@ -64,13 +61,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.overrides = [args.config_file, *(args.overrides or [])]  # `run key=value` with no config file
     elif args.config_file and not args.config:
         args.config = args.config_file
-    cfg = resolve_config(args)
-    run_pipeline(cfg)
+    run_pipeline(resolve_config(args))
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="run every stage that exists, in order (synth, select, train, eval)",
+    p = sub.add_parser("run", help="run every stage in order (synth, select, train, eval)",
                        description="Chain every stage on one config. Each stage resumes, so a re-run redoes nothing.")
     p.add_argument("config_file", nargs="?", metavar="CONFIG.yaml", help="the config (same as --config)")
     add_config_args(p)

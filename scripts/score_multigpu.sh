@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Score HMG and CAM on many GPUs: one shard per process, one part file per shard, then a merge.
 #
-# Each process appends to <output stem>.part-<rank>-of-<world>.jsonl with fsync and skips ids already
+# Each process appends to <output stem>.part-<rank>-of-<world>.jsonl (core.layout.part_path) with fsync and skips ids already
 # there, so re-running the same command after a crash resumes. Under torchrun every rank reads
 # RANK / WORLD_SIZE, and rank 0 merges once all ranks pass a barrier (gloo). With explicit
 # --num-shards / --shard-index (a Slurm array) nobody merges: run `longcurate select merge` at the end.
@@ -27,7 +27,7 @@ case "$mode" in
   local)
     gpus=${1:-$(nvidia-smi -L 2>/dev/null | wc -l)}
     for kind in hmg cam; do
-      torchrun --standalone --nproc_per_node "$gpus" -m longcurate score "$kind" \
+      torchrun --standalone --nproc_per_node "$gpus" -m longcurate select score "$kind" \
         --input "$input" --output "$outdir/$kind.jsonl" $SCORE_ARGS
     done
     ;;
@@ -37,7 +37,7 @@ case "$mode" in
     for kind in hmg cam; do
       torchrun --nnodes "$nnodes" --node_rank "$NODE_RANK" --nproc_per_node "$gpus" \
         --master_addr "$MASTER_ADDR" --master_port "${MASTER_PORT:-29500}" \
-        -m longcurate score "$kind" --input "$input" --output "$outdir/$kind.jsonl" $SCORE_ARGS
+        -m longcurate select score "$kind" --input "$input" --output "$outdir/$kind.jsonl" $SCORE_ARGS
     done
     ;;
   array)
@@ -46,7 +46,7 @@ case "$mode" in
     jid=$(sbatch --parsable --array=0-$((n - 1)) --gres=gpu:1 --job-name=gateau-score --wrap "
       set -e
       for kind in hmg cam; do
-        longcurate score \$kind --input '$input' --output '$outdir/'\$kind.jsonl \
+        longcurate select score \$kind --input '$input' --output '$outdir/'\$kind.jsonl \
           --num-shards $n --shard-index \$SLURM_ARRAY_TASK_ID $SCORE_ARGS
       done")
     sbatch --dependency=afterok:"$jid" --job-name=gateau-merge --wrap "

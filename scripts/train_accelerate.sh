@@ -8,4 +8,4 @@ NPROC=${NPROC:-$(python -c "import torch; print(max(1, torch.cuda.device_count()
 NNODES=${NNODES:-1}
 exec accelerate launch --config_file configs/fsdp.yaml --num_processes "$NPROC" --num_machines "$NNODES" \
   --machine_rank "${NODE_RANK:-0}" --main_process_ip "${MASTER_ADDR:-127.0.0.1}" --main_process_port "${MASTER_PORT:-29500}" \
-  -m longcurate train -c "$CONFIG" train.fsdp_config=configs/fsdp.yaml "$@"
+  -m longcurate train fit -c "$CONFIG" train.fsdp_config=configs/fsdp.yaml "$@"

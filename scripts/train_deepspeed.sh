@@ -6,7 +6,7 @@ set -euo pipefail
 CONFIG=${1:?usage: $0 CONFIG.yaml [key=value ...]}; shift
 DS=configs/ds_zero${ZERO:-3}.json
 if [ -n "${HOSTFILE:-}" ]; then
-  exec deepspeed --hostfile "$HOSTFILE" --module longcurate train -c "$CONFIG" train.deepspeed="$DS" "$@"
+  exec deepspeed --hostfile "$HOSTFILE" --module longcurate train fit -c "$CONFIG" train.deepspeed="$DS" "$@"
 fi
 exec deepspeed --num_gpus "${NPROC:-$(python -c "import torch; print(max(1, torch.cuda.device_count()))")}" \
-  --module longcurate train -c "$CONFIG" train.deepspeed="$DS" "$@"
+  --module longcurate train fit -c "$CONFIG" train.deepspeed="$DS" "$@"

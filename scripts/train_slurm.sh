@@ -12,4 +12,4 @@ CONFIG=${1:?usage: sbatch $0 CONFIG.yaml [key=value ...]}; shift
 HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 8 --rdzv_id "$SLURM_JOB_ID" \
   --rdzv_backend c10d --rdzv_endpoint "$HEAD:29500" \
-  -m longcurate train -c "$CONFIG" train.deepspeed=configs/ds_zero3.json "$@"
+  -m longcurate train fit -c "$CONFIG" train.deepspeed=configs/ds_zero3.json "$@"

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# Reference implementations and tiny models (tests/oracles) import as `oracles.<module>`; with
+# `--import-mode=importlib` pytest does not put tests/ on sys.path itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -21,7 +27,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model():
     """A 2-layer random Llama with the SmolLM2 vocabulary, fp32, SDPA."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     return random_llama(seed=0)
 

@@ -26,7 +26,7 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory, tokenizer):
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     folder = tmp_path_factory.mktemp("tiny-model")
     random_llama(seed=0).save_pretrained(folder)
@@ -60,7 +60,7 @@ def test_pipeline_end_to_end_and_rerun(tmp_path, tiny_model_dir, run_group):
                 "budgets/gateau-0.5.jsonl", "budgets/random-0.5.jsonl", "mixture/mixture.jsonl",
                 "checkpoint/model.safetensors", "eval/report.md", "run.manifest.json"]:
         assert (out / rel).exists(), rel
-    mix_manifest = json.loads((out / "mixture/mixture.jsonl.manifest.json").read_text())
+    mix_manifest = json.loads((out / "mixture/mixture.jsonl.done").read_text())
     assert (mix_manifest["long"], mix_manifest["short"]) == (6, 4)  # the budget, exactly
     before = _tree_digest(out)
 

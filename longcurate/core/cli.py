@@ -1,5 +1,13 @@
-"""Helpers every stage's CLI uses: `--config FILE` + `key=value` overrides + everyday flags,
-resolved into one typed RunConfig. The CLI parses and shows progress; the work is in plain functions."""
+"""Helpers every stage's CLI uses: `--config FILE` + `key=value` overrides + everyday flags, resolved
+into one typed config; comma-separated list arguments; logging; the one-line error. The CLI parses and
+shows progress; the work is in plain functions.
+
+Conventions every command follows:
+- a flag is a shortcut for one config key (`add_flag`, `add_switch`) and wins over `key=value`;
+- a user error raises `UserError` (or `ConfigError`); `longcurate.cli.main` prints it on one line and
+  exits 2, so no command catches errors itself;
+- config rules (defaults, `0 means none`, ...) live in the config dataclasses, never in a command.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,12 @@ import argparse
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
-from longcurate.core.config import ConfigError, apply_overrides, build, load_yaml, set_path
+from longcurate.core.config import apply_overrides, build, load_yaml, set_path
+from longcurate.core.errors import ConfigError, UserError
+
+C = TypeVar("C")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +41,30 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, key: str, help: str, ty
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
-def resolve_config(args: argparse.Namespace):
-    """YAML -> key=value overrides -> flags, built into RunConfig (unknown keys are errors)."""
-    from longcurate.config import RunConfig
+def add_switch(parser: argparse.ArgumentParser, flag: str, key: str, help: str) -> None:
+    """An on/off flag that sets the boolean config key `key` to true."""
+    dest = flag.lstrip("-").replace("-", "_")
+    parser.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=f"{help} [{key}]")
+    flags = dict(parser.get_default("_flag_keys") or {})
+    flags[dest] = key
+    parser.set_defaults(_flag_keys=flags)
 
+
+def comma_words(text: str) -> list[str]:
+    """`a, b,c` -> ["a", "b", "c"] (empty items dropped)."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def comma_ints(text: str) -> list[int]:
+    return [int(x) for x in comma_words(text)]
+
+
+def comma_floats(text: str) -> list[float]:
+    return [float(x) for x in comma_words(text)]
+
+
+def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
+    """YAML -> key=value overrides -> flags, built into `config_cls` (unknown keys are errors)."""
     data: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
     overrides = list(getattr(args, "overrides", None) or [])
     flag_values: dict[str, Any] = {}
@@ -47,7 +78,7 @@ def resolve_config(args: argparse.Namespace):
     data = apply_overrides(data, overrides)
     for key, value in flag_values.items():
         set_path(data, key, value)
-    return build(RunConfig, data, where=getattr(args, "config", None) or "command line")
+    return build(config_cls, data, where=getattr(args, "config", None) or "command line")
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -63,4 +94,5 @@ def fail(message: str) -> int:
     return 2
 
 
-__all__ = ["add_config_args", "add_flag", "resolve_config", "setup_logging", "fail", "ConfigError"]
+__all__ = ["add_config_args", "add_flag", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
+           "setup_logging", "fail", "ConfigError", "UserError"]

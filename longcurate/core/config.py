@@ -13,11 +13,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from longcurate.core.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -140,6 +138,11 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
             raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
         return int(value)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `2e-5` (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
         return float(value)

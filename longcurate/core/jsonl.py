@@ -10,7 +10,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, TypeVar
+from typing import IO, Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -68,6 +68,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         f.write("\n")
 
 
+class RejectSink(Protocol):
+    """Where rejected input goes: one call per bad record, with where it was and why. `Rejects`
+    (the quarantine file) is the one every stage writes; others filter or collect before it."""
+
+    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
+            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None: ...
+
+
 @dataclass
 class Rejects:
     """Quarantine for bad input: each rejection is a JSON line with file, line, field and reason.
@@ -121,6 +129,41 @@ class Rejects:
         self.close()
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """One `RejectSink.add` call, kept to be replayed."""
+
+    reason: str
+    file: str | None = None
+    line: int | None = None
+    field_name: str | None = None
+    record_id: str | None = None
+    raw: Any = None
+
+
+class DiscardRejects(RejectSink):
+    """Drops every reject: for a second read of an input whose bad lines were already quarantined."""
+
+    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
+            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
+        return None
+
+
+@dataclass
+class RecordedRejects(RejectSink):
+    """Keeps every reject, so one parse of an input can feed several quarantines (`replay`)."""
+
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
+            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
+        self.rejections.append(Rejection(reason, file, line, field_name, record_id, raw))
+
+    def replay(self, sink: RejectSink) -> None:
+        for r in self.rejections:
+            sink.add(r.reason, file=r.file, line=r.line, field_name=r.field_name, record_id=r.record_id, raw=r.raw)
+
+
 def read_json_if_valid(path: str | os.PathLike) -> Any | None:
     """A JSON file's content, or None when it is missing or unreadable (e.g. left torn by a crash):
     callers treat that as "not done yet" and redo the work."""
@@ -138,7 +181,7 @@ def _reason_class(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def read_jsonl(path: str | os.PathLike, rejects: Rejects | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | os.PathLike, rejects: RejectSink | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line_number, object) for each good line; bad lines (not UTF-8, not JSON, not an object)
     go to `rejects` (or raise ValueError naming file and line when no quarantine is given)."""
     path = Path(path)
@@ -165,7 +208,7 @@ def read_jsonl(path: str | os.PathLike, rejects: Rejects | None = None) -> Itera
             yield lineno, obj
 
 
-def reject(rejects: Rejects | None, reason: str, *, file: str | os.PathLike | None, line: int | None = None,
+def reject(rejects: RejectSink | None, reason: str, *, file: str | os.PathLike | None, line: int | None = None,
            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
     """Quarantine a bad record in `rejects`, or, with no quarantine (strict callers), raise a
     ValueError that names its file, line and id."""
@@ -182,7 +225,7 @@ def _record_id(obj: dict[str, Any]) -> str | None:
 
 
 def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
-                 rejects: Rejects | None = None) -> Iterator[tuple[int, T]]:
+                 rejects: RejectSink | None = None) -> Iterator[tuple[int, T]]:
     """Read and validate: `parse` raises (RecordError or ValueError) for a bad record, which is
     quarantined with file, line and field."""
     from longcurate.core.records import RecordError
@@ -277,26 +320,6 @@ def done_marker(output: str | os.PathLike) -> Path:
     """Completion marker written only after the output is closed and fsynced."""
     p = Path(output)
     return p.with_name(p.name + ".done")
-
-
-def mark_done(output: str | os.PathLike, stats: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> None:
-    """Write the completion marker: the step's stats and, when given, the `params` it ran with (what
-    `is_done_with` compares on the next run)."""
-    write_json(done_marker(output), {**(stats or {}), **({"params": params} if params is not None else {})})
-
-
-def is_done(output: str | os.PathLike) -> bool:
-    return done_marker(output).exists() and Path(output).exists()
-
-
-def is_done_with(output: str | os.PathLike, params: dict[str, Any]) -> bool:
-    """Complete, and made with these parameters (the `params` its marker records): a step whose
-    settings changed is redone instead of silently reused."""
-    if not is_done(output):
-        return False
-    marker = read_json_if_valid(done_marker(output))
-    return isinstance(marker, dict) and marker.get("params") == json.loads(json.dumps(params))
 
 
 def file_digest(path: str | os.PathLike) -> str | None:

@@ -97,14 +97,14 @@ def _save_dequantized(model, folder: Path) -> None:
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def _local_only(allow_download: bool) -> bool:
+def local_files_only(allow_download: bool) -> bool:
     return not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
 def load_tokenizer(name_or_path: str, allow_download: bool = False, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(materialize(name_or_path), local_files_only=_local_only(allow_download),
+    tok = AutoTokenizer.from_pretrained(materialize(name_or_path), local_files_only=local_files_only(allow_download),
                                         trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -153,7 +153,7 @@ def load_model(name_or_path: str, *, dtype: str = "auto", device: str | None = N
 
     device = device or default_device()
     folder = materialize(name_or_path)
-    local = _local_only(allow_download)
+    local = local_files_only(allow_download)
     config = AutoConfig.from_pretrained(folder, local_files_only=local, trust_remote_code=trust_remote_code)
     for k, v in (config_overrides or {}).items():
         setattr(config, k, v)
@@ -161,22 +161,3 @@ def load_model(name_or_path: str, *, dtype: str = "auto", device: str | None = N
         folder, config=config, dtype=pick_dtype(dtype, device), attn_implementation=attn_implementation,
         local_files_only=local, trust_remote_code=trust_remote_code)
     return model.to(device).eval()
-
-
-def random_llama(seed: int = 0, vocab_size: int = 49152, hidden_size: int = 64, num_layers: int = 2,
-                 num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128,
-                 max_position_embeddings: int = 8192, attn_implementation: str = "sdpa", dtype: str = "float32",
-                 **config_kwargs: Any):
-    """A tiny randomly initialised Llama built from a config: fast, deterministic, for tests and
-    benchmarks (pair it with the SmolLM2 tokenizer, whose vocabulary size is the default)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
-                         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-                         intermediate_size=intermediate_size, max_position_embeddings=max_position_embeddings,
-                         tie_word_embeddings=False, **config_kwargs)
-    config._attn_implementation = attn_implementation
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(pick_dtype(dtype))
-    return model.eval()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 PROMPT_FORMAT_VERSION = "1"
 
-# The IN2 / FILM instruction (REFERENCE.md, "IN2 recipe"), without the [INST] wrapper.
+# The IN2 / FILM instruction (docs/reference.md, "IN2 synthesis"), without the [INST] wrapper.
 FILM_PREAMBLE = ("Below is a context and an instruction. Based on the information provided in the context, "
                  "write a response for the instruction.")
 

@@ -19,7 +19,7 @@ class LongBenchConfig:
     maxlen_file: str | None = None  # JSON {dataset: max new tokens} (dataset2maxlen format); default: ours
     max_input_tokens: int | None = None  # default: the model's context limit minus the generation length
     e: bool = False  # LongBench-E length buckets
-    output_dir: str | None = None  # default: <output_dir>/eval/longbench
+    output_dir: str | None = None  # `eval longbench`'s default: <eval.output_dir>/longbench (the stage: <label>/longbench)
     limit: int | None = None  # per task
 
 
@@ -84,7 +84,7 @@ class EvalConfig:
     # What the stage evaluates: "checkpoint" is `checkpoint` below (skipped when it does not exist),
     # "base" is the run's `model`; anything else is a model name or path.
     models: list[str] = field(default_factory=lambda: ["checkpoint", "base"])
-    checkpoint: str | None = None  # default: train.output (what train writes: <output_dir>/checkpoint)
+    checkpoint: str | None = None  # default: the run layout's trained model (<output_dir>/checkpoint, or train.output)
     run: list[str] = field(default_factory=lambda: ["probes", "needle"])  # what run_stage does (+ longbench)
     output_dir: str | None = None  # default: <output_dir>/eval
     corpus: str = "wiki-summaries"  # sentences and records for probes and needle: bundled, or a JSON/JSONL file

@@ -12,7 +12,12 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from longcurate.core.errors import UserError
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.eval")
 
@@ -57,11 +62,11 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def make_generator(run_cfg, model: str | None = None) -> Generator:
+def make_generator(run_cfg: RunConfig, model: str | None = None) -> Generator:
     """Build the backend named by `eval.generate.backend` for `model` (default: `run_cfg.model`)."""
     name = run_cfg.eval.generate.backend
     if name not in BACKENDS:
-        raise ValueError(f"unknown generation backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+        raise UserError(f"unknown generation backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
     module_name, factory = BACKENDS[name].split(":")
     module = importlib.import_module(module_name)
     return getattr(module, factory)(run_cfg, model or run_cfg.model)
@@ -84,7 +89,7 @@ def render_prompt(prompt: str | list[dict[str, str]], tokenizer: Any | None, tem
     from longcurate.core.prompts import film_chat
 
     if template not in ("chat", "film", "raw"):
-        raise ValueError(f"unknown prompt template {template!r}; use chat, film or raw")
+        raise UserError(f"unknown prompt template {template!r}; use chat, film or raw")
     messages = as_messages(prompt)
     if template == "raw":
         text = prompt if isinstance(prompt, str) else "\n\n".join(m["content"] for m in messages)

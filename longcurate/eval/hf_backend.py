@@ -8,9 +8,12 @@ row decodes exactly as it would alone (tested against one-at-a-time generation).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.eval")
 
@@ -102,7 +105,7 @@ class HFGenerator:
         return texts
 
 
-def from_config(run_cfg, model_name: str) -> HFGenerator:
+def from_config(run_cfg: RunConfig, model_name: str) -> HFGenerator:
     """Load `model_name` (and its tokenizer, falling back to the run's model's) for generation."""
     from longcurate.core.models import load_model, load_tokenizer
 

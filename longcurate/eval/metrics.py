@@ -1,6 +1,6 @@
 """LongBench (v1) metrics: per-record functions `metric(prediction, ground_truth, all_classes=None) -> float`
 in [0, 1], each declared with its aggregation and direction, plus the task -> metric map and the
-task-level scoring rule (REFERENCE.md, "LongBench (v1) scoring", is normative).
+task-level scoring rule (docs/reference.md, "LongBench (v1) scoring", is normative).
 
 A task's score is `round(100 * mean over samples of max over ground truths, 2)`; LongBench-E splits
 the samples by their `length` into 0-4k (< 4000), 4-8k (< 8000) and 8k+.
@@ -13,6 +13,8 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
+
+from longcurate.core.errors import UserError
 
 MetricFn = Callable[..., float]
 
@@ -98,7 +100,7 @@ def classification_score(prediction: str, ground_truth: str, all_classes: Iterab
     """Classes of `all_classes` found in the prediction, minus those that are a proper substring of the
     ground truth; 1/len(matches) when the ground truth is among them, else 0.
 
-    REFERENCE.md's rule drops *every* such class. (LongBench's own script removes items from the list
+    docs/reference.md's rule drops *every* such class. (LongBench's own script removes items from the list
     it is iterating over, which can skip a neighbour; we follow the stated rule.)
     """
     if all_classes is None:
@@ -153,17 +155,40 @@ def code_sim_score(prediction: str, ground_truth: str, **_: object) -> float:
 
 # --- declarations ----------------------------------------------------------------------------
 
+def task_score(record_scores: Sequence[float]) -> float | None:
+    """round(100 x mean, 2); None when there is nothing to average."""
+    if not record_scores:
+        return None
+    return round(100 * sum(record_scores) / len(record_scores), 2)
+
+
+# How a metric's per-record scores (each the max over its ground truths) become a task score.
+AGGREGATIONS: dict[str, Callable[[Sequence[float]], float | None]] = {"mean": task_score}
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A per-record metric in [0, 1] with how records aggregate into a task score."""
+    """A per-record metric in [0, 1], how records aggregate into a task score (`AGGREGATIONS`), and
+    its direction: result.json declares both per task, and tasks are averaged only when they agree."""
 
     name: str
     fn: MetricFn
-    aggregation: str = "mean"  # over records, of the max over each record's ground truths
+    aggregation: str = "mean"
     higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"metric {self.name}: unknown aggregation {self.aggregation!r}; known: {list(AGGREGATIONS)}")
 
     def __call__(self, prediction: str, ground_truth: str, all_classes: Sequence[str] | None = None) -> float:
         return float(self.fn(prediction, ground_truth, all_classes=all_classes))
+
+    def task_score(self, record_scores: Sequence[float]) -> float | None:
+        """The task's score (0-100) from its records' scores; None when there is none."""
+        return AGGREGATIONS[self.aggregation](record_scores)
+
+    def describe(self) -> dict[str, str | bool]:
+        return {"metric": self.name, "aggregation": self.aggregation, "higher_is_better": self.higher_is_better}
 
 
 QA_F1 = Metric("qa_f1", qa_f1_score)
@@ -204,7 +229,7 @@ def metric_for(task: str) -> Metric:
     try:
         return TASK_METRIC[task]
     except KeyError:
-        raise ValueError(f"unknown LongBench task {task!r}; known: {', '.join(TASKS)}") from None
+        raise UserError(f"unknown LongBench task {task!r}; known: {', '.join(TASKS)}") from None
 
 
 def score_record(task: str, prediction: str, answers: Sequence[str],
@@ -219,13 +244,6 @@ def score_record(task: str, prediction: str, answers: Sequence[str],
     return best
 
 
-def task_score(record_scores: Sequence[float]) -> float | None:
-    """round(100 x mean, 2); None when there is nothing to average."""
-    if not record_scores:
-        return None
-    return round(100 * sum(record_scores) / len(record_scores), 2)
-
-
 def length_bucket(length: int) -> str:
     if length < 4000:
         return "0-4k"
@@ -234,9 +252,10 @@ def length_bucket(length: int) -> str:
     return "8k+"
 
 
-def bucket_scores(record_scores: Sequence[float], lengths: Sequence[int]) -> dict[str, float | None]:
+def bucket_scores(record_scores: Sequence[float], lengths: Sequence[int],
+                  aggregate: Callable[[Sequence[float]], float | None] = task_score) -> dict[str, float | None]:
     """LongBench-E: the task score within each length bucket (None for an empty bucket)."""
     groups: dict[str, list[float]] = {b: [] for b in BUCKETS}
     for s, n in zip(record_scores, lengths, strict=True):
         groups[length_bucket(n)].append(s)
-    return {b: task_score(v) for b, v in groups.items()}
+    return {b: aggregate(v) for b, v in groups.items()}

@@ -11,6 +11,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from longcurate.core.errors import UserError
+from longcurate.core.text import split_sentences
 from longcurate.eval import sources
 from longcurate.eval.probes import token_counter
 from longcurate.eval.scoring import needle_words
@@ -41,7 +43,7 @@ def haystack_sentences(corpus: str, key_words: list[str], seed: int) -> list[str
     random.Random(f"{seed}:needle").shuffle(articles)
     out = []
     for a in articles:
-        for s in sources.split_sentences(a.text):
+        for s in split_sentences(a.text):
             if not keys & needle_words(s):
                 out.append(s)
         if len(out) > 20000:
@@ -52,12 +54,12 @@ def haystack_sentences(corpus: str, key_words: list[str], seed: int) -> list[str
 def build_needles(tokenizer, *, lengths: list[int], depths: list[float], needle: str, question: str,
                   key_words: list[str], seed: int = 0, corpus: str = sources.WIKI_ALIAS) -> list[NeedleItem]:
     if not lengths or not depths:
-        raise ValueError("needle: lengths and depths must not be empty")
+        raise UserError("needle: lengths and depths must not be empty")
     if any(not 0 <= d <= 100 for d in depths):
-        raise ValueError(f"needle depths are percentages in [0, 100], got {depths}")
+        raise UserError(f"needle depths are percentages in [0, 100], got {depths}")
     missing = [k for k in key_words if k.lower() not in needle_words(needle)]
     if missing:
-        raise ValueError(f"needle key word(s) {missing} do not occur in the needle {needle!r}")
+        raise UserError(f"needle key word(s) {missing} do not occur in the needle {needle!r}")
     count = token_counter(tokenizer)
     needle_tokens = count([needle + " "])[0]
     pool = haystack_sentences(corpus, key_words, seed)
@@ -67,7 +69,7 @@ def build_needles(tokenizer, *, lengths: list[int], depths: list[float], needle:
     for L in sorted(set(lengths)):
         budget = L - needle_tokens
         if budget <= 0:
-            raise ValueError(f"needle length {L} is shorter than the needle ({needle_tokens} tokens)")
+            raise UserError(f"needle length {L} is shorter than the needle ({needle_tokens} tokens)")
         sents, sizes, total = [], [], 0
         for s, n in zip(pool, sizes_all):
             if total + n > budget:

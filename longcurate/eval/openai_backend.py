@@ -10,9 +10,13 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from longcurate.core.errors import UserError
 from longcurate.eval.generate import GenRequest, GenResult, as_messages
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.eval")
 
@@ -46,13 +50,13 @@ class OpenAIGenerator:
                              unit="request", disable=not self.progress or not requests))
 
 
-def from_config(run_cfg, model_name: str) -> OpenAIGenerator:
+def from_config(run_cfg: RunConfig, model_name: str) -> OpenAIGenerator:
     from openai import OpenAI
 
     o = run_cfg.eval.generate.openai
     key = os.environ.get(o.api_key_env) if o.api_key_env else "EMPTY"
     if not key:
-        raise ValueError(f"the openai backend reads its API key from the environment variable {o.api_key_env}, "
+        raise UserError(f"the openai backend reads its API key from the environment variable {o.api_key_env}, "
                          "which is not set (set eval.generate.openai.api_key_env='' for servers without a key)")
     client = OpenAI(base_url=o.base_url, api_key=key, max_retries=o.max_retries, timeout=o.timeout_s)
     return OpenAIGenerator(client, o.model or model_name, max_concurrency=o.max_concurrency,

@@ -23,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from longcurate.core.errors import UserError
 from longcurate.eval import sources
 
 log = logging.getLogger("longcurate.eval")
@@ -179,7 +180,7 @@ def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: str) ->
         return code_units(n, rng, seed)
     if task == "database":
         return database_units(n, rng, corpus)
-    raise ValueError(f"unknown probe task {task!r}; known: {', '.join(TASKS)}")
+    raise UserError(f"unknown probe task {task!r}; known: {', '.join(TASKS)}")
 
 
 # --- assembly -----------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def place_positions(unit_tokens: list[int], num_positions: int) -> list[int]:
     """For each position p, the index of the unit whose centre is nearest (p + 0.5) / P of the
     context's tokens; a unit already taken gives way to the nearest free one."""
     if num_positions > len(unit_tokens):
-        raise ValueError(f"{num_positions} positions need at least as many units; the context holds "
+        raise UserError(f"{num_positions} positions need at least as many units; the context holds "
                          f"{len(unit_tokens)}: raise context_tokens or lower num_positions")
     total = sum(unit_tokens)
     centres, acc = [], 0
@@ -288,9 +289,9 @@ def build_probes(tokenizer, *, tasks: list[str] | tuple[str, ...] = TASKS, conte
                  on_skip: Callable[[str, str], None] | None = None) -> tuple[list[Probe], BuildStats]:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise ValueError(f"unknown probe task(s) {unknown}; known: {', '.join(TASKS)}")
+        raise UserError(f"unknown probe task(s) {unknown}; known: {', '.join(TASKS)}")
     if context_tokens < 64 or num_positions < 1 or num_sets < 1:
-        raise ValueError("need context_tokens >= 64, num_positions >= 1, num_sets >= 1")
+        raise UserError("need context_tokens >= 64, num_positions >= 1, num_sets >= 1")
     stats = BuildStats()
     items: list[Probe] = []
     for task in tasks:

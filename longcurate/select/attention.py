@@ -35,6 +35,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from longcurate.core.errors import UserError
+
 ATTN_NAME = "longcurate_segment"
 _NEG = -1e30  # finite "minus infinity" for the running max, so fully masked blocks never give NaN
 
@@ -64,7 +66,7 @@ class SegmentProbe:
     def build(cls, items: Sequence, layers: Sequence[int], key_block: int, device) -> "SegmentProbe":
         """Index tensors for a batch of ScoreItems (right-padded to the longest)."""
         if key_block < 1:
-            raise ValueError("key_block must be >= 1")
+            raise UserError("select.key_block must be >= 1")
         B = len(items)
         L = max(len(it.input_ids) for it in items)
         R = max(len(it.input_ids) - it.response_start for it in items)

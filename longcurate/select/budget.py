@@ -14,7 +14,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.errors import UserError
 from longcurate.core.jsonl import write_jsonl
+from longcurate.core.layout import budget_name, parse_budget
 from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
@@ -22,23 +24,11 @@ log = logging.getLogger("longcurate.select")
 METHODS = ("gateau", "random", "hmg-only", "cam-only", "length")
 
 
-def parse_budget(spec: float | int | str) -> tuple[str, float]:
-    """`1000` -> ("1000", 1000); `0.1` -> ("0.1", 0.1) (a fraction of the data)."""
-    v = float(spec)
-    if v <= 0:
-        raise ValueError(f"budget must be positive, got {spec!r}")
-    if v < 1:
-        return f"{v:g}", v
-    if v != int(v):
-        raise ValueError(f"budget {spec!r} is neither a whole size nor a fraction below 1")
-    return str(int(v)), v
-
-
 def budget_size(value: float, n: int, overflow: str = "cap") -> int:
     size = max(1, int(math.floor(value * n + 0.5))) if value < 1 else int(value)
     if size > n:
         if overflow == "error":
-            raise ValueError(f"budget {size} is larger than the {n} ranked samples")
+            raise UserError(f"budget {size} is larger than the {n} ranked samples (select.budget_overflow: error)")
         log.warning("budget %d is larger than the %d ranked samples; capped to %d", size, n, n)
         size = n
     return size
@@ -63,23 +53,23 @@ def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: i
 def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
                   budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
                   seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
-    """Write `<method>-<budget>.jsonl` for every method and budget; returns {file: count}."""
+    """Write every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`)
+    into `out_dir`; returns {file: count}."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown budget method(s) {unknown}; use {list(METHODS)}")
+        raise UserError(f"select.baselines: unknown budget method(s) {unknown}; use {list(METHODS)}")
     if overflow not in ("cap", "error"):
-        raise ValueError(f"budget_overflow must be cap or error, got {overflow!r}")
+        raise UserError(f"select.budget_overflow must be cap or error, got {overflow!r}")
     missing = [r["id"] for r in ranked if r["id"] not in samples]
     if missing:
-        raise ValueError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
+        raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
     lengths = lengths or {i: s.length for i, s in samples.items()}
     orders = method_orders(ranked, lengths, seed)
     out_dir = Path(out_dir)
     written: dict[str, int] = {}
     for spec in budgets:
-        label, value = parse_budget(spec)
-        size = budget_size(value, len(ranked), overflow)
+        size = budget_size(parse_budget(spec)[1], len(ranked), overflow)
         for m in methods:
-            path = out_dir / f"{m}-{label}.jsonl"
+            path = out_dir / budget_name(m, spec)
             written[path.name] = write_jsonl(path, (samples[i].to_dict() for i in orders[m][:size]))
     return written

@@ -5,7 +5,7 @@ importance: `softmax_i(IS_i)` with `IS_i = −log PPL(y | s_i, x)`, one short ro
 through the engine's `response_nll`. attention: the response rows' attention mass per segment over the
 full prompt (engine `segment_attention`, or `nll_and_attention` when the select stage scores HMG's θ_B
 in the same forward). `cas = 1 − cos(importance, attention)` — ours: the released
-code never combines them (DESIGN.md) — or `kl` = KL(importance ‖ attention), `js` = Jensen–Shannon.
+code never combines them (docs/design.md) — or `kl` = KL(importance ‖ attention), `js` = Jensen–Shannon.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from longcurate.core.errors import UserError
 from longcurate.select.inputs import Prepared, PromptBuilder
 
 CAS_METRICS = ("cos", "kl", "js")
@@ -46,7 +47,7 @@ def cas(importance: np.ndarray, attention: np.ndarray, metric: str = "cos") -> f
         p, q = p / p.sum(), q / max(q.sum(), _EPS)
         m = 0.5 * (p + q)
         return 0.5 * _kl(p, m) + 0.5 * _kl(q, m)
-    raise ValueError(f"unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+    raise UserError(f"select.cas_metric: unknown cas metric {metric!r}; use one of {CAS_METRICS}")
 
 
 def segment_nll_rows(batch: list[Prepared], builder: PromptBuilder, engine) -> list[list[float]]:
@@ -71,7 +72,7 @@ def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model:
     the samples' segment attention when already measured with these `layers` (the select stage
     takes it from the θ_B forward that also gives HMG's NLL); otherwise it is measured here."""
     if metric not in CAS_METRICS:
-        raise ValueError(f"unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+        raise UserError(f"select.cas_metric: unknown cas metric {metric!r}; use one of {CAS_METRICS}")
     if attention is not None and (len(attention) != len(batch)
                                   or any(len(a) != len(p.segment_spans) for a, p in zip(attention, batch))):
         raise ValueError("attention must hold one vector per sample of the batch, one value per kept segment")

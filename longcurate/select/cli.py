@@ -1,21 +1,26 @@
-"""Commands of the select stage.
+"""The `select` noun and its verbs.
 
-    longcurate score hmg --input samples.jsonl --output scores/hmg.jsonl --window 1024
-    longcurate score cam --input samples.jsonl --output scores/cam.jsonl select.max_segments=32
-    longcurate rank --hmg scores/hmg.jsonl --cam scores/cam.jsonl --output scores/ranked.jsonl
-    longcurate budget 1000 3000 0.1 --ranked scores/ranked.jsonl --input samples.jsonl --out-dir budgets
+    longcurate select score hmg --input samples.jsonl --output scores/hmg.jsonl --window 1024
+    longcurate select score cam --input samples.jsonl --output scores/cam.jsonl select.max_segments=32
+    longcurate select rank --hmg scores/hmg.jsonl --cam scores/cam.jsonl --output scores/ranked.jsonl
+    longcurate select budget 1000 3000 0.1 --ranked scores/ranked.jsonl --input samples.jsonl --out-dir budgets
     longcurate select diagnose --hmg scores/hmg.jsonl --cam scores/cam.jsonl --input samples.jsonl
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
+    longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
 
-Every command also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
+Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable
 
-from longcurate.core.cli import add_config_args, add_flag, resolve_config
+from longcurate.config import resolve_config
+from longcurate.core.cli import add_config_args, add_flag
+from longcurate.core.errors import UserError
+from longcurate.core.layout import parse_budget
 
 
 def _common(p: argparse.ArgumentParser, scoring: bool = False) -> None:
@@ -31,14 +36,11 @@ def _common(p: argparse.ArgumentParser, scoring: bool = False) -> None:
     add_flag(p, "--shard-index", "select.shard_index", "this shard (default: RANK or 0)", type=int)
 
 
-def _score(kind: str):
+def _score(kind: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from longcurate.select.scoring import run_score
 
-        cfg = resolve_config(args)
-        if cfg.select.window == 0:
-            cfg.select.window = None
-        stats = run_score(cfg, kind)
+        stats = run_score(resolve_config(args), kind)
         print(f"score {kind}: {stats}")
         return 0
 
@@ -48,8 +50,7 @@ def _score(kind: str):
 def _rank(args: argparse.Namespace) -> int:
     from longcurate.select.stage import run_rank
 
-    cfg = resolve_config(args)
-    run_rank(cfg, _p(args.hmg), _p(args.cam), _p(cfg.select.output))
+    run_rank(resolve_config(args), _p(args.hmg), _p(args.cam))
     return 0
 
 
@@ -59,11 +60,8 @@ def _budget(args: argparse.Namespace) -> int:
     sizes = [a for a in args.items if "=" not in a]
     args.overrides = [a for a in args.items if "=" in a]
     cfg = resolve_config(args)
-    try:
-        budgets = [float(s) for s in sizes] or None
-    except ValueError:
-        raise SystemExit(f"longcurate budget: sizes must be numbers, got {sizes}") from None
-    run_budget(cfg, budgets, _p(args.ranked), _p(args.out_dir))
+    budgets = [parse_budget(s)[1] for s in sizes] or None  # a size that is not a number is a UserError
+    run_budget(cfg, budgets, _p(args.ranked))
     return 0
 
 
@@ -75,19 +73,23 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from longcurate.select.scoring import expected_ids, merge_finalizer, merge_params, paths, recorded_settings
-    from longcurate.select.shard import merge_parts
+    from longcurate.select.scoring import merge_scores
+    from longcurate.select.steps import ScoreSteps
 
     cfg = resolve_config(args)
     if not cfg.select.num_shards:
-        raise SystemExit("longcurate select merge: --num-shards is required")
-    _, out = paths(cfg, args.kind)
+        raise UserError("select merge: --num-shards (select.num_shards) is required")
     # The merged file records the settings the shards scored with (beside the parts), not this command's.
-    settings = recorded_settings(out) or {}
-    stats = merge_parts(out, expected_ids(cfg, args.kind), cfg.select.num_shards,
-                        merge_finalizer(args.kind, cfg.select.hmg_scale),
-                        params=merge_params(settings, args.kind, cfg.select.hmg_scale))
-    print(f"merged {out}: {stats}")
+    steps = ScoreSteps.recorded(cfg, args.kind)
+    stats = merge_scores(cfg, steps, cfg.select.num_shards)
+    print(f"merged {steps.output}: {stats}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from longcurate.select.stage import run_stage
+
+    run_stage(resolve_config(args))
     return 0
 
 
@@ -95,42 +97,57 @@ def _p(x: str | None) -> Path | None:
     return Path(x) if x else None
 
 
-def register(sub) -> None:
-    score = sub.add_parser("score", help="score samples: HMG (two models' perplexity) or CAM (attention vs importance)")
-    ssub = score.add_subparsers(dest="score_kind", metavar="KIND", required=True)
+def _score_parsers(verbs: Any) -> None:
+    score = verbs.add_parser("score", help="score samples: HMG (two models' perplexity) or CAM (attention vs importance)")
+    kinds = score.add_subparsers(dest="score_kind", metavar="KIND", required=True)
     for kind, text in (("hmg", "response perplexity under θ_A (short) and θ_B (long); hmg after merge"),
                        ("cam", "segment importance, segment attention and CAS with θ_B")):
-        p = ssub.add_parser(kind, help=text, description=text)
+        p = kinds.add_parser(kind, help=text, description=text)
         _common(p, scoring=True)
         p.set_defaults(func=_score(kind))
-
-    p = sub.add_parser("rank", help="combine HMG and CAM into one score and rank",
-                       description="score = alpha * hmg_term + (1 - alpha) * cas_term; prints Spearman per term")
+    p = verbs.add_parser("merge", help="check every id is scored exactly once and merge the shards' part files")
     _common(p)
+    p.add_argument("--kind", choices=["hmg", "cam"], required=True, help="which score (hmg adds normalisation)")
+    p.set_defaults(func=_merge)
+
+
+def _score_file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hmg", help="HMG scores (default <output_dir>/select/hmg.jsonl)")
     p.add_argument("--cam", help="CAM scores (default <output_dir>/select/cam.jsonl; skipped when missing)")
+
+
+def register(sub: Any) -> None:
+    """Add the `select` noun and its verbs to the top-level subparsers `sub`."""
+    noun = sub.add_parser("select", help="GATEAU selection: score, rank, budget, diagnose, merge, run",
+                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = noun.add_subparsers(dest="select_cmd", metavar="VERB", required=True)
+    _score_parsers(verbs)
+
+    p = verbs.add_parser("rank", help="combine HMG and CAM into one score and rank",
+                         description="score = alpha * hmg_term + (1 - alpha) * cas_term; prints Spearman per term")
+    _common(p)
+    _score_file_args(p)
     add_flag(p, "--alpha", "select.alpha", "weight of the HMG term", type=float)
     add_flag(p, "--normalize", "select.normalize", "paper | rank")
     p.set_defaults(func=_rank)
 
-    p = sub.add_parser("budget", help="top-k files for each budget, plus the baselines",
-                       description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
-                                   "cam-only, length. Positional KEY=VALUE overrides are accepted too.")
+    p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
+                         description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
+                                     "cam-only, length. Positional KEY=VALUE overrides are accepted too.")
     p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML config")
     p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE", help="budgets and config overrides")
     add_flag(p, "--input", "select.input", "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
-    p.add_argument("--out-dir", help="where the files go (default <output_dir>/budgets)")
+    add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")
     p.set_defaults(func=_budget)
 
-    sel = sub.add_parser("select", help="select-stage tools: diagnose, merge")
-    selsub = sel.add_subparsers(dest="select_cmd", metavar="TOOL", required=True)
-    p = selsub.add_parser("diagnose", help="do the scores find the gold segments? (synth data)")
+    p = verbs.add_parser("diagnose", help="do the scores find the gold segments? (synth data)")
     _common(p)
-    p.add_argument("--hmg", help="HMG scores (default <output_dir>/select/hmg.jsonl)")
-    p.add_argument("--cam", help="CAM scores (default <output_dir>/select/cam.jsonl)")
+    _score_file_args(p)
     p.set_defaults(func=_diagnose)
-    p = selsub.add_parser("merge", help="check every id is scored exactly once and merge the shards' part files")
-    _common(p)
-    p.add_argument("--kind", choices=["hmg", "cam"], required=True, help="which score (hmg adds normalisation)")
-    p.set_defaults(func=_merge)
+
+    p = verbs.add_parser("run", help="the whole stage: score HMG and CAM, rank, budgets, diagnostics",
+                         description="Each step resumes or skips itself, so a re-run redoes nothing.")
+    add_config_args(p)
+    add_flag(p, "--input", "select.input", "samples to score (default <output_dir>/samples.jsonl)")
+    p.set_defaults(func=_run)

@@ -21,7 +21,7 @@ class SelectConfig:
     # --- models ---
     model: str | None = None  # θ_B (long model); default: the run's `model`
     model_a: str | None = None  # θ_A as a separate checkpoint; default: θ_B's checkpoint, limited
-    window: int | None = 1024  # θ_A sees instruction + response + the last context tokens that fit
+    window: int | None = 1024  # θ_A sees instruction + response + the last context tokens that fit; 0 or null: all
     rope_scaling: dict[str, Any] | None = None  # θ_A = θ_B's checkpoint with this RoPE, e.g. {rope_type: dynamic, factor: 4}
     dtype: str = "auto"  # auto: bf16 on GPU and on CPUs with native bf16, else fp32
     device: str | None = None  # default: cuda:<LOCAL_RANK> when available, else cpu
@@ -61,3 +61,8 @@ class SelectConfig:
     # --- stage ---
     cam: bool = True  # run CAM in the stage (false: HMG-only ranking)
     diagnose: bool = True  # print diagnostics when the input has gold spans
+
+    def __post_init__(self) -> None:
+        # `--window 0` and `select.window=0` mean "θ_A sees the full input", the same as null.
+        if self.window == 0:
+            self.window = None

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from longcurate.core.batches import plan_batches
+from longcurate.core.errors import UserError
 
 
 @dataclass
@@ -245,7 +246,7 @@ class ScoringEngine:
         if layers is not None:
             bad = [l for l in layers if not -n_layers <= l < n_layers]
             if bad:
-                raise ValueError(f"layers {bad} out of range for a model with {n_layers} layers")
+                raise UserError(f"select.layers: {bad} out of range for a model with {n_layers} layers")
         return sorted({(l % n_layers) for l in (range(n_layers) if layers is None else layers)})
 
     def _score(self, items: list[ScoreItem], *, nll: bool, attention: bool, layers: list[int] | None = None,

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from longcurate.core.errors import UserError
 from longcurate.select.inputs import Prepared, PromptBuilder
 
 
@@ -108,7 +109,7 @@ def finalize_hmg(records: list[dict[str, Any]], scale: str = "ppl") -> list[dict
     1e5 while most sit below 50), so one outlier squeezes every other sample towards 0 after min-max;
     `scale: log` normalises log PPL (= the mean NLL) instead, which keeps the spread."""
     if scale not in HMG_SCALES:
-        raise ValueError(f"unknown hmg scale {scale!r}; use one of {HMG_SCALES}")
+        raise UserError(f"select.hmg_scale: unknown hmg scale {scale!r}; use one of {HMG_SCALES}")
     key_a, key_b = ("ppl_a", "ppl_b") if scale == "ppl" else ("nll_a", "nll_b")
     na = minmax([r[key_a] for r in records])
     nb = minmax([r[key_b] for r in records])

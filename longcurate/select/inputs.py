@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from longcurate.core.jsonl import Rejects, read_records, reject
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import RejectSink, read_records, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
 from longcurate.core.records import Sample
 
@@ -67,7 +68,7 @@ class Prepared:
                          segment_spans=list(self.segment_spans if segment_spans is None else segment_spans))
 
 
-def load_samples(path: str | Path, rejects: Rejects | None, limit: int | None = None) -> list[tuple[int, Sample]]:
+def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None) -> list[tuple[int, Sample]]:
     """Read synth or LongAlign-format records; malformed records and repeated ids are quarantined.
 
     Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
@@ -92,12 +93,12 @@ class PromptBuilder:
                  overlong: str | None = None, segment_tokens: int = 128, max_segments: int | None = None,
                  seed: int = 0):
         if prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"unknown prompt_format {prompt_format!r}; use one of {PROMPT_FORMATS}")
+            raise UserError(f"select.prompt_format: unknown {prompt_format!r}; use one of {PROMPT_FORMATS}")
         overlong = overlong or ("truncate" if prompt_format == "gateau" else "reject")
         if overlong not in ("reject", "truncate"):
-            raise ValueError(f"unknown overlong policy {overlong!r}; use reject or truncate")
+            raise UserError(f"select.overlong: unknown policy {overlong!r}; use reject or truncate")
         if prompt_format == "chat" and getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("prompt_format 'chat' needs a tokenizer with a chat template; use 'gateau'")
+            raise UserError("select.prompt_format 'chat' needs a tokenizer with a chat template; use 'gateau'")
         self.tok = tokenizer
         self.format = prompt_format
         self.max_length = int(max_length)
@@ -233,7 +234,7 @@ class PromptBuilder:
         return rows
 
 
-def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejects: Rejects | None,
+def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejects: RejectSink | None,
                 source: str, cache: dict[str, Prepared | InputReject] | None = None
                 ) -> Iterator[tuple[int, Sample, Prepared]]:
     """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason).

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from longcurate.core.errors import UserError
+
 log = logging.getLogger("longcurate.select")
 
 NORMALIZE = ("paper", "rank")
@@ -55,14 +57,14 @@ def rank_scores(hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None, alp
     """Join HMG and CAM records by id and rank (best first; ties by id). Samples without a CAS (CAM
     run on a subset, or skipped) get the mean cas_term of the others and are flagged `cas_imputed`."""
     if normalize not in NORMALIZE:
-        raise ValueError(f"unknown normalize {normalize!r}; use one of {NORMALIZE}")
+        raise UserError(f"select.normalize: unknown {normalize!r}; use one of {NORMALIZE}")
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise UserError(f"select.alpha must be in [0, 1], got {alpha}")
     if not hmg:
-        raise ValueError("no HMG scores to rank")
+        raise UserError("no HMG scores to rank")
     ids = [str(r["id"]) for r in hmg]
     if len(set(ids)) != len(ids):
-        raise ValueError("HMG scores repeat an id")
+        raise UserError("HMG scores repeat an id")
     h = np.array([float(r["hmg"]) for r in hmg], dtype=np.float64)
     cas_by_id = {str(r["id"]): float(r["cas"]) for r in (cam or [])}
     have = np.array([i in cas_by_id for i in ids])

@@ -1,9 +1,10 @@
 """Scale-out bookkeeping: which shard owns which sample, resumable part files, and the merge.
 
 A scoring command run as shard k of n (flags, or RANK / WORLD_SIZE under torchrun) scores the samples
-at positions p with p % n == k, appends one line per id to `<stem>.part-<k>-of-<n>.jsonl` with fsync,
-skips ids already there (resume after a crash), and writes `<part>.done` when finished. `merge` checks
-that every input id is scored exactly once (or rejected), then writes the merged file atomically.
+at positions p with p % n == k, appends one line per id to its part file (`core.layout.part_path`:
+`<stem>.part-<k>-of-<n>.jsonl`) with fsync, skips ids already there (resume after a crash), and
+finishes the part's `Step` when done. `merge` checks that every input id is scored exactly once (or
+rejected), then writes the merged file atomically and finishes its `Step`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from longcurate.core.jsonl import ResumableWriter, is_done, mark_done, read_jsonl, rejected_path, write_jsonl
+from longcurate.core.completion import Step
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import ResumableWriter, read_jsonl, rejected_path, write_jsonl
 
 log = logging.getLogger("longcurate.select")
 
@@ -34,22 +37,8 @@ def shard_spec(num_shards: int | None = None, shard_index: int | None = None) ->
     n = num_shards if num_shards is not None else int(env_n) if env_n else 1
     k = shard_index if shard_index is not None else int(env_k) if (env_k and num_shards is None) else 0
     if n < 1 or not 0 <= k < n:
-        raise ValueError(f"shard index {k} is not in [0, {n}) (num_shards={n})")
+        raise UserError(f"shard index {k} is not in [0, {n}) (num_shards={n})")
     return ShardSpec(k, n)
-
-
-def _stem(output: str | os.PathLike) -> tuple[Path, str]:
-    p = Path(output)
-    return p.parent, p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
-
-
-def part_path(output: str | os.PathLike, index: int, count: int) -> Path:
-    folder, stem = _stem(output)
-    return folder / f"{stem}.part-{index}-of-{count}.jsonl"
-
-
-def part_paths(output: str | os.PathLike, count: int) -> list[Path]:
-    return [part_path(output, k, count) for k in range(count)]
 
 
 def chunks_by_length(ids_lengths: Sequence[tuple[str, int]], chunk_size: int) -> list[list[int]]:
@@ -114,36 +103,57 @@ def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [obj for _, obj in read_jsonl(path)]
 
 
-def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
-                finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
-                require_done: bool = True, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Check every expected id is scored exactly once or rejected by its shard; write `output` in the
-    order of `expected` (atomic), merged rejects beside it, then the completion marker (recording
-    `params`, the settings the scores were made with)."""
-    parts = part_paths(output, count)
-    missing_parts = [str(p) for p in parts if not p.exists()]
+def merge_parts(merged: Step, parts: Sequence[Step], expected: Sequence[str],
+                finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Check every part is complete and every expected id is scored exactly once or rejected by its
+    shard; write `merged.output` in the order of `expected` (atomic), merged rejects beside it, then
+    finish `merged` (its marker records its settings)."""
+    missing_parts = [str(p.output) for p in parts if not p.output.exists()]
     if missing_parts:
-        raise ValueError(f"missing part files: {', '.join(missing_parts)}")
-    if require_done:
-        unfinished = [str(p) for p in parts if not is_done(p)]
-        if unfinished:
-            raise ValueError(f"shards not finished (no .done marker): {', '.join(unfinished)}")
+        raise UserError(f"missing part files: {', '.join(missing_parts)}")
+    unfinished = [str(p.output) for p in parts if not p.is_complete()]
+    if unfinished:
+        raise UserError(f"shards not finished (no .done marker with these settings): {', '.join(unfinished)}")
+    by_id, dupes = _scores_by_id([p.output for p in parts])
+    rejected_lines: list[dict[str, Any]] = []
+    for p in parts:
+        rp = rejected_path(p.output)
+        if rp.exists():
+            rejected_lines.extend(obj for _, obj in read_jsonl(rp))
+    rejected_ids = {str(r["id"]) for r in rejected_lines if r.get("id") is not None}
+    _check_coverage(merged.output, expected, by_id, dupes, rejected_ids)
+    records = [by_id[i] for i in expected if i in by_id]
+    if finalize is not None:
+        records = finalize(records)
+    write_jsonl(merged.output, records)
+    rejected_lines.sort(key=lambda r: (r.get("line") or 0, r.get("id") or "", r.get("reason") or ""))
+    rp = rejected_path(merged.output)
+    if rejected_lines:
+        write_jsonl(rp, rejected_lines)
+    elif rp.exists():
+        rp.unlink()
+    stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": len(parts)}
+    merged.finish(stats)
+    return stats
+
+
+def _scores_by_id(paths: Sequence[Path]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Every part's records by id, and the ids met more than once."""
     by_id: dict[str, dict[str, Any]] = {}
     dupes: list[str] = []
-    for p in parts:
+    for p in paths:
         for obj in read_scores(p):
             rid = str(obj["id"])
             if rid in by_id:
                 dupes.append(rid)
             by_id[rid] = obj
-    rejected_lines: list[dict[str, Any]] = []
-    for p in parts:
-        rp = rejected_path(p)
-        if rp.exists():
-            rejected_lines.extend(obj for _, obj in read_jsonl(rp))
-    rejected_ids = {str(r["id"]) for r in rejected_lines if r.get("id") is not None}
-    expected_set = set(expected)
-    extra = sorted(set(by_id) - expected_set)
+    return by_id, dupes
+
+
+def _check_coverage(output: Path, expected: Sequence[str], by_id: dict[str, Any], dupes: list[str],
+                    rejected_ids: set[str]) -> None:
+    """Raise naming what is wrong when the parts do not cover the input exactly once."""
+    extra = sorted(set(by_id) - set(expected))
     missing = [i for i in expected if i not in by_id and i not in rejected_ids]
     problems = []
     if dupes:
@@ -153,20 +163,7 @@ def merge_parts(output: str | os.PathLike, expected: Sequence[str], count: int,
     if missing:
         problems.append(f"{len(missing)} input id(s) neither scored nor rejected, e.g. {missing[:5]}")
     if problems:
-        raise ValueError(f"cannot merge {output}: " + "; ".join(problems))
-    records = [by_id[i] for i in expected if i in by_id]
-    if finalize is not None:
-        records = finalize(records)
-    write_jsonl(output, records)
-    rejected_lines.sort(key=lambda r: (r.get("line") or 0, r.get("id") or "", r.get("reason") or ""))
-    rp = rejected_path(output)
-    if rejected_lines:
-        write_jsonl(rp, rejected_lines)
-    elif rp.exists():
-        rp.unlink()
-    stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": count}
-    mark_done(output, stats, params)
-    return stats
+        raise UserError(f"cannot merge {output}: " + "; ".join(problems))
 
 
 def barrier_and_merge(spec: ShardSpec, merge: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:

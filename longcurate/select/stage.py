@@ -1,135 +1,126 @@
 """The select stage over files: score HMG and CAM, rank, write budgets, print diagnostics.
 
-Each step skips itself when its output is complete (a `.done` marker beside it) and was made with the
-same settings from the same inputs (the marker records them; rank and budgets also record digests of
-the files they read), so a re-run of the pipeline redoes nothing and leaves the same bytes, and a run
-with, say, another `alpha` redoes rank and budgets only. Scores made under other scoring settings are
-refused, not mixed (see `scoring.guard_settings`).
+Each step skips itself when its output is complete and was made with the same settings from the same
+inputs (its `core.completion.Step`; the steps and their policies are listed in `steps.py`), so a
+re-run of the pipeline redoes nothing and leaves the same bytes, and a run with, say, another `alpha`
+redoes rank and budgets only. Scores made under other scoring settings are refused, not mixed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import file_digest, is_done_with, mark_done, write_json, write_jsonl
-from longcurate.select.scoring import run_scores, scores_dir
+from longcurate.core.jsonl import file_digest, write_json, write_jsonl
+from longcurate.core.records import Sample
+from longcurate.core.runinfo import write_manifest
+from longcurate.core.jsonl import DiscardRejects
+from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
+from longcurate.select.steps import budget_step, cam_scores, command_output, input_path, rank_step
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.select")
 
 
-def ranked_path(cfg) -> Path:
-    return Path(cfg.select.output) if cfg.select.output else scores_dir(cfg) / "ranked.jsonl"
-
-
-def budget_dir(cfg) -> Path:
-    return cfg.path(cfg.select.budget_dir, "budgets")
-
-
-def run_rank(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
+def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
              output: Path | None = None) -> dict[str, Any]:
+    """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's)."""
     from longcurate.select.rank import format_stats, rank_scores
 
     sel = cfg.select
-    hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
-    cam_path = cam_path if cam_path is not None else scores_dir(cfg) / "cam.jsonl"
-    output = output or ranked_path(cfg)
-    has_cam = bool(cam_path) and Path(cam_path).exists()
-    params = {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
-              "cam": file_digest(cam_path) if has_cam else None}
-    if is_done_with(output, params):
-        log.info("rank: %s is complete; nothing to do", output)
+    hmg_path = hmg_path or cfg.layout().score("hmg")
+    cam_path = cam_path or cam_scores(cfg)
+    has_cam = cam_path is not None and cam_path.exists()
+    step = rank_step(output or command_output(cfg, cfg.layout().ranked),
+                     {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
+                      "cam": file_digest(cam_path) if has_cam else None})
+    if step.is_complete():
+        log.info("rank: %s is complete; nothing to do", step.output)
         return {"skipped": True}
     hmg = read_scores(hmg_path)
     cam = read_scores(cam_path) if has_cam else None
     ranked, stats = rank_scores(hmg, cam, alpha=sel.alpha, normalize=sel.normalize)
-    write_jsonl(output, ranked)
-    mark_done(output, stats, params)
+    write_jsonl(step.output, ranked)
+    step.finish(stats)
     print(format_stats(stats))
     return stats
 
 
-def _load_sample_map(cfg):
+def load_sample_map(cfg: RunConfig) -> dict[str, Sample]:
+    """The input's samples by id (its bad lines were quarantined when scoring; not again here)."""
     from longcurate.select.inputs import load_samples
 
-    inp = cfg.path(cfg.select.input, "samples.jsonl")
-    samples = load_samples(inp, _Silent(), limit=None)  # parse errors were reported when scoring
-    return {s.id: s for _, s in samples}
+    return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None)}
 
 
-class _Silent:
-    def add(self, *a: Any, **kw: Any) -> None:
-        pass
-
-
-def run_budget(cfg, budgets: list[float] | None = None, ranked: Path | None = None,
-               out_dir: Path | None = None, samples: dict | None = None) -> dict[str, Any]:
+def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None,
+               samples: dict[str, Sample] | None = None) -> dict[str, Any]:
+    """Write every method's file for every budget into the layout's budgets folder, and the index."""
     from longcurate.select.budget import write_budgets
 
-    sel = cfg.select
-    ranked = ranked or ranked_path(cfg)
-    out_dir = out_dir or budget_dir(cfg)
+    sel, layout = cfg.select, cfg.layout()
+    ranked = ranked or layout.ranked
     budgets = list(budgets or sel.budgets)
-    marker = out_dir / "budgets.jsonl"
-    hmg_path = scores_dir(cfg) / "hmg.jsonl"
+    hmg_path = layout.score("hmg")
     methods = ["gateau", *sel.baselines]
-    params = {"budgets": budgets, "methods": methods, "seed": cfg.seed,
-              "overflow": sel.budget_overflow, "ranked": file_digest(ranked), "hmg": file_digest(hmg_path),
-              "input": str(cfg.path(sel.input, "samples.jsonl"))}
-    if is_done_with(marker, params):
-        log.info("budget: %s is complete; nothing to do", out_dir)
+    step = budget_step(layout.budget_index, {
+        "budgets": budgets, "methods": methods, "seed": cfg.seed, "overflow": sel.budget_overflow,
+        "ranked": file_digest(ranked), "hmg": file_digest(hmg_path), "input": str(input_path(cfg))})
+    if step.is_complete():
+        log.info("budget: %s is complete; nothing to do", layout.budgets_dir)
         return {"skipped": True}
     recs = read_scores(ranked)
     lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
-    written = write_budgets(recs, samples if samples is not None else _load_sample_map(cfg), out_dir, budgets, methods,
-                            lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
-    previous = {str(r["file"]) for r in read_scores(marker)} if marker.exists() else set()
+    written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
+                            budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
+    previous = {str(r["file"]) for r in read_scores(step.output)} if step.output.exists() else set()
     for name in sorted(previous - set(written)):  # files of budgets no longer asked for
-        (out_dir / name).unlink(missing_ok=True)
-    write_jsonl(marker, [{"file": k, "samples": v} for k, v in written.items()])
-    mark_done(marker, {"files": len(written)}, params)
+        (layout.budgets_dir / name).unlink(missing_ok=True)
+    write_jsonl(step.output, [{"file": k, "samples": v} for k, v in written.items()])
+    step.finish({"files": len(written)})
     for name, n in written.items():
-        print(f"{out_dir / name}: {n} samples")
+        print(f"{layout.budgets_dir / name}: {n} samples")
     return {"files": written}
 
 
-def run_diagnose(cfg, hmg_path: Path | None = None, cam_path: Path | None = None,
-                 samples: dict | None = None) -> dict[str, Any]:
+def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
+                 samples: dict[str, Sample] | None = None) -> dict[str, Any]:
+    """Do the scores find the gold segments? Written to the layout's diagnostics file and printed."""
     from longcurate.select.diagnose import diagnose, format_report
 
-    hmg_path = hmg_path or scores_dir(cfg) / "hmg.jsonl"
-    cam_path = cam_path or scores_dir(cfg) / "cam.jsonl"
-    samples = samples if samples is not None else _load_sample_map(cfg)
+    layout = cfg.layout()
+    hmg_path = hmg_path or layout.score("hmg")
+    cam_path = cam_path or cam_scores(cfg)
+    samples = samples if samples is not None else load_sample_map(cfg)
     kinds = {i: s.kind for i, s in samples.items()}
-    d = diagnose(kinds, read_scores(hmg_path), read_scores(cam_path) if cam_path.exists() else None)
-    write_json(scores_dir(cfg) / "diagnostics.json", d)
+    has_cam = cam_path is not None and cam_path.exists()
+    d = diagnose(kinds, read_scores(hmg_path), read_scores(cam_path) if has_cam else None)
+    write_json(layout.diagnostics, d)
     print(format_report(d))
     return d
 
 
-def run_stage(cfg) -> dict[str, Any]:
-    """Score (HMG and CAM in one pass over θ_B), rank, budgets, diagnostics; each step resumes or skips."""
-    from longcurate.core.runinfo import write_manifest
-
-    import dataclasses
-
-    # `select.output` names one command's output; the stage uses the fixed names under scores_dir.
+def run_stage(cfg: RunConfig) -> dict[str, Any]:
+    """Score (HMG and CAM in one pass over θ_B), rank, budgets, diagnostics; each step resumes or
+    skips. Writes the stage's manifest."""
+    # `select.output` names one command's output; the stage uses the layout's names.
     cfg = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, output=None))
     sel = cfg.select
     # HMG and CAM together: one θ_B forward per sample gives HMG's NLL and CAM's attention.
     stats: dict[str, Any] = dict(run_scores(cfg, ["hmg", "cam"] if sel.cam else ["hmg"]))
-    cam_path = scores_dir(cfg) / "cam.jsonl" if sel.cam else Path("/nonexistent")
-    stats["rank"] = run_rank(cfg, cam_path=cam_path)
-    samples = _load_sample_map(cfg)  # parsed once for budgets and diagnostics
+    stats["rank"] = run_rank(cfg)
+    samples = load_sample_map(cfg)  # parsed once for budgets and diagnostics
     stats["budget"] = run_budget(cfg, samples=samples)
-    has_gold = any(s.gold for s in samples.values())
-    if sel.diagnose and has_gold:
-        stats["diagnose"] = run_diagnose(cfg, cam_path=cam_path, samples=samples)
-    write_manifest(scores_dir(cfg) / "select.manifest.json", "select", to_dict(cfg), stats)
+    if sel.diagnose and any(s.gold for s in samples.values()):
+        stats["diagnose"] = run_diagnose(cfg, samples=samples)
+    write_manifest(cfg.layout().manifest("select"), "select", to_dict(cfg), stats)
     return stats
 
 
-__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose"]
+__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "load_sample_map"]

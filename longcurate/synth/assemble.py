@@ -76,23 +76,57 @@ def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, resp
     random positions, keeping their request order (multi-hop answers rely on it)."""
     keys = [k.lower() for k in key_fragments if k]
     pre, post = lm.frame(instruction, response)
+    fill = _draw_fillers(pool, gold, keys, target - pre - post, rng, lm)
+    rng.shuffle(fill.pieces)  # the truncated filler must not always sit last
+    m = len(fill.pieces) + len(gold)
+    slots = set(rng.sample(range(m), len(gold)))
+    pieces: list[str] = []
+    spans: list[GoldSpan] = []
+    pos = total = 0
+    it_fill, it_gold = iter(fill.pieces), iter(gold)
+    for slot in range(m):
+        if slot:
+            pos += len(lm.separator)
+        if slot in slots:
+            seg = pool.segments[next(it_gold)]
+            text, n = seg.text, seg.n_tokens
+            spans.append(GoldSpan(slot, pos, pos + len(text)))
+        else:
+            text, n = next(it_fill)
+        pieces.append(text)
+        pos += len(text)
+        total += n
+    context = lm.separator.join(pieces)
+    _check_unique(context, [pool.segments[g].text for g in gold], keys)
+    length = pre + total + lm.sep_tokens * (m - 1) + post
+    return Assembled(context, spans, m, length, fill.rejected, fill.underfilled)
+
+
+@dataclass
+class _Fillers:
+    pieces: list[tuple[str, int]] = field(default_factory=list)  # (text, tokens), in draw order
+    rejected: int = 0  # drawn but left out: they contain a key fragment
+    underfilled: bool = False  # the usable segments ran out before the budget was filled
+
+
+def _draw_fillers(pool: SegmentPool, gold: Sequence[int], keys: list[str], budget: int, rng: random.Random,
+                  lm: LengthModel) -> _Fillers:
+    """Random segments of documents other than the gold ones, without a key fragment, until
+    `budget` context tokens are used (the last one cut to fit, when at least MIN_PIECE_TOKENS remain)."""
     sep_n = lm.sep_tokens
-    budget = target - pre - post
     gold_docs = {pool.segments[g].doc for g in gold}
     cur = sum(pool.segments[g].n_tokens for g in gold) + sep_n * (len(gold) - 1)
-    fillers: list[tuple[str, int]] = []
+    out = _Fillers()
     seen = set(gold)
-    rejected = 0
-    underfilled = False
     n_pool = len(pool)
     draws, max_draws = 0, 20 * n_pool + 1000
     while draws < max_draws:
         room = budget - cur - sep_n
         if room < MIN_PIECE_TOKENS:
-            break
+            return out
         if len(seen) >= n_pool:
-            underfilled = True  # every segment tried
-            break
+            out.underfilled = True  # every segment tried
+            return out
         draws += 1
         j = rng.randrange(n_pool)
         if j in seen:
@@ -104,45 +138,16 @@ def assemble_long(pool: SegmentPool, gold: Sequence[int], instruction: str, resp
         if keys:
             low = pool.lower(j)
             if any(k in low for k in keys):
-                rejected += 1
+                out.rejected += 1
                 continue
-        if seg.n_tokens <= room:
-            fillers.append((seg.text, seg.n_tokens))
-            cur += sep_n + seg.n_tokens
-            continue
-        piece = truncate(lm.tokenizer, seg, room)
+        piece = (seg.text, seg.n_tokens) if seg.n_tokens <= room else truncate(lm.tokenizer, seg, room)
         if piece is not None:
-            fillers.append(piece)
+            out.pieces.append(piece)
             cur += sep_n + piece[1]
-        break
-    else:
-        underfilled = True  # every draw spent: too few segments that may serve as fillers
-    rng.shuffle(fillers)  # the truncated filler must not always sit last
-    m = len(fillers) + len(gold)
-    slots = sorted(rng.sample(range(m), len(gold)))
-    pieces: list[str] = []
-    spans: list[GoldSpan] = []
-    pos = 0
-    it_fill, it_gold = iter(fillers), iter(gold)
-    sep_len = len(lm.separator)
-    total = 0
-    gold_slots = set(slots)
-    for slot in range(m):
-        if slot:
-            pos += sep_len
-        if slot in gold_slots:
-            seg = pool.segments[next(it_gold)]
-            text, n = seg.text, seg.n_tokens
-            spans.append(GoldSpan(slot, pos, pos + len(text)))
-        else:
-            text, n = next(it_fill)
-        pieces.append(text)
-        pos += len(text)
-        total += n
-    context = lm.separator.join(pieces)
-    _check_unique(context, [pool.segments[g].text for g in gold], keys)
-    length = pre + total + sep_n * (m - 1) + post
-    return Assembled(context, spans, m, length, rejected, underfilled)
+        if seg.n_tokens > room:
+            return out
+    out.underfilled = True  # every draw spent: too few segments that may serve as fillers
+    return out
 
 
 def assemble_short(pool: SegmentPool, gold: int, instruction: str, response: str,

@@ -1,7 +1,7 @@
-"""`longcurate synth` (make IN2 samples) and `longcurate synth report FILE` (describe a samples file).
+"""`longcurate synth run` (make IN2 samples) and `longcurate synth report FILE` (describe a samples file).
 
-    longcurate synth --num-samples 200 --min-tokens 1024 --max-tokens 4096
-    longcurate synth --config configs/demo.yaml --corpus data/my_corpus.jsonl synth.corpus.text_field=body
+    longcurate synth run --num-samples 200 --min-tokens 1024 --max-tokens 4096
+    longcurate synth run --config configs/demo.yaml --corpus data/my_corpus.jsonl synth.corpus.text_field=body
     longcurate synth report runs/default/samples.jsonl
 """
 
@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from longcurate.core.cli import add_config_args, add_flag, fail, resolve_config
+from longcurate.config import resolve_config
+from longcurate.core.cli import add_config_args, add_flag
 
 
-def _cmd_synth(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace) -> int:
     from longcurate.synth.stage import run_stage
 
-    cfg = resolve_config(args)
-    try:
-        stats = run_stage(cfg, progress=not args.no_progress)
-    except ValueError as e:  # bad config or corpus: one clear line, no traceback
-        return fail(str(e))
+    stats = run_stage(resolve_config(args), progress=not args.no_progress)
     return 0 if stats.get("complete", True) else 1
 
 
@@ -31,8 +28,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "synth", help="synthesize IN2 long-context QA samples (corpus -> segments -> QA -> contexts)",
+    p = sub.add_parser("synth", help="synthesize IN2 long-context QA samples (corpus -> segments -> QA -> contexts)",
+                       description="Synthesize IN2 samples, or describe a samples file.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _register_run(verbs)
+    r = verbs.add_parser("report", help="describe a samples file",
+                         description="Counts by kind and generator, length deciles and histogram, "
+                                     "gold-position histogram.")
+    r.add_argument("file", metavar="FILE", help="a samples .jsonl written by longcurate synth run")
+    r.set_defaults(func=_cmd_report)
+
+
+def _register_run(verbs) -> None:
+    p = verbs.add_parser(
+        "run", help="write the samples (resumable: a re-run continues, or does nothing)",
         description="Synthesize IN2 samples: questions over one or a few ~128-token segments, placed at random "
                     "positions in long contexts of unrelated filler. Resumable: a re-run continues (or does nothing).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -51,9 +60,4 @@ def register(sub) -> None:
              metavar="NAME_OR_PATH")
     add_flag(p, "--seed", "seed", "random seed", type=int, metavar="S")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_synth)
-
-    r = sub.add_parser("synth-report", help="describe a samples file (also: longcurate synth report FILE)",
-                       description="Counts by kind and generator, length deciles and histogram, gold-position histogram.")
-    r.add_argument("file", metavar="FILE", help="a samples .jsonl written by longcurate synth")
-    r.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_cmd_run)

@@ -9,7 +9,6 @@ therefore writes exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import random
@@ -17,20 +16,24 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from tqdm import tqdm
 
+from longcurate.core.completion import Step, settings_file
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import (ResumableWriter, Rejects, done_marker, is_done, mark_done, read_json_if_valid,
-                                   rejected_path, write_json)
+from longcurate.core.errors import SettingsChanged, UserError
+from longcurate.core.jsonl import RejectSink, Rejects, ResumableWriter, rejected_path
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import Sample
 from longcurate.synth.assemble import Assembled, AssemblyError, LengthModel, assemble_long, assemble_short
 from longcurate.synth.config import SynthConfig
-from longcurate.synth.corpus import read_corpus
-from longcurate.synth.qa import QARequest, QAResult, SegmentText, backend_class
+from longcurate.synth.corpus import corpus_digest, read_corpus
+from longcurate.synth.qa import QABackend, QARequest, QAResult, SegmentText, backend_class
 from longcurate.synth.segment import SegmentPool, build_pool
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.synth")
 
@@ -74,7 +77,7 @@ def _qtypes(cfg: SynthConfig, backend: str, kind: str) -> list[str]:
         return [f"{backend}:{'multihop' if kind == 'multihop' else 'fine'}"]
     types = cfg.multihop_types if kind == "multihop" else cfg.fine_types
     if not types:
-        raise ValueError(f"synth.{'multihop' if kind == 'multihop' else 'fine'}_types is empty")
+        raise UserError(f"synth.{'multihop' if kind == 'multihop' else 'fine'}_types is empty")
     return list(types)
 
 
@@ -87,7 +90,7 @@ def make_request(cfg: SynthConfig, backend: str, pool: SegmentPool, seed: int, p
     if p.kind == "multihop":
         k = cfg.multihop_segments
         if len(pool.docs) < k + 1:
-            raise ValueError(f"multi-hop questions need more than {k} documents; the corpus has {len(pool.docs)}")
+            raise UserError(f"multi-hop questions need more than {k} documents; the corpus has {len(pool.docs)}")
         gold: list[int] = []
         docs: set[int] = set()
         while len(gold) < k:
@@ -135,7 +138,7 @@ def build_sample(pool: SegmentPool, lm: LengthModel, p: Plan, req: QARequest, go
     return sample, asm
 
 
-def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: int,
+def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend: QABackend, seed: int,
              indices: Iterable[int]) -> Iterator[Outcome]:
     """Outcomes in index order, `cfg.batch_size` QA requests at a time."""
     indices = list(indices)
@@ -170,7 +173,7 @@ def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed
                     out.error = str(e)
                     still.append(p)
             pending = still
-            if getattr(backend, "exhausted", False):  # the backend hit its request or budget cap
+            if backend.exhausted:  # the backend hit its request or budget cap
                 for p in pending:
                     outcomes[p.index].stopped = True
                 break
@@ -179,85 +182,105 @@ def generate(cfg: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed
             if out.sample is None and out.error is None:
                 out.error = "not generated"
             yield out
-        if getattr(backend, "exhausted", False):
+        if backend.exhausted:
             return
 
 
-def config_fingerprint(cfg, tokenizer_name: str) -> str:
-    """What determines the samples (not how many): a resumed run must match it."""
+def synth_settings(cfg: RunConfig) -> dict[str, Any]:
+    """What decides the samples' content (not how many, nor how requests are sent and capped): sample
+    `i` depends only on these and `i`, so a run with a larger `num_samples` extends a finished file."""
     s = to_dict(cfg.synth)
     for k in ("output", "num_samples", "limit", "batch_size"):
         s.pop(k, None)
     for k in ("max_concurrency", "max_retries", "timeout_s", "backoff_initial_s", "backoff_max_s", "max_requests",
               "budget_usd", "cache_dir", "api_key_env", "price_input_per_1m", "price_output_per_1m"):
         s.get("openai", {}).pop(k, None)  # how requests are sent and capped, not what they return
-    blob = json.dumps({"synth": s, "seed": cfg.seed, "model": tokenizer_name}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {**_dotted("synth", s), "seed": cfg.seed, "model": cfg.model,
+            "corpus_digest": corpus_digest(cfg.synth.corpus)}
 
 
-def output_path(cfg) -> Path:
-    return cfg.path(cfg.synth.output, "samples.jsonl")
+def _dotted(prefix: str, tree: dict[str, Any]) -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"prefix.a.b": 1}: a refused change then names the exact config key."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(_dotted(f"{prefix}.{k}", v) if isinstance(v, dict) else {f"{prefix}.{k}": v})
+    return out
 
 
-def run_synth(cfg, progress: bool = True, tokenizer=None) -> dict:
+def samples_step(cfg: RunConfig) -> Step:
+    """The samples file. Policy `refuse`: a file begun or finished with other settings is kept and the
+    run stops naming the keys (the samples may have cost API money); a partial file with the same
+    settings is resumed. Settings: `synth_settings`. A finished file counts as done when its marker
+    records the number of samples asked for."""
+    return Step(cfg.layout().samples, synth_settings(cfg), on_change="refuse", name="synth")
+
+
+def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> dict:
     """Write `cfg.synth.num_samples` samples (resumable), the quarantine and a completion marker.
 
-    Returns the stats; a finished output (completion marker, same fingerprint and count) is left as is.
+    Returns the stats; a finished output (same settings and count) is left as is.
     """
     sc: SynthConfig = cfg.synth
-    out = output_path(cfg)
     n = sc.num_samples if sc.limit is None else min(sc.num_samples, sc.limit)
     _validate(sc)
-    fp = config_fingerprint(cfg, cfg.model)
-    meta_path = out.with_name(out.name + ".meta.json")
-    meta = read_json_if_valid(meta_path)
-    if isinstance(meta, dict):
-        old = meta.get("fingerprint")
-        if old != fp:
-            raise ValueError(f"{out} was written with a different synth config or seed "
-                             f"(fingerprint {old} != {fp}); choose another output or delete it")
-    if is_done(out):
-        marker = read_json_if_valid(done_marker(out)) or {}
-        if marker.get("num_samples") == n:
-            log.info("%s is complete (%d samples); nothing to do", out, n)
-            return {**marker, "skipped": True}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(meta_path, {"fingerprint": fp, "seed": cfg.seed, "model": cfg.model, "synth": to_dict(sc)})
+    step = samples_step(cfg)
+    out = step.output
+    done = step.stats() if step.is_complete() else {}
+    if done.get("num_samples") == n:
+        log.info("%s is complete (%d samples); nothing to do", out, n)
+        return {**done, "skipped": True}
+    _begin(step)
     if tokenizer is None:
         from longcurate.core.models import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.model, allow_download=cfg.allow_download,
                                    trust_remote_code=cfg.trust_remote_code)
-    t0 = time.perf_counter()
     with Rejects(rejected_path(out)) as rejects:
-        pool = build_pool(read_corpus(sc.corpus, rejects), tokenizer, sc.segment_tokens,
-                          sc.corpus.min_doc_tokens, rejects, progress=progress)
-        corpus_rejects = rejects.total
-        if not pool.segments:
-            raise ValueError(f"corpus {sc.corpus.path}: no usable documents ({rejects.summary()})")
-        log.info("corpus: %d documents, %d segments (%d documents rejected)",
-                 len(pool.docs), len(pool.segments), corpus_rejects)
-        backend = backend_class(sc.backend).from_config(cfg)
-        lm = LengthModel(tokenizer, sc.separator)
-        t1 = time.perf_counter()
-        stats = _write(sc, pool, lm, backend, cfg.seed, n, out, rejects, progress)
-        stats["timings_s"] = {"corpus": round(t1 - t0, 2), "samples": round(time.perf_counter() - t1, 2)}
-        stats["corpus"] = {"documents": len(pool.docs), "segments": len(pool.segments),
-                           "rejected_documents": corpus_rejects}
-        stats["rejected"] = dict(rejects.counts)
-        if hasattr(backend, "stats"):
-            stats["backend"] = backend.stats()
-        if hasattr(backend, "close"):
-            backend.close()
-    stats.update(output=str(out), num_samples=n, fingerprint=fp)
+        stats = _synthesize(cfg, tokenizer, n, out, rejects, progress)
+    stats.update(output=str(out), num_samples=n)
     if stats["complete"]:
-        mark_done(out, stats)
+        step.finish(stats)
     print(format_stats(stats, rejects))
     return stats
 
 
-def _write(sc: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: int, n: int, out: Path,
-           rejects: Rejects, progress: bool) -> dict:
+def _begin(step: Step) -> None:
+    """Record the settings before the first sample is written; a file whose settings were never
+    recorded (made by hand or by an older version) is refused rather than mixed into."""
+    out = step.output
+    if out.exists() and out.stat().st_size and not settings_file(out).exists():
+        raise SettingsChanged(f"{out} exists but records no settings ({settings_file(out).name} is missing); "
+                              f"use another output (or output_dir), or delete it to redo synth")
+    step.begin()
+    step.unfinish()  # the file is about to change (resumed, or extended to more samples)
+
+
+def _synthesize(cfg: RunConfig, tokenizer: Any, n: int, out: Path, rejects: Rejects,
+                progress: bool) -> dict:
+    """Corpus -> segment pool -> samples appended to `out`; the run's stats."""
+    sc = cfg.synth
+    t0 = time.perf_counter()
+    pool = build_pool(read_corpus(sc.corpus, rejects), tokenizer, sc.segment_tokens,
+                      sc.corpus.min_doc_tokens, rejects, progress=progress)
+    corpus_rejects = rejects.total
+    if not pool.segments:
+        raise UserError(f"corpus {sc.corpus.path}: no usable documents ({rejects.summary()})")
+    log.info("corpus: %d documents, %d segments (%d documents rejected)",
+             len(pool.docs), len(pool.segments), corpus_rejects)
+    backend = backend_class(sc.backend).from_config(cfg)
+    lm = LengthModel(tokenizer, sc.separator)
+    t1 = time.perf_counter()
+    stats = _write(sc, pool, lm, backend, cfg.seed, n, out, rejects, progress)
+    stats["timings_s"] = {"corpus": round(t1 - t0, 2), "samples": round(time.perf_counter() - t1, 2)}
+    stats["corpus"] = {"documents": len(pool.docs), "segments": len(pool.segments),
+                       "rejected_documents": corpus_rejects}
+    stats["rejected"] = dict(rejects.counts)
+    stats["backend"] = backend.stats()
+    return stats
+
+
+def _write(sc: SynthConfig, pool: SegmentPool, lm: LengthModel, backend: QABackend, seed: int, n: int, out: Path,
+           rejects: RejectSink, progress: bool) -> dict:
     kinds: Counter = Counter()
     failures: Counter = Counter()
     written = failed = stopped = filler_rejections = underfilled = 0
@@ -283,8 +306,7 @@ def _write(sc: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: i
             bar.update(1)
         bar.close()
         total = len(writer.done)
-    exhausted = bool(getattr(backend, "exhausted", False))
-    complete = not exhausted and not stopped and written + failed == len(todo)
+    complete = not backend.exhausted and not stopped and written + failed == len(todo)
     return {"written": written, "already_done": skipped, "in_file": total, "failed": failed, "stopped": stopped,
             "kinds": dict(sorted(kinds.items())), "attempt_failures": dict(sorted(failures.items())),
             "filler_ambiguity_rejections": filler_rejections, "underfilled": underfilled, "complete": complete}
@@ -292,27 +314,27 @@ def _write(sc: SynthConfig, pool: SegmentPool, lm: LengthModel, backend, seed: i
 
 def _validate(sc: SynthConfig) -> None:
     if sc.min_tokens > sc.max_tokens:
-        raise ValueError(f"synth.min_tokens ({sc.min_tokens}) > synth.max_tokens ({sc.max_tokens})")
+        raise UserError(f"synth.min_tokens ({sc.min_tokens}) > synth.max_tokens ({sc.max_tokens})")
     if sc.segment_tokens < 8:
-        raise ValueError("synth.segment_tokens must be >= 8")
+        raise UserError("synth.segment_tokens must be >= 8")
     for name in ("short_fraction", "multihop_fraction"):
         v = getattr(sc, name)
         if not 0 <= v <= 1:
-            raise ValueError(f"synth.{name} must be in [0, 1], got {v}")
+            raise UserError(f"synth.{name} must be in [0, 1], got {v}")
     if sc.multihop_segments < 2:
-        raise ValueError("synth.multihop_segments must be >= 2")
+        raise UserError("synth.multihop_segments must be >= 2")
     if sc.backend == "template":
         from longcurate.synth.template_qa import is_multihop, known_types
 
         for t in sc.fine_types + sc.multihop_types:
             if t not in known_types():
-                raise ValueError(f"unknown template question type {t!r}; known: {', '.join(known_types())}")
+                raise UserError(f"unknown template question type {t!r}; known: {', '.join(known_types())}")
         for t in sc.fine_types:
             if is_multihop(t):
-                raise ValueError(f"synth.fine_types: {t!r} is a multi-hop type")
+                raise UserError(f"synth.fine_types: {t!r} is a multi-hop type")
         for t in sc.multihop_types:
             if not is_multihop(t):
-                raise ValueError(f"synth.multihop_types: {t!r} is a fine-grained type")
+                raise UserError(f"synth.multihop_types: {t!r} is a fine-grained type")
 
 
 def format_stats(stats: dict, rejects: Rejects | None = None) -> str:

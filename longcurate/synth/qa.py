@@ -1,13 +1,19 @@
 """The QA-generation protocol: a batch of requests in, results in the same order out.
 
-Backends (`template`, `openai`) are looked up by name through a lazy import map.
+Backends (`template`, `openai`) are looked up by name through a lazy import map; the pipeline knows
+them only through `QABackend`.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from longcurate.core.errors import UserError
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,29 @@ class QAResult:
         return self.error is None and bool(self.question) and bool(self.answer)
 
 
+@runtime_checkable
 class QABackend(Protocol):
-    name: str
+    """What the pipeline asks of a QA generator; `template` and `openai` implement it."""
+
+    name: str  # the backend's name in `synth.backend` (it also prefixes the openai question types)
+
+    @classmethod
+    def from_config(cls, run_cfg: RunConfig) -> QABackend:
+        """The backend for a run (its section of the config, the run's layout and seed)."""
+        ...
 
     def generate(self, requests: list[QARequest]) -> list[QAResult]:
         """Results in the same order as the requests; a failure is a result with `error` set."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a hard cap (requests, budget) stops the backend: the pipeline asks no more and
+        leaves the remaining samples for a later run."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run's stats and manifest (requests, failures, cost, ...)."""
         ...
 
 
@@ -69,8 +93,8 @@ BACKENDS = {
 }
 
 
-def backend_class(name: str):
+def backend_class(name: str) -> type[QABackend]:
     if name not in BACKENDS:
-        raise ValueError(f"unknown QA backend {name!r}; choose from {', '.join(BACKENDS)}")
+        raise UserError(f"unknown QA backend {name!r}; choose from {', '.join(BACKENDS)}")
     module, _, attr = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -15,9 +15,9 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from longcurate.core.jsonl import Rejects, reject
+from longcurate.core.jsonl import RejectSink, reject
 from longcurate.synth.corpus import Document
-from longcurate.synth.text import line_spans, sentence_spans
+from longcurate.core.text import line_spans, sentence_spans
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +129,7 @@ def group_pieces(pieces: list[tuple[int, int, int]], limit: int) -> list[tuple[i
 
 
 def build_pool(docs: Iterable[Document], tokenizer, segment_tokens: int = 128, min_doc_tokens: int | None = None,
-               rejects: Rejects | None = None, batch_size: int = 512, progress: bool = True) -> SegmentPool:
+               rejects: RejectSink | None = None, batch_size: int = 512, progress: bool = True) -> SegmentPool:
     """Segment every document; documents shorter than `min_doc_tokens` (default: one segment) are
     quarantined with their token count."""
     min_doc = segment_tokens if min_doc_tokens is None else min_doc_tokens

@@ -18,10 +18,13 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from longcurate.core.text import sentence_spans, word_spans
 from longcurate.synth.qa import Evidence, QARequest, QAResult, SegmentText
-from longcurate.synth.text import sentence_spans, word_spans
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 BLANK = "____"
 
@@ -44,13 +47,16 @@ class TemplateError(ValueError):
 
 
 class TemplateBackend:
+    """The `template` QA backend (satisfies `qa.QABackend`): offline, free, never exhausted."""
+
     name = "template"
+    exhausted = False  # no requests, no caps
 
     def __init__(self) -> None:
         self._counts: Counter = Counter()
 
     @classmethod
-    def from_config(cls, run_cfg) -> "TemplateBackend":
+    def from_config(cls, run_cfg: RunConfig) -> "TemplateBackend":
         return cls()
 
     def generate(self, requests: list[QARequest]) -> list[QAResult]:

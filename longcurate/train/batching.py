@@ -1,25 +1,28 @@
 """Which samples train together: naive (random) or sorted (LongAlign) order over the `length` column,
-the per-rank micro-batches of a plan, and how much of a plan is padding.
+or packed rows (packing.py), and the `Plan` the Trainer's DataLoader reads.
 
 The order is over the whole dataset, for the GLOBAL batch (per-device batch x grad-accum x world
 size): one optimizer step consumes `global_batch` consecutive indices. accelerate hands the
-per-device micro-batches of that run out round-robin (micro-batch j goes to rank j % world), which
-`rank_batches` reproduces, so a global batch of the sorted plan holds samples of similar length on
-every rank.
+per-device micro-batches of that run out round-robin (micro-batch j goes to rank j % world), so a
+global batch of the sorted plan holds samples of similar length on every rank.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from longcurate.core.errors import UserError
+from longcurate.train.loss import WEIGHTINGS
+from longcurate.train.packing import PackedCollator, PackedRows, fill_fraction, pack
 
 BATCHINGS = ("naive", "sorted", "packed")
 
 
 def global_batch_size(per_device: int, grad_accum: int, world_size: int) -> int:
     if min(per_device, grad_accum, world_size) < 1:
-        raise ValueError(f"batch sizes must be >= 1 (per_device={per_device}, grad_accum={grad_accum}, "
+        raise UserError(f"batch sizes must be >= 1 (per_device={per_device}, grad_accum={grad_accum}, "
                          f"world_size={world_size})")
     return per_device * grad_accum * world_size
 
@@ -40,7 +43,7 @@ def sorted_order(lengths: Sequence[int], global_batch: int, seed: int = 0, epoch
     """LongAlign sorted batching: sort by length (ties by index), cut into groups of the global batch,
     shuffle the groups (not their contents) by seed; an incomplete group (the longest samples) is last."""
     if global_batch < 1:
-        raise ValueError("global_batch must be >= 1")
+        raise UserError("global_batch must be >= 1")
     by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     full = len(by_length) - len(by_length) % global_batch
     groups = [by_length[i:i + global_batch] for i in range(0, full, global_batch)]
@@ -54,51 +57,12 @@ def make_order(mode: str, lengths: Sequence[int], global_batch: int, seed: int =
         return naive_order(len(lengths), seed, epoch)
     if mode == "sorted":
         return sorted_order(lengths, global_batch, seed, epoch)
-    raise ValueError(f"unknown batching {mode!r} for an index order; expected naive or sorted")
-
-
-def micro_batches(order: Sequence[int], per_device: int) -> list[list[int]]:
-    """Cut an order into per-device micro-batches (the last may be short)."""
-    return [list(order[i:i + per_device]) for i in range(0, len(order), per_device)]
-
-
-def rank_batches(order: Sequence[int], per_device: int, world_size: int, rank: int) -> list[list[int]]:
-    """The micro-batches rank `rank` trains on, in step order (round-robin, as accelerate shards a
-    DataLoader's batches; a trailing incomplete round is left out here)."""
-    batches = micro_batches(order, per_device)
-    full = len(batches) - len(batches) % world_size
-    return [b for j, b in enumerate(batches[:full]) if j % world_size == rank]
+    raise UserError(f"unknown batching {mode!r} for an index order; expected naive or sorted")
 
 
 def step_groups(order: Sequence[int], global_batch: int) -> list[list[int]]:
     """The samples of each optimizer step (global batch)."""
     return [list(order[i:i + global_batch]) for i in range(0, len(order), global_batch)]
-
-
-@dataclass(frozen=True)
-class PaddingStats:
-    real_tokens: int
-    slot_tokens: int  # tokens computed: each micro-batch padded to its longest row
-
-    @property
-    def padding_fraction(self) -> float:
-        return 1.0 - self.real_tokens / self.slot_tokens if self.slot_tokens else 0.0
-
-    def as_dict(self) -> dict:
-        return {"real_tokens": self.real_tokens, "slot_tokens": self.slot_tokens,
-                "padding_fraction": round(self.padding_fraction, 6)}
-
-
-def padding_stats(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> PaddingStats:
-    """Padding of a plan where every micro-batch is right-padded to its longest sample."""
-    real = slots = 0
-    for b in batches:
-        if not b:
-            continue
-        ls = [lengths[i] for i in b]
-        real += sum(ls)
-        slots += max(ls) * len(ls)
-    return PaddingStats(real, slots)
 
 
 class LengthSampler:
@@ -107,7 +71,7 @@ class LengthSampler:
 
     def __init__(self, lengths: Sequence[int], mode: str, global_batch: int, seed: int = 0):
         if mode not in ("naive", "sorted"):
-            raise ValueError(f"LengthSampler mode must be naive or sorted, got {mode!r}")
+            raise UserError(f"LengthSampler mode must be naive or sorted, got {mode!r}")
         self.lengths = list(lengths)
         self.mode = mode
         self.global_batch = global_batch
@@ -162,3 +126,49 @@ class PaddedCollator:
                 "labels": torch.tensor(labels, dtype=torch.long),
                 "loss_weights": torch.tensor(weights, dtype=torch.float32),
                 "num_items": torch.tensor(items, dtype=torch.long)}
+
+
+@dataclass
+class Plan:
+    """What each optimizer step trains on: the dataset the DataLoader reads, its sampler and collator."""
+
+    train_dataset: Any
+    sampler: LengthSampler
+    collator: Any
+    global_batch: int
+    bins: list[list[int]] | None = None  # packed: sample indices per row
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def samples_of_steps(self, steps: int, epochs: int) -> list[int]:
+        """Sample indices of the first `steps` global batches (the plan is deterministic by seed)."""
+        out: list[int] = []
+        done = 0
+        for epoch in range(max(1, epochs)):
+            for group in step_groups(self.sampler.order(epoch), self.global_batch):
+                if done >= steps:
+                    return out
+                out += [j for g in group for j in self.bins[g]] if self.bins is not None else group
+                done += 1
+        return out
+
+
+def make_plan(ds, *, batching: str, loss_weighting: str, per_device: int, grad_accum: int, world_size: int,
+              seed: int, pad_token_id: int, max_tokens: int = 8192, packing: str = "ffd",
+              flatten: bool = False, lengths: list[int] | None = None) -> Plan:
+    """The plan of `batching` over `ds`. `lengths`: the `length` column already read (else read here);
+    `flatten`: packed rows in flash-attn's one-row format."""
+    if batching not in BATCHINGS:
+        raise UserError(f"unknown train.batching {batching!r}; expected one of {BATCHINGS}")
+    if loss_weighting not in WEIGHTINGS:
+        raise UserError(f"unknown train.loss_weighting {loss_weighting!r}; expected one of {WEIGHTINGS}")
+    gb = global_batch_size(per_device, grad_accum, world_size)
+    lengths = [int(x) for x in (ds["length"][:] if lengths is None else lengths)]
+    if batching == "packed":
+        bins = pack(lengths, max_tokens, packing)
+        rows = PackedRows(ds, bins)
+        sampler = LengthSampler([sum(lengths[i] for i in b) for b in bins], "naive", gb, seed)
+        fill = fill_fraction(lengths, bins, max_tokens)
+        return Plan(rows, sampler, PackedCollator(pad_token_id, loss_weighting, flatten=flatten), gb, bins,
+                    {"rows": len(bins), "max_tokens": max_tokens, "fill": round(fill, 4)})
+    sampler = LengthSampler(lengths, batching, gb, seed)
+    return Plan(ds, sampler, PaddedCollator(pad_token_id, loss_weighting), gb)

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from longcurate.core.errors import UserError
 from longcurate.core.prompts import film_chat
 from longcurate.core.records import RecordError
 
@@ -121,7 +122,7 @@ def has_chat_template(tokenizer: Any) -> bool:
 def render(messages: list[Message], tokenizer: Any, template: str = "chat") -> Rendered:
     """Render with the tokenizer's chat template (`chat`; FILM when it has none) or FILM (`film`)."""
     if template not in ("chat", "film"):
-        raise ValueError(f"unknown template {template!r}; expected 'chat' or 'film'")
+        raise UserError(f"unknown template {template!r}; expected 'chat' or 'film'")
     if template == "chat" and has_chat_template(tokenizer):
         return render_chat_template(messages, tokenizer)
     return render_film(messages, getattr(tokenizer, "eos_token", None))

@@ -1,12 +1,13 @@
-"""Commands of the train stage.
+"""`longcurate train mix | tokenize | fit | run`: the train stage's steps, or all of them.
 
-    longcurate mix --long budgets/gateau-1000.jsonl --short sharegpt.jsonl --short-ratio 10 --output mix.jsonl
-    longcurate tokenize --input mix.jsonl --output mixture/tokenized --max-length 8192 --overlong truncate
-    longcurate train --dataset mixture/tokenized --output checkpoint --batching sorted --loss-weighting sequence
-    torchrun --nproc_per_node 8 -m longcurate train -c cfg.yaml --deepspeed configs/ds_zero3.json
+    longcurate train mix --long budgets/gateau-1000.jsonl --short sharegpt.jsonl --short-ratio 10 --output mix.jsonl
+    longcurate train tokenize --input mix.jsonl --output mixture/tokenized --max-length 8192 --overlong truncate
+    longcurate train fit --dataset mixture/tokenized --output checkpoint --batching sorted --loss-weighting sequence
+    longcurate train run --config configs/demo.yaml                          # mix, tokenize, fit
+    torchrun --nproc_per_node 8 -m longcurate train fit -c cfg.yaml --deepspeed configs/ds_zero3.json
 
-Every command also takes `--config FILE.yaml` and `key=value` overrides (e.g. `train.grad_accum=12`).
-Run `mix` and `tokenize` in one process; `train` under any launcher (see scripts/train_*.sh).
+Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `train.grad_accum=12`).
+Run `mix` and `tokenize` in one process; `fit` under any launcher (see scripts/train_*.sh).
 """
 
 from __future__ import annotations
@@ -14,51 +15,78 @@ from __future__ import annotations
 import argparse
 import json
 
-from longcurate.core.cli import add_config_args, add_flag, resolve_config
+from longcurate.config import resolve_config
+from longcurate.core.cli import add_config_args, add_flag
 
 
 def _mix(args: argparse.Namespace) -> int:
     from longcurate.train.mix import summary
     from longcurate.train.stage import run_mix
 
-    manifest = run_mix(resolve_config(args))
-    print(summary(manifest))
+    print(summary(run_mix(resolve_config(args))))
     return 0
 
 
 def _tokenize(args: argparse.Namespace) -> int:
     from longcurate.train.stage import run_tokenize
 
-    stats = run_tokenize(resolve_config(args))
-    print(json.dumps({k: v for k, v in stats.items() if k != "params"}, indent=2))
+    print(json.dumps(run_tokenize(resolve_config(args)), indent=2))
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from longcurate.train.stage import run_train
-    from longcurate.train.trainer import dist_env
+def _fit(args: argparse.Namespace) -> int:
+    from longcurate.train.launch import dist_env
+    from longcurate.train.stage import run_fit
 
-    stats = run_train(resolve_config(args))
+    stats = run_fit(resolve_config(args))
     if dist_env()[0] == 0:
         print(json.dumps({k: v for k, v in stats.items() if k != "log_history"}, indent=2))
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from longcurate.train.launch import dist_env
+    from longcurate.train.stage import run_stage
+
+    stats = run_stage(resolve_config(args))
+    if dist_env()[0] == 0:
+        print(json.dumps(stats, indent=2))
+    return 0
+
+
 def register(sub) -> None:
-    p = sub.add_parser("mix", help="mix budget files with short chat data (deduplicated, shuffled by seed)",
-                       description="Mix one or more budget files (long) with ShareGPT-format short chat data.")
+    p = sub.add_parser("train", help="mix, tokenize and fine-tune on the selected data (Trainer; DeepSpeed / FSDP)",
+                       description="The train stage: `mix` the top budget with short chat data, `tokenize` it, "
+                                   "`fit` the model; `run` does all three. Each step redoes nothing when its "
+                                   "inputs and settings are unchanged.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _register_mix(verbs)
+    _register_tokenize(verbs)
+    _register_fit(verbs)
+    r = verbs.add_parser("run", help="mix -> tokenize -> fit, and the stage's manifest",
+                         description="The whole train stage with the run's config (train.manifest.json).")
+    add_config_args(r)
+    r.set_defaults(func=_run)
+
+
+def _register_mix(verbs) -> None:
+    p = verbs.add_parser("mix", help="mix budget files with short chat data (deduplicated, shuffled by seed)",
+                         description="Mix one or more budget files (long) with ShareGPT-format short chat data.")
     add_config_args(p)
     add_flag(p, "--long", "train.mix.long", "budget file(s) (default: the select stage's largest gateau budget)",
              nargs="+")
     add_flag(p, "--short", "train.mix.short", "short chat JSONL (messages or conversations)")
     add_flag(p, "--short-size", "train.mix.short_size", "number of short samples", type=int)
     add_flag(p, "--short-ratio", "train.mix.short_ratio", "short samples per long sample", type=float)
-    add_flag(p, "--output", "train.mix.output", "mixture JSONL (a .manifest.json is written beside it)")
+    add_flag(p, "--output", "train.mix.output", "mixture JSONL (its counts go to <output>.done)")
     add_flag(p, "--limit", "train.mix.limit", "at most this many records per input file", type=int)
     p.set_defaults(func=_mix)
 
-    p = sub.add_parser("tokenize", help="tokenize a mixture into a datasets folder (labels on assistant turns)",
-                       description="Chat-template tokenization; over-long samples truncated in the middle or skipped.")
+
+def _register_tokenize(verbs) -> None:
+    p = verbs.add_parser("tokenize", help="tokenize a mixture into a datasets folder (labels on assistant turns)",
+                         description="Chat-template tokenization; over-long samples truncated in the middle or "
+                                     "skipped.")
     add_config_args(p)
     add_flag(p, "--input", "train.tokenize.input", "mixture JSONL")
     add_flag(p, "--output", "train.tokenize.output", "output datasets folder")
@@ -70,9 +98,11 @@ def register(sub) -> None:
     add_flag(p, "--limit", "train.tokenize.limit", "at most this many samples", type=int)
     p.set_defaults(func=_tokenize)
 
-    p = sub.add_parser("train", help="fine-tune on a tokenized mixture (Trainer; DeepSpeed / FSDP passthrough)",
-                       description="Long-context SFT with sorted batching or packing and token/sequence loss "
-                                   "weighting. Resumes from the last checkpoint.")
+
+def _register_fit(verbs) -> None:
+    p = verbs.add_parser("fit", help="fine-tune on a tokenized mixture (Trainer; DeepSpeed / FSDP passthrough)",
+                         description="Long-context SFT with sorted batching or packing and token/sequence loss "
+                                     "weighting. Resumes from the last checkpoint made with the same settings.")
     add_config_args(p)
     add_flag(p, "--dataset", "train.dataset", "tokenized datasets folder")
     add_flag(p, "--model", "train.init_from", "model to fine-tune (default: the run's model)")
@@ -91,4 +121,4 @@ def register(sub) -> None:
     add_flag(p, "--report-to", "train.report_to", "none | tensorboard | wandb")
     add_flag(p, "--resume", "train.resume", "auto | never | a checkpoint folder")
     add_flag(p, "--limit", "train.limit", "train on the first N samples only", type=int)
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_fit)

@@ -36,7 +36,7 @@ class TrainConfig:
     init_from: str | None = None  # model to fine-tune; default: the run's `model`
     output: str | None = None  # final model folder (safetensors + tokenizer); default: <output_dir>/checkpoint
     checkpoints: str | None = None  # Trainer checkpoints (resume); default: <output_dir>/train
-    # Batching and loss (REFERENCE.md, "LongAlign training tricks").
+    # Batching and loss (docs/reference.md, "LongAlign training tricks").
     batching: str = "sorted"  # naive | sorted | packed
     loss_weighting: str = "sequence"  # token (every response token equal) | sequence (every sample equal)
     max_tokens: int = 8192  # packed: tokens per packed row (>= the longest sample)

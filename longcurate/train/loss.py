@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from longcurate.core.errors import UserError
+
 IGNORE = -100
 WEIGHTINGS = ("token", "sequence")
 
@@ -24,7 +26,7 @@ def sample_weights(labels: Sequence[int], mode: str) -> tuple[list[float], int]:
     """Per-position weights of one sample (its first label is never predicted) and the number of
     items it adds to the global count: response tokens (`token`) or 1 (`sequence`; 0 if it has none)."""
     if mode not in WEIGHTINGS:
-        raise ValueError(f"unknown loss_weighting {mode!r}; expected one of {WEIGHTINGS}")
+        raise UserError(f"unknown loss_weighting {mode!r}; expected one of {WEIGHTINGS}")
     n = sum(1 for lab in labels[1:] if lab != IGNORE)
     if n == 0:
         return [0.0] * len(labels), 0
@@ -67,13 +69,3 @@ def causal_lm_loss_sum(model, batch: dict[str, Any]):
     w = weights[targets_mask]
     return weighted_ce_sum(logits, targets, w), outputs
 
-
-def reference_loss(per_sample_token_losses: Sequence[Sequence[float]], mode: str) -> float:
-    """The definition, written out: the global batch's loss from each sample's response-token losses."""
-    samples = [list(s) for s in per_sample_token_losses if len(s)]
-    if mode == "token":
-        tokens = [x for s in samples for x in s]
-        return sum(tokens) / len(tokens)
-    if mode == "sequence":
-        return sum(sum(s) / len(s) for s in samples) / len(samples)
-    raise ValueError(f"unknown loss_weighting {mode!r}")

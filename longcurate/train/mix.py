@@ -2,9 +2,9 @@
 data at a given size or short:long ratio, deduplicated by content hash, shuffled by seed.
 
 Each mixture line is `{"id", "source": "long"|"short", "origin": <file>, "messages": [...]}`; the
-manifest beside it counts, per input file, what was read, rejected (with reasons, in
-`<output>.rejected.jsonl`), dropped as a duplicate and used — so a run shows that the 1k budget
-trained on 1,000 long samples.
+completion marker beside it (`<output>.done`) counts, per input file, what was read, rejected (with
+reasons, in `<output>.rejected.jsonl`), dropped as a duplicate and used — so a run shows that the 1k
+budget trained on 1,000 long samples.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from longcurate.core.jsonl import (Rejects, file_digest, read_json_if_valid, read_jsonl, rejected_path, write_json,
-                                   write_jsonl)
+from longcurate.core.completion import Step
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import RejectSink, Rejects, file_digest, read_jsonl, rejected_path, write_jsonl
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError, Sample
 from longcurate.train.chat import SOURCES, Message, check_conversation, conversation_hash, parse_conversation
@@ -36,10 +37,6 @@ class Conversation:
 
     def to_record(self) -> dict[str, Any]:
         return {"id": self.id, "source": self.source, "origin": self.origin, "messages": self.messages}
-
-
-def manifest_path(output: str | Path) -> Path:
-    return Path(str(output) + ".manifest.json")
 
 
 def parse_long(record: dict[str, Any]) -> list[Message]:
@@ -85,125 +82,151 @@ def read_conversations(path: str, source: str, rejects: Rejects, *, limit: int |
     return out, {"read": lines + bad_lines, "valid": len(out), "rejected": rejects.total - before}
 
 
-def build_mixture(long_paths: list[str], short_path: str | None, output: str, *, short_size: int | None = None,
-                  short_ratio: float | None = None, seed: int = 0, limit: int | None = None,
-                  force: bool = False, progress: bool = True) -> dict:
-    """Writes the mixture JSONL (atomic) + `<output>.manifest.json`; returns the manifest dict
-    (counts per source file, duplicates dropped, rejected by reason, short/long totals).
+def mix_step(long_paths: list[str], short_path: str | None, output: str | Path, *, short_size: int | None,
+             short_ratio: float | None, seed: int, limit: int | None) -> Step:
+    """The mixture's completion step. Policy `redo`: a mixture is cheap and wholly decided by its inputs
+    and settings, so other inputs (bytes) or settings rebuild it. Settings: every input's path and
+    sha256, short size / ratio, seed, limit. Its marker (`<output>.done`) holds the per-source counts."""
+    settings = {"long": [{"path": p, "sha256": file_digest(p)} for p in long_paths],
+                "short": {"path": str(short_path), "sha256": file_digest(short_path)} if short_path else None,
+                "short_size": short_size, "short_ratio": short_ratio, "seed": seed, "limit": limit}
+    return Step(Path(output), settings, on_change="redo", name="train mix")
 
-    `limit` caps the valid records taken from each input file (quick runs). A re-run on the same input
-    bytes and settings returns the saved manifest without rewriting anything (`force` rebuilds)."""
-    long_paths = [str(p) for p in long_paths]
+
+def check_mix_args(long_paths: list[str], short_path: str | None, short_size: int | None,
+                   short_ratio: float | None) -> None:
     if not long_paths and short_path is None:
-        raise ValueError("nothing to mix: give at least one long (budget) file or a short file")
+        raise UserError("nothing to mix: give at least one long (budget) file or a short file")
     if short_size is not None and short_ratio is not None:
-        raise ValueError("give short_size or short_ratio, not both")
+        raise UserError("give short_size or short_ratio, not both")
     if short_size is not None and short_size < 0:
-        raise ValueError(f"short_size must be >= 0, got {short_size}")
+        raise UserError(f"short_size must be >= 0, got {short_size}")
     if short_ratio is not None and short_ratio < 0:
-        raise ValueError(f"short_ratio must be >= 0, got {short_ratio}")
+        raise UserError(f"short_ratio must be >= 0, got {short_ratio}")
     if short_path is None and (short_size or short_ratio):
-        raise ValueError("short_size/short_ratio given but no short file")
-    inputs = [*long_paths] + ([str(short_path)] if short_path is not None else [])
-    for p in inputs:
+        raise UserError("short_size/short_ratio given but no short file")
+    for p in [*long_paths, *([str(short_path)] if short_path is not None else [])]:
         if not Path(p).is_file():
             raise FileNotFoundError(f"mixture input not found: {p}")
-    output = str(output)
-    params = {"long": [{"path": p, "sha256": file_digest(p)} for p in long_paths],
-              "short": {"path": str(short_path), "sha256": file_digest(short_path)} if short_path else None,
-              "short_size": short_size, "short_ratio": short_ratio, "seed": seed, "limit": limit}
-    previous = _load_manifest(output)
-    if (not force and previous is not None and previous.get("params") == params and Path(output).exists()
-            and previous.get("output_sha256") == file_digest(output)):
-        return previous | {"resumed": True}
 
-    rej_path = rejected_path(output)
-    rej_path.unlink(missing_ok=True)  # a stale quarantine from an earlier run must not linger
-    seen_hash: set[str] = set()
-    seen_id: set[str] = set()
-    per_file: dict[str, dict[str, Any]] = {}
 
-    def unique(convs: list[Conversation], stats: dict[str, Any]) -> list[Conversation]:
+class Dedup:
+    """Keeps the first of each conversation content (a later copy counts as a duplicate of its file) and
+    rejects an id reused with other content."""
+
+    def __init__(self, rejects: RejectSink):
+        self.rejects = rejects
+        self.hashes: set[str] = set()
+        self.ids: set[str] = set()
+
+    def unique(self, convs: list[Conversation], stats: dict[str, Any]) -> list[Conversation]:
         kept = []
         for c in convs:
-            if c.hash in seen_hash:
+            if c.hash in self.hashes:
                 stats["duplicates"] += 1
                 continue
-            if c.id in seen_id:
-                rejects.add(f"duplicate id: {c.id} (different content)", file=c.origin, line=c.line,
-                            field_name="id", record_id=c.id)
+            if c.id in self.ids:
+                self.rejects.add(f"duplicate id: {c.id} (different content)", file=c.origin, line=c.line,
+                                 field_name="id", record_id=c.id)
                 stats["rejected"] += 1
                 continue
-            seen_hash.add(c.hash)
-            seen_id.add(c.id)
+            self.hashes.add(c.hash)
+            self.ids.add(c.id)
             kept.append(c)
         return kept
 
+
+def read_source(path: str, source: str, rejects: Rejects, dedup: Dedup, *, limit: int | None,
+                progress: bool) -> tuple[list[Conversation], dict[str, Any]]:
+    """One input file's unique conversations and its counts (read, valid, rejected, duplicates)."""
+    convs, stats = read_conversations(path, source, rejects, limit=limit, progress=progress)
+    stats = {"source": source, **stats, "duplicates": 0}
+    return dedup.unique(convs, stats), stats
+
+
+def take_short(pool: list[Conversation], stats: dict[str, Any], n_long: int, *, short_size: int | None,
+               short_ratio: float | None, seed: int) -> tuple[list[Conversation], int | None]:
+    """The short samples drawn (by seed, kept in file order) and how many were asked for."""
+    requested = None
+    if short_size is not None:
+        requested = short_size
+    elif short_ratio is not None:
+        requested = int(round(short_ratio * n_long))
+    take = len(pool) if requested is None else min(requested, len(pool))
+    chosen = sorted(random.Random(f"{seed}:short").sample(range(len(pool)), take))
+    stats["available"] = len(pool)
+    stats["used"] = take
+    return [pool[i] for i in chosen], requested
+
+
+def build_mixture(long_paths: list[str], short_path: str | None, output: str | Path, *,
+                  short_size: int | None = None, short_ratio: float | None = None, seed: int = 0,
+                  limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Write the mixture JSONL (atomic) and its marker; return its stats (counts per source file,
+    duplicates dropped, rejected by reason, short/long totals, `skipped` when it was already made).
+
+    `limit` caps the valid records taken from each input file (quick runs). A re-run on the same input
+    bytes and settings rewrites nothing (`mix_step`)."""
+    long_paths = [str(p) for p in long_paths]
+    check_mix_args(long_paths, short_path, short_size, short_ratio)
+    step = mix_step(long_paths, short_path, output, short_size=short_size, short_ratio=short_ratio, seed=seed,
+                    limit=limit)
+    if step.is_complete():
+        return step.stats() | {"skipped": True}
+    step.unfinish()
+    rej_path = rejected_path(output)
+    rej_path.unlink(missing_ok=True)  # a stale quarantine from an earlier run must not linger
+    per_file: dict[str, dict[str, Any]] = {}
+    long: list[Conversation] = []
+    short: list[Conversation] = []
+    requested = None
     with Rejects(rej_path) as rejects:
-        long: list[Conversation] = []
+        dedup = Dedup(rejects)
         for p in long_paths:
-            convs, stats = read_conversations(p, "long", rejects, limit=limit, progress=progress)
-            stats = {"source": "long", **stats, "duplicates": 0}
-            kept = unique(convs, stats)
-            stats["used"] = len(kept)
-            per_file[p] = stats
+            kept, per_file[p] = read_source(p, "long", rejects, dedup, limit=limit, progress=progress)
+            per_file[p]["used"] = len(kept)
             long.extend(kept)
-        short: list[Conversation] = []
-        requested = None
         if short_path is not None:
-            sp = str(short_path)
-            convs, stats = read_conversations(sp, "short", rejects, limit=limit, progress=progress)
-            stats = {"source": "short", **stats, "duplicates": 0}
-            pool = unique(convs, stats)
-            if short_size is not None:
-                requested = short_size
-            elif short_ratio is not None:
-                requested = int(round(short_ratio * len(long)))
-            take = len(pool) if requested is None else min(requested, len(pool))
-            chosen = sorted(random.Random(f"{seed}:short").sample(range(len(pool)), take))
-            short = [pool[i] for i in chosen]
-            stats["available"] = len(pool)
-            stats["used"] = len(short)
-            per_file[sp] = stats
+            pool, per_file[str(short_path)] = read_source(str(short_path), "short", rejects, dedup,
+                                                          limit=limit, progress=progress)
+            short, requested = take_short(pool, per_file[str(short_path)], len(long), short_size=short_size,
+                                          short_ratio=short_ratio, seed=seed)
         mixture = long + short
         random.Random(f"{seed}:mix").shuffle(mixture)
         write_jsonl(output, (c.to_record() for c in mixture))
-        manifest = {
-            "output": output,
-            "params": params,
-            "long": len(long),
-            "short": len(short),
-            "total": len(mixture),
-            "short_requested": requested,
-            "short_shortfall": max(0, requested - len(short)) if requested is not None else 0,
-            "duplicates": sum(s["duplicates"] for s in per_file.values()),
-            "rejected": rejects.total,
-            "rejected_by_reason": dict(sorted(rejects.counts.items())),
-            "rejected_file": str(rej_path) if rejects.total else None,
-            "sources": per_file,
-            "output_sha256": file_digest(output),
-        }
-    write_json(manifest_path(output), manifest)  # last: its presence means the mixture is complete
-    return manifest
+        stats = mix_stats(len(long), len(short), requested, per_file, rejects, rej_path)
+    step.finish(stats)
+    return stats
 
 
-def _load_manifest(output: str) -> dict | None:
-    return read_json_if_valid(manifest_path(output))
+def mix_stats(n_long: int, n_short: int, requested: int | None, per_file: dict[str, dict[str, Any]],
+              rejects: Rejects, rej_path: Path) -> dict[str, Any]:
+    return {
+        "long": n_long,
+        "short": n_short,
+        "total": n_long + n_short,
+        "short_requested": requested,
+        "short_shortfall": max(0, requested - n_short) if requested is not None else 0,
+        "duplicates": sum(s["duplicates"] for s in per_file.values()),
+        "rejected": rejects.total,
+        "rejected_by_reason": dict(sorted(rejects.counts.items())),
+        "rejected_file": str(rej_path) if rejects.total else None,
+        "sources": per_file,
+    }
 
 
-def summary(manifest: dict) -> str:
+def summary(stats: dict[str, Any]) -> str:
     """One line per source file and a total, for the CLI to print."""
     lines = []
-    for path, s in manifest["sources"].items():
+    for path, s in stats["sources"].items():
         extra = f", available {s['available']}" if "available" in s else ""
         lines.append(f"  {s['source']:5s} {path}: read {s['read']}, rejected {s['rejected']}, "
                      f"duplicates {s['duplicates']}{extra}, used {s['used']}")
-    reasons = ", ".join(f"{k}: {v}" for k, v in manifest["rejected_by_reason"].items())
-    lines.append(f"mixture: {manifest['long']} long + {manifest['short']} short = {manifest['total']}"
-                 + (f"; rejected {manifest['rejected']} ({reasons})" if manifest["rejected"] else "")
-                 + (f"; {manifest['short_shortfall']} fewer short than asked" if manifest["short_shortfall"] else ""))
+    reasons = ", ".join(f"{k}: {v}" for k, v in stats["rejected_by_reason"].items())
+    lines.append(f"mixture: {stats['long']} long + {stats['short']} short = {stats['total']}"
+                 + (f"; rejected {stats['rejected']} ({reasons})" if stats["rejected"] else "")
+                 + (f"; {stats['short_shortfall']} fewer short than asked" if stats["short_shortfall"] else ""))
     return "\n".join(lines)
 
 
-__all__ = ["build_mixture", "read_conversations", "parse_long", "manifest_path", "summary", "Conversation",
-           "SOURCES"]
+__all__ = ["build_mixture", "mix_step", "read_conversations", "parse_long", "summary", "Conversation", "SOURCES"]

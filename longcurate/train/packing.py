@@ -15,30 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from longcurate.core.errors import UserError
+
 PACKINGS = ("ffd", "greedy")
-
-
-def pack_reference(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """First-fit-decreasing, the plain O(n x bins) way (the reference for `pack_ffd`)."""
-    _check(lengths, max_tokens)
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    bins: list[list[int]] = []
-    free: list[int] = []
-    for i in order:
-        for b, room in enumerate(free):
-            if lengths[i] <= room:
-                bins[b].append(i)
-                free[b] -= lengths[i]
-                break
-        else:
-            bins.append([i])
-            free.append(max_tokens - lengths[i])
-    return bins
 
 
 def pack_ffd(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     """First-fit-decreasing in O(n log n): a max segment tree over the bins' free space finds the
-    first bin with room. Same bins, in the same order, as `pack_reference`."""
+    first bin with room. Same bins, in the same order, as the plain O(n x bins) first-fit-decreasing."""
     _check(lengths, max_tokens)
     n = len(lengths)
     if n == 0:
@@ -93,19 +77,19 @@ def pack(lengths: Sequence[int], max_tokens: int, strategy: str = "ffd") -> list
         return pack_ffd(lengths, max_tokens)
     if strategy == "greedy":
         return pack_greedy(lengths, max_tokens)
-    raise ValueError(f"unknown packing {strategy!r}; expected one of {PACKINGS}")
+    raise UserError(f"unknown packing {strategy!r}; expected one of {PACKINGS}")
 
 
 def _check(lengths: Sequence[int], max_tokens: int) -> None:
     if max_tokens < 1:
-        raise ValueError("max_tokens must be >= 1")
+        raise UserError("max_tokens must be >= 1")
     longest = max(lengths, default=0)
     if longest > max_tokens:
         i = list(lengths).index(longest)
-        raise ValueError(f"sample #{i} has {longest} tokens > max_tokens={max_tokens}; "
+        raise UserError(f"sample #{i} has {longest} tokens > max_tokens={max_tokens}; "
                          "set train.max_tokens >= tokenize.max_length")
     if min(lengths, default=1) < 1:
-        raise ValueError("every sample needs at least one token")
+        raise UserError("every sample needs at least one token")
 
 
 def fill_fraction(lengths: Sequence[int], bins: Sequence[Sequence[int]], max_tokens: int) -> float:

@@ -1,134 +1,150 @@
-"""The train stage over files: mix the top budget with short chat data, tokenize, train, save.
+"""The train stage over the run's files: mix the top budget with short chat data, tokenize, fit, save.
 
-Paths left empty resolve inside `output_dir`:
-    long input   the select stage's largest `gateau-<budget>.jsonl` in `select.budget_dir` (default budgets/)
-    mixture      mixture/mixture.jsonl (+ .manifest.json)
-    tokenized    mixture/tokenized (a datasets folder)
-    checkpoints  train/checkpoint-N (Trainer checkpoints, resume)
-    final model  checkpoint/ (safetensors + tokenizer; eval loads this folder)
-Each step resumes: mix and tokenize return their saved stats when their inputs are unchanged, and a
-finished model folder (its `longcurate_train.json`) makes training a no-op.
+Every path comes from the run's layout (`cfg.layout()`):
+    long input   the largest gateau budget file (`layout.top_budget`), unless `train.mix.long` names files
+    mixture      mixture/mixture.jsonl            step `train mix`       (mix.mix_step, redo on change)
+    tokenized    mixture/tokenized/ (datasets)    step `train tokenize`  (tokenize.tokenize_step, redo on change)
+    checkpoints  train/checkpoint-N (Trainer checkpoints, resumed under the same settings only)
+    model        checkpoint/ (safetensors + tokenizer; eval loads it)   step `train fit` (fit_step, refuse)
+Each step's marker (`<output>.done`) holds its stats and settings, so a re-run with equal settings does
+nothing; `train.manifest.json` (written by `run_stage` only) records the whole stage.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from longcurate.core.completion import Step, settings_file
 from longcurate.core.config import to_dict
+from longcurate.core.errors import UserError
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.train")
 
-
-def mixture_path(cfg) -> Path:
-    return cfg.path(cfg.train.mix.output, "mixture/mixture.jsonl")
-
-
-def tokenized_path(cfg) -> Path:
-    return cfg.path(cfg.train.dataset or cfg.train.tokenize.output, "mixture/tokenized")
+# Train settings that do not change the trained weights: where files go, how often to log or save,
+# how to launch and shard (the loss is the same for any world size), whether to resume.
+NOT_FIT_SETTINGS = ("mix", "tokenize", "dataset", "init_from", "output", "checkpoints", "gradient_checkpointing",
+                    "deepspeed", "fsdp", "fsdp_config", "ddp_backend", "report_to", "logging_steps", "save_steps",
+                    "save_total_limit", "resume", "dataloader_num_workers")
 
 
-def final_path(cfg) -> Path:
-    return cfg.path(cfg.train.output, "checkpoint")
-
-
-def checkpoints_path(cfg) -> Path:
-    return cfg.path(cfg.train.checkpoints, "train")
-
-
-def base_model(cfg) -> str:
+def base_model(cfg: RunConfig) -> str:
     return cfg.train.init_from or cfg.model
 
 
-def default_long_inputs(cfg) -> list[str]:
-    """The select stage's top (largest) GATEAU budget file.
-
-    Read from select's `budgets.jsonl` index when it exists (the gateau file with most samples),
-    else `gateau-<largest of select.budgets>.jsonl` in `select.budget_dir` (default <output_dir>/budgets)."""
-    from longcurate.core.jsonl import read_jsonl
-    from longcurate.select.budget import parse_budget
-    from longcurate.select.stage import budget_dir
-
-    folder = budget_dir(cfg)
-    index = folder / "budgets.jsonl"
-    if index.exists():
-        gateau = [r for _, r in read_jsonl(index) if str(r.get("file", "")).startswith("gateau-")]
-        if gateau:
-            best = max(gateau, key=lambda r: (int(r.get("samples", 0)), r["file"]))
-            return [str(folder / best["file"])]
-    budgets = [float(b) for b in (cfg.select.budgets or [1000])]
-    sizes = [b for b in budgets if b >= 1] or budgets
-    return [str(folder / f"gateau-{parse_budget(max(sizes))[0]}.jsonl")]
+def default_long_inputs(cfg: RunConfig) -> list[str]:
+    """The select stage's top (largest) GATEAU budget file, as the run's layout names it."""
+    return [str(cfg.layout().top_budget("gateau", cfg.select.budgets))]
 
 
-def run_mix(cfg, progress: bool = True) -> dict[str, Any]:
+def run_mix(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     from longcurate.train.mix import build_mixture
 
     mc = cfg.train.mix
-    long_paths = list(mc.long) or default_long_inputs(cfg)
-    out = mixture_path(cfg)
-    manifest = build_mixture(long_paths, mc.short, str(out), short_size=mc.short_size, short_ratio=mc.short_ratio,
-                             seed=cfg.seed, limit=mc.limit, progress=progress)
-    log.info("mixture: %d long + %d short -> %s%s", manifest["long"], manifest["short"], out,
-             " (unchanged)" if manifest.get("resumed") else "")
-    return manifest
+    out = cfg.layout().mixture
+    stats = build_mixture(list(mc.long) or default_long_inputs(cfg), mc.short, out, short_size=mc.short_size,
+                          short_ratio=mc.short_ratio, seed=cfg.seed, limit=mc.limit, progress=progress)
+    log.info("mixture: %d long + %d short -> %s%s", stats["long"], stats["short"], out,
+             " (unchanged)" if stats.get("skipped") else "")
+    return stats
 
 
-def run_tokenize(cfg, tokenizer=None, progress: bool = True) -> dict[str, Any]:
+def run_tokenize(cfg: RunConfig, tokenizer=None, progress: bool = True) -> dict[str, Any]:
     from longcurate.core.models import load_tokenizer
     from longcurate.train.tokenize import tokenize_mixture
 
-    tk = cfg.train.tokenize
-    src = Path(tk.input) if tk.input else mixture_path(cfg)
+    tk, layout = cfg.train.tokenize, cfg.layout()
+    src = Path(tk.input) if tk.input else layout.mixture
     if not src.exists():
-        raise FileNotFoundError(f"mixture not found: {src} (run `longcurate mix` first)")
-    tokenizer = tokenizer or load_tokenizer(base_model(cfg), cfg.allow_download, cfg.trust_remote_code)
-    out = cfg.path(tk.output, "mixture/tokenized")
-    stats = tokenize_mixture(str(src), str(out), tokenizer, template=tk.template, max_length=tk.max_length,
+        raise UserError(f"mixture not found: {src} (run `longcurate train mix` first)")
+    if tokenizer is None:
+        tokenizer = load_tokenizer(base_model(cfg), cfg.allow_download, cfg.trust_remote_code)
+    stats = tokenize_mixture(src, layout.tokenized, tokenizer, template=tk.template, max_length=tk.max_length,
                              overlong=tk.overlong, num_proc=tk.num_proc, limit=tk.limit, progress=progress)
-    log.info("tokenized: %d kept (%d truncated, %d skipped, %d rejected) %s -> %s", stats["kept"],
-             stats["truncated"], stats["skipped"], stats["rejected"], stats.get("by_source"), out)
+    log.info("tokenized: %d kept (%d truncated, %d skipped, %d rejected) %s -> %s%s", stats["kept"],
+             stats["truncated"], stats["skipped_samples"], stats["rejected"], stats.get("by_source"),
+             layout.tokenized, " (unchanged)" if stats.get("skipped") else "")
     return stats
 
 
-def run_train(cfg, *, model=None, tokenizer=None) -> dict[str, Any]:
-    from longcurate.train.trainer import DONE_FILE, is_trained, train
+def fit_step(cfg: RunConfig) -> Step:
+    """The trained model's completion step. Policy `refuse`: training is the expensive step, and a
+    finished model asked for with other data or settings is kept and the run stops naming what
+    changed (use another `train.output` / output_dir, or delete the model to retrain). Settings: the
+    tokenized data (digest of its Arrow files), the base model, the seed and every train setting that
+    changes the weights (not NOT_FIT_SETTINGS)."""
+    from longcurate.train.dataset import dataset_digest
 
-    out = final_path(cfg)
-    if is_trained(out):
-        log.info("train: %s is complete; nothing to do", out)
-        return json.loads((out / DONE_FILE).read_text(encoding="utf-8")) | {"skipped": True}
-    return train(tokenized_path(cfg), out, cfg.train, model_name=base_model(cfg), checkpoints=checkpoints_path(cfg),
-                 seed=cfg.seed, model=model, tokenizer=tokenizer, allow_download=cfg.allow_download,
-                 trust_remote_code=cfg.trust_remote_code)
+    layout = cfg.layout()
+    if not layout.tokenized.exists():
+        raise FileNotFoundError(f"tokenized dataset not found: {layout.tokenized} "
+                                "(run `longcurate train tokenize` first)")
+    settings = {"dataset_sha256": dataset_digest(layout.tokenized),
+                "base_model": base_model(cfg), "seed": cfg.seed,
+                **{k: v for k, v in to_dict(cfg.train).items() if k not in NOT_FIT_SETTINGS}}
+    return Step(layout.model, settings, on_change="refuse", name="train fit")
 
 
-def run_stage(cfg) -> dict[str, Any]:
-    """mix -> tokenize -> train; a re-run with a finished model folder redoes nothing."""
+def resume_point(cfg: RunConfig, step: Step) -> str | None:
+    """The checkpoint to resume from: `train.resume` names one, `never` none, `auto` the last in the
+    checkpoints folder, which counts as partial output of `step`: resumed only when it was begun
+    under the same settings (else SettingsChanged), and a folder with none starts afresh."""
+    from longcurate.train.trainer import last_checkpoint
+
+    tc, folder = cfg.train, cfg.layout().checkpoints
+    if tc.resume in ("never", "", None):
+        return None
+    if tc.resume != "auto":
+        return tc.resume
+    if last_checkpoint(folder) is None:
+        settings_file(folder).unlink(missing_ok=True)  # nothing begun to guard
+    Step(folder, step.settings, on_change="refuse", name=step.name).begin()
+    return last_checkpoint(folder)
+
+
+def run_fit(cfg: RunConfig, *, model=None, tokenizer=None) -> dict[str, Any]:
+    from longcurate.train.launch import dist_env
+    from longcurate.train.trainer import train
+
+    layout = cfg.layout()
+    step = fit_step(cfg)
+    if step.is_complete():
+        log.info("train: %s is complete; nothing to do", layout.model)
+        return step.stats() | {"skipped": True}
+    stats = train(layout.tokenized, layout.model, cfg.train, model_name=base_model(cfg),
+                  checkpoints=layout.checkpoints, resume=resume_point(cfg, step), seed=cfg.seed, model=model,
+                  tokenizer=tokenizer, allow_download=cfg.allow_download, trust_remote_code=cfg.trust_remote_code)
+    if dist_env()[0] == 0:
+        step.finish(stats)
+    return stats
+
+
+def run_stage(cfg: RunConfig) -> dict[str, Any]:
+    """mix -> tokenize -> fit; a re-run with equal settings redoes (and rewrites) nothing."""
     from longcurate.core.runinfo import write_manifest
-    from longcurate.train.trainer import dist_env, is_trained
+    from longcurate.train.launch import dist_env
 
-    out = final_path(cfg)
-    manifest = Path(cfg.output_dir) / "train.manifest.json"
-    if is_trained(out) and manifest.exists():
-        log.info("train: %s is complete; nothing to do", out)
-        return json.loads(manifest.read_text(encoding="utf-8")).get("stats", {}) | {"skipped": True}
     rank, world = dist_env()
-    if world > 1 and not (tokenized_path(cfg) / "dataset_info.json").exists():
-        raise RuntimeError("under a multi-process launcher, run `longcurate mix` and `longcurate tokenize` "
-                           "first (one process), then launch `longcurate train`")
+    layout = cfg.layout()
+    if world > 1 and not (layout.tokenized / "dataset_info.json").exists():
+        raise UserError("under a multi-process launcher, run `longcurate train mix` and `longcurate train tokenize` "
+                        "first (one process), then launch `longcurate train fit`")
     stats: dict[str, Any] = {}
     if cfg.train.dataset is None and world == 1:
-        stats["mix"] = _mix_summary(run_mix(cfg))
-        stats["tokenize"] = {k: v for k, v in run_tokenize(cfg).items() if k != "params"}
-    stats["train"] = {k: v for k, v in run_train(cfg).items() if k != "log_history"}
-    if rank == 0:
+        stats["mix"] = mix_summary(run_mix(cfg))
+        stats["tokenize"] = run_tokenize(cfg)
+    stats["train"] = {k: v for k, v in run_fit(cfg).items() if k != "log_history"}
+    skipped = all(s.get("skipped") is True for s in stats.values())
+    manifest = layout.manifest("train")
+    if rank == 0 and not (skipped and manifest.exists()):
         write_manifest(manifest, "train", to_dict(cfg.train), stats)
-    return stats
+    return stats | ({"skipped": True} if skipped else {})
 
 
-def _mix_summary(m: dict[str, Any]) -> dict[str, Any]:
-    keep = ("long", "short", "total", "duplicates", "rejected", "rejected_by_reason", "short_shortfall", "resumed")
+def mix_summary(m: dict[str, Any]) -> dict[str, Any]:
+    keep = ("long", "short", "total", "duplicates", "rejected", "rejected_by_reason", "short_shortfall", "skipped")
     return {k: m[k] for k in keep if k in m} | {"inputs": sorted(m.get("sources", {}))}

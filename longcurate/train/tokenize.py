@@ -3,8 +3,8 @@ turns), one row per sample, never padded; over-long samples cut in the middle of
 skipped, and counted.
 
 Labels come from character spans (chat.render) mapped onto tokens through the tokenizer's offsets,
-so each sample is tokenized once; `encode_reference` is the straightforward prefix-diff version the
-tests and the benchmark compare against.
+so each sample is tokenized once (tests/oracles/train.py has the prefix-diff version the tests and
+the benchmark compare against). The dataset is one completion step (`tokenize_step`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, file_digest, read_json_if_valid, read_jsonl, rejected_path, write_json
+from longcurate.core.completion import Step
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import RejectSink, Rejects, file_digest, read_jsonl, rejected_path
 from longcurate.core.records import RecordError
-from longcurate.train.chat import (SOURCES, Message, apply_template, has_chat_template, parse_conversation, render,
-                                   render_film)
+from longcurate.train.chat import SOURCES, Message, parse_conversation, render
 from longcurate.train.loss import IGNORE
 
 IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
 OVERLONG = ("truncate", "skip")
-STATS_FILE = "tokenize_stats.json"
 COLUMNS = ("id", "source", "input_ids", "labels", "length", "n_response_tokens")
 
 
@@ -50,7 +50,7 @@ def encode(messages: list[Message], tokenizer: Any, *, template: str = "chat", m
            overlong: str = "truncate") -> Encoded:
     """Render, tokenize once with offsets, label the assistant spans, fit to `max_length`."""
     if overlong not in OVERLONG:
-        raise ValueError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
+        raise UserError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
     r = render(messages, tokenizer, template)
     enc = tokenizer(r.text, add_special_tokens=r.add_special_tokens, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
@@ -107,33 +107,6 @@ def _context_tokens(offsets: list[tuple[int, int]], labels: list[int],
     return inside[0], inside[-1] + 1
 
 
-def encode_reference(messages: list[Message], tokenizer: Any, *, template: str = "chat") -> Encoded:
-    """Reference labelling without offsets: tokenize every rendered prefix and diff the token counts.
-
-    Quadratic in the number of turns and sensitive to merges at prefix boundaries; kept to check
-    `encode` and to measure it (benchmarks/tokenize_bench.py)."""
-    def n_tokens(text: str, special: bool) -> int:
-        return len(tokenizer(text, add_special_tokens=special)["input_ids"])
-
-    if template == "chat" and has_chat_template(tokenizer):
-        full = apply_template(tokenizer, messages, False)
-        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        labels = [IGNORE] * len(ids)
-        for i, m in enumerate(messages):
-            if m["role"] == "assistant":
-                start = n_tokens(apply_template(tokenizer, messages[:i], True), False)
-                end = n_tokens(apply_template(tokenizer, messages[:i + 1], False).rstrip(), False)
-                labels[start:end] = ids[start:end]
-        return Encoded(list(ids), labels, original_length=len(ids))
-    r = render_film(messages, getattr(tokenizer, "eos_token", None))
-    ids = tokenizer(r.text, add_special_tokens=True)["input_ids"]
-    labels = [IGNORE] * len(ids)
-    for a, b in r.label_spans:
-        start, end = n_tokens(r.text[:a], True), n_tokens(r.text[:b], True)
-        labels[start:end] = ids[start:end]
-    return Encoded(list(ids), labels, original_length=len(ids))
-
-
 # ---------------------------------------------------------------------------------------------
 # The dataset
 
@@ -169,7 +142,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
-def _read_mixture(path: str, rejects: Rejects, limit: int | None) -> list[dict[str, Any]]:
+def _read_mixture(path: str, rejects: RejectSink, limit: int | None) -> list[dict[str, Any]]:
     rows, seen = [], set()
     for lineno, obj in read_jsonl(path, rejects):
         if limit is not None and len(rows) >= limit:
@@ -192,95 +165,118 @@ def _read_mixture(path: str, rejects: Rejects, limit: int | None) -> list[dict[s
     return rows
 
 
-def tokenize_mixture(mixture_path: str, output_dir: str, tokenizer, *, template: str = "chat",
-                     max_length: int = 8192, overlong: str = "truncate", num_proc: int = 1,
-                     limit: int | None = None, force: bool = False, progress: bool = True) -> dict:
-    """Writes a `datasets` Arrow dataset (save_to_disk, atomic: build in a temp folder then rename) with
-    columns id, source ("long"/"short"), input_ids, labels, length, n_response_tokens; never padded.
-    Returns stats (kept, truncated, skipped, rejected by reason, total tokens, response tokens).
+def tokenize_step(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: Any, *, template: str,
+                  max_length: int, overlong: str, limit: int | None) -> Step:
+    """The tokenized dataset's completion step. Policy `redo`: the dataset is wholly decided by the
+    mixture's bytes, the tokenizer and these settings, so any change rebuilds it. Settings: the
+    mixture's path and sha256, the tokenizer's fingerprint, template, max_length, overlong, limit
+    (not num_proc: it gives the same rows). The marker `<output_dir>.done` holds the stats."""
+    settings = {"mixture": str(mixture_path), "mixture_sha256": file_digest(mixture_path),
+                "tokenizer": tokenizer_fingerprint(tokenizer), "template": template,
+                "max_length": max_length, "overlong": overlong, "limit": limit}
+    return Step(Path(output_dir), settings, on_change="redo", name="train tokenize")
 
-    A re-run with the same mixture bytes, tokenizer and settings returns the saved stats and redoes
-    nothing (`force` rebuilds). Malformed mixture lines go to `<output_dir>.rejected.jsonl`."""
+
+def check_tokenize_args(tokenizer: Any, template: str, max_length: int, overlong: str) -> None:
+    if overlong not in OVERLONG:
+        raise UserError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
+    if template not in ("chat", "film"):
+        raise UserError(f"template must be 'chat' or 'film', got {template!r}")
+    if max_length < 1:
+        raise UserError(f"max_length must be positive, got {max_length}")
+    if not getattr(tokenizer, "is_fast", True):
+        raise UserError("tokenize needs a fast (Rust) tokenizer: labels come from its offset mapping")
+
+
+def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, *, template: str, max_length: int, overlong: str,
+                num_proc: int, fingerprint: str, progress: bool):
+    """`rows` encoded (`datasets.map`, `num_proc` processes): every row, with its status and reason."""
     from datasets import Dataset
 
-    if overlong not in OVERLONG:
-        raise ValueError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
-    if template not in ("chat", "film"):
-        raise ValueError(f"template must be 'chat' or 'film', got {template!r}")
-    if max_length < 1:
-        raise ValueError(f"max_length must be positive, got {max_length}")
-    if not getattr(tokenizer, "is_fast", True):
-        raise ValueError("tokenize needs a fast (Rust) tokenizer: labels come from its offset mapping")
-    out = Path(output_dir)
-    params = {"mixture": str(mixture_path), "mixture_sha256": file_digest(mixture_path),
-              "tokenizer": tokenizer_fingerprint(tokenizer), "template": template,
-              "max_length": max_length, "overlong": overlong, "limit": limit}
-    previous = load_stats(out)
-    if not force and previous is not None and previous.get("params") == params:
-        return previous | {"resumed": True}
+    if not rows:
+        return Dataset.from_dict({k: [] for k in _features()}, features=_features())
+    return Dataset.from_list(rows).map(
+        _encode_row, fn_kwargs={"tokenizer": tokenizer, "template": template, "max_length": max_length,
+                                "overlong": overlong},
+        remove_columns=["messages"], features=_features(), new_fingerprint=fingerprint,
+        num_proc=num_proc if num_proc > 1 and len(rows) > 1 else None,
+        desc="tokenize" if progress else None)
 
+
+def keep_rows(ds, mixture_path: str, rejects: RejectSink) -> tuple[Any, list[int], Counter]:
+    """The kept and truncated rows (the training columns only); rejected rows go to `rejects`, and
+    skipped rows are counted by reason."""
+    meta = ds.select_columns(["id", "line", "status", "reason", "field"]).to_dict()
+    skipped_reasons: Counter = Counter()
+    for rid, line, st, why, fname in zip(meta["id"], meta["line"], meta["status"], meta["reason"], meta["field"]):
+        if st == "rejected":
+            rejects.add(why, file=mixture_path, line=line, field_name=fname or None, record_id=rid)
+        elif st == "skipped":
+            skipped_reasons[why.split(":", 1)[0]] += 1
+    keep = [i for i, st in enumerate(meta["status"]) if st in ("kept", "truncated")]
+    return ds.select(keep), meta["status"], skipped_reasons
+
+
+def tokenize_stats(kept, status: list[str], skipped_reasons: Counter, n_input: int, rejects: Rejects,
+                   template: str) -> dict[str, Any]:
+    cols = kept.select_columns(["length", "n_response_tokens", "source", "original_length"]).to_dict()
+    lengths, n_resp, sources = cols["length"], cols["n_response_tokens"], cols["source"]
+    return {
+        "input": n_input,
+        "kept": len(kept),
+        "truncated": sum(1 for s in status if s == "truncated"),
+        "skipped_samples": sum(1 for s in status if s == "skipped"),  # ("skipped": True = step already done)
+        "skipped_by_reason": dict(sorted(skipped_reasons.items())),
+        "tokens_cut": int(sum(cols["original_length"]) - sum(lengths)),
+        "rejected": rejects.total,
+        "rejected_by_reason": dict(sorted(rejects.counts.items())),
+        "by_source": dict(sorted(Counter(sources).items())),
+        "total_tokens": int(sum(lengths)),
+        "response_tokens": int(sum(n_resp)),
+        "max_length_seen": int(max(lengths, default=0)),
+        "mean_length": round(sum(lengths) / len(lengths), 2) if lengths else 0.0,
+        "zero_response_tokens": sum(1 for n in n_resp if n == 0),
+        "template": template,
+    }
+
+
+def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer, *,
+                     template: str = "chat", max_length: int = 8192, overlong: str = "truncate", num_proc: int = 1,
+                     limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Write a `datasets` Arrow dataset (save_to_disk into a temp folder, then swapped in) with columns
+    id, source ("long"/"short"), input_ids, labels, length, n_response_tokens; never padded. Returns
+    stats (kept, truncated, skipped_samples, rejected by reason, total and response tokens), and
+    `skipped: True` when it was already made (`tokenize_step`). Malformed mixture lines go to
+    `<output_dir>.rejected.jsonl`."""
+    check_tokenize_args(tokenizer, template, max_length, overlong)
+    out = Path(output_dir)
+    step = tokenize_step(mixture_path, out, tokenizer, template=template, max_length=max_length,
+                         overlong=overlong, limit=limit)
+    if step.is_complete():
+        return step.stats() | {"skipped": True}
     rej_path = rejected_path(out)
     rej_path.unlink(missing_ok=True)
     with Rejects(rej_path) as rejects:
         rows = _read_mixture(str(mixture_path), rejects, limit)
-        bad_lines = rejects.total
-        fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-        if rows:
-            ds = Dataset.from_list(rows).map(
-                _encode_row, fn_kwargs={"tokenizer": tokenizer, "template": template, "max_length": max_length,
-                                        "overlong": overlong},
-                remove_columns=["messages"], features=_features(), new_fingerprint=fingerprint,
-                num_proc=num_proc if num_proc > 1 and len(rows) > 1 else None,
-                desc="tokenize" if progress else None)
-        else:
-            ds = Dataset.from_dict({k: [] for k in _features()}, features=_features())
-        meta = ds.select_columns(["id", "line", "status", "reason", "field"]).to_dict()
-        skipped_reasons: Counter = Counter()
-        for rid, line, st, why, fname in zip(meta["id"], meta["line"], meta["status"], meta["reason"], meta["field"]):
-            if st == "rejected":
-                rejects.add(why, file=str(mixture_path), line=line, field_name=fname or None, record_id=rid)
-            elif st == "skipped":
-                skipped_reasons[why.split(":", 1)[0]] += 1
-        status = meta["status"]
-        keep = [i for i, st in enumerate(status) if st in ("kept", "truncated")]
-        final = ds.select(keep).select_columns(list(COLUMNS))
-        cols = ds.select(keep).select_columns(["length", "n_response_tokens", "source", "original_length"]).to_dict()
-        lengths, n_resp, sources = cols["length"], cols["n_response_tokens"], cols["source"]
-        stats = {
-            "params": params,
-            "input": len(rows) + bad_lines,
-            "kept": len(keep),
-            "truncated": sum(1 for s in status if s == "truncated"),
-            "skipped": sum(1 for s in status if s == "skipped"),
-            "skipped_by_reason": dict(sorted(skipped_reasons.items())),
-            "tokens_cut": int(sum(cols["original_length"]) - sum(lengths)),
-            "rejected": rejects.total,
-            "rejected_by_reason": dict(sorted(rejects.counts.items())),
-            "by_source": dict(sorted(Counter(sources).items())),
-            "total_tokens": int(sum(lengths)),
-            "response_tokens": int(sum(n_resp)),
-            "max_length_seen": int(max(lengths, default=0)),
-            "mean_length": round(sum(lengths) / len(lengths), 2) if lengths else 0.0,
-            "zero_response_tokens": sum(1 for n in n_resp if n == 0),
-            "template": template,
-        }
-    _save_atomic(final, out, stats)
+        n_input = len(rows) + rejects.total
+        fingerprint = hashlib.sha256(json.dumps(step.settings, sort_keys=True).encode()).hexdigest()[:16]
+        ds = encode_rows(rows, tokenizer, template=template, max_length=max_length, overlong=overlong,
+                         num_proc=num_proc, fingerprint=fingerprint, progress=progress)
+        kept, status, skipped_reasons = keep_rows(ds, str(mixture_path), rejects)
+        stats = tokenize_stats(kept, status, skipped_reasons, n_input, rejects, template)
+    step.unfinish()
+    _save_atomic(kept.select_columns(list(COLUMNS)), out)
+    step.finish(stats)
     return stats
 
 
-def load_stats(output_dir: str | os.PathLike) -> dict | None:
-    """The stats a finished tokenize run saved inside its dataset folder, or None."""
-    return read_json_if_valid(Path(output_dir) / STATS_FILE)
-
-
-def _save_atomic(ds: Any, out: Path, stats: dict) -> None:
-    """save_to_disk into a temp folder beside `out`, write the stats last, then swap folders."""
+def _save_atomic(ds: Any, out: Path) -> None:
+    """save_to_disk into a temp folder beside `out`, then swap folders (a reader never sees half a dataset)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         # an empty dataset saved with 0 shards cannot be loaded back: give it one
         ds.save_to_disk(str(tmp / "data"), num_shards=1 if len(ds) == 0 else None)
-        write_json(tmp / "data" / STATS_FILE, stats)
         if out.exists():
             os.replace(out, tmp / "old")  # removed with tmp below
         os.replace(tmp / "data", out)

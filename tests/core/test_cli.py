@@ -1,28 +1,112 @@
 import pytest
 
-from longcurate.cli import build_parser, main
+from longcurate.cli import build_parser, main, rewrite_old_spelling
+from longcurate.config import resolve_config
+from longcurate.core.errors import ConfigError, UserError
 
 
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    assert "run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for noun in ("run", "synth", "select", "train", "eval"):
+        assert noun in out
+
+
+def _subcommands(parser):
+    """{name: parser} of a parser's subcommands (empty when it has none)."""
+    for action in parser._actions:
+        if getattr(action, "choices", None) and isinstance(action.choices, dict):
+            return action.choices
+    return {}
+
+
+def test_the_command_tree_is_noun_verb():
+    top = _subcommands(build_parser())
+    assert set(top) >= {"run", "synth", "select", "train", "eval"}
+    assert set(_subcommands(top["synth"])) == {"run", "report"}
+    assert set(_subcommands(top["select"])) >= {"score", "rank", "budget", "diagnose", "merge", "run"}
+    assert set(_subcommands(top["train"])) >= {"mix", "tokenize", "fit", "run"}
+    assert set(_subcommands(top["eval"])) >= {"build", "probes", "needle", "longbench", "report", "run"}
+    old = {"score", "rank", "budget", "mix", "tokenize", "probe", "synth-report"}
+    assert not old & set(top), "old spellings are rewritten, not registered"
 
 
 def test_every_command_has_help():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    assert sub.choices
-    for name, p in sub.choices.items():
-        assert p.format_help()
+    def walk(parser):
+        assert parser.format_help()
+        for child in _subcommands(parser).values():
+            walk(child)
+
+    walk(build_parser())
+
+
+@pytest.mark.parametrize("old, new", [
+    (["score", "hmg", "--input", "a"], ["select", "score", "hmg", "--input", "a"]),
+    (["rank", "--alpha", "0.7"], ["select", "rank", "--alpha", "0.7"]),
+    (["budget", "1000"], ["select", "budget", "1000"]),
+    (["mix", "--long", "a"], ["train", "mix", "--long", "a"]),
+    (["tokenize"], ["train", "tokenize"]),
+    (["train", "--dataset", "d"], ["train", "fit", "--dataset", "d"]),
+    (["synth", "--num-samples", "5"], ["synth", "run", "--num-samples", "5"]),
+    (["synth", "seed=3"], ["synth", "run", "seed=3"]),
+    (["synth"], ["synth", "run"]),
+    (["synth-report", "f.jsonl"], ["synth", "report", "f.jsonl"]),
+    (["probe", "build", "--length", "512"], ["eval", "build", "--only", "probes", "--length", "512"]),
+    (["-v", "rank"], ["-v", "select", "rank"]),
+])
+def test_old_spellings_are_rewritten_and_named(capsys, old, new):
+    assert rewrite_old_spelling(old) == new
+    assert "longcurate: `" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["synth", "report", "f"], ["train", "fit"], ["synth", "--help"], ["select", "rank"]])
+def test_new_spellings_are_left_alone(capsys, argv):
+    assert rewrite_old_spelling(argv) == argv
+    assert capsys.readouterr().err == ""
 
 
 def test_bad_config_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: 1\nnot_a_key: 2\n")
     assert main(["run", str(bad)]) == 2
-    assert "not_a_key" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not_a_key" in err and "Traceback" not in err
+
+
+def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import longcurate.pipeline as pipeline
+
+    def refuse(cfg):
+        raise UserError("samples.jsonl was made with other settings (seed: 0 -> 1)")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", refuse)
+    assert main(["run", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "longcurate: error: samples.jsonl was made with other settings (seed: 0 -> 1)"
+    with pytest.raises(UserError):  # --debug keeps the traceback
+        main(["--debug", "run", f"output_dir={tmp_path}"])
+
+
+def test_missing_input_is_a_user_error(tmp_path, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert main(["select", "rank", "--hmg", str(missing), f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.jsonl" in err and "Traceback" not in err
+
+
+def test_bugs_keep_their_traceback(monkeypatch, tmp_path):
+    import longcurate.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda cfg: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["run", f"output_dir={tmp_path}"])
+
+
+def test_unknown_stage_is_a_user_error(tmp_path, capsys):
+    assert main(["run", f"output_dir={tmp_path}", "stages=[synth,nope]"]) == 2
+    assert "nope" in capsys.readouterr().err
 
 
 def test_run_accepts_overrides_without_config(monkeypatch):
@@ -35,17 +119,14 @@ def test_run_accepts_overrides_without_config(monkeypatch):
 
 
 def test_many_valued_flag_leaves_overrides_to_the_config():
-    from longcurate.core.cli import resolve_config
-
-    from longcurate.core.cli import ConfigError
-
-    args = build_parser().parse_args(["mix", "--long", "a.jsonl", "seed=7", "train.mix.short_size=3"])
+    args = build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "seed=7", "train.mix.short_size=3"])
     cfg = resolve_config(args)
     assert cfg.train.mix.long == ["a.jsonl"] and cfg.seed == 7 and cfg.train.mix.short_size == 3
     # a key=value after the files is taken as an override, so a typo in it is reported, not read as a file
     with pytest.raises(ConfigError, match="nonsense"):
-        resolve_config(build_parser().parse_args(["mix", "--long", "a.jsonl", "nonsense=1"]))
-    args = build_parser().parse_args(["mix", "--long", "a.jsonl", "dir/b.jsonl", "seed=7", "train.mix.short_size=3"])
+        resolve_config(build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "nonsense=1"]))
+    args = build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "dir/b.jsonl", "seed=7",
+                                      "train.mix.short_size=3"])
     cfg = resolve_config(args)
     assert cfg.train.mix.long == ["a.jsonl", "dir/b.jsonl"]
     assert cfg.seed == 7 and cfg.train.mix.short_size == 3

@@ -46,3 +46,18 @@ def test_roundtrip_through_yaml(tmp_path):
     p.write_text(dump_yaml(cfg))
     again = build(RunConfig, load_yaml(p))
     assert to_dict(again) == to_dict(cfg)
+
+
+def test_float_keys_accept_exponents_without_a_dot():
+    """YAML 1.1 reads `2e-5` as a string; a float key takes it as the number it means."""
+    from dataclasses import dataclass
+
+    from longcurate.core.config import ConfigError, apply_overrides, build
+
+    @dataclass
+    class Opt:
+        lr: float = 1.0
+
+    assert build(Opt, apply_overrides({}, ["lr=2e-5"])).lr == 2e-5
+    with pytest.raises(ConfigError, match="lr"):
+        build(Opt, {"lr": "fast"})

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from longcurate.core.jsonl import (Rejects, ResumableWriter, atomic_open, dumps, is_done, mark_done, read_jsonl,
+from longcurate.core.jsonl import (Rejects, ResumableWriter, atomic_open, dumps, read_jsonl,
                                    read_records, rejected_path, write_jsonl)
 from longcurate.core.records import Sample
 
@@ -74,16 +74,6 @@ def test_resumable_writer_skips_done_and_drops_torn_line(tmp_path):
     assert ids == ["a", "b", "c"]
 
 
-def test_done_marker(tmp_path):
-    p = tmp_path / "x.jsonl"
-    write_jsonl(p, [])
-    assert not is_done(p)
-    mark_done(p, {"n": 0})
-    assert is_done(p)
-    os.unlink(p)
-    assert not is_done(p)
-
-
 def test_atomic_files_get_normal_permissions(tmp_path):
     p = tmp_path / "perm.jsonl"
     write_jsonl(p, [{"id": 1}])
@@ -92,18 +82,25 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
 
 
-def test_is_done_with_params_and_file_digest(tmp_path):
-    from longcurate.core.jsonl import file_digest, is_done_with, mark_done, write_jsonl
+def test_file_digest(tmp_path):
+    from longcurate.core.jsonl import file_digest, write_jsonl
 
     out = tmp_path / "x.jsonl"
-    assert file_digest(out) is None and not is_done_with(out, {"a": 1})
+    assert file_digest(out) is None
     write_jsonl(out, [{"id": "1"}])
     d = file_digest(out)
     assert d is not None and len(d) == 16
-    mark_done(out, {"n": 1, "params": {"a": 1, "b": (1, 2)}})
-    assert is_done_with(out, {"a": 1, "b": (1, 2)})  # tuples compare as the JSON lists they became
-    assert not is_done_with(out, {"a": 2, "b": (1, 2)})
     write_jsonl(out, [{"id": "2"}])
     assert file_digest(out) != d
-    (tmp_path / "x.jsonl.done").write_text("{torn")
-    assert not is_done_with(out, {"a": 1, "b": (1, 2)})
+
+
+def test_recorded_rejects_replay_into_a_quarantine(tmp_path):
+    from longcurate.core.jsonl import DiscardRejects, RecordedRejects
+
+    rec = RecordedRejects()
+    rec.add("bad: x", file="f", line=3, field_name="id", record_id="a")
+    DiscardRejects().add("ignored", file="f")
+    with Rejects(tmp_path / "q.jsonl") as q:
+        rec.replay(q)
+    assert json.loads((tmp_path / "q.jsonl").read_text()) == {"file": "f", "line": 3, "field": "id", "id": "a",
+                                                            "reason": "bad: x"}

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from longcurate.core.models import SMOLLM2_ALIAS, ModelSource, pick_dtype, random_llama, resolve
+from longcurate.core.models import SMOLLM2_ALIAS, ModelSource, pick_dtype, resolve
+from oracles.models import random_llama
 
 
 def test_alias_resolves_to_shipped_gguf():

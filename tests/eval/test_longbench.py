@@ -3,19 +3,23 @@ and the prediction path with a fake generator (orchestration only: prompts, trun
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from longcurate.cli import main
 from longcurate.config import RunConfig
 from longcurate.core.config import build
-from longcurate.eval import longbench as lb
+from longcurate.eval import metrics
 from longcurate.eval.generate import GenResult
+from longcurate.eval.longbench import generation_settings, run_longbench
+from longcurate.eval.longbench_data import LongBenchItem
+from longcurate.eval.longbench_prompts import build_prompt, fit_prompt, load_maxlens, load_prompts, truncate_middle
+from longcurate.eval.longbench_score import FAILURE_POLICY, REJECTED_NAME
+from longcurate.eval.predict import request_hash
 
-POLICY = lb.FAILURE_POLICY
+POLICY = FAILURE_POLICY
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -27,18 +31,8 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def run_cli(argv: list[str]) -> int:
-    """`longcurate eval longbench ...` through the real CLI (our own parser until eval/cli.py exists)."""
-    if importlib.util.find_spec("longcurate.eval.cli") is not None:
-        from longcurate.cli import main
-
-        return main(["eval", "longbench", *argv])
-    from longcurate.eval.longbench_cli import register
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(["longbench", *argv])
-    return args.func(args)
+    """`longcurate eval longbench ...` through the real CLI."""
+    return main(["eval", "longbench", *argv])
 
 
 def read_result(folder: Path) -> dict:
@@ -90,6 +84,11 @@ def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
         "average": 72.36,  # (55.56 + 75 + 62.5 + 75 + 93.75) / 5
         "categories": {"multi-doc QA": 55.56, "summarization": 75.0, "few-shot": 62.5, "synthetic": 75.0,
                        "code": 93.75},
+        "metrics": {"hotpotqa": {"metric": "qa_f1", "aggregation": "mean", "higher_is_better": True},
+                    "gov_report": {"metric": "rouge_l", "aggregation": "mean", "higher_is_better": True},
+                    "trec": {"metric": "classification", "aggregation": "mean", "higher_is_better": True},
+                    "passage_count": {"metric": "count", "aggregation": "mean", "higher_is_better": True},
+                    "lcc": {"metric": "code_sim", "aggregation": "mean", "higher_is_better": True}},
         "counts": {"hotpotqa": {"scored": 3, "failed": 0}, "gov_report": {"scored": 2, "failed": 0},
                    "trec": {"scored": 4, "failed": 0}, "passage_count": {"scored": 2, "failed": 0},
                    "lcc": {"scored": 2, "failed": 0}},
@@ -98,9 +97,10 @@ def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
         "failure_policy": POLICY,
         "pred_dir": str(pred_dir),
     }
-    assert not (pred_dir / lb.REJECTED_NAME).exists()
+    assert not (pred_dir / REJECTED_NAME).exists()
     out = capsys.readouterr().out
     assert "hotpotqa" in out and "55.56" in out and "failures: 0" in out
+    assert "qa_f1 ↑" in out  # each task's metric and its direction
 
 
 def test_score_only_output_dir_and_task_filter(pred_dir: Path, tmp_path: Path):
@@ -128,7 +128,7 @@ def test_score_only_longbench_e_buckets(tmp_path: Path):
         pred("paris france", ["Paris"], length=9000),  # 8k+: 2/3
     ])
     write_jsonl(d / "passage_count.jsonl", [pred("3", ["3"], length=100)])
-    assert run_cli(["--score-only", str(d), "--e"]) == 0
+    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
     result = read_result(d)
     assert result["benchmark"] == "LongBench-E"
     assert result["scores"] == {"hotpotqa": {"0-4k": 50.0, "4-8k": 100.0, "8k+": 66.67},
@@ -136,10 +136,18 @@ def test_score_only_longbench_e_buckets(tmp_path: Path):
     assert result["average"] == {"0-4k": 75.0, "4-8k": 100.0, "8k+": 66.67}
 
 
+def test_old_e_flag_still_works_and_names_the_new_one(tmp_path: Path, capsys):
+    d = tmp_path / "pred_e"
+    write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=5000)])
+    assert run_cli(["--score-only", str(d), "--e"]) == 0
+    assert read_result(d)["scores"] == {"hotpotqa": {"0-4k": None, "4-8k": 100.0, "8k+": None}}
+    assert "--e is now --longbench-e" in capsys.readouterr().err
+
+
 def test_score_only_e_needs_length(tmp_path: Path):
     d = tmp_path / "pred_e"
     write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=1200), {"pred": "paris", "answers": ["Paris"]}])
-    assert run_cli(["--score-only", str(d), "--e"]) == 0
+    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
     result = read_result(d)
     assert result["counts"]["hotpotqa"] == {"scored": 1, "failed": 1}
     (f,) = result["failures"]["hotpotqa"]
@@ -182,7 +190,7 @@ def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys)
     assert hp[4]["reason"] == "no prediction for this _id"
     (pc,) = result["failures"]["passage_count"]
     assert pc["reason"] == "no prediction: passage_count.jsonl has 2 lines for 3 data items"
-    rejected = [json.loads(x) for x in (preds / lb.REJECTED_NAME).read_text().splitlines()]
+    rejected = [json.loads(x) for x in (preds / REJECTED_NAME).read_text().splitlines()]
     assert len(rejected) == 6
     out = capsys.readouterr().out
     assert "failures: 6" in out and "field 'pred'" in out and "h4" in out
@@ -204,12 +212,12 @@ def test_truncate_middle_keeps_first_and_last_halves(tokenizer):
     text = " ".join(f"w{i}" for i in range(400))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(ids) > 100
-    out, cut = lb.truncate_middle(text, tokenizer, 100)
+    out, cut = truncate_middle(text, tokenizer, 100)
     assert cut
     assert out == tokenizer.decode(ids[:50]) + tokenizer.decode(ids[-50:])
     assert out.startswith("w0 w1 w2") and out.endswith("w398 w399")
     assert "w200" not in out
-    same, cut = lb.truncate_middle(text, tokenizer, len(ids))
+    same, cut = truncate_middle(text, tokenizer, len(ids))
     assert (same, cut) == (text, False)
 
 
@@ -218,14 +226,14 @@ def test_fit_prompt_fits_the_rendered_chat_prompt(tokenizer):
 
     text = "START " + " ".join(f"w{i}" for i in range(600)) + " END"
     for max_context in (120, 300, 5000):
-        out, cut = lb.fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
+        out, cut = fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
                                  max_new_tokens=32, template="chat")
         rendered, special = render_prompt(out, tokenizer, "chat")
         n = len(tokenizer(rendered, add_special_tokens=special)["input_ids"])
         assert n <= max_context - 32
         assert cut == (max_context < 5000)
         assert out.startswith("START") and out.endswith("END")
-    out, cut = lb.fit_prompt(text, tokenizer, max_input_tokens=64, max_context=10**6, max_new_tokens=32,
+    out, cut = fit_prompt(text, tokenizer, max_input_tokens=64, max_context=10**6, max_new_tokens=32,
                              template="chat")
     assert cut and len(tokenizer(out, add_special_tokens=False)["input_ids"]) <= 66
 
@@ -237,7 +245,7 @@ def reference_fit(text, tokenizer, budget, template):
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     limit = budget
     while True:
-        candidate, _ = lb.truncate_middle(text, tokenizer, limit)
+        candidate, _ = truncate_middle(text, tokenizer, limit)
         rendered, special = render_prompt(candidate, tokenizer, template)
         over = len(tokenizer(rendered, add_special_tokens=special)["input_ids"]) - budget
         if over <= 0:
@@ -249,30 +257,30 @@ def reference_fit(text, tokenizer, budget, template):
 def test_fit_prompt_matches_reference(tokenizer, template):
     text = "Intro. " + " ".join(f"sentence {i} about topic {i % 7}." for i in range(300)) + " Question?"
     for max_context in (100, 700, 1400, 3000):
-        out, _ = lb.fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
+        out, _ = fit_prompt(text, tokenizer, max_input_tokens=None, max_context=max_context,
                                max_new_tokens=32, template=template)
         assert out == reference_fit(text, tokenizer, max_context - 32, template)
 
 
 def test_prompt_and_maxlen_files(tmp_path: Path):
-    prompts = lb.load_prompts()
-    assert set(prompts) == set(lb.metrics.TASKS)
+    prompts = load_prompts()
+    assert set(prompts) == set(metrics.TASKS)
     assert all("{context}" in t for t in prompts.values())
-    item = lb.LongBenchItem("1", "hotpotqa", "Who?", "CTX {braces} stay", ["a"])
-    assert "CTX {braces} stay" in lb.build_prompt(prompts["hotpotqa"], item) and "Who?" in lb.build_prompt(
+    item = LongBenchItem("1", "hotpotqa", "Who?", "CTX {braces} stay", ["a"])
+    assert "CTX {braces} stay" in build_prompt(prompts["hotpotqa"], item) and "Who?" in build_prompt(
         prompts["hotpotqa"], item)
     f = tmp_path / "dataset2prompt.json"
     f.write_text(json.dumps({"hotpotqa": "C: {context}\nQ: {input}\nA:"}))
-    assert lb.load_prompts(str(f))["hotpotqa"] == "C: {context}\nQ: {input}\nA:"
+    assert load_prompts(str(f))["hotpotqa"] == "C: {context}\nQ: {input}\nA:"
     f.write_text(json.dumps({"hotpotqa": "C: {context} {question}"}))
     with pytest.raises(ValueError, match="dataset2prompt.json: task 'hotpotqa'"):
-        lb.load_prompts(str(f))
+        load_prompts(str(f))
     m = tmp_path / "dataset2maxlen.json"
     m.write_text(json.dumps({"hotpotqa": 7}))
-    assert lb.load_maxlens(str(m))["hotpotqa"] == 7 and lb.load_maxlens(str(m))["lcc"] == 64
+    assert load_maxlens(str(m))["hotpotqa"] == 7 and load_maxlens(str(m))["lcc"] == 64
     m.write_text(json.dumps({"hotpotqa": "seven"}))
     with pytest.raises(ValueError, match="hotpotqa"):
-        lb.load_maxlens(str(m))
+        load_maxlens(str(m))
 
 
 # --- the prediction path (a fake generator: orchestration only) --------------------------------
@@ -326,7 +334,7 @@ def run_setup(tmp_path: Path):
 def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     cfg, answers, pred_dir = run_setup
     gen = FakeGenerator(tokenizer, answers, fail=frozenset({"h2"}))
-    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, generator=gen, progress=False)
 
     # prompts: chat turns for QA (truncated in the middle to fit 256 - 32 tokens), raw text for trec;
     # each request carries its template and the ids measured while fitting it
@@ -349,7 +357,10 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     # predictions in LongBench's format; the failed item is not written and is listed
     lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
     assert [x["_id"] for x in lines] == ["h1", "h3"]
-    assert lines[0] == {"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 500, "_id": "h1"}
+    h1_item = LongBenchItem("h1", "hotpotqa", "Capital of France?", LONG, ["Paris"], 500)
+    h1_hash = request_hash(build_prompt(load_prompts()["hotpotqa"], h1_item), 32, generation_settings(cfg, cfg.model))
+    assert lines[0] == {"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 500, "_id": "h1",
+                        "request_hash": h1_hash}
     assert result["scores"] == {"hotpotqa": 50.0, "trec": 50.0}  # trec: first line "Location" 1, "Entity" 0
     assert result["counts"]["hotpotqa"] == {"scored": 2, "failed": 1}
     (f,) = result["failures"]["hotpotqa"]
@@ -358,15 +369,15 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
 
     # re-run: only the failed item is generated again; then nothing at all
     gen2 = FakeGenerator(tokenizer, answers)
-    result2 = lb.run_longbench(cfg, generator=gen2, progress=False)
+    result2 = run_longbench(cfg, generator=gen2, progress=False)
     assert [r.id for _, r in gen2.seen] == ["h2"]
     assert result2["scores"] == {"hotpotqa": 66.67, "trec": 50.0} and result2["num_failures"] == 0
     first = (pred_dir / "result.json").read_bytes()
     gen3 = FakeGenerator(tokenizer, answers)
-    result3 = lb.run_longbench(cfg, generator=gen3, progress=False)
+    result3 = run_longbench(cfg, generator=gen3, progress=False)
     assert gen3.seen == [] and result3["_stats"]["skipped"] == 5
     assert (pred_dir / "result.json").read_bytes() == first
-    assert not (pred_dir / lb.REJECTED_NAME).exists()
+    assert not (pred_dir / REJECTED_NAME).exists()
     # --score-only on the same folder reproduces the run's result (without the run's metadata)
     assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(pred_dir.parent / "rescored")]) == 0
     rescored = read_result(pred_dir.parent / "rescored")
@@ -375,15 +386,47 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
 
 def test_run_resumes_after_a_torn_write(run_setup, tokenizer):
     cfg, answers, pred_dir = run_setup
-    lb.run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
     path = pred_dir / "hotpotqa.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2]) + lines[2][:15])  # the process died while writing h3
     gen = FakeGenerator(tokenizer, answers)
-    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, generator=gen, progress=False)
     assert [r.id for _, r in gen.seen] == ["h3"]
     assert [json.loads(x)["_id"] for x in path.read_text().splitlines()] == ["h1", "h2", "h3"]
     assert result["num_failures"] == 0
+
+
+def test_changed_prompt_or_model_redoes_only_what_it_changes(run_setup, tokenizer, tmp_path: Path):
+    cfg, answers, pred_dir = run_setup
+    run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    trec = (pred_dir / "trec.jsonl").read_bytes()
+    prompt_file = tmp_path / "dataset2prompt.json"
+    prompt_file.write_text(json.dumps({"hotpotqa": "C: {context}\nQ: {input}\nA:"}))
+    cfg.eval.longbench.prompt_file = str(prompt_file)
+    gen = FakeGenerator(tokenizer, {**answers, "h2": "Milan"})
+    result = run_longbench(cfg, generator=gen, progress=False)
+    assert sorted(r.id for _, r in gen.seen) == ["h1", "h2", "h3"]  # hotpotqa's prompts changed; trec's did not
+    assert all(r.prompt.startswith("C: ") for _, r in gen.seen)
+    assert (pred_dir / "trec.jsonl").read_bytes() == trec
+    lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
+    assert [(x["_id"], x["pred"]) for x in lines] == [("h1", "Paris"), ("h2", "Milan"), ("h3", "Bergen")]
+    assert result["_stats"]["predicted"] == 3 and result["_stats"]["skipped"] == 2
+    gen = FakeGenerator(tokenizer, answers)
+    run_longbench(cfg, model="another-model", generator=gen, progress=False)
+    assert len(gen.seen) == 5  # another model: every prediction is stale
+
+
+def test_a_prediction_file_without_ids_is_not_overwritten(run_setup, tokenizer):
+    """LongBench's own prediction files have no `_id`: predicting into one would lose it."""
+    from longcurate.core.errors import UserError
+
+    cfg, answers, pred_dir = run_setup
+    write_jsonl(pred_dir / "trec.jsonl", [pred("Location", ["Location"], classes=TREC_CLASSES)])
+    before = (pred_dir / "trec.jsonl").read_bytes()
+    with pytest.raises(UserError, match="field '_id' missing; cannot resume"):
+        run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    assert (pred_dir / "trec.jsonl").read_bytes() == before
 
 
 def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
@@ -394,7 +437,7 @@ def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
     cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"),
                             "eval": {"longbench": {"data_dir": str(data), "limit": 2}}})
     gen = FakeGenerator(tokenizer, {"c1": "2", "c3": "1 or 2"})
-    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, generator=gen, progress=False)
     assert [r.id for _, r in gen.seen] == ["c1", "c3"]  # every task found; the first 2 good items
     assert result["scores"] == {"passage_count": 75.0}
     (f,) = result["failures"]["passage_count"]
@@ -404,7 +447,7 @@ def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
 def test_no_data_source_is_a_clear_error(tmp_path: Path):
     cfg = build(RunConfig, {"output_dir": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match="data_dir"):
-        lb.run_longbench(cfg, generator=object(), progress=False)
+        run_longbench(cfg, generator=object(), progress=False)
 
 
 @pytest.mark.integration
@@ -418,7 +461,7 @@ def test_run_with_the_real_hf_generator(run_setup, tokenizer, smollm2):
     maxlen.write_text(json.dumps({"hotpotqa": 8, "trec": 4}))  # short answers keep the test quick
     cfg.eval.longbench.maxlen_file = str(maxlen)
     gen = HFGenerator(smollm2, tokenizer, template="chat", batch_size=2, max_context=200, progress=False)
-    result = lb.run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, generator=gen, progress=False)
     assert result["num_failures"] == 0, result["failures"]
     assert result["_stats"]["truncated"] == 1 and gen.template == "chat"
     assert result["counts"] == {"hotpotqa": {"scored": 3, "failed": 0}, "trec": {"scored": 2, "failed": 0}}
@@ -446,3 +489,13 @@ def test_cli_run_mode_with_smollm2(tmp_path: Path):
     first = (out / "pred" / "result.json").read_bytes()
     assert run_cli(argv) == 0  # nothing left to predict: same bytes
     assert (out / "pred" / "result.json").read_bytes() == first
+
+
+def test_tasks_whose_metrics_point_in_opposite_directions_are_not_averaged(monkeypatch):
+    from longcurate.eval.longbench_score import TaskResult, build_result
+
+    monkeypatch.setitem(metrics.TASK_METRIC, "lcc", metrics.Metric("errors", metrics.count_score, higher_is_better=False))
+    results = [TaskResult("hotpotqa", [1.0], [None], []), TaskResult("lcc", [0.0], [None], [])]
+    with pytest.raises(ValueError, match="different directions"):
+        build_result(results, e=False)
+    assert build_result(results[:1], e=False)["metrics"]["hotpotqa"]["higher_is_better"] is True

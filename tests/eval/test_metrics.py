@@ -1,4 +1,4 @@
-"""LongBench metrics against hand-computed values (REFERENCE.md, "LongBench (v1) scoring")."""
+"""LongBench metrics against hand-computed values (docs/reference.md, "LongBench (v1) scoring")."""
 
 from __future__ import annotations
 
@@ -167,3 +167,11 @@ def test_task_score_and_buckets():
     lengths = [100, 3999, 4000, 7999, 8000, 20000]
     assert m.bucket_scores(scores, lengths) == {"0-4k": 50.0, "4-8k": 100.0, "8k+": 25.0}
     assert m.bucket_scores([1.0], [100]) == {"0-4k": 100.0, "4-8k": None, "8k+": None}
+
+
+def test_metric_declarations_decide_the_task_score():
+    assert m.QA_F1.task_score([1.0, 2 / 3, 0.0]) == m.task_score([1.0, 2 / 3, 0.0]) == 55.56
+    assert m.QA_F1.task_score([]) is None
+    assert m.ROUGE_L.describe() == {"metric": "rouge_l", "aggregation": "mean", "higher_is_better": True}
+    with pytest.raises(ValueError, match="unknown aggregation 'median'"):
+        m.Metric("x", m.qa_f1_score, aggregation="median")

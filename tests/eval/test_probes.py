@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -155,3 +156,22 @@ def test_probe_from_dict_validates(built):
     assert e.value.field == "key"
     with pytest.raises(RecordError):
         probes.Probe.from_dict({**d, "task": "poetry"})
+
+
+def test_user_corpus_jsonl_and_the_shared_splitter(tmp_path):
+    from longcurate.core.errors import UserError
+    from longcurate.core.text import split_sentences
+
+    text = "Dr. Smith met J. R. R. Tolkien in 1950. They talked for hours.\nA new paragraph starts here."
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(json.dumps({"title": "B", "text": text}) + "\n" +
+                    json.dumps({"title": "A", "extract": "Only one sentence here.", "description": "d"}) + "\n" +
+                    json.dumps({"title": "B", "text": "a second B is ignored."}) + "\n")
+    arts = sources.load_articles(str(path))
+    assert [(a.title, a.description) for a in arts] == [("A", "d"), ("B", "")]
+    assert sources.corpus_sentences(str(path), min_words=1) == ["Only one sentence here.", *split_sentences(text)]
+    assert split_sentences(text)[0] == "Dr. Smith met J. R. R. Tolkien in 1950."
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"title": "A", "text": "fine."}) + "\n{not json\n")
+    with pytest.raises(UserError, match="bad.jsonl:2"):
+        sources.load_articles(str(bad))

@@ -13,7 +13,7 @@ from longcurate.cli import main
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory, tokenizer):
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     root = tmp_path_factory.mktemp("models")
     for name, seed in (("base", 1), ("checkpoint", 2)):
@@ -49,6 +49,9 @@ def test_stage_end_to_end_and_resume(tmp_path, model_dirs, monkeypatch):
         assert needle["lengths"] == [96, 192] and needle["depths"] == [0.0, 100.0]
     text = (ev / "report.md").read_text()
     assert "| checkpoint |" in text and "| base |" in text
+    manifest = json.loads((tmp_path / "run" / "eval.manifest.json").read_text())  # the stage's one manifest
+    assert manifest["stage"] == "eval" and set(manifest["stats"]["models"]) == {"checkpoint", "base"}
+    assert manifest["stats"]["report"] == str(ev / "report.md")
     assert (ev / "plots" / "probe_document.png").exists() and (ev / "plots" / "needle_checkpoint.png").exists()
 
     before = _snapshot(ev)
@@ -105,17 +108,40 @@ def test_missing_checkpoint_is_skipped(tmp_path, model_dirs):
     assert [lab for lab, _ in resolve_models(cfg)] == ["base"]
     cfg = build(RunConfig, apply_overrides({}, args))
     assert [lab for lab, _ in resolve_models(cfg)] == ["checkpoint", "base"]
+    # no eval.checkpoint: the layout's trained model, <output_dir>/checkpoint
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "config.json").write_text("{}")
+    cfg = build(RunConfig, apply_overrides({}, [a for a in args if not a.startswith("eval.checkpoint=")]))
+    assert resolve_models(cfg)[0] == ("checkpoint", str(tmp_path / "run" / "checkpoint"))
 
 
-def test_probe_build_cli(tmp_path, model_dirs, capsys):
+def test_build_cli(tmp_path, model_dirs, capsys):
     out = tmp_path / "p.jsonl"
-    assert main(["probe", "build", "--length", "300", "--positions", "2", "--tasks", "database",
-                 "--model", str(model_dirs / "base"), "--output", str(out)]) == 0
+    argv = ["eval", "build", "--only", "probes", "--length", "300", "--tasks", "database",
+            "--model", str(model_dirs / "base"), "--output", str(out)]
+    assert main([*argv, "--positions", "2"]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["position_id"] for x in lines] == [0, 1] and {x["task"] for x in lines} == {"database"}
     assert "probes: 2 items" in capsys.readouterr().out
-    assert main(["probe", "build", "--length", "10", "--model", str(model_dirs / "base"),
+    marker = json.loads(out.with_name("p.jsonl.done").read_text())
+    assert marker["items"] == 2 and marker["params"]["format"] == 2 and marker["params"]["num_positions"] == 2
+    assert not (tmp_path / "needle.jsonl").exists()  # --only probes
+    assert main([*argv, "--positions", "3"]) == 0  # other settings: rebuilt (policy redo)
+    assert [json.loads(x)["position_id"] for x in out.read_text().splitlines()] == [0, 1, 2]
+    assert main(["eval", "build", "--length", "10", "--model", str(model_dirs / "base"),
                  "--output", str(tmp_path / "bad.jsonl")]) == 2
+    assert "need context_tokens >= 64" in capsys.readouterr().err
+
+
+def test_build_cli_builds_both_item_files(tmp_path, model_dirs, capsys):
+    assert main(["eval", "build", "--length", "300", "--positions", "2", "--tasks", "database", "--model",
+                 str(model_dirs / "base"), f"output_dir={tmp_path}", "eval.needle.lengths=[96]",
+                 "eval.needle.depths=[0,100]"]) == 0
+    out = capsys.readouterr().out
+    assert f"probes: 2 items -> {tmp_path / 'eval' / 'probes.jsonl'}" in out
+    assert f"needle: 2 items -> {tmp_path / 'eval' / 'needle.jsonl'}" in out
+    needles = [json.loads(x) for x in (tmp_path / "eval" / "needle.jsonl").read_text().splitlines()]
+    assert [(x["length"], x["depth"]) for x in needles] == [(96, 0.0), (96, 100.0)]
 
 
 def test_bad_item_lines_are_quarantined(tmp_path):
@@ -162,6 +188,25 @@ def test_changed_prompts_or_settings_are_redone(tmp_path, tiny_model, tokenizer)
     assert [json.loads(x)["id"] for x in pred.read_text().splitlines()] == ["n0", "n1", "n2"]  # all redone
 
 
+def test_predictions_of_items_not_asked_about_are_kept(tmp_path, tiny_model, tokenizer):
+    """A smaller item set (e.g. a lower eval.limit) reuses what it can and deletes nothing."""
+    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.runner import run_needle
+
+    items = [{"id": f"n{i}", "length": 64, "depth": 0.0, "context": f"Haystack {i}. The code is red.",
+              "question": "What is the code?", "key_words": ["red"]} for i in range(3)]
+    gen = HFGenerator(tiny_model, tokenizer, progress=False)
+    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3)
+    full = (tmp_path / "predictions.jsonl").read_bytes()
+
+    class NoGeneration:
+        def generate(self, requests):
+            raise AssertionError(f"nothing is left to generate, got {[r.id for r in requests]}")
+
+    res = run_needle(NoGeneration(), items[:2], tmp_path, model="m", max_new_tokens=3)
+    assert res["n_scored"] == 2 and (tmp_path / "predictions.jsonl").read_bytes() == full
+
+
 def test_single_commands_and_report_cli(tmp_path, model_dirs, capsys):
     common = [f"--output-dir={tmp_path / 'ev'}", "--max-new-tokens", "3", "eval.probes.context_tokens=512",
               "eval.probes.num_positions=3", "eval.probes.tasks=[database]", "eval.needle.lengths=[96]",
@@ -185,8 +230,8 @@ def test_stage_loads_the_tokenizer_once_for_both_item_files(tmp_path, model_dirs
     from longcurate.eval import stage
 
     loads = []
-    real = stage._tokenizer
-    monkeypatch.setattr(stage, "_tokenizer", lambda cfg: loads.append(cfg.model) or real(cfg))
+    real = stage.item_tokenizer
+    monkeypatch.setattr(stage, "item_tokenizer", lambda cfg: loads.append(cfg.model) or real(cfg))
     monkeypatch.setattr(stage, "evaluate_model", lambda *a, **k: {})
     monkeypatch.setattr(stage, "write_comparison", lambda *a, **k: None)
     cfg = build(RunConfig, apply_overrides({}, _args(tmp_path, model_dirs)[2:]))

@@ -45,7 +45,7 @@ def write_jsonl(path, records) -> None:
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory, tokenizer):
     """A tiny random Llama saved with the SmolLM2 tokenizer: loadable by path, fast on CPU."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     model = random_llama(seed=0, max_position_embeddings=2048)

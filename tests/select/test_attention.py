@@ -11,14 +11,14 @@ import torch
 
 from longcurate.select.attention import ATTN_NAME, SegmentProbe
 from longcurate.select.engine import ScoreItem, ScoringEngine
-from longcurate.select.reference import reference_segment_attention
+from oracles.select import reference_segment_attention
 
 
 @pytest.fixture(scope="module")
 def peaky_model():
     """Tiny GQA Llama (8 heads over 2 key/value heads, 3 layers) with large initial weights, so
     attention is far from uniform and a misplaced key or row would show."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     return random_llama(seed=11, hidden_size=64, num_layers=3, num_heads=8, num_kv_heads=2,
                         initializer_range=0.3)
@@ -156,7 +156,7 @@ def test_segment_attention_matches_eager_smollm2(smollm2):
 
 def test_segment_attention_bf16_model_close_to_fp32():
     """A bf16 model (q, k in bf16) still reduces in fp32: close to the fp32 eager reference."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     kw = dict(seed=11, hidden_size=64, num_layers=3, num_heads=8, num_kv_heads=2, initializer_range=0.3)
     fp32, bf16 = random_llama(**kw), random_llama(dtype="bfloat16", **kw)

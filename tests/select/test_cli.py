@@ -59,7 +59,7 @@ def data(tmp_path):
 
 
 def _score(kind, inp, out, model, *extra):
-    args = ["score", kind, "--input", str(inp), "--output", str(out), "--model", str(model), "--window", "256",
+    args = ["select", "score", kind, "--input", str(inp), "--output", str(out), "--model", str(model), "--window", "256",
             "select.max_segments=4", "select.chunk_size=3", *FP32, *extra]
     assert main(args) == 0
 
@@ -77,9 +77,9 @@ def test_two_shards_equal_one(tmp_path, data, tiny_folder):
         _assert_same(one, two)
     # rank + budget + diagnose from the CLI
     ranked = tmp_path / "one/ranked.jsonl"
-    assert main(["rank", "--hmg", str(tmp_path / "one/hmg.jsonl"), "--cam", str(tmp_path / "one/cam.jsonl"),
+    assert main(["select", "rank", "--hmg", str(tmp_path / "one/hmg.jsonl"), "--cam", str(tmp_path / "one/cam.jsonl"),
                  "--output", str(ranked)]) == 0
-    assert main(["budget", "2", "0.5", "--ranked", str(ranked), "--input", str(data),
+    assert main(["select", "budget", "2", "0.5", "--ranked", str(ranked), "--input", str(data),
                  "--out-dir", str(tmp_path / "budgets")]) == 0
     names = sorted(p.name for p in (tmp_path / "budgets").glob("*.jsonl"))
     assert "gateau-2.jsonl" in names and "random-0.5.jsonl" in names and "length-2.jsonl" in names
@@ -89,22 +89,32 @@ def test_two_shards_equal_one(tmp_path, data, tiny_folder):
     assert (tmp_path / "one/diagnostics.json").exists()
 
 
+def _merge_recorded(data, out, count):
+    """What `select merge` does: merge `count` parts under the settings the shards recorded."""
+    from longcurate.config import RunConfig
+    from longcurate.core.config import build
+    from longcurate.select.scoring import expected_ids, merge_scores
+    from longcurate.select.steps import ScoreSteps
+
+    cfg = build(RunConfig, {"select": {"input": str(data), "output": str(out)}})
+    assert expected_ids(cfg, "hmg") == [f"s{i:03d}" for i in range(8)]
+    return merge_scores(cfg, ScoreSteps.recorded(cfg, "hmg"), count)
+
+
 def test_merge_detects_missing_and_duplicates(tmp_path, data, tiny_folder):
     out = tmp_path / "hmg.jsonl"
     _score("hmg", data, out, tiny_folder, "--num-shards", "2", "--shard-index", "0")
     with pytest.raises(ValueError, match="missing part files"):
-        from longcurate.select.shard import merge_parts
-        merge_parts(out, [f"s{i:03d}" for i in range(8)], 2)
+        _merge_recorded(data, out, 2)
     _score("hmg", data, out, tiny_folder, "--num-shards", "2", "--shard-index", "1")
     part = tmp_path / "hmg.part-1-of-2.jsonl"
     lines = part.read_text().splitlines()
     part.write_text("\n".join(lines + lines[:1]) + "\n")  # an id twice
-    from longcurate.select.shard import merge_parts
     with pytest.raises(ValueError, match="more than once"):
-        merge_parts(out, [f"s{i:03d}" for i in range(8)], 2)
+        _merge_recorded(data, out, 2)
     part.write_text("\n".join(lines[1:]) + "\n")  # an id missing
     with pytest.raises(ValueError, match="neither scored nor rejected"):
-        merge_parts(out, [f"s{i:03d}" for i in range(8)], 2)
+        _merge_recorded(data, out, 2)
 
 
 def test_bad_input_goes_to_rejected_file(tmp_path, tiny_folder):
@@ -148,7 +158,7 @@ def test_sigkill_then_resume(tmp_path, tiny_folder):
     ref = tmp_path / "ref/hmg.jsonl"
     _score("hmg", inp, ref, tiny_folder)
     out = tmp_path / "run/hmg.jsonl"
-    args = ["score", "hmg", "--input", str(inp), "--output", str(out), "--model", str(tiny_folder), "--window", "256",
+    args = ["select", "score", "hmg", "--input", str(inp), "--output", str(out), "--model", str(tiny_folder), "--window", "256",
             "select.max_segments=4", "select.chunk_size=1", "select.max_batch_size=1", *FP32]
     proc = subprocess.Popen(_cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = tmp_path / "run/hmg.part-0-of-1.jsonl"
@@ -178,7 +188,7 @@ def test_torchrun_two_processes(tmp_path, data, tiny_folder, run_group):
     one = tmp_path / "one/hmg.jsonl"
     _score("hmg", data, one, tiny_folder)
     two = tmp_path / "two/hmg.jsonl"
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "longcurate", "score", "hmg",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "longcurate", "select", "score", "hmg",
            "--input", str(data), "--output", str(two), "--model", str(tiny_folder), "--window", "256",
            "select.chunk_size=3", *FP32]
     res = run_group(cmd, env=_env(), timeout=600)

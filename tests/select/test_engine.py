@@ -8,7 +8,7 @@ import random
 import pytest
 
 from longcurate.select.engine import NLLResult, ScoreItem, ScoringEngine, plan_batches, validate_item
-from longcurate.select.reference import reference_response_nll
+from oracles.select import reference_response_nll
 
 
 def _random_items(n: int, min_len: int, max_len: int, seed: int = 0, vocab: int = 49152) -> list[ScoreItem]:
@@ -106,7 +106,7 @@ def test_response_nll_small_head_chunks(tiny_model):
 
 @pytest.mark.parametrize("fp32_head", [True, False])
 def test_response_nll_bf16_close_to_fp32(fp32_head):
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     fp32 = random_llama(seed=5)
     bf16 = random_llama(seed=5, dtype="bfloat16")
@@ -152,7 +152,7 @@ def test_dynamic_ntk_rope_scores_each_sample_as_if_alone():
     """Dynamic-NTK RoPE (HMG's θ_A in the paper) depends on the batch's longest position and HF
     caches the longest length seen. The engine batches only equal lengths and resets the cache, so
     every sample scores as on a fresh model alone, whatever ran before it."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
     from longcurate.select.engine import length_dependent_rope
 
     def fresh():  # large weights: the RoPE frequencies visibly change the NLL

@@ -27,7 +27,7 @@ _DERIVED = {"norm_ppl_a", "norm_ppl_b", "hmg"}
 @pytest.fixture(scope="module")
 def peaky_model():
     """Tiny GQA Llama with large weights, so attention is far from uniform."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     return random_llama(seed=11, hidden_size=64, num_layers=3, num_heads=8, num_kv_heads=2,
                         initializer_range=0.3)
@@ -140,7 +140,7 @@ def data(tmp_path):
 def _separate(tmp_path, data, tiny_folder, *extra) -> Path:
     out = tmp_path / "sep"
     for kind in ("hmg", "cam"):
-        assert main(["score", kind, "--input", str(data), "--output", str(out / f"{kind}.jsonl"),
+        assert main(["select", "score", kind, "--input", str(data), "--output", str(out / f"{kind}.jsonl"),
                      "--model", str(tiny_folder), "--window", "256", "select.max_segments=4",
                      "select.chunk_size=3", *FP32, *extra]) == 0
     return out
@@ -204,8 +204,8 @@ def test_stage_joint_cam_limit_and_limit(tmp_path, data, tiny_folder):
 def test_joint_shards_merge_to_separate(tmp_path, data, tiny_folder, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("RANK", raising=False)
-    from longcurate.select.scoring import expected_ids, run_scores
-    from longcurate.select.shard import merge_parts
+    from longcurate.select.scoring import merge_scores, run_scores
+    from longcurate.select.steps import ScoreSteps
 
     sep = _separate(tmp_path, data, tiny_folder)
     out = tmp_path / "joint"
@@ -215,10 +215,8 @@ def test_joint_shards_merge_to_separate(tmp_path, data, tiny_folder, monkeypatch
                            ["hmg", "cam"], show_progress=False)
         assert "merged" not in stats["hmg"] and "merged" not in stats["cam"]  # explicit shards: merged later
         assert (out / f"select/hmg.part-{k}-of-2.jsonl").exists() and (out / f"select/cam.part-{k}-of-2.jsonl").exists()
-    from longcurate.select.hmg import finalize_hmg
     for kind in ("hmg", "cam"):
-        merge_parts(out / f"select/{kind}.jsonl", expected_ids(cfg, kind), 2,
-                    finalize_hmg if kind == "hmg" else None)
+        merge_scores(cfg, ScoreSteps.of(cfg, kind), 2)
     _compare(sep, out / "select", n_hmg=10, n_cam=8)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from longcurate.core.records import Sample
-from longcurate.select.budget import budget_size, parse_budget, write_budgets
+from longcurate.core.layout import parse_budget
+from longcurate.select.budget import budget_size, write_budgets
 from longcurate.select.diagnose import auroc, diagnose
 from longcurate.select.rank import average_ranks, rank_scores, spearman
 

@@ -12,7 +12,7 @@ from longcurate.select.cam import cam_records, cas, segment_nll_rows, softmax
 from longcurate.select.engine import ScoreItem, ScoringEngine
 from longcurate.select.hmg import ShortModel, finalize_hmg, hmg_records, minmax
 from longcurate.select.inputs import PromptBuilder
-from longcurate.select.reference import reference_response_nll, reference_segment_attention
+from oracles.select import reference_response_nll, reference_segment_attention
 
 from .conftest import make_samples
 
@@ -106,18 +106,18 @@ def test_rope_scaled_short_model(tiny_folder):
     """θ_A = the same checkpoint with dynamic-NTK RoPE in its config, scored one sample at a time."""
     from longcurate.config import RunConfig
     from longcurate.core.config import build
-    from longcurate.select.scoring import load_engines
+    from longcurate.select.engines import load_engines
 
     cfg = build(RunConfig, {"model": str(tiny_folder), "select": {
         "dtype": "float32", "device": "cpu", "window": None,
         "rope_scaling": {"rope_type": "dynamic", "factor": 4.0}}})
-    state = load_engines(cfg, "hmg")
-    short = state["short"]
+    engines = load_engines(cfg, "hmg")
+    short = engines.short
     params = short.engine.model.config.rope_parameters
     assert params["rope_type"] == "dynamic" and params["factor"] == 4.0 and "rope_theta" in params
     assert short.engine.max_batch_size == 1 and not short.same_as_b and short.window is None
-    assert state["short_window"] == 2048
-    assert state["engine_b"].model.config.rope_parameters["rope_type"] == "default"
+    assert engines.short_window == 2048
+    assert engines.engine_b.model.config.rope_parameters["rope_type"] == "default"
 
 
 @pytest.mark.integration

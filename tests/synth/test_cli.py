@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from longcurate.cli import build_parser, main
-from longcurate.core.cli import resolve_config
+from longcurate.config import resolve_config
+from longcurate.core.errors import SettingsChanged
 from longcurate.synth.config import CorpusConfig
 from longcurate.synth.corpus import read_corpus
 from longcurate.synth.pipeline import run_synth
@@ -34,7 +35,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _args(corpus: Path, out: Path, n: int, lo: int, hi: int, seed: int = 3) -> list[str]:
-    return ["synth", "--corpus", str(corpus), "--output", str(out), "--num-samples", str(n),
+    return ["synth", "run", "--corpus", str(corpus), "--output", str(out), "--num-samples", str(n),
             "--min-tokens", str(lo), "--max-tokens", str(hi), "--seed", str(seed), "--no-progress",
             f"output_dir={out.parent}"]
 
@@ -117,14 +118,62 @@ def test_bad_input_is_quarantined_and_the_run_completes(corpus, tmp_path, tokeni
     assert f"rejected: {4 + n_other}" in res.stdout
     assert "empty document: 1" in res.stdout and "not UTF-8: 1" in res.stdout
     assert "samples: 60" in res.stdout  # the report follows
+    manifest = json.loads((tmp_path / "run" / "synth.manifest.json").read_text())  # <output_dir>/synth.manifest.json
+    assert manifest["stage"] == "synth" and manifest["stats"]["num_samples"] == 60
 
     # a re-run with the completion marker redoes nothing
     before = out.stat().st_mtime_ns
     stats = _run_inprocess(_args(bad, out, 60, 1024, 2048), tokenizer)
     assert stats.get("skipped") and out.stat().st_mtime_ns == before
     # a different seed on the same output is refused instead of mixed in
-    with pytest.raises(ValueError, match="different synth config"):
+    with pytest.raises(SettingsChanged, match="seed: 3 -> 9"):
         _run_inprocess(_args(bad, out, 60, 1024, 2048, seed=9), tokenizer)
+
+
+def test_a_samples_file_begun_with_other_settings_is_refused_naming_the_keys(corpus, tmp_path, tokenizer, capsys):
+    out = tmp_path / "run" / "s.jsonl"
+    ref = tmp_path / "ref" / "s.jsonl"
+    _run_inprocess(_args(corpus, ref, 20, 1024, 2048), tokenizer)
+    _run_inprocess(_args(corpus, out, 20, 1024, 2048), tokenizer)
+    # as if killed after 5 samples: a partial file, no completion marker
+    out.write_bytes(b"".join(out.read_bytes().splitlines(keepends=True)[:5]))
+    out.with_name(out.name + ".done").unlink()
+    partial = out.read_bytes()
+    with pytest.raises(SettingsChanged, match=r"synth\.max_tokens: 2048 -> 3000"):
+        _run_inprocess(_args(corpus, out, 20, 1024, 3000), tokenizer)
+    with pytest.raises(SettingsChanged, match=r"seed: 3 -> 4.*synth\.min_tokens: 1024 -> 1100|"
+                                              r"synth\.min_tokens: 1024 -> 1100.*seed: 3 -> 4"):
+        _run_inprocess(_args(corpus, out, 20, 1100, 2048, seed=4), tokenizer)
+    capsys.readouterr()
+    assert main(_args(corpus, out, 20, 1024, 3000)) == 2  # the command: one line, no traceback
+    err = capsys.readouterr().err
+    assert "synth.max_tokens: 2048 -> 3000" in err and "Traceback" not in err
+    assert out.read_bytes() == partial  # refused: nothing mixed in
+    stats = _run_inprocess(_args(corpus, out, 20, 1024, 2048), tokenizer)  # same settings: resumed
+    assert stats["already_done"] == 5 and stats["written"] == 15
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_more_samples_extend_a_finished_file(corpus, tmp_path, tokenizer):
+    out = tmp_path / "run" / "s.jsonl"
+    _run_inprocess(_args(corpus, out, 10, 1024, 2048), tokenizer)
+    first = out.read_bytes()
+    stats = _run_inprocess(_args(corpus, out, 16, 1024, 2048), tokenizer)
+    assert stats["already_done"] == 10 and stats["written"] == 6 and not stats.get("skipped")
+    assert out.read_bytes().startswith(first) and len(out.read_bytes().splitlines()) == 16
+    ref = tmp_path / "ref" / "s.jsonl"
+    _run_inprocess(_args(corpus, ref, 16, 1024, 2048), tokenizer)
+    assert out.read_bytes() == ref.read_bytes()
+    assert _run_inprocess(_args(corpus, out, 16, 1024, 2048), tokenizer).get("skipped")
+
+
+def test_a_samples_file_without_recorded_settings_is_refused(corpus, tmp_path, tokenizer):
+    out = tmp_path / "run" / "s.jsonl"
+    out.parent.mkdir(parents=True)
+    out.write_text('{"id": "in2-000000"}\n')  # e.g. written by hand, or by an older version
+    with pytest.raises(SettingsChanged, match="records no settings"):
+        _run_inprocess(_args(corpus, out, 5, 1024, 2048), tokenizer)
+    assert out.read_text() == '{"id": "in2-000000"}\n'
 
 
 def test_report_command(corpus, tmp_path, tokenizer, capsys):
@@ -139,7 +188,7 @@ def test_report_command(corpus, tmp_path, tokenizer, capsys):
 
 
 def test_flags_map_to_config_keys(tmp_path):
-    args = build_parser().parse_args(["synth", "--corpus", "c.jsonl", "--backend", "openai", "--model", "m",
+    args = build_parser().parse_args(["synth", "run", "--corpus", "c.jsonl", "--backend", "openai", "--model", "m",
                                       "--seed", "7", "--num-samples", "9", "synth.corpus.text_field=body",
                                       "--min-tokens", "10", "--max-tokens", "20", "--output", "o.jsonl"])
     cfg = resolve_config(args)

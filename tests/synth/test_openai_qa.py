@@ -1,8 +1,7 @@
-"""The OpenAI-compatible QA backend against a real local HTTP server (tests/synth/fake_openai_server.py)."""
+"""The OpenAI-compatible QA backend (transport and grounding) against a real local HTTP server (tests/synth/fake_openai_server.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -15,10 +14,11 @@ import pytest
 
 from longcurate.core.config import ConfigError
 from longcurate.synth.config import OpenAIConfig
-from longcurate.synth.openai_qa import (
-    BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, AnswerFormatError, OpenAIBackend, UngroundedError, ground,
-    locate_quote, normalize_ws, parse_answer, resolve_api_key)
-from longcurate.synth.qa import QARequest, SegmentText
+from longcurate.synth.grounding import (
+    AnswerFormatError, UngroundedError, ground, key_fragment, locate_quote, normalize_ws, parse_answer)
+from longcurate.synth.openai_auth import resolve_api_key
+from longcurate.synth.openai_qa import BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, OpenAIBackend
+from longcurate.synth.qa import QABackend, QARequest, SegmentText
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer, first_sentence  # noqa: E402
@@ -131,8 +131,6 @@ def test_ground_rejects_ungrounded_and_single_segment_multihop():
     spans, frags = ground("fine", q, [SEGS[0]])
     assert len(spans) == 1 and spans[0].char_start == 0
     assert frags and all(f in SEGS[0].text for f in frags) and all(len(f.split()) <= 8 for f in frags)
-    from longcurate.synth.openai_qa import key_fragment
-
     assert key_fragment("It\nrotates through ninety degrees to let tall ships pass up the river.") == \
         "rotates through ninety degrees to let tall ships"
     assert key_fragment("one  two three") == "one  two three"  # verbatim, spacing kept
@@ -440,6 +438,9 @@ def test_from_config_defaults_and_generate_inside_a_running_loop(server, tmp_pat
                                         timeout_s=5.0)
     be = OpenAIBackend.from_config(run_cfg)
     assert be.cache.root == tmp_path / "run" / "openai-cache" and be.seed == 7
+    assert isinstance(be, QABackend) and be.name == "openai" and not be.exhausted
+    run_cfg.synth.openai.cache_dir = str(tmp_path / "elsewhere")  # the layout honours a placed cache
+    assert OpenAIBackend.from_config(run_cfg).cache.root == tmp_path / "elsewhere"
 
     async def caller():  # e.g. a notebook: the sync API still works
         return be.generate([fine(0)])
@@ -456,25 +457,11 @@ def test_invalid_request_fails_alone(server, backend_for):
 
 
 # ------------------------------------------------------------------------------------------------
-# end to end: `longcurate synth --backend openai` against the fake server
+# end to end: `longcurate synth run --backend openai` against the fake server
 # ------------------------------------------------------------------------------------------------
-
-def _synth_cli_exists() -> bool:
-    if importlib.util.find_spec("longcurate.synth.cli") is None:
-        return False
-    from longcurate.cli import build_parser
-
-    try:
-        build_parser().parse_args(["synth", "--help"])
-    except SystemExit as e:
-        return e.code == 0
-    return False
-
 
 @pytest.mark.integration
 def test_cli_synth_with_openai_backend(server, tmp_path, monkeypatch, capsys):
-    if not _synth_cli_exists():
-        pytest.skip("the synth CLI command does not exist yet")
     capsys.readouterr()
     from longcurate.cli import main
 
@@ -487,7 +474,7 @@ def test_cli_synth_with_openai_backend(server, tmp_path, monkeypatch, capsys):
                      for k in range(6)]
             f.write(json.dumps({"id": f"d{i}", "title": f"{title} {i}", "text": "\n".join(paras)}) + "\n")
     out = tmp_path / "samples.jsonl"
-    argv = ["synth", "--backend", "openai", "--corpus", str(corpus), "--output", str(out), "--num-samples", "12",
+    argv = ["synth", "run", "--backend", "openai", "--corpus", str(corpus), "--output", str(out), "--num-samples", "12",
             "--min-tokens", "600", "--max-tokens", "1200", "--seed", "1",
             f"output_dir={tmp_path / 'run'}", f"synth.openai.base_url={server.base_url}",
             "synth.openai.model=fake-model", f"synth.openai.api_key_env={KEY_ENV}",

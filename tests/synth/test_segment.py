@@ -8,7 +8,7 @@ from pathlib import Path
 from longcurate.core.jsonl import Rejects
 from longcurate.synth.corpus import Document
 from longcurate.synth.segment import build_pool, count_tokens
-from longcurate.synth.text import sentence_spans
+from longcurate.core.text import sentence_spans
 
 
 def _sent(i, words=12):

@@ -1,4 +1,4 @@
-"""`longcurate synth --backend openai` end to end against the local OpenAI-compatible test server:
+"""`longcurate synth run --backend openai` end to end against the local OpenAI-compatible test server:
 the samples are assembled like template ones, a re-run pays nothing (cache), and a request cap stops
 the run cleanly (incomplete, resumable, nothing quarantined for it)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from longcurate.cli import build_parser
-from longcurate.core.cli import resolve_config
+from longcurate.config import resolve_config
 from longcurate.synth.pipeline import run_synth
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,7 +42,7 @@ def corpus(tmp_path) -> Path:
 
 
 def _run(corpus: Path, out: Path, srv, tokenizer, *extra: str) -> dict:
-    argv = ["synth", "--backend", "openai", "--corpus", str(corpus), "--output", str(out), "--num-samples", "12",
+    argv = ["synth", "run", "--backend", "openai", "--corpus", str(corpus), "--output", str(out), "--num-samples", "12",
             "--min-tokens", "200", "--max-tokens", "400", f"output_dir={out.parent}",
             f"synth.openai.base_url={srv.base_url}", f"synth.openai.api_key_env={KEY_ENV}",
             "synth.openai.backoff_initial_s=0.01", "synth.openai.max_retries=2", "synth.corpus.min_doc_tokens=20",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from longcurate.synth.qa import QARequest, SegmentText, backend_class
+from longcurate.synth.qa import QABackend, QARequest, SegmentText, backend_class
 from longcurate.synth.template_qa import BLANK, TemplateBackend
 
 KUBRICK = SegmentText("2001", "2001: A Space Odyssey", 0,
@@ -30,6 +30,14 @@ def _quoted(q):
 
 def test_lookup_by_name():
     assert backend_class("template") is TemplateBackend
+
+
+def test_template_backend_is_a_qa_backend():
+    from longcurate.config import RunConfig
+
+    b = TemplateBackend.from_config(RunConfig())
+    assert isinstance(b, QABackend) and b.name == "template" and b.exhausted is False
+    assert b.stats() == {}
 
 
 def test_sentence_recall():

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from longcurate.train.batching import (LengthSampler, PaddedCollator, global_batch_size, micro_batches, naive_order,
-                                       padding_stats, rank_batches, sorted_order, step_groups)
+from longcurate.train.batching import (LengthSampler, PaddedCollator, global_batch_size, naive_order, sorted_order,
+                                       step_groups)
+from oracles.train import micro_batches, padding_stats, rank_batches
 
 
 def _lengths(n=203, seed=0):

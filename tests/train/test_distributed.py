@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_inputs(base: Path, tokenizer, make_samples, make_dataset) -> None:
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     random_llama(seed=0).save_pretrained(base / "model")
     tokenizer.save_pretrained(base / "model")
@@ -45,11 +45,11 @@ def _run(cmd: list[str], run_group) -> subprocess.CompletedProcess:
 
 def _torchrun(config: Path, run_group) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                 "-m", "longcurate", "train", "-c", str(config)], run_group)
+                 "-m", "longcurate", "train", "fit", "-c", str(config)], run_group)
 
 
 def _stats(base: Path, run: str) -> dict:
-    return json.loads((base / run / "checkpoint" / "longcurate_train.json").read_text())
+    return json.loads((base / run / "checkpoint.done").read_text())  # the model step's marker
 
 
 def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples, make_dataset, run_group):
@@ -66,7 +66,7 @@ def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples,
 
     # One process with the same global batch (4 x 2 x 1 = 2 x 2 x 2): the same losses.
     single = _config(tmp_path, "single", per_device_batch_size=4)
-    _run([sys.executable, "-m", "longcurate", "train", "-c", str(single)], run_group)
+    _run([sys.executable, "-m", "longcurate", "train", "fit", "-c", str(single)], run_group)
     single_losses = [h["loss"] for h in _stats(tmp_path, "single")["log_history"]]
     assert single_losses == pytest.approx(losses, abs=2e-3)
 
@@ -85,6 +85,40 @@ def test_fsdp_two_processes_train_save_resume(tmp_path, tokenizer, make_samples,
     # A finished run is a no-op.
     out = _torchrun(cfg, run_group)
     assert '"skipped": true' in out.stdout
+
+
+HOOK_CHECK = """
+import torch, torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.device_mesh import init_device_mesh
+from longcurate.train.launch import accept_full_state_dict
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:PORT", rank=0, world_size=1)
+model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Linear(6, 2))
+fully_shard(model, mesh=init_device_mesh("cpu", (1,)))
+full = {k: torch.randn_like(v.full_tensor()) for k, v in model.state_dict().items()}
+try:
+    model.load_state_dict(full)
+    raise SystemExit("a sharded model took a full state dict without the hook")
+except RuntimeError as e:
+    assert "DTensor" in str(e), e
+accept_full_state_dict(model)
+model.load_state_dict(full)
+assert all(torch.equal(v.full_tensor(), full[k]) for k, v in model.state_dict().items())
+dist.destroy_process_group()
+print("ok")
+"""
+
+
+def test_sharded_model_takes_the_full_checkpoint_weights(run_group):
+    """The Trainer's public resume path restores weights with `model.load_state_dict(full)`; a model
+    sharded at load time (CPU FSDP) takes them through `accept_full_state_dict`'s load pre-hook."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _run([sys.executable, "-c", HOOK_CHECK.replace("PORT", str(port))], run_group)
+    assert out.stdout.strip().endswith("ok")
 
 
 @pytest.mark.parametrize("name", ["ds_zero2.json", "ds_zero3.json"])

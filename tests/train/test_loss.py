@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from longcurate.train.batching import PaddedCollator
-from longcurate.train.loss import causal_lm_loss_sum, reference_loss, sample_weights
+from longcurate.train.loss import causal_lm_loss_sum, sample_weights
 from longcurate.train.packing import PackedCollator
+from oracles.train import reference_loss
 
 
 def test_reference_values_by_hand():
@@ -73,7 +74,7 @@ def _step_grads(model, samples, mode, world_size, grad_accum):
 
 @pytest.mark.parametrize("mode", ["token", "sequence"])
 def test_same_step_for_any_world_size(make_samples, mode):
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     model = random_llama(seed=0).train()
     samples = make_samples(8, seed=12, min_len=6, max_len=40)

@@ -1,4 +1,4 @@
-"""Mixture building: exact budgets, short size/ratio, dedup, seed determinism, rejects, resume."""
+"""Mixture building: exact budgets, short size/ratio, dedup, seed determinism, rejects, the completion step."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from longcurate.core.jsonl import dumps, rejected_path
+from longcurate.core.jsonl import done_marker, dumps, file_digest, rejected_path
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError
 from longcurate.train.chat import conversation_hash, parse_conversation
-from longcurate.train.mix import build_mixture, manifest_path, summary
+from longcurate.train.mix import build_mixture, summary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,11 @@ def test_budget_is_honoured_exactly_and_ratio(inputs, tmp_path):
     assert m["sources"][budget] == {"source": "long", "read": 30, "valid": 30, "rejected": 0,
                                     "duplicates": 0, "used": 30}
     assert m["sources"][short]["used"] == 60 and m["sources"][short]["available"] == 100
-    assert json.loads(manifest_path(out).read_text()) == m
+    marker = json.loads(done_marker(out).read_text())  # the stats are the mix step's marker
+    assert marker.pop("params") == {"long": [{"path": budget, "sha256": file_digest(budget)}],
+                                    "short": {"path": short, "sha256": file_digest(short)},
+                                    "short_size": None, "short_ratio": 2.0, "seed": 1, "limit": None}
+    assert marker == m
     for r in recs:
         assert list(r) == ["id", "source", "origin", "messages"]
         assert r["origin"] == (budget if r["source"] == "long" else short)
@@ -151,12 +155,22 @@ def test_rerun_redoes_nothing_and_stale_rejects_go(inputs, tmp_path):
     rejected_path(out).write_text("stale\n")
     first = build_mixture([budget], short, str(out), short_size=10, progress=False)
     assert not rejected_path(out).exists()
-    stamp = out.stat().st_mtime_ns, manifest_path(out).stat().st_mtime_ns
+    stamp = out.stat().st_mtime_ns, done_marker(out).stat().st_mtime_ns
     again = build_mixture([budget], short, str(out), short_size=10, progress=False)
-    assert again.pop("resumed") is True and again == first
-    assert (out.stat().st_mtime_ns, manifest_path(out).stat().st_mtime_ns) == stamp
-    changed = build_mixture([budget], short, str(out), short_size=11, progress=False)
-    assert "resumed" not in changed and changed["short"] == 11
+    assert again.pop("skipped") is True and again == first
+    assert (out.stat().st_mtime_ns, done_marker(out).stat().st_mtime_ns) == stamp
+    changed = build_mixture([budget], short, str(out), short_size=11, progress=False)  # policy: redo
+    assert "skipped" not in changed and changed["short"] == 11
+
+
+def test_changed_input_bytes_redo_the_mixture(inputs, tmp_path):
+    budget, short = inputs
+    out = tmp_path / "m.jsonl"
+    build_mixture([budget], short, str(out), short_size=10, progress=False)
+    write(Path(budget), [long_record(i) for i in range(31)])  # same path, other content
+    again = build_mixture([budget], short, str(out), short_size=10, progress=False)
+    assert "skipped" not in again and again["long"] == 31
+    assert json.loads(done_marker(out).read_text())["params"]["long"][0]["sha256"] == file_digest(budget)
 
 
 def test_parse_conversation_roles():

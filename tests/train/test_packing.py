@@ -10,7 +10,8 @@ import torch
 from longcurate.train.batching import PaddedCollator
 from longcurate.train.loss import causal_lm_loss_sum
 from longcurate.train.packing import (PackedCollator, cu_seqlens, fill_fraction, pack, pack_ffd, pack_greedy,
-                                      pack_reference, row_position_ids)
+                                      row_position_ids)
+from oracles.train import pack_reference
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -58,7 +59,7 @@ def _per_sample_loss(model, s):
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packed_equals_alone(attn, make_samples):
     """Two packed rows of different lengths (so one is padded): logits and per-sample losses match."""
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     model = random_llama(seed=0, attn_implementation=attn)
     samples = make_samples(5, seed=3, min_len=5, max_len=30)
@@ -115,7 +116,7 @@ def test_flattened_format(make_samples):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="flash-attn needs CUDA")
 def test_packed_equals_alone_flash_attention(make_samples):
     pytest.importorskip("flash_attn")
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     model = random_llama(seed=0, attn_implementation="flash_attention_2", dtype="bfloat16").cuda()
     samples = make_samples(4, seed=3, min_len=5, max_len=30)

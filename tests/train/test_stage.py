@@ -1,9 +1,11 @@
 """The train stage end to end on a tiny model: the largest budget is mixed with short chat data,
 tokenized, trained for a few steps and saved; the manifest shows exactly the budget's long samples;
-a re-run redoes nothing. Also: every config file of this stage loads."""
+a re-run redoes nothing, and a finished model refuses other settings. Also: every config file of
+this stage loads."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def _short(i: int) -> dict:
 @pytest.fixture
 def run_cfg(tmp_path, tokenizer):
     from longcurate.config import RunConfig
-    from longcurate.core.models import random_llama
+    from oracles.models import random_llama
 
     budgets = tmp_path / "run" / "budgets"
     write_jsonl(budgets / "gateau-6.jsonl", [_long(i) for i in range(6)])
@@ -56,15 +58,65 @@ def test_stage_end_to_end_and_resume(run_cfg):
     stats = run_stage(run_cfg)
     out = Path(run_cfg.output_dir)
     assert (out / "checkpoint" / "model.safetensors").exists() and (out / "checkpoint" / "tokenizer.json").exists()
+    assert (out / "checkpoint" / "config.json").exists()  # what eval looks for in the layout's model folder
     manifest = json.loads((out / "train.manifest.json").read_text())
     assert manifest["stats"]["mix"]["long"] == 6 and manifest["stats"]["mix"]["short"] == 4
     assert manifest["stats"]["train"]["dataset"]["long_samples"] == 6  # the budget, exactly
     assert manifest["stats"]["train"]["dataset"]["short_samples"] == 4
     assert stats["train"]["steps"] == 3
-    before = (out / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+    # Each step's marker holds its stats and settings.
+    assert json.loads((out / "mixture" / "mixture.jsonl.done").read_text())["long"] == 6
+    assert json.loads((out / "mixture" / "tokenized.done").read_text())["by_source"] == {"long": 6, "short": 4}
+    model_marker = json.loads((out / "checkpoint.done").read_text())
+    assert model_marker["steps"] == 3 and model_marker["params"]["learning_rate"] == 1e-3
+    outputs = [out / "checkpoint" / "model.safetensors", out / "train.manifest.json", out / "mixture" / "mixture.jsonl",
+               out / "mixture" / "tokenized" / "data-00000-of-00001.arrow", out / "checkpoint.done"]
+    before = [p.stat().st_mtime_ns for p in outputs]
     again = run_stage(run_cfg)
     assert again.get("skipped") is True
-    assert (out / "checkpoint" / "model.safetensors").stat().st_mtime_ns == before
+    assert all(s.get("skipped") is True for s in (again["mix"], again["tokenize"], again["train"]))
+    assert [p.stat().st_mtime_ns for p in outputs] == before  # nothing rewritten, the manifest included
+
+
+def test_finished_model_refuses_other_settings_or_data(run_cfg):
+    """The model step's policy is `refuse`: a finished model asked for with other train settings or
+    other data stays as it is, and the run stops naming what changed."""
+    from longcurate.core.errors import SettingsChanged
+    from longcurate.train.stage import run_stage
+
+    run_stage(run_cfg)
+    weights = Path(run_cfg.output_dir) / "checkpoint" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    other_lr = copy.deepcopy(run_cfg)
+    other_lr.train.learning_rate = 2e-3
+    with pytest.raises(SettingsChanged, match="learning_rate"):
+        run_stage(other_lr)
+    other_data = copy.deepcopy(run_cfg)
+    other_data.train.mix.short_size = 3  # mix and tokenize redo; the model refuses
+    with pytest.raises(SettingsChanged, match="dataset_sha256"):
+        run_stage(other_data)
+    assert weights.stat().st_mtime_ns == before
+
+
+def test_checkpoints_resume_only_under_their_settings(run_cfg):
+    """Trainer checkpoints are the model step's partial output: with the final model gone, the last
+    checkpoint resumes under equal settings and is refused under others (never silently mixed)."""
+    import shutil
+
+    from longcurate.core.errors import SettingsChanged
+    from longcurate.train.stage import run_fit, run_stage
+
+    run_stage(run_cfg)
+    out = Path(run_cfg.output_dir)
+    assert (out / "train" / "checkpoint-3").is_dir()
+    shutil.rmtree(out / "checkpoint")
+    other = copy.deepcopy(run_cfg)
+    other.train.learning_rate = 2e-3
+    with pytest.raises(SettingsChanged, match="learning_rate"):
+        run_fit(other)
+    resumed = run_fit(run_cfg)
+    assert resumed["resumed_from"].endswith("checkpoint-3") and resumed["steps"] == 3
+    assert (out / "checkpoint" / "model.safetensors").exists()
 
 
 def test_default_long_input_without_index(tmp_path):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from longcurate.core.jsonl import dumps, rejected_path
+from longcurate.core.jsonl import done_marker, dumps, rejected_path
 from longcurate.core.prompts import messages_for
 from longcurate.train.chat import render
-from longcurate.train.tokenize import IGNORE_INDEX, encode, encode_reference, load_stats, tokenize_mixture
+from longcurate.train.tokenize import IGNORE_INDEX, encode, tokenize_mixture
+from oracles.train import encode_reference
 
 CONVERSATION = [
     {"role": "system", "content": "You answer in one sentence."},
@@ -144,20 +145,28 @@ def test_tokenize_mixture_dataset(tokenizer, tmp_path):
     for row in ds:
         assert row["length"] == len(row["input_ids"]) == len(row["labels"]) <= 300  # never padded
         assert row["n_response_tokens"] == sum(x != IGNORE_INDEX for x in row["labels"]) > 0
-    assert (stats["input"], stats["kept"], stats["truncated"], stats["skipped"], stats["rejected"]) == (11, 9, 1, 0, 2)
+    counts = (stats["input"], stats["kept"], stats["truncated"], stats["skipped_samples"], stats["rejected"])
+    assert counts == (11, 9, 1, 0, 2)
     assert stats["rejected_by_reason"] == {"invalid JSON": 1, "odd number of turns": 1}
     assert stats["by_source"] == {"long": 7, "short": 2}
     assert stats["total_tokens"] == sum(ds["length"])
     assert stats["response_tokens"] == sum(ds["n_response_tokens"])
     assert len(rejected_path(out).read_text().splitlines()) == 2
-    assert load_stats(out) == stats
+    marker = json.loads(done_marker(out).read_text())  # the tokenize step's marker, beside the folder
+    assert marker.pop("params")["max_length"] == 300 and marker == stats
+    assert sorted(p.name for p in out.iterdir()) == ["data-00000-of-00001.arrow", "dataset_info.json", "state.json"]
 
+    stamp = done_marker(out).stat().st_mtime_ns, (out / "data-00000-of-00001.arrow").stat().st_mtime_ns
     again = tokenize_mixture(mix, str(out), tokenizer, max_length=300, overlong="truncate", progress=False)
-    assert again.pop("resumed") is True and again == stats
+    assert again.pop("skipped") is True and again == stats
+    assert (done_marker(out).stat().st_mtime_ns, (out / "data-00000-of-00001.arrow").stat().st_mtime_ns) == stamp
+    redone = tokenize_mixture(mix, str(out), tokenizer, max_length=400, overlong="truncate", progress=False)
+    assert "skipped" not in redone and redone["truncated"] == 1  # policy: redo on other settings
+    assert json.loads(done_marker(out).read_text())["params"]["max_length"] == 400
 
     skipped = tokenize_mixture(mix, str(tmp_path / "skip"), tokenizer, max_length=300, overlong="skip",
                                progress=False)
-    assert (skipped["kept"], skipped["truncated"], skipped["skipped"]) == (8, 0, 1)
+    assert (skipped["kept"], skipped["truncated"], skipped["skipped_samples"]) == (8, 0, 1)
     assert skipped["skipped_by_reason"] == {"over max_length": 1}
     assert "BIG" not in load_from_disk(str(tmp_path / "skip"))["id"]
 
@@ -173,7 +182,7 @@ def test_num_proc_gives_the_same_rows(tokenizer, tmp_path):
     two = tokenize_mixture(mix, str(tmp_path / "p2"), tokenizer, max_length=300, num_proc=2, progress=False)
     assert {k: v for k, v in one.items()} == two
     assert load_from_disk(str(tmp_path / "p1")).to_dict() == load_from_disk(str(tmp_path / "p2")).to_dict()
-    assert json.loads((tmp_path / "p2" / "tokenize_stats.json").read_text())["kept"] == 9
+    assert json.loads(done_marker(tmp_path / "p2").read_text())["kept"] == 9
 
 
 def test_empty_mixture_gives_a_loadable_empty_dataset(tokenizer, tmp_path):

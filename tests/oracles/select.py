@@ -1,4 +1,5 @@
-"""Straightforward reference implementations the engine is tested and benchmarked against.
+"""Straightforward references the select engine is tested and benchmarked against (test oracles:
+they live under tests/, not in the library).
 
 One sample per forward, the model's ordinary API, nothing clever: full-vocabulary logits with
 `labels` masked to the response for NLL, and eager attention with `output_attentions=True` for

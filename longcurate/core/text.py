@@ -1,4 +1,5 @@
-"""Small text helpers shared by segmentation and the template QA types: sentence and word spans.
+"""Text helpers shared by every stage: sentence, word and line spans (synth segments and templates,
+eval probes and needles use the same splitter).
 
 Spans are (start, end) character offsets into the given text, so every quote the templates make is
 a verbatim slice of the corpus.
@@ -62,3 +63,8 @@ def line_spans(text: str) -> list[tuple[int, int]]:
         _add(text, spans, pos, pos + len(line))
         pos += len(line) + 1
     return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of every line (paragraph) of `text`, as strings."""
+    return [text[s:e] for ls, le in line_spans(text) for s, e in sentence_spans(text, ls, le)]

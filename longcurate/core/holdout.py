@@ -1,0 +1,46 @@
+"""A stable split of a corpus into a training part and an evaluation part, by a hash of each
+document's id: synth draws training contexts from one part only, probes and needle haystacks from
+the other, so no evaluation answer can be a training sample's text.
+
+The split depends only on (document id, salt, fraction): it is the same on every machine, for every
+seed, whatever order the corpus is read in, and growing the corpus never moves a document across.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+Side = Literal["train", "eval"]
+
+
+@dataclass
+class HoldoutConfig:
+    fraction: float = 0.2  # share of each corpus's documents kept for evaluation (0: no held-out part)
+    salt: str = "longcurate-holdout-v1"  # another salt draws another split
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction < 1.0:
+            from longcurate.core.errors import ConfigError
+
+            raise ConfigError(f"holdout.fraction must be in [0, 1), got {self.fraction}")
+
+
+def unit_hash(doc_id: str, salt: str) -> float:
+    """A number in [0, 1) fixed by (salt, doc_id)."""
+    digest = hashlib.blake2b(f"{salt}\x00{doc_id}".encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2 ** 64
+
+
+def side_of(doc_id: str, holdout: HoldoutConfig) -> Side:
+    """Which part a document belongs to."""
+    return "eval" if unit_hash(doc_id, holdout.salt) < holdout.fraction else "train"
+
+
+def keeps(doc_id: str, side: Side | None, holdout: HoldoutConfig) -> bool:
+    """Whether a reader of `side` may use the document (`None`: the whole corpus)."""
+    return side is None or side_of(doc_id, holdout) == side
+
+
+__all__ = ["HoldoutConfig", "Side", "unit_hash", "side_of", "keeps"]

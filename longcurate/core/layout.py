@@ -1,0 +1,163 @@
+"""Every path and naming rule of a run folder, in one place.
+
+Stages ask the layout where things are, never each other: select reads `samples`, train reads the
+top budget file, eval reads the trained `model`, and none of them knows how another names its files.
+
+    <root>/                         output_dir
+      config.resolved.yaml          the resolved config of the last `run`
+      <stage>.manifest.json         one manifest per stage (synth, select, train, eval, run, ...)
+      samples.jsonl                 synth
+      select/{hmg,cam,ranked}.jsonl, select/diagnostics.json
+      select/<kind>.part-<i>-of-<n>.jsonl   per-shard part files before the merge
+      budgets/<method>-<budget>.jsonl, budgets/budgets.jsonl (the index)
+      mixture/mixture.jsonl, mixture/tokenized/
+      train/checkpoint-N/           Trainer checkpoints (resume)
+      checkpoint/                   the final model
+      eval/{probes,needle}.jsonl, eval/<label>/{probes,needle,longbench}/, eval/report.md
+      openai-cache/                 cached QA requests of the openai backend
+
+Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
+`train.output`); `RunConfig.layout()` passes those choices in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from longcurate.core.errors import UserError
+
+PathLike = str | os.PathLike
+
+
+def parse_budget(spec: float | int | str) -> tuple[str, float]:
+    """A budget's file label and value: `1000` -> ("1000", 1000.0) (a sample count); `0.1` -> ("0.1",
+    0.1) (a fraction of the data)."""
+    try:
+        v = float(spec)
+    except (TypeError, ValueError):
+        raise UserError(f"budget must be a number, got {spec!r}") from None
+    if not v > 0:
+        raise UserError(f"budget must be positive, got {spec!r}")
+    if v < 1:
+        return f"{v:g}", v
+    if v != int(v):
+        raise UserError(f"budget {spec!r} is neither a whole size nor a fraction below 1")
+    return str(int(v)), v
+
+
+def budget_name(method: str, spec: float | int | str) -> str:
+    """`gateau`, 1000 -> `gateau-1000.jsonl`."""
+    return f"{method}-{parse_budget(spec)[0]}.jsonl"
+
+
+def part_path(output: PathLike, index: int, count: int) -> Path:
+    """A shard's part file beside the merged output: `hmg.jsonl` -> `hmg.part-3-of-8.jsonl`."""
+    p = Path(output)
+    stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
+    return p.with_name(f"{stem}.part-{index}-of-{count}.jsonl")
+
+
+def model_label(name: str) -> str:
+    """A model name or path as a folder name: `runs/demo/checkpoint` -> `checkpoint`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name).strip("_") or "model"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run; build it with `RunLayout.under(output_dir, **placed_elsewhere)`."""
+
+    root: Path
+    samples: Path
+    scores_dir: Path
+    budgets_dir: Path
+    mixture: Path
+    tokenized: Path
+    checkpoints: Path
+    model: Path
+    eval_dir: Path
+    probes: Path
+    needle: Path
+    openai_cache: Path
+
+    @classmethod
+    def under(cls, root: PathLike, **placed: PathLike | None) -> "RunLayout":
+        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere."""
+        root = Path(root)
+        unknown = set(placed) - {f.name for f in fields(cls)} - {"root"}
+        if unknown:
+            raise TypeError(f"unknown layout path(s) {sorted(unknown)}")
+        chosen = {k: Path(v) for k, v in placed.items() if v}
+        eval_dir = chosen.get("eval_dir", root / "eval")
+        defaults = {
+            "samples": root / "samples.jsonl",
+            "scores_dir": root / "select",
+            "budgets_dir": root / "budgets",
+            "mixture": root / "mixture" / "mixture.jsonl",
+            "tokenized": root / "mixture" / "tokenized",
+            "checkpoints": root / "train",
+            "model": root / "checkpoint",
+            "eval_dir": eval_dir,
+            "probes": eval_dir / "probes.jsonl",
+            "needle": eval_dir / "needle.jsonl",
+            "openai_cache": root / "openai-cache",
+        }
+        return cls(root=root, **{k: chosen.get(k, v) for k, v in defaults.items()})
+
+    # --- select ------------------------------------------------------------------------------
+    def score(self, kind: str) -> Path:
+        """The merged score file of `kind` (hmg, cam)."""
+        return self.scores_dir / f"{kind}.jsonl"
+
+    @property
+    def ranked(self) -> Path:
+        return self.scores_dir / "ranked.jsonl"
+
+    @property
+    def diagnostics(self) -> Path:
+        return self.scores_dir / "diagnostics.json"
+
+    @property
+    def budget_index(self) -> Path:
+        """budgets.jsonl: one line {file, samples} per budget file written (and the set's marker)."""
+        return self.budgets_dir / "budgets.jsonl"
+
+    def budget(self, method: str, spec: float | int | str) -> Path:
+        return self.budgets_dir / budget_name(method, spec)
+
+    def top_budget(self, method: str, budgets: list[float]) -> Path:
+        """The largest budget file of `method`: from the index when select wrote one (the file with
+        the most samples), else named from the largest size asked for (sizes before fractions)."""
+        from longcurate.core.jsonl import read_jsonl
+
+        if self.budget_index.exists():
+            rows = [r for _, r in read_jsonl(self.budget_index) if str(r.get("file", "")).startswith(f"{method}-")]
+            if rows:
+                best = max(rows, key=lambda r: (int(r.get("samples", 0)), r["file"]))
+                return self.budgets_dir / best["file"]
+        values = [parse_budget(b)[1] for b in (budgets or [1000])]
+        sizes = [v for v in values if v >= 1] or values
+        return self.budget(method, max(sizes))
+
+    # --- eval --------------------------------------------------------------------------------
+    def eval_model(self, label: str) -> Path:
+        """Where one model's eval results go: eval/<label>/{probes,needle,longbench}/."""
+        return self.eval_dir / label
+
+    @property
+    def report(self) -> Path:
+        return self.eval_dir / "report.md"
+
+    # --- run bookkeeping ---------------------------------------------------------------------
+    def manifest(self, stage: str) -> Path:
+        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json."""
+        return self.root / f"{stage}.manifest.json"
+
+    @property
+    def resolved_config(self) -> Path:
+        return self.root / "config.resolved.yaml"
+
+
+__all__ = ["RunLayout", "parse_budget", "budget_name", "part_path", "model_label"]

@@ -1,0 +1,134 @@
+"""Where the select stage reads and writes (from the run's layout), and the completion step of each
+output, one policy per step (`core.completion.Step`):
+
+    output                                policy  settings
+    scoring settings (<score>.settings.json)  refuse  score_settings: models, prompts, segments, input, limit
+    a shard's part file                   redo    score_settings
+    a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG)
+    select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
+    budgets/budgets.jsonl (the set)       redo    budgets, methods, seed, overflow, input, digests
+
+So a re-run with the same settings redoes nothing, another `alpha` redoes rank and budgets, another
+`hmg_scale` re-merges the parts without scoring, and another window or model is refused rather than
+mixed into scores made with the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from longcurate.core.completion import Step, settings_file
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import read_json_if_valid
+from longcurate.core.layout import part_path
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
+
+KINDS = ("hmg", "cam")
+
+
+def input_path(cfg: RunConfig) -> Path:
+    """The samples to score: `select.input`, else the run's samples file."""
+    return Path(cfg.select.input) if cfg.select.input else cfg.layout().samples
+
+
+def command_output(cfg: RunConfig, default: Path) -> Path:
+    """`select.output` (the output of the one command at hand, e.g. `--output`), else `default`."""
+    return Path(cfg.select.output) if cfg.select.output else default
+
+
+def cam_scores(cfg: RunConfig) -> Path | None:
+    """The CAM score file the stage ranks and diagnoses with; None when `select.cam` is off."""
+    return cfg.layout().score("cam") if cfg.select.cam else None
+
+
+def model_b_name(cfg: RunConfig) -> str:
+    return cfg.select.model or cfg.model
+
+
+def score_limit(cfg: RunConfig, kind: str) -> int | None:
+    """How many valid records `kind` scores: `limit`, and for CAM also `cam_limit` (the smaller)."""
+    sel = cfg.select
+    lims = [x for x in (sel.limit, sel.cam_limit if kind == "cam" else None) if x is not None]
+    return min(lims) if lims else None
+
+
+def score_settings(cfg: RunConfig, kind: str) -> dict[str, Any]:
+    """The settings that decide a score file's values (not how fast they are computed)."""
+    sel = cfg.select
+    common = {"input": str(input_path(cfg)), "model_b": model_b_name(cfg), "dtype": sel.dtype,
+              "prompt_format": sel.prompt_format, "max_length": sel.max_length, "overlong": sel.overlong,
+              "segment_tokens": sel.segment_tokens, "limit": score_limit(cfg, kind), "seed": cfg.seed}
+    if kind == "hmg":
+        return {**common, "model_a": sel.model_a, "window": sel.window, "rope_scaling": sel.rope_scaling}
+    return {**common, "max_segments": sel.max_segments, "layers": sel.layers, "cas_metric": sel.cas_metric}
+
+
+@dataclass(frozen=True)
+class ScoreSteps:
+    """The completion steps of one score file (`kind` hmg or cam) and of its shards' part files."""
+
+    kind: str
+    output: Path
+    settings: dict[str, Any]  # score_settings
+    hmg_scale: str
+
+    @classmethod
+    def of(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+        """The steps of `kind`'s score file under this config's settings."""
+        if kind not in KINDS:
+            raise UserError(f"unknown score kind {kind!r}; use one of {KINDS}")
+        output = command_output(cfg, cfg.layout().score(kind))
+        return cls(kind, output, score_settings(cfg, kind), cfg.select.hmg_scale)
+
+    @classmethod
+    def recorded(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+        """The steps under the settings the shards scored with (recorded when scoring began), for a
+        merge that runs apart from them with fewer flags."""
+        steps = cls.of(cfg, kind)
+        recorded = read_json_if_valid(settings_file(steps.output))
+        if not isinstance(recorded, dict):
+            raise UserError(f"nothing was scored into {steps.output} yet (no {settings_file(steps.output)})")
+        return cls(kind, steps.output, recorded, steps.hmg_scale)
+
+    def scoring(self) -> Step:
+        """Policy refuse. `begin()` records the settings in `<output>.settings.json` before any part is
+        written, and raises (naming the keys) when parts were begun under other settings: scores are
+        expensive and appended to, so they are neither mixed nor silently thrown away. Only `begin()`
+        is used (the merged file's marker also records hmg_scale, which this step does not decide)."""
+        return Step(self.output, self.settings, "refuse", name=f"{self.kind} scoring")
+
+    def part(self, index: int, count: int) -> Step:
+        """Policy redo: shard `index` of `count` is complete when its marker records these settings.
+        Resuming into a partial part is safe: `scoring()` has checked what the parts were begun with."""
+        return Step(part_path(self.output, index, count), self.settings, "redo",
+                    name=f"{self.kind} shard {index} of {count}")
+
+    def parts(self, count: int) -> list[Step]:
+        return [self.part(k, count) for k in range(count)]
+
+    def merged(self) -> Step:
+        """Policy redo: the merged file records the scoring settings and, for HMG, the `hmg_scale` its
+        normalisation used, so changing only the scale re-merges the parts (nothing is re-scored)."""
+        extra = {"hmg_scale": self.hmg_scale} if self.kind == "hmg" else {}
+        return Step(self.output, {**self.settings, **extra}, "redo", name=f"{self.kind} merge")
+
+
+def rank_step(output: Path, settings: dict[str, Any]) -> Step:
+    """Policy redo: the ranking is cheap and derived; `settings` are alpha, normalize and the digests
+    of the score files it read, so new scores or another alpha rank again."""
+    return Step(output, settings, "redo", name="rank")
+
+
+def budget_step(index: Path, settings: dict[str, Any]) -> Step:
+    """Policy redo, marked on the budget index (budgets.jsonl) for the whole set of budget files:
+    cheap copies of records, redone (and files no longer asked for removed) when the budgets, methods,
+    seed, input or ranking change."""
+    return Step(index, settings, "redo", name="budgets")
+
+
+__all__ = ["KINDS", "ScoreSteps", "input_path", "command_output", "cam_scores", "model_b_name", "score_limit",
+           "score_settings", "rank_step", "budget_step"]

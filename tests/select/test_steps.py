@@ -1,0 +1,92 @@
+"""The select stage's paths and completion steps (no model needed): the layout's names, each step's
+policy, the config rule for `window`, the reject sinks, and user errors on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from longcurate.config import RunConfig
+from longcurate.core.config import build
+from longcurate.core.errors import SettingsChanged, UserError
+from longcurate.core.jsonl import Rejects
+from longcurate.core.jsonl import DiscardRejects, RecordedRejects
+from longcurate.select.rejects import ShardRejects
+from longcurate.select.shard import ShardSpec
+from longcurate.select.steps import ScoreSteps, cam_scores, input_path, score_settings
+
+
+def _cfg(tmp_path: Path, **select) -> RunConfig:
+    return build(RunConfig, {"output_dir": str(tmp_path / "run"), "select": select})
+
+
+def test_window_zero_means_the_full_input(tmp_path):
+    assert _cfg(tmp_path, window=0).select.window is None
+    assert _cfg(tmp_path, window=None).select.window is None
+    assert _cfg(tmp_path, window=512).select.window == 512
+
+
+def test_paths_come_from_the_layout(tmp_path):
+    cfg = _cfg(tmp_path)
+    run = tmp_path / "run"
+    assert input_path(cfg) == run / "samples.jsonl"
+    assert ScoreSteps.of(cfg, "hmg").output == run / "select/hmg.jsonl"
+    assert ScoreSteps.of(cfg, "cam").part(3, 8).output == run / "select/cam.part-3-of-8.jsonl"
+    assert cam_scores(cfg) == run / "select/cam.jsonl"
+    assert cam_scores(_cfg(tmp_path, cam=False)) is None
+    other = _cfg(tmp_path, input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "x.jsonl"))
+    assert input_path(other) == tmp_path / "in.jsonl"
+    assert ScoreSteps.of(other, "hmg").output == tmp_path / "x.jsonl"
+    assert score_settings(other, "hmg")["input"] == str(tmp_path / "in.jsonl")
+    with pytest.raises(UserError, match="unknown score kind"):
+        ScoreSteps.of(cfg, "ppl")
+
+
+def test_scoring_settings_refuse_and_merge_redoes_on_hmg_scale(tmp_path):
+    cfg = _cfg(tmp_path, window=256)
+    steps = ScoreSteps.of(cfg, "hmg")
+    assert steps.scoring().on_change == "refuse" and steps.merged().on_change == "redo"
+    assert steps.part(0, 1).on_change == "redo"
+    assert steps.scoring().begin() is False  # nothing begun yet: the settings are recorded
+    recorded = json.loads((tmp_path / "run/select/hmg.jsonl.settings.json").read_text())
+    assert recorded == json.loads(json.dumps(score_settings(cfg, "hmg")))
+    assert steps.scoring().begin() is True  # same settings: resume
+    other = ScoreSteps.of(_cfg(tmp_path, window=128), "hmg")
+    with pytest.raises(SettingsChanged, match="window: 256 -> 128"):
+        other.scoring().begin()
+
+    steps.output.write_text("{}\n")
+    steps.merged().finish({"scored": 1})
+    marker = json.loads((tmp_path / "run/select/hmg.jsonl.done").read_text())
+    assert marker == {"scored": 1, "params": {**recorded, "hmg_scale": "ppl"}}
+    assert steps.merged().is_complete()
+    rescaled = ScoreSteps.of(_cfg(tmp_path, window=256, hmg_scale="log"), "hmg")
+    assert not rescaled.merged().is_complete()  # re-merge ...
+    assert rescaled.scoring().begin() is True  # ... of the parts scored under the same settings
+    assert ScoreSteps.recorded(_cfg(tmp_path, window=64), "hmg").settings == recorded
+
+
+def test_recorded_needs_a_scoring_run(tmp_path):
+    with pytest.raises(UserError, match="nothing was scored"):
+        ScoreSteps.recorded(_cfg(tmp_path), "cam")
+
+
+def test_reject_sinks(tmp_path):
+    recorded = RecordedRejects()
+    for line in (1, 2, 3, 4):
+        recorded.add(f"bad {line}", file="in.jsonl", line=line, record_id=f"r{line}")
+    DiscardRejects().add("ignored", file="in.jsonl", line=1)
+    with Rejects(tmp_path / "q.jsonl") as q:
+        recorded.replay(ShardRejects(q, ShardSpec(1, 2)))
+    rows = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["id"], r["reason"]) for r in rows] == [(1, "r1", "bad 1"), (3, "r3", "bad 3")]
+
+
+def test_budget_sizes_must_be_numbers(capsys):
+    from longcurate.cli import main
+
+    assert main(["select", "budget", "1000", "lots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["longcurate: error: budget must be a number, got 'lots'"]
