@@ -38,7 +38,7 @@ def _peak_rss_gib() -> float:
 def _item(n_tokens: int, vocab: int, seed: int = 0):
     """Random token ids: segments of 128 tokens, then a 64-token instruction and a 128-token
     response (memory and time do not depend on the values)."""
-    from longcurate.select.engine import ScoreItem
+    from longcurate.core.engine import ScoreItem
 
     rng = random.Random(seed)
     ids = [rng.randrange(vocab) for _ in range(n_tokens)]
@@ -58,7 +58,7 @@ def child(mode: str, n_tokens: int, model_name: str, dtype: str, key_block: int)
     base = _peak_rss_gib()
     t = time.perf_counter()
     if mode == "engine":
-        from longcurate.select.engine import ScoringEngine
+        from longcurate.core.engine import ScoringEngine
 
         vec = ScoringEngine(model, show_progress=False).segment_attention([item], key_block=key_block)[0]
         extra = {"segments": len(vec), "sum": float(vec.sum())}

@@ -37,7 +37,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 import torch  # noqa: E402
 
-from longcurate.select.engine import ScoreItem, ScoringEngine  # noqa: E402
+from longcurate.core.engine import ScoreItem, ScoringEngine  # noqa: E402
 from oracles.select import reference_response_nll  # noqa: E402
 
 RANDOM_CONFIGS = {

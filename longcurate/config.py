@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from longcurate.core.cli import resolve
+from longcurate.core.holdout import HoldoutConfig
 from longcurate.core.layout import RunLayout
 from longcurate.eval.config import EvalConfig
 from longcurate.select.config import SelectConfig
@@ -27,6 +28,10 @@ class RunConfig:
     allow_download: bool = False  # hub downloads off unless asked for
     trust_remote_code: bool = False
     stages: list[str] = field(default_factory=lambda: ["synth", "select", "train", "eval"])
+    # The train / eval split of every corpus that both sides read (by a hash of the document id):
+    # synth builds training samples from the train part, probes / needles / held-out samples from the
+    # eval part, so evaluation text never shares a document with training text.
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -6,7 +6,8 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
     <root>/                         output_dir
       config.resolved.yaml          the resolved config of the last `run`
       <stage>.manifest.json         one manifest per stage (synth, select, train, eval, run, ...)
-      samples.jsonl                 synth
+      samples.jsonl                 synth (training samples, from the corpus's train part)
+      heldout.jsonl                 synth (held-out IN2 samples, from the eval part, for eval)
       select/{hmg,cam,ranked}.jsonl, select/diagnostics.json
       select/<kind>.part-<i>-of-<n>.jsonl   per-shard part files before the merge
       budgets/<method>-<budget>.jsonl, budgets/budgets.jsonl (the index)
@@ -71,6 +72,7 @@ class RunLayout:
 
     root: Path
     samples: Path
+    heldout: Path
     scores_dir: Path
     budgets_dir: Path
     mixture: Path
@@ -93,6 +95,7 @@ class RunLayout:
         eval_dir = chosen.get("eval_dir", root / "eval")
         defaults = {
             "samples": root / "samples.jsonl",
+            "heldout": root / "heldout.jsonl",
             "scores_dir": root / "select",
             "budgets_dir": root / "budgets",
             "mixture": root / "mixture" / "mixture.jsonl",

@@ -11,7 +11,7 @@ from longcurate.select.steps import model_b_name
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
-    from longcurate.select.engine import ScoringEngine
+    from longcurate.core.engine import ScoringEngine
 
 
 @dataclass
@@ -38,7 +38,7 @@ def max_positions(name: str, allow_download: bool) -> int:
 def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
     """θ_B's engine, and for HMG θ_A as a ShortModel (its own checkpoint / RoPE, or θ_B windowed)."""
     from longcurate.core.models import load_model
-    from longcurate.select.engine import ScoringEngine
+    from longcurate.core.engine import ScoringEngine
     from longcurate.select.hmg import rope_overrides, short_window_of
 
     sel = cfg.select

@@ -61,7 +61,7 @@ class Prepared:
     def item(self, input_ids: list[int] | None = None, response_start: int | None = None,
              segment_spans: list[tuple[int, int]] | None = None):
         """The engine's ScoreItem for this view (the full prompt by default)."""
-        from longcurate.select.engine import ScoreItem
+        from longcurate.core.engine import ScoreItem
 
         return ScoreItem(id=self.id, input_ids=list(self.input_ids if input_ids is None else input_ids),
                          response_start=self.response_start if response_start is None else response_start,

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from longcurate.select.engine import NLLResult, ScoreItem, attn_implementation, validate_item
+from longcurate.core.engine import NLLResult, ScoreItem, attn_implementation, validate_item
 
 
 def reference_response_nll(model, items: Sequence[ScoreItem], device=None) -> list[NLLResult]:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from longcurate.select.attention import ATTN_NAME, SegmentProbe
-from longcurate.select.engine import ScoreItem, ScoringEngine
+from longcurate.core.segment_attention import ATTN_NAME, SegmentProbe
+from longcurate.core.engine import ScoreItem, ScoringEngine
 from oracles.select import reference_segment_attention
 
 

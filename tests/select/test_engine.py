@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from longcurate.select.engine import NLLResult, ScoreItem, ScoringEngine, plan_batches, validate_item
+from longcurate.core.engine import NLLResult, ScoreItem, ScoringEngine, plan_batches, validate_item
 from oracles.select import reference_response_nll
 
 
@@ -153,7 +153,7 @@ def test_dynamic_ntk_rope_scores_each_sample_as_if_alone():
     caches the longest length seen. The engine batches only equal lengths and resets the cache, so
     every sample scores as on a fresh model alone, whatever ran before it."""
     from oracles.models import random_llama
-    from longcurate.select.engine import length_dependent_rope
+    from longcurate.core.engine import length_dependent_rope
 
     def fresh():  # large weights: the RoPE frequencies visibly change the NLL
         return random_llama(seed=8, max_position_embeddings=64, initializer_range=0.2,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from longcurate.cli import main
-from longcurate.select.engine import ScoreItem, ScoringEngine
+from longcurate.core.engine import ScoreItem, ScoringEngine
 
 from .conftest import make_samples, write_jsonl
 
@@ -165,7 +165,7 @@ def _compare(sep: Path, joint: Path, n_hmg: int, n_cam: int) -> None:
 
 
 def test_stage_joint_equals_separate_commands(tmp_path, data, tiny_folder, monkeypatch):
-    from longcurate.select import engine as engine_mod
+    from longcurate.core import engine as engine_mod
     from longcurate.select.stage import run_stage
 
     sep = _separate(tmp_path, data, tiny_folder)

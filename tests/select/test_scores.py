@@ -9,7 +9,7 @@ import pytest
 
 from longcurate.core.records import Sample
 from longcurate.select.cam import cam_records, cas, segment_nll_rows, softmax
-from longcurate.select.engine import ScoreItem, ScoringEngine
+from longcurate.core.engine import ScoreItem, ScoringEngine
 from longcurate.select.hmg import ShortModel, finalize_hmg, hmg_records, minmax
 from longcurate.select.inputs import PromptBuilder
 from oracles.select import reference_response_nll, reference_segment_attention

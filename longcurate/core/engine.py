@@ -1,4 +1,5 @@
-"""The scoring engine: response NLL and response-to-segment attention for many samples at once.
+"""The scoring engine: response NLL and response-to-segment attention for many samples at once (select
+scores HMG and CAM with it; eval scores gold answers with it).
 
 Why it is fast: samples are sorted by length and cut into right-padded batches under a token
 budget (padded tokens = rows x longest row), the decoder runs with the model's own SDPA (or
@@ -12,7 +13,7 @@ alone is exact for every real row (pad rows produce values that are never read).
 the default `arange`, which is also exact for right-padded rows. Without a padding mask SDPA takes
 its `is_causal` fast path.
 
-Segment attention runs the forward with the attention function of `attention.py` registered
+Segment attention runs the forward with the attention function of `segment_attention.py` registered
 through transformers' `AttentionInterface`; see that module for how it reduces the response rows'
 attention straight into per-segment sums. `nll_and_attention` takes both the response NLL and the
 segment attention from that one forward, so a sample scored for HMG's θ_B and CAM costs one
@@ -268,7 +269,7 @@ class ScoringEngine:
         # Attention alone forwards only the items with segments; with NLL every item runs.
         todo = list(range(len(items))) if nll else [i for i, it in enumerate(items) if it.segment_spans]
         if attention:
-            from longcurate.select.attention import ATTN_NAME as impl
+            from longcurate.core.segment_attention import ATTN_NAME as impl
         else:
             impl = "flash_attention_2" if self.use_flash_attn else None
         desc = " + ".join(d for d, on in (("response nll", nll), ("segment attention", attention)) if on)
@@ -279,7 +280,7 @@ class ScoringEngine:
                 batch_items = [items[i] for i in idx]
                 probe = None
                 if attention and any(it.segment_spans for it in batch_items):
-                    from longcurate.select.attention import SegmentProbe
+                    from longcurate.core.segment_attention import SegmentProbe
 
                     probe = SegmentProbe.build(batch_items, chosen, key_block, self.device)
                 self._fresh_rope()
