@@ -2,7 +2,7 @@
 
 - a stage (`longcurate.synth`, `.select`, `.train`, `.eval`) never imports another stage: stages talk
   through files named by `core.layout`;
-- `longcurate.core` imports no stage and not the composition root (`longcurate.config`, `.cli`,
+- `longcurate.core` imports no stage and not the composition root (`longcurate.config`, `.cli`, `.ablate`,
   `.pipeline`);
 - no module imports a leading-underscore name from another module;
 - no module is over 400 lines and no function over 60, except the ones listed with a reason.
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "longcurate"
 STAGES = ("synth", "select", "train", "eval")
-ROOT_MODULES = ("longcurate.config", "longcurate.cli", "longcurate.pipeline")
+ROOT_MODULES = ("longcurate.config", "longcurate.cli", "longcurate.pipeline", "longcurate.ablate")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # (module path relative to the repository, function name) -> why it is longer than 60 lines.

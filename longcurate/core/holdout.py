@@ -43,4 +43,15 @@ def keeps(doc_id: str, side: Side | None, holdout: HoldoutConfig) -> bool:
     return side is None or side_of(doc_id, holdout) == side
 
 
-__all__ = ["HoldoutConfig", "Side", "unit_hash", "side_of", "keeps"]
+
+
+def partitioned(corpus: str, other_side: str | None) -> bool:
+    """Whether a side reading `corpus` must keep to its part: always for the bundled corpus, and for a
+    user corpus that the other side reads too. A side given a corpus of its own reads all of it (the
+    two sides cannot share a document; `longcurate check contamination` measures what they share)."""
+    from longcurate.core.bundled import WIKI_ALIAS
+
+    return corpus == WIKI_ALIAS or (other_side is not None and str(corpus) == str(other_side))
+
+
+__all__ = ["HoldoutConfig", "Side", "unit_hash", "side_of", "keeps", "partitioned"]

@@ -44,3 +44,11 @@ def test_growing_a_fraction_only_moves_documents_into_eval():
 def test_bad_fraction_is_a_config_error():
     with pytest.raises(ConfigError, match="holdout.fraction"):
         HoldoutConfig(fraction=1.0)
+
+
+def test_which_corpora_are_partitioned():
+    from longcurate.core.holdout import partitioned
+
+    assert partitioned("wiki-summaries", None) and partitioned("wiki-summaries", "mine.jsonl")
+    assert partitioned("mine.jsonl", "mine.jsonl")  # both sides read one user corpus: split it
+    assert not partitioned("mine.jsonl", "wiki-summaries")  # a corpus of its own is read whole
