@@ -104,3 +104,9 @@ def test_recorded_rejects_replay_into_a_quarantine(tmp_path):
         rec.replay(q)
     assert json.loads((tmp_path / "q.jsonl").read_text()) == {"file": "f", "line": 3, "field": "id", "id": "a",
                                                             "reason": "bad: x"}
+
+
+def test_a_byte_order_mark_on_the_first_line_is_tolerated(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a"}\n{"id": "b"}\n')
+    assert [obj["id"] for _, obj in read_jsonl(p)] == ["a", "b"]
