@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any, TypeVar
 
-from longcurate.core.config import apply_overrides, build, load_yaml, set_path
+from longcurate.core.config import apply_overrides, build, check_key, load_yaml, parse_override, set_path
 from longcurate.core.errors import ConfigError, UserError
 
 C = TypeVar("C")
@@ -75,10 +75,15 @@ def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
             value = [v for v in value if not _OVERRIDE.match(str(v))] or None
         if value is not None:
             flag_values[key] = value
+    config_file = getattr(args, "config", None)
+    if config_file:
+        build(config_cls, data, where=str(config_file))  # the file's own mistakes, named by the file
+    for item in overrides:
+        check_key(config_cls, ".".join(parse_override(item)[0]), where=f"command line override {item!r}")
     data = apply_overrides(data, overrides)
     for key, value in flag_values.items():
         set_path(data, key, value)
-    return build(config_cls, data, where=getattr(args, "config", None) or "command line")
+    return build(config_cls, data, where="command line" if (overrides or flag_values) else (config_file or "defaults"))
 
 
 def setup_logging(verbose: bool = False) -> None:

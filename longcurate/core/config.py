@@ -6,6 +6,7 @@ Defaults live in the dataclasses; unknown keys are errors that name the key path
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -88,12 +89,44 @@ def build(cls: type[T], data: dict[str, Any] | None, where: str = "config", pref
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        names = ", ".join(f"'{prefix}{k}'" for k in unknown)
+        names = ", ".join(f"'{prefix}{k}'" + _did_you_mean(k, fields, prefix) for k in unknown)
         raise ConfigError(f"{where}: unknown key(s) {names}; known: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, where, f"{prefix}{name}")
     return cls(**kwargs)
+
+
+def _did_you_mean(key: str, known: Any, prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def check_key(cls: type, dotted: str, where: str) -> None:
+    """Raise ConfigError unless `dotted` (e.g. `select.alpha`) names a key of dataclass `cls` (a key
+    whose value is a free mapping, like `rope_scaling`, accepts any sub-key)."""
+    node: Any = cls
+    done: list[str] = []
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node):
+            return  # inside a mapping-valued key: anything goes
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            prefix = ".".join(done)
+            known = sorted(hints)
+            hint = _did_you_mean(part, known, prefix + "." if prefix else "")
+            raise ConfigError(f"{where}: unknown key '{dotted}'{hint}; known under '{prefix or '<root>'}': "
+                              f"{', '.join(known)}")
+        node = _dataclass_of(hints[part])
+        done.append(part)
+
+
+def _dataclass_of(tp: Any) -> Any:
+    """The dataclass inside `tp` (`X | None` -> X), or tp itself."""
+    if get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
+        return inner[0] if inner else tp
+    return tp
 
 
 def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:

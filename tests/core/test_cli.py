@@ -130,3 +130,14 @@ def test_many_valued_flag_leaves_overrides_to_the_config():
     cfg = resolve_config(args)
     assert cfg.train.mix.long == ["a.jsonl", "dir/b.jsonl"]
     assert cfg.seed == 7 and cfg.train.mix.short_size == 3
+
+
+def test_config_errors_say_where_the_bad_key_came_from_and_suggest(tmp_path, capsys):
+    assert main(["select", "rank", "select.alhpa=0.7", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "command line override 'select.alhpa=0.7'" in err and "did you mean 'select.alpha'" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("select:\n  alhpa: 0.7\n")
+    assert main(["select", "rank", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "did you mean 'select.alpha'" in err and "command line" not in err
