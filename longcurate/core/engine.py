@@ -60,7 +60,10 @@ class NLLResult:
 
     @property
     def ppl(self) -> float:
-        return math.exp(self.nll) if self.n_tokens else float("nan")
+        """exp(mean NLL); inf when that overflows a float (mean NLL above ~709 nats), never an error."""
+        if not self.n_tokens:
+            return float("nan")
+        return math.exp(self.nll) if self.nll < 709.0 else float("inf")
 
 
 def validate_item(item: ScoreItem, need_segments: bool = False) -> None:

@@ -243,10 +243,11 @@ def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
             reject(rejects, f"invalid record: {e}", file=path, line=lineno, record_id=_record_id(obj))
 
 
-def read_valid_prefix(path: str | os.PathLike) -> tuple[list[Any], int]:
+def read_valid_prefix(path: str | os.PathLike, pick: Callable[[Any], Any] | None = None) -> tuple[list[Any], int]:
     """The parsed lines of an append-only JSONL file up to its first torn or unparsable line (what a
     crash mid-write leaves), and the byte length of that good part; ([], 0) when the file is missing.
-    What `ResumableWriter` keeps, so callers that read such a file agree with it."""
+    What `ResumableWriter` keeps, so callers that read such a file agree with it. With `pick`, only
+    `pick(record)` of each line is kept (e.g. its id), so a large file is not held in memory."""
     p = Path(path)
     records: list[Any] = []
     good_bytes = 0
@@ -257,9 +258,10 @@ def read_valid_prefix(path: str | os.PathLike) -> tuple[list[Any], int]:
             if not raw.endswith(b"\n"):
                 break  # torn write: the process died mid-line
             try:
-                records.append(json.loads(raw))
+                obj = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 break
+            records.append(pick(obj) if pick is not None else obj)
             good_bytes += len(raw)
     return records, good_bytes
 
@@ -281,8 +283,8 @@ class ResumableWriter:
     def _recover(self) -> None:
         if not self.path.exists():
             return
-        records, good_bytes = read_valid_prefix(self.path)
-        self.done.update(str(obj[self.key]) for obj in records)
+        ids, good_bytes = read_valid_prefix(self.path, pick=lambda obj: str(obj[self.key]))
+        self.done.update(ids)
         if good_bytes != self.path.stat().st_size:
             with open(self.path, "r+b") as f:
                 f.truncate(good_bytes)

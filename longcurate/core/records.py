@@ -5,6 +5,8 @@ Validation lives here so every stage rejects the same malformed input with the s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -57,8 +59,11 @@ class Sample:
         if not isinstance(d, dict):
             raise RecordError("<record>", "not a JSON object")
         rid = d.get("id")
-        if not isinstance(rid, (str, int)) or str(rid) == "":
-            raise RecordError("id", "missing or empty")
+        if rid is None or rid == "":
+            rid = content_id(d)  # LongAlign-10k and many chat sets have no ids: a stable one from the text
+            d = {**d, "source": {**dict(d.get("source") or {}), "id": "content"}}
+        elif not isinstance(rid, (str, int)) or isinstance(rid, bool):
+            raise RecordError("id", f"must be a string or an integer, got {type(rid).__name__}")
         if "context" not in d and "messages" in d:
             d = split_longalign(d)
         for key in ("context", "instruction", "response"):
@@ -86,6 +91,21 @@ class Sample:
                    response=d["response"], messages=messages, gold=gold,
                    num_segments=int(d.get("num_segments") or 0), length=int(d.get("length") or 0),
                    source=dict(d.get("source") or {}))
+
+
+def content_id(record: dict[str, Any]) -> str:
+    """A stable id for a record that has none, from its text only: the turns (`messages` role/content,
+    or ShareGPT `conversations` from/value), else context + instruction + response. The same record
+    gets the same id in every stage and from every file format (JSONL, Parquet, datasets), since
+    formats may add empty columns but not change the text."""
+    turns = record.get("messages") or record.get("conversations")
+    if isinstance(turns, list) and turns:
+        canon: Any = [[str(t.get("role", t.get("from", ""))), str(t.get("content", t.get("value", "")))]
+                      for t in turns if isinstance(t, dict)]
+    else:
+        canon = [str(record.get(k) or "") for k in ("context", "instruction", "response")]
+    digest = hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return f"rec-{digest[:16]}"
 
 
 def _check_messages(messages: Any) -> None:

@@ -27,7 +27,7 @@ def test_longalign_split_at_last_blank_line():
     ({"kind": "weird"}, "kind"),
     ({"gold": [{"segment": 0, "char_start": 5, "char_end": 999}]}, "gold[0]"),
     ({"messages": [{"role": "user"}]}, "messages[0]"),
-    ({"id": ""}, "id"),
+    ({"id": ["not", "an", "id"]}, "id"),
 ])
 def test_validation_names_field(patch, field):
     d = {"id": "x", "context": "ctx", "instruction": "q", "response": "r", **patch}
@@ -41,3 +41,19 @@ def test_prompt_formats():
     assert gateau_text("C", "I", "R").startswith(gateau_prefix("C", "I"))
     assert user_prompt("", "just ask") == "just ask"
     assert "### Context:\nC\n\n### Instruction:\nI" in user_prompt("C", "I")
+
+
+def test_records_without_an_id_get_a_stable_one_from_their_text():
+    """LongAlign-10k's layout has no ids: the same text gets the same id, whatever else the record
+    holds (a file format may add empty columns), and the record says where its id came from."""
+    from longcurate.core.records import content_id
+
+    msgs = [{"role": "user", "content": "ctx\n\nWhat?"}, {"role": "assistant", "content": "That."}]
+    a = Sample.from_dict({"messages": msgs})
+    b = Sample.from_dict({"messages": msgs, "id": None, "extra": None})
+    assert a.id == b.id == content_id({"messages": msgs}) and a.id.startswith("rec-")
+    assert a.source["id"] == "content"
+    other = Sample.from_dict({"messages": [msgs[0], {"role": "assistant", "content": "Other."}]})
+    assert other.id != a.id
+    assert content_id({"conversations": [{"from": "user", "value": "ctx\n\nWhat?"},
+                                         {"from": "assistant", "value": "That."}]}) == a.id

@@ -184,3 +184,8 @@ def test_score_bench_script_runs(capsys):
                        "--max-tokens", "200", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "ratio" in out and "max |dNLL|/NLL" in out
+
+
+def test_ppl_overflows_to_inf_not_an_error():
+    assert NLLResult("a", 800.0 * 2, 2).ppl == float("inf")
+    assert NLLResult("a", 2.0, 2).ppl == pytest.approx(2.718281828, rel=1e-9)
