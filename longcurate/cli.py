@@ -5,6 +5,7 @@
     longcurate select score {hmg,cam} | rank | budget | diagnose | merge | run
     longcurate train mix | tokenize | fit | run
     longcurate eval build | probes | needle | longbench | report | run
+    longcurate ablate CONFIG [KEY=VALUE ...]         every selection arm x seed on one pool, compared
 
 Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
 config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
@@ -20,7 +21,9 @@ import errno
 import sys
 
 from longcurate import __version__
-from longcurate.core.cli import fail, setup_logging
+from longcurate.ablate import cli as ablate_cli
+from longcurate.config import RunConfig
+from longcurate.core.cli import document_defaults, fail, setup_logging
 from longcurate.core.errors import UserError
 from longcurate.eval import cli as eval_cli
 from longcurate.select import cli as select_cli
@@ -29,7 +32,7 @@ from longcurate.train import cli as train_cli
 from longcurate import pipeline
 
 # Each module has `register(subparsers)` and imports heavy libraries lazily inside its commands.
-COMMAND_MODULES = (synth_cli, select_cli, train_cli, eval_cli, pipeline)
+COMMAND_MODULES = (synth_cli, select_cli, train_cli, eval_cli, pipeline, ablate_cli)
 
 # Old spelling (leading words) -> new spelling. Kept for one release; each use prints the new name.
 RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    document_defaults(parser, RunConfig())
     return parser
 
 

@@ -56,18 +56,39 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     return stats
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def config_from_positional(args: argparse.Namespace) -> RunConfig:
+    """`run CONFIG [k=v ...]` / `config show CONFIG`: the positional is the config (a file or a bundled
+    name), or already the first override when it reads `key=value`."""
     if args.config_file and "=" in args.config_file and not args.config_file.endswith((".yaml", ".yml")):
-        args.overrides = [args.config_file, *(args.overrides or [])]  # `run key=value` with no config file
+        args.overrides = [args.config_file, *(args.overrides or [])]
     elif args.config_file and not args.config:
         args.config = args.config_file
-    run_pipeline(resolve_config(args))
+    return resolve_config(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    run_pipeline(config_from_positional(args))
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    print(dump_yaml(config_from_positional(args)), end="")
     return 0
 
 
 def register(sub) -> None:
+    c = sub.add_parser("config", help="the resolved configuration", description="Inspect configurations.")
+    csub = c.add_subparsers(dest="config_command", metavar="VERB", required=True)
+    show = csub.add_parser("show", help="print the resolved configuration (file + overrides + defaults) as YAML",
+                           description="Print the configuration a command would run with: defaults, then the "
+                                       "YAML file (a path or a bundled name such as demo), then key=value overrides.")
+    show.add_argument("config_file", nargs="?", metavar="CONFIG", help="a YAML file or a bundled config name")
+    add_config_args(show)
+    show.set_defaults(func=_cmd_config_show)
+
     p = sub.add_parser("run", help="run every stage in order (synth, select, train, eval)",
                        description="Chain every stage on one config. Each stage resumes, so a re-run redoes nothing.")
-    p.add_argument("config_file", nargs="?", metavar="CONFIG.yaml", help="the config (same as --config)")
+    p.add_argument("config_file", nargs="?", metavar="CONFIG",
+                   help="the config: a YAML file or a bundled name such as demo (same as --config)")
     add_config_args(p)
     p.set_defaults(func=_cmd_run)

