@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean gpu-check
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/score_bench.py --num-samples 8 --max-tokens 3072
 	$(PY) benchmarks/cam_memory.py
+
+# The GPU check (docs/gpu.md): every GPU path, at most 8 minutes on one H100, into runs/gpu-check/
+# (ARGS="--out DIR" elsewhere). ARGS=--smoke runs it at tiny sizes on the CPU, as `make test` does.
+# On a machine whose python3 has torch and no venv (the GPU image, no package index) it installs
+# nothing and runs with python3, which installs the carried .whl/ itself; elsewhere the venv.
+ARGS ?=
+gpu-check:
+	@if [ -x $(PY) ] || ! python3 -c "import torch" 2>/dev/null; then $(MAKE) --no-print-directory install; fi
+	if [ -x $(PY) ]; then $(PY) benchmarks/gpu_check.py $(ARGS); else python3 benchmarks/gpu_check.py $(ARGS); fi
 
 clean:
 	rm -rf runs/demo

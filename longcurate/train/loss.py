@@ -14,6 +14,8 @@ count is baked into the weights.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Sequence
 
 from longcurate.core.errors import UserError
@@ -62,10 +64,23 @@ def causal_lm_loss_sum(model, batch: dict[str, Any]):
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_weights", "num_items")}
     labels, weights = batch["labels"], batch["loss_weights"]
     mask = prediction_mask(weights)
-    outputs = model(**inputs, logits_to_keep=mask, use_cache=False)
-    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])  # [N, V], rows in mask order
+    if _boolean_logits_to_keep():
+        outputs = model(**inputs, logits_to_keep=mask, use_cache=False)
+        logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])  # [N, V], rows in mask order
+    else:  # older transformers (e.g. 5.17) take only 1-D position indices: keep the union of columns
+        keep = mask.any(0).nonzero().squeeze(1)
+        outputs = model(**inputs, logits_to_keep=keep, use_cache=False)
+        logits = outputs.logits[mask[:, keep]]  # the same rows, in the same row-major order
     targets_mask = mask.roll(1, dims=1)  # label t + 1 for position t (mask[:, -1] is always False)
     targets = labels[targets_mask]
     w = weights[targets_mask]
     return weighted_ce_sum(logits, targets, w), outputs
 
+
+@functools.cache
+def _boolean_logits_to_keep() -> bool:
+    """Whether this transformers version accepts a boolean mask as `logits_to_keep` (5.24 does; 5.17,
+    the GPU image's version, indexes with it and fails). Checked once, on its public helper."""
+    from transformers import modeling_utils
+
+    return hasattr(modeling_utils, "slice_logits_to_keep")
