@@ -1,7 +1,13 @@
-"""Batching benchmark: padding of naive / sorted / packed plans on a 1K-16K mixture, and training
-throughput (real tokens/s) of sorted vs naive batching on a tiny model, measured in the same process.
+"""Batching benchmark: padding of naive / sorted / packed plans on a 1K-16K mixture; sorted batching's
+two groupings per optimiser step (padding and length spread); training throughput (real tokens/s) of
+sorted vs naive batching on a tiny model, measured in the same process.
 
     .venv/bin/python benchmarks/batching_bench.py [--samples 2000] [--steps 12]
+
+Sorted groupings: `micro` (LongAlign's release, the default: groups of world x per-device samples,
+shuffled, so gradient accumulation mixes lengths in a step) and `global` (one group per optimiser step).
+Per step: padding = padded slots / all slots over the step's micro-batches (each rank pads its own
+micro-batch); spread = longest / shortest sample of the step, and the coefficient of variation.
 
 Targets: sorted padding <= 5%, packed padding <= 2%, sorted >= 1.5x naive tokens/s.
 """
@@ -34,6 +40,27 @@ def padding_report(lengths: list[int], per_device: int, grad_accum: int, max_tok
     packed = 1.0 - fill_fraction(lengths, bins, max_tokens)
     greedy = 1.0 - fill_fraction(lengths, pack(lengths, max_tokens, "greedy"), max_tokens)
     return {"naive": naive, "sorted": sort, "packed_ffd": packed, "packed_greedy": greedy, "rows": len(bins)}
+
+
+def step_report(lengths: list[int], per_device: int, grad_accum: int, world: int, sort_group: str,
+                seed: int = 0) -> dict[str, float]:
+    """Padding and length spread per optimiser step of sorted batching with `sort_group`."""
+    import statistics
+
+    from longcurate.train.batching import global_batch_size, sort_group_size, sorted_order, step_groups
+    from oracles.train import micro_batches, padding_stats
+
+    gb = global_batch_size(per_device, grad_accum, world)
+    order = sorted_order(lengths, sort_group_size(sort_group, per_device, grad_accum, world), seed)
+    steps = [g for g in step_groups(order, gb) if len(g) == gb]
+    pads, ratios, cvs = [], [], []
+    for g in steps:
+        pads.append(padding_stats(lengths, micro_batches(g, per_device)).padding_fraction)
+        ls = [lengths[i] for i in g]
+        ratios.append(max(ls) / min(ls))
+        cvs.append(statistics.pstdev(ls) / statistics.fmean(ls))
+    return {"padding": statistics.fmean(pads), "max_over_min": statistics.fmean(ratios),
+            "cv": statistics.fmean(cvs), "steps": len(steps)}
 
 
 def throughput(lengths: list[int], mode: str, per_device: int, steps: int, seed: int = 0) -> float:
@@ -81,6 +108,13 @@ def main() -> None:
         print(f"padding, {a.samples} samples of 1K-16K, micro-batch {a.per_device}, packed rows of {max_tokens}: "
               f"naive {r['naive']:.1%}  sorted {r['sorted']:.2%}  packed(ffd) {r['packed_ffd']:.2%}  "
               f"packed(greedy) {r['packed_greedy']:.2%}  ({r['rows']} rows)")
+    # Sorted batching's groupings, per optimiser step: LongAlign's 7B setting (8 GPUs x batch 1, grad-accum 12)
+    # and a per-device batch of 2 (where micro-batches pad).
+    for per_device, ga, world in ((1, 12, 8), (2, 6, 8), (2, 4, 1)):
+        rows = {g: step_report(lengths, per_device, ga, world, g) for g in ("micro", "global")}
+        print(f"sorted, {world} GPU(s) x batch {per_device} x grad-accum {ga} ({rows['micro']['steps']} steps): " + "  ".join(
+            f"{g}: padding {r['padding']:.2%}, longest/shortest {r['max_over_min']:.2f}, cv {r['cv']:.3f}"
+            for g, r in rows.items()))
     # Throughput on the same 1:16 length spread, scaled down so a tiny model runs it on a laptop CPU.
     # Both modes run the same samples (one epoch), so the ratio is the time saved on the same work.
     small = mixture_lengths(a.per_device * a.steps, 64, 1024, seed=1)

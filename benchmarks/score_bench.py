@@ -16,6 +16,14 @@ the same weights (the fp32 model cast to bf16 after the fp32 runs; one copy in m
 
 Prints tokens/s of each path, the throughput ratios, the largest NLL difference (relative), and on
 CUDA the peak GPU memory of each path and the engine's model FLOPs utilisation.
+
+`--rope-grid SAMPLES.jsonl` instead measures how θ_A's RoPE moves HMG (docs/fidelity.md): θ_B scores
+the first `--num-samples` valid samples once; θ_A is the same checkpoint treated as a short model of
+`--short-window` tokens (its `max_position_embeddings`, from which dynamic NTK rescales) run over the
+full input with dynamic NTK of each `--rope-factors` factor, plus the windowed θ_A (the last
+`--short-window` tokens) for comparison. Prints the HMG AUROC for "gold beyond the window" per variant:
+
+    python benchmarks/score_bench.py --rope-grid runs/demo/samples.jsonl --num-samples 50 --device cpu
 """
 
 from __future__ import annotations
@@ -120,6 +128,50 @@ def timed(fn, device: str):
     return out, dt, peak
 
 
+def rope_grid(samples: str, model_name: str, n: int, window: int, factors: list[float], device: str) -> dict:
+    """HMG AUROC ("gold beyond the window", ppl and log scale) for the windowed θ_A and dynamic NTK θ_As."""
+    from longcurate.core.jsonl import DiscardRejects
+    from longcurate.core.models import load_model, load_tokenizer
+    from longcurate.select.diagnose import auroc
+    from longcurate.select.hmg import ShortModel, finalize_hmg, hmg_records, rope_overrides
+    from longcurate.select.inputs import PromptBuilder, load_samples, prepare_all
+    from longcurate.select.rank import spearman
+
+    tok = load_tokenizer(model_name)
+    builder = PromptBuilder(tok, prompt_format="chat", max_length=8192)
+    loaded = load_samples(samples, DiscardRejects(), limit=n)
+    prepared = [p for _, _, p in prepare_all(builder, loaded, DiscardRejects(), samples)]
+    kinds = {s.id: s.kind for _, s in loaded}
+    engine_b = ScoringEngine(load_model(model_name, device=device), batch_tokens=4096, show_progress=False)
+    res_b = engine_b.response_nll([p.item() for p in prepared])
+    variants = [(f"window {window}", None)] + [(f"dynamic NTK x{f:g}", f) for f in factors]
+    out = {}
+    for label, factor in variants:
+        if factor is None:
+            short = ShortModel(label, engine_b, window, same_as_b=True)
+        else:
+            rope = rope_overrides(model_name, {"rope_type": "dynamic", "factor": factor,
+                                               "original_max_position_embeddings": window})
+            model_a = load_model(model_name, device=device, config_overrides={**rope, "max_position_embeddings": window})
+            short = ShortModel(label, ScoringEngine(model_a, batch_tokens=4096, max_batch_size=1, show_progress=False),
+                               None, same_as_b=False)
+        recs = hmg_records(prepared, builder, engine_b, short, model_name, window, res_b=res_b)
+        row = {}
+        for scale in ("ppl", "log"):
+            fin = finalize_hmg([r for r in recs if "rejected" not in r], scale)
+            long_only = [r for r in fin if kinds[r["id"]] != "short"]
+            row[scale] = auroc([r["hmg"] for r in fin], [r["gold_beyond_window"] for r in fin])
+            row[f"{scale}_long_only"] = auroc([r["hmg"] for r in long_only], [r["gold_beyond_window"] for r in long_only])
+            row[f"{scale}_spearman_length"] = spearman([r["hmg"] for r in fin], [r["n_tokens"] for r in fin])
+        row["beyond"] = sum(r["gold_beyond_window"] for r in fin)
+        row["n"] = len(fin)
+        out[label] = row
+        print(f"{label:18s} AUROC {row['ppl']:.3f} (log scale {row['log']:.3f}; without short samples "
+              f"{row['ppl_long_only']:.3f} / {row['log_long_only']:.3f}); Spearman(hmg, length) "
+              f"{row['ppl_spearman_length']:.2f}; {row['beyond']} of {row['n']} beyond", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-instruct", help="alias/path, or random:llama-2-7b, random:tiny")
@@ -132,7 +184,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-tokens", type=int, default=16384)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peak-tflops", type=float, default=None, help="accelerator bf16 peak, for MFU")
+    ap.add_argument("--rope-grid", metavar="SAMPLES.jsonl", help="measure θ_A's RoPE variants' HMG AUROC instead")
+    ap.add_argument("--short-window", type=int, default=1024, help="--rope-grid: θ_A's window (tokens)")
+    ap.add_argument("--rope-factors", default="2,4,16", help="--rope-grid: dynamic NTK factors")
     args = ap.parse_args(argv)
+    if args.rope_grid:
+        rope_grid(args.rope_grid, args.model, args.num_samples, args.short_window,
+                  [float(f) for f in args.rope_factors.split(",")], args.device)
+        return 0
 
     dev = args.device
     ref_dtype = torch.float32 if args.ref_dtype == "fp32" else torch.bfloat16

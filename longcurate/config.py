@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from longcurate.ablate.config import AblateConfig
 from longcurate.core.cli import resolve
 from longcurate.core.holdout import HoldoutConfig
 from longcurate.core.layout import RunLayout
@@ -36,12 +38,21 @@ class RunConfig:
     select: SelectConfig = field(default_factory=SelectConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    ablate: AblateConfig = field(default_factory=AblateConfig)  # `longcurate ablate` only
+
+    # Keys whose relative values, in a config file, name files beside that file (`core.cli.resolve_input_paths`).
+    INPUT_PATHS: ClassVar[tuple[str, ...]] = (
+        "model", "synth.corpus.path", "select.input", "select.model", "select.model_a", "train.mix.long",
+        "train.mix.short", "train.tokenize.input", "train.dataset", "train.init_from", "train.deepspeed",
+        "train.fsdp_config", "eval.corpus", "eval.checkpoint", "eval.longbench.data_dir",
+        "eval.longbench.prompt_file", "eval.longbench.maxlen_file")
 
     def layout(self) -> RunLayout:
         """Where every file of this run lives: `output_dir`, with the paths the config places elsewhere."""
         return RunLayout.under(
             self.output_dir,
             samples=self.synth.output,
+            heldout=self.synth.heldout_output,
             scores_dir=self.select.scores_dir,
             budgets_dir=self.select.budget_dir,
             mixture=self.train.mix.output,

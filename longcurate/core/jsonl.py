@@ -239,7 +239,7 @@ def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
         except RecordError as e:
             reject(rejects, e.reason, file=path, line=lineno,
                    field_name=e.field, record_id=_record_id(obj))
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
             reject(rejects, f"invalid record: {e}", file=path, line=lineno, record_id=_record_id(obj))
 
 

@@ -19,6 +19,7 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from longcurate.core.errors import UserError
+from longcurate.core.jsonl import atomic_open
 
 
 class OutputLocked(UserError):
@@ -34,12 +35,18 @@ def _owner_path(output: str | os.PathLike) -> Path:
     return lock_path(output).with_name(lock_path(output).name + ".owner")
 
 
-def _holder(output: str | os.PathLike) -> str:
-    try:
-        info = json.loads(_owner_path(output).read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']} (since {info['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+def _holder(output: str | os.PathLike, wait_s: float = 1.0) -> str:
+    """Who holds the lock. The holder writes its owner file just after taking the lock, so a run that
+    lost the race a moment ago may look before it exists: it looks again for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(_owner_path(output).read_text(encoding="utf-8"))
+            return f"pid {info['pid']} on {info['host']} (since {info['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "another process"
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -55,7 +62,8 @@ def output_lock(output: str | os.PathLike) -> Iterator[None]:
                            f"(a lock left by a killed run is released with its process)") from None
     try:
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        _owner_path(output).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+        with atomic_open(_owner_path(output)) as f:  # a reader sees the whole owner file or none
+            f.write(json.dumps(owner) + "\n")
         yield
     finally:
         _owner_path(output).unlink(missing_ok=True)

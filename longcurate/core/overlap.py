@@ -107,7 +107,7 @@ class OverlapIndex:
         self.scanned_words += len(words)
         if len(self._all):
             hashes = ngram_hashes(words, self.n)
-            hits = hashes[np.isin(hashes, self._all)]
+            hits = hashes[contains_sorted(self._all, hashes)]
             self._found_hashes.update(int(h) for h in hits)
 
     def scan_all(self, texts: Iterable[str]) -> None:
@@ -115,13 +115,23 @@ class OverlapIndex:
             self.scan(text)
 
     def results(self) -> dict[str, TextOverlap]:
-        found = np.fromiter(self._found_hashes, dtype=np.uint64, count=len(self._found_hashes))
+        found = np.sort(np.fromiter(self._found_hashes, dtype=np.uint64, count=len(self._found_hashes)))
         out = {}
         for key in self._texts:
             grams = self._ngrams[key]
             out[key] = TextOverlap(exact=key in self._found_exact, ngrams=int(len(grams)),
-                                   ngrams_found=int(np.isin(grams, found).sum()) if len(found) else 0)
+                                   ngrams_found=int(contains_sorted(found, grams).sum()))
         return out
+
+
+def contains_sorted(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which `values` occur in `table` (sorted, unique): a binary search per value. `np.isin` would
+    sort the table again on every call, which made each scan cost O(table) instead of O(text)."""
+    if not len(table) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    pos = np.searchsorted(table, values)
+    pos[pos == len(table)] = 0
+    return table[pos] == values
 
 
 def _whole_words(text: str, start: int, end: int) -> bool:

@@ -9,6 +9,7 @@ came from. Records are plain dicts; what a stage needs from them is its own busi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, read_jsonl, reject
+from longcurate.core.jsonl import RejectSink, file_digest, read_jsonl, reject
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 _DATASET_MARKERS = ("dataset_dict.json", "state.json")
@@ -47,6 +48,23 @@ def source_files(source: str | os.PathLike) -> list[Path]:
     if is_dataset_folder(p):
         return sorted(f for f in p.rglob("*") if f.is_file())
     return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
+
+
+def source_digest(source: str | os.PathLike) -> str | None:
+    """sha256 (16 hex digits) of what an input holds: a file's bytes (`file_digest`); for a `datasets`
+    folder its Arrow data files (relative names and bytes: the rows, whoever wrote the folder); for a
+    folder of record files each of them. None when nothing is there (a Hub id: its name identifies it).
+    Completion markers record it, so an input edited in place is noticed whatever its path."""
+    p = Path(source)
+    if p.is_file():
+        return file_digest(p)
+    files = [f for f in source_files(p) if not is_dataset_folder(p) or f.suffix == ".arrow"]
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(p).as_posix()}:{file_digest(f)}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def read_rows(source: str | os.PathLike, rejects: RejectSink | None = None, *, split: str | None = None,
@@ -140,4 +158,4 @@ def _looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.endswith(SUFFIXES)
 
 
-__all__ = ["Row", "read_rows", "source_files", "is_dataset_folder", "SUFFIXES"]
+__all__ = ["Row", "read_rows", "source_files", "source_digest", "is_dataset_folder", "SUFFIXES"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +79,7 @@ class Sample:
             raise RecordError("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
         messages = d.get("messages") or []
         _check_messages(messages)
+        check_numbers(d)
         gold = []
         for i, g in enumerate(d.get("gold") or []):
             try:
@@ -91,6 +93,31 @@ class Sample:
                    response=d["response"], messages=messages, gold=gold,
                    num_segments=int(d.get("num_segments") or 0), length=int(d.get("length") or 0),
                    source=dict(d.get("source") or {}))
+
+
+COUNT_FIELDS = ("num_segments", "length")
+GOLD_FIELDS = ("segment", "char_start", "char_end")
+
+
+def is_count(value: object) -> bool:
+    """A non-negative whole number (an integral float from Parquet or pandas counts; a bool does not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value >= 0 and value == int(value)
+
+
+def check_numbers(record: dict[str, Any]) -> None:
+    """Raise RecordError naming the field when a count or a gold offset is not a non-negative whole
+    number (`Infinity`, `NaN`, `2.5`, `"long"`): such a record is quarantined, never converted."""
+    for key in COUNT_FIELDS:
+        value = record.get(key)
+        if value is not None and not is_count(value):
+            raise RecordError(key, f"not a non-negative whole number: {value!r}")
+    gold = record.get("gold")
+    for i, span in enumerate(gold if isinstance(gold, list) else []):
+        for key in GOLD_FIELDS if isinstance(span, dict) else ():
+            if not is_count(span.get(key)):
+                raise RecordError(f"gold[{i}].{key}", f"not a non-negative whole number: {span.get(key)!r}")
 
 
 def content_id(record: dict[str, Any]) -> str:

@@ -9,6 +9,8 @@
     longcurate eval longbench --score-only runs/x/eval/longbench/pred      # -> pred/result.json
     longcurate eval report runs/demo/eval/checkpoint runs/demo/eval/base --output-dir runs/demo/eval
     longcurate eval run --config configs/demo.yaml      # the stage: probes + needle on every model + report
+    longcurate check contamination --train runs/demo/mixture/mixture.jsonl \
+        --eval runs/demo/eval/probes.jsonl runs/demo/eval/needle.jsonl --output contamination.json
 
 Every verb but `report` also takes `--config FILE.yaml` and `key=value` overrides. Results go to
 `<eval.output_dir>/<label>/{probes,needle}/` (label: `--label`, else from the model name). LongBench
@@ -27,13 +29,14 @@ from typing import Any
 from longcurate.config import resolve_config
 from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words
 from longcurate.core.errors import UserError
+from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import model_label
 
 ONLY = ("probes", "needle")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from longcurate.eval.stage import build_items, needle_step, probes_step
+    from longcurate.eval.items import build_items, needle_step, probes_step
 
     cfg = resolve_config(args)
     built = build_items(cfg, [args.only] if args.only else ONLY)
@@ -96,7 +99,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"--labels needs one label per folder: {len(labels)} label(s) for {len(args.folders)} folder(s)")
     results = [load_results(f, lab) for f, lab in zip(args.folders, labels)]
     out = Path(args.output_dir) if args.output_dir else Path(args.folders[0]).parent
-    print(f"report: {write_report(results, out)}")
+    contamination = read_json_if_valid(out / "contamination.json")  # the stage's check, when it ran there
+    print(f"report: {write_report(results, out, contamination=contamination)}")
     return 0
 
 
@@ -104,6 +108,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from longcurate.eval.stage import run_stage
 
     print(json.dumps(run_stage(resolve_config(args)), indent=2))
+    return 0
+
+
+def _cmd_contamination(args: argparse.Namespace) -> int:
+    from longcurate.eval.contamination import format_table, require_clean, run_check
+
+    result, rejects = run_check(args.train, args.eval, args.output, answer_field=args.answer_field,
+                                key_field=args.key_field, progress=True)
+    print(format_table(result))
+    print(rejects.summary())
+    print(f"wrote {args.output}")
+    if args.require_clean:
+        require_clean(result.to_dict(), "check contamination")
     return 0
 
 
@@ -193,6 +210,25 @@ def register(sub: Any) -> None:
     s = verbs.add_parser("run", help="the eval stage: every model of eval.models, then the report")
     add_config_args(s)
     s.set_defaults(func=_cmd_run)
+    _register_check(sub)
+
+
+def _register_check(sub: Any) -> None:
+    ck = sub.add_parser("check", help="check: contamination (eval answers in the training data)")
+    verbs = ck.add_subparsers(dest="check_command", metavar="VERB", required=True)
+    c = verbs.add_parser(
+        "contamination", help="do eval answers, keys or needles occur in the training data?",
+        description="For every eval item (probe: answer and key; needle: the needle; LongBench: each answer; "
+                    "held-out sample: the response; or the named fields of any JSONL), whether its texts occur "
+                    "in the training data (case- and whitespace-normalised, whole words) and its share of "
+                    "13-grams found there. Training files (samples, mixtures, ShareGPT) are streamed.")
+    c.add_argument("--train", nargs="+", required=True, metavar="FILE", help="training JSONL files")
+    c.add_argument("--eval", nargs="+", required=True, metavar="FILE", help="eval item JSONL files")
+    c.add_argument("--answer-field", default=None, help="check this field of every eval line (string or list)")
+    c.add_argument("--key-field", default=None, help="and this one")
+    c.add_argument("--output", default="contamination.json", help="per-item JSON (default: contamination.json)")
+    c.add_argument("--require-clean", action="store_true", help="exit 2 naming the items when any occurs exactly")
+    c.set_defaults(func=_cmd_contamination)
 
 
 __all__ = ["register"]

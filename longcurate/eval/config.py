@@ -76,16 +76,38 @@ class NeedleConfig:
 
 
 @dataclass
+class NLLConfig:
+    """The answer NLL ("nll" in eval.run): teacher-forced, per item, for probes and held-out samples."""
+
+    buckets: int = 5  # position buckets of equal width over [0, 1] (where the evidence sits)
+    batch_tokens: int | None = None  # padded tokens per scoring batch (default: the engine's, per device)
+    heldout: bool = True  # score the run's held-out samples (<output_dir>/heldout.jsonl) when synth wrote them
+
+    def __post_init__(self) -> None:
+        if self.buckets < 1:
+            from longcurate.core.errors import ConfigError
+
+            raise ConfigError(f"eval.nll.buckets must be >= 1, got {self.buckets}")
+
+
+@dataclass
 class EvalConfig:
     longbench: LongBenchConfig = field(default_factory=LongBenchConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     needle: NeedleConfig = field(default_factory=NeedleConfig)
+    nll: NLLConfig = field(default_factory=NLLConfig)
     # What the stage evaluates: "checkpoint" is `checkpoint` below (skipped when it does not exist),
     # "base" is the run's `model`; anything else is a model name or path.
     models: list[str] = field(default_factory=lambda: ["checkpoint", "base"])
     checkpoint: str | None = None  # default: the run layout's trained model (<output_dir>/checkpoint, or train.output)
-    run: list[str] = field(default_factory=lambda: ["probes", "needle"])  # what run_stage does (+ longbench)
+    run: list[str] = field(default_factory=lambda: ["probes", "needle"])  # what run_stage does (+ nll, longbench)
     output_dir: str | None = None  # default: <output_dir>/eval
-    corpus: str = "wiki-summaries"  # sentences and records for probes and needle: bundled, or a JSON/JSONL file
+    # Sentences and records for probes and needle: bundled, or a JSON/JSONL file. When synth reads it
+    # too (the bundled one always), eval keeps to its held-out part (top-level `holdout`).
+    corpus: str = "wiki-summaries"
+    # The stage checks its items against the run's training data (eval/contamination.json); true makes
+    # any eval answer, key or needle found there an error (a match only by a text of <= 2 words, such as
+    # a one-word answer, is reported but does not count: such words occur in any large text).
+    require_clean: bool = False
     limit: int | None = None  # at most this many items per model and command

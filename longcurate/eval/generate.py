@@ -100,6 +100,13 @@ def render_prompt(prompt: str | list[dict[str, str]], tokenizer: Any | None, tem
     return film_chat(messages), True
 
 
+def prompt_ids(prompt: str | list[dict[str, str]], tokenizer: Any, template: str) -> list[int]:
+    """The token ids a local model is given for a prompt: rendered with `template`, then tokenized
+    (what generation continues from, and what the answer NLL puts before the answer)."""
+    text, special = render_prompt(prompt, tokenizer, template)
+    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+
 def encode_for_local(request: "GenRequest", tokenizer: Any, template: str, max_context: int) -> list[int] | "GenResult":
     """Token ids of a request for a local backend (`request.ids`, else its prompt rendered with
     `request.template or template`), or a failed GenResult (bad prompt, or prompt + generation longer
@@ -107,8 +114,7 @@ def encode_for_local(request: "GenRequest", tokenizer: Any, template: str, max_c
     ids = request.ids
     if ids is None:
         try:
-            text, special = render_prompt(request.prompt, tokenizer, request.template or template)
-            ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+            ids = prompt_ids(request.prompt, tokenizer, request.template or template)
         except Exception as e:  # a malformed prompt fails its own item only
             return GenResult(request.id, "", f"prompt rendering failed: {type(e).__name__}: {e}")
     if len(ids) + request.max_new_tokens > max_context:

@@ -22,6 +22,7 @@ from typing import Any
 from longcurate.core.jsonl import Rejects, read_jsonl, write_json
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
+from longcurate.eval.scoring import interval
 from longcurate.eval.longbench_data import Failure, FailureSink, LongBenchItem, check_common
 
 RESULT_NAME = "result.json"
@@ -143,6 +144,8 @@ def build_result(results: list[TaskResult], e: bool) -> dict[str, Any]:
     aggregation, direction), counts and failures."""
     out: dict[str, Any] = {"benchmark": "LongBench-E" if e else "LongBench", **_scores(results, e)}
     out["metrics"] = {r.task: metrics.metric_for(r.task).describe() for r in results}
+    # Each task's mean with its 95% bootstrap interval over items, on the scores' 0-100 scale.
+    out["intervals"] = {r.task: interval(r.scores, scale=100, digits=2) for r in results}
     counts = {}
     for r in results:
         counts[r.task] = {"scored": len(r.scores), "failed": len(r.failures)}

@@ -1,7 +1,8 @@
 """Needle in a haystack: one needle sentence at depth d% of a haystack of L tokens of corpus text,
 over a depth × length grid, scored by recall of the needle's key words.
 
-Haystack sentences that contain any key word are left out, so a key word in the answer can only come
+The haystack is text of the corpus's eval part (`sources.EvalCorpus`), never of the part synth trains
+on. Haystack sentences that contain any key word are left out, so a key word in the answer can only come
 from the needle. The haystack of each length is the same text for every depth (only the needle moves).
 """
 
@@ -35,11 +36,11 @@ class NeedleItem:
         return asdict(self)
 
 
-def haystack_sentences(corpus: str, key_words: list[str], seed: int) -> list[str]:
-    """Corpus sentences in a seeded article order (each article's sentences kept in order), without
-    the ones that contain a key word."""
+def haystack_sentences(corpus: sources.EvalCorpus, key_words: list[str], seed: int) -> list[str]:
+    """Sentences of the corpus's eval part in a seeded article order (each article's sentences kept in
+    order), without the ones that contain a key word."""
     keys = {k.lower() for k in key_words}
-    articles = list(sources.load_articles(corpus))
+    articles = list(sources.eval_articles(corpus))
     random.Random(f"{seed}:needle").shuffle(articles)
     out = []
     for a in articles:
@@ -52,7 +53,8 @@ def haystack_sentences(corpus: str, key_words: list[str], seed: int) -> list[str
 
 
 def build_needles(tokenizer, *, lengths: list[int], depths: list[float], needle: str, question: str,
-                  key_words: list[str], seed: int = 0, corpus: str = sources.WIKI_ALIAS) -> list[NeedleItem]:
+                  key_words: list[str], seed: int = 0,
+                  corpus: sources.EvalCorpus = sources.EvalCorpus()) -> list[NeedleItem]:
     if not lengths or not depths:
         raise UserError("needle: lengths and depths must not be empty")
     if any(not 0 <= d <= 100 for d in depths):

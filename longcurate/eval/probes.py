@@ -11,7 +11,13 @@ Three tasks, each a long context of many small units with one key asked about pe
 
 Per set (`set_id`) one context of `context_tokens` tokens is built; `num_positions` keys are placed at
 evenly spread fractions (p + 0.5) / P of the context (`position_id` p), each on the unit nearest its
-target. Ambiguity check: a key that does not occur exactly once in the context is skipped and counted.
+target. Ambiguity check: a key that does not occur exactly once in the context is skipped and counted
+(a code unit first tries its function's other lines).
+
+Held out (`sources`): sentences and records come from the corpus's eval part, and a unit whose answer
+or key occurs in the training part's text is never asked about (it may only fill a context up; see
+`fill_context`); functions come from the standard library. Within a context no two units share an
+answer, so every answer names one unit.
 """
 
 from __future__ import annotations
@@ -85,6 +91,12 @@ class Unit:
     key: str
     key_offset: int
     description: str | None = None
+    alternates: list[tuple[str, int]] = field(default_factory=list)  # other keys (key, offset), in preference order
+
+    def unique_key(self, context: str) -> tuple[str, int] | None:
+        """Its key, or the first alternate, that occurs exactly once in the context (None: none does)."""
+        return next(((k, o) for k, o in [(self.key, self.key_offset), *self.alternates] if context.count(k) == 1),
+                    None)
 
 
 @dataclass
@@ -109,7 +121,7 @@ def middle_fragment(sentence: str, rng: random.Random, min_words: int = 4, max_w
     return sentence[a:b], a
 
 
-def document_units(n: int, rng: random.Random, corpus: str) -> list[Unit]:
+def document_units(n: int, rng: random.Random, corpus: sources.EvalCorpus) -> list[Unit]:
     pool = sources.corpus_sentences(corpus, min_words=12)
     out = []
     for i in rng.sample(range(len(pool)), min(len(pool), n)):
@@ -148,21 +160,22 @@ def key_lines(fn: sources.Function) -> list[tuple[str, int]]:
 
 
 def code_units(n: int, rng: random.Random, seed: int) -> list[Unit]:
-    fns = sources.sample_functions(n, seed)
+    fns = sources.sample_functions(n, seed, accept=lambda fn: sources.identifier_like(fn.name), strict=False)
     rng.shuffle(fns)
     out = []
     for fn in fns:
         keys = key_lines(fn)
         if not keys:
             continue
-        key, off = keys[rng.randrange(len(keys))]
+        rng.shuffle(keys)
         name_at = re.search(r"def\s+(\w+)", fn.source)
-        out.append(Unit(fn.source, fn.name, name_at.start(1) if name_at else 0, key, off))
+        # another line of the function stands in when a common line (a shared idiom) is not unique
+        out.append(Unit(fn.source, fn.name, name_at.start(1) if name_at else 0, *keys[0], alternates=keys[1:]))
     return out
 
 
-def database_units(n: int, rng: random.Random, corpus: str) -> list[Unit]:
-    articles = [a for a in sources.load_articles(corpus) if a.description and "\n" not in a.title + a.description]
+def database_units(n: int, rng: random.Random, corpus: sources.EvalCorpus) -> list[Unit]:
+    articles = [a for a in sources.eval_articles(corpus) if a.description and "\n" not in a.title + a.description]
     chosen = rng.sample(articles, min(n, len(articles)))
     ids = rng.sample(range(1_000_000, 10_000_000), len(chosen))  # fixed width: no id is a prefix of another
     out = []
@@ -173,7 +186,7 @@ def database_units(n: int, rng: random.Random, corpus: str) -> list[Unit]:
     return out
 
 
-def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: str) -> list[Unit]:
+def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: sources.EvalCorpus) -> list[Unit]:
     if task == "document":
         return document_units(n, rng, corpus)
     if task == "code":
@@ -181,6 +194,59 @@ def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: str) ->
     if task == "database":
         return database_units(n, rng, corpus)
     raise UserError(f"unknown probe task {task!r}; known: {', '.join(TASKS)}")
+
+
+def draw_units(task: str, context_tokens: int, num_positions: int, rng: random.Random, seed: int,
+               corpus: sources.EvalCorpus, count: Callable[[list[str]], list[int]]) -> list[Unit]:
+    """About twice the text a context holds, one unit per answer. When the units are too long on
+    average for the context to hold one per position (standard-library functions, ~120 tokens, in a
+    1,536-token context with 16 positions), those over 0.9 × context_tokens / num_positions are left out."""
+    sep = SEPARATORS[task]
+    units: list[Unit] = []
+    limit, tokens, n = float("inf"), 0, max(8, 2 * context_tokens // TOKENS_PER_UNIT[task])
+    for attempt in range(3):  # the first draw measures the unit size; the others make up the rest
+        drawn = make_units(task, n, rng, seed + 500 * attempt, corpus)
+        sizes = count([u.text + sep for u in drawn])
+        if attempt == 0 and sizes and sum(sizes) / len(sizes) * num_positions > 0.9 * context_tokens:
+            limit = 0.9 * context_tokens / num_positions
+        kept = [(u, k) for u, k in zip(drawn, sizes) if k <= limit]
+        units = units + [u for u, _ in kept]
+        tokens += sum(k for _, k in kept)
+        if tokens >= 2 * context_tokens or not drawn:
+            break
+        avg = sum(sizes) / len(sizes)
+        n = int((2 * context_tokens - tokens) / avg * len(drawn) / max(1, len(kept))) + 8
+    return distinct_answers(units)
+
+
+def fill_context(units: list[Unit], asked: set[int], sep: str, target_tokens: int,
+                 count: Callable[[list[str]], list[int]], rng: random.Random) -> tuple[list[Unit], list[int]]:
+    """The context's units: those that may be asked about (`asked`: their ids) in drawn order. When they
+    cannot fill the context (a long database context: most entity names occur in the training part's
+    text), the others fill it up as plain context, never asked about, shuffled in among them."""
+    first = [u for u in units if id(u) in asked]
+    kept, lengths = assemble(first, sep, target_tokens, count)
+    rest = [u for u in units if id(u) not in asked]
+    if sum(lengths) >= 0.9 * target_tokens or not rest:
+        return kept, lengths
+    kept, lengths = assemble(first + rest, sep, target_tokens, count)
+    order = list(range(len(kept)))
+    rng.shuffle(order)
+    return [kept[i] for i in order], [lengths[i] for i in order]
+
+
+def held_out(units: list[Unit], corpus: sources.EvalCorpus) -> list[Unit]:
+    """The units whose answer and key the training part does not contain (`sources.taught`)."""
+    found = sources.taught(corpus, [t for u in units for t in (u.answer, u.key, *(k for k, _ in u.alternates))])
+    for u in units:
+        u.alternates = [(k, o) for k, o in u.alternates if k not in found]
+    return [u for u in units if u.answer not in found and u.key not in found]
+
+
+def distinct_answers(units: list[Unit]) -> list[Unit]:
+    """The first unit of each answer: a second draw may repeat an entity or a function name."""
+    seen: set[str] = set()
+    return [u for u in units if not (u.answer in seen or seen.add(u.answer))]
 
 
 # --- assembly -----------------------------------------------------------------------------------
@@ -201,12 +267,14 @@ def assemble(units: list[Unit], sep: str, target_tokens: int, count: Callable[[l
     return kept, kept_len
 
 
-def place_positions(unit_tokens: list[int], num_positions: int) -> list[int]:
+def place_positions(unit_tokens: list[int], num_positions: int, allowed: list[bool] | None = None) -> list[int]:
     """For each position p, the index of the unit whose centre is nearest (p + 0.5) / P of the
-    context's tokens; a unit already taken gives way to the nearest free one."""
-    if num_positions > len(unit_tokens):
+    context's tokens; a unit already taken gives way to the nearest free one. Only `allowed` units
+    (default: all) are asked about."""
+    allowed = allowed if allowed is not None else [True] * len(unit_tokens)
+    if num_positions > sum(allowed):
         raise UserError(f"{num_positions} positions need at least as many units; the context holds "
-                         f"{len(unit_tokens)}: raise context_tokens or lower num_positions")
+                         f"{sum(allowed)} that can be asked about: raise context_tokens or lower num_positions")
     total = sum(unit_tokens)
     centres, acc = [], 0
     for n in unit_tokens:
@@ -217,7 +285,7 @@ def place_positions(unit_tokens: list[int], num_positions: int) -> list[int]:
     for p in range(num_positions):
         target = (p + 0.5) / num_positions * total
         order = sorted(range(len(centres)), key=lambda i: (abs(centres[i] - target), i))
-        idx = next(i for i in order if i not in taken)
+        idx = next(i for i in order if i not in taken and allowed[i])
         taken.add(idx)
         out.append(idx)
     return out
@@ -232,7 +300,7 @@ def token_counter(tokenizer) -> Callable[[list[str]], list[int]]:
 
 
 def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int, num_sets: int, seed: int,
-               corpus: str = sources.WIKI_ALIAS, on_skip: Callable[[str, str], None] | None = None,
+               corpus: sources.EvalCorpus = sources.EvalCorpus(), on_skip: Callable[[str, str], None] | None = None,
                stats: BuildStats | None = None) -> list[Probe]:
     """All probes of one task: `num_sets` contexts × `num_positions` keys (minus ambiguous ones)."""
     count = token_counter(tokenizer)
@@ -241,15 +309,9 @@ def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int,
     out: list[Probe] = []
     for set_id in range(num_sets):
         rng = random.Random(f"{seed}:{task}:{set_id}")
-        # draw ~2x the units a context needs (a first guess of the unit size is refined once)
-        guess = max(8, 2 * context_tokens // TOKENS_PER_UNIT[task])
-        units = make_units(task, guess, rng, seed * 1000 + set_id, corpus)
-        avg = max(1.0, sum(count([u.text for u in units[:32]])) / max(1, min(32, len(units))))
-        need = int(2 * context_tokens / avg) + 8
-        if need > len(units):
-            units = units + make_units(task, need - len(units), rng, seed * 1000 + set_id + 500, corpus)
-            units = list({u.text: u for u in units}.values())  # a unit may be drawn twice
-        kept, lengths = assemble(units, sep, context_tokens, count)
+        units = draw_units(task, context_tokens, num_positions, rng, seed * 1000 + set_id, corpus, count)
+        asked = {id(u) for u in held_out(units, corpus)}
+        kept, lengths = fill_context(units, asked, sep, context_tokens, count, rng)
         while True:  # tokens merge across unit boundaries: trim until the real count fits
             context = sep.join(u.text for u in kept)
             enc = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
@@ -263,20 +325,21 @@ def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int,
             starts.append(pos)
             pos += len(u.text) + len(sep)
         stats.context_tokens.setdefault(task, []).append(n_tokens)
-        for p, idx in enumerate(place_positions(lengths, num_positions)):
+        for p, idx in enumerate(place_positions(lengths, num_positions, [id(u) in asked for u in kept])):
             u = kept[idx]
             pid = f"{task}-s{set_id}-p{p}"
-            occurrences = context.count(u.key)
-            if occurrences != 1:
+            found = u.unique_key(context)
+            if found is None:
                 stats.skipped_ambiguous[task] = stats.skipped_ambiguous.get(task, 0) + 1
                 if on_skip:
-                    on_skip(pid, f"ambiguous key: occurs {occurrences} times in the context")
+                    on_skip(pid, f"ambiguous key: occurs {context.count(u.key)} times in the context")
                 continue
-            key_char = starts[idx] + u.key_offset
+            key, key_offset = found
+            key_char = starts[idx] + key_offset
             key_token = bisect.bisect_right(token_ends, key_char)  # the first token reaching past key_char
             out.append(Probe(
-                id=pid, task=task, set_id=set_id, position_id=p, num_positions=num_positions, key=u.key,
-                answer=u.answer, context=context, instruction=INSTRUCTIONS[task].format(key=u.key),
+                id=pid, task=task, set_id=set_id, position_id=p, num_positions=num_positions, key=key,
+                answer=u.answer, context=context, instruction=INSTRUCTIONS[task].format(key=key),
                 key_char=key_char, answer_char=starts[idx] + u.answer_offset, key_token=key_token,
                 key_token_fraction=round(key_token / n_tokens, 6), context_tokens=n_tokens,
                 description=u.description))
@@ -285,7 +348,8 @@ def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int,
 
 
 def build_probes(tokenizer, *, tasks: list[str] | tuple[str, ...] = TASKS, context_tokens: int = 2048,
-                 num_positions: int = 4, num_sets: int = 1, seed: int = 0, corpus: str = sources.WIKI_ALIAS,
+                 num_positions: int = 4, num_sets: int = 1, seed: int = 0,
+                 corpus: sources.EvalCorpus = sources.EvalCorpus(),
                  on_skip: Callable[[str, str], None] | None = None) -> tuple[list[Probe], BuildStats]:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:

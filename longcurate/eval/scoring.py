@@ -66,9 +66,25 @@ def _mean(xs: Iterable[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def aggregate_probes(scored: list[dict[str, Any]], span: int) -> dict[str, Any]:
+def interval(values: Iterable[float], seed: int = 0, scale: float = 1.0, digits: int | None = None) -> dict[str, Any]:
+    """The mean of per-item values with its 95% percentile-bootstrap interval (`core.stats`), as JSON:
+    {mean, low, high, n}, times `scale` (and rounded to `digits`); all None when there is no item."""
+    from longcurate.core.stats import bootstrap_mean
+
+    xs = [float(x) for x in values]
+    if not xs:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    e = bootstrap_mean(xs, seed=seed)
+
+    def fix(x: float) -> float:
+        return round(x * scale, digits) if digits is not None else x * scale
+    return {"mean": fix(e.mean), "low": fix(e.low), "high": fix(e.high), "n": e.n}
+
+
+def aggregate_probes(scored: list[dict[str, Any]], span: int, seed: int = 0) -> dict[str, Any]:
     """`scored`: items with task, set_id, position_id, score. Returns per task avg, gap, spans and
-    the mean score per position (over sets), plus "all"."""
+    the mean score per position (over sets), plus "all"; `mean` is the mean over items with its 95%
+    bootstrap interval (the figure the report prints; avg weighs spans equally instead)."""
     if span < 1:
         raise UserError("eval.probes.span must be >= 1")
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -91,16 +107,18 @@ def aggregate_probes(scored: list[dict[str, Any]], span: int) -> dict[str, Any]:
             "avg": _mean(values),
             "gap": max(values) - min(values),
             "n": len(by_task[task]),
+            "mean": interval((it["score"] for it in by_task[task]), seed),
             "spans": spans,
             "by_position": [{"position_id": p, "score": _mean(positions[p])} for p in sorted(positions)],
         }
     out: dict[str, Any] = {"span": span, "tasks": tasks}
     if tasks:
-        out["all"] = {"avg": _mean(t["avg"] for t in tasks.values()), "gap": _mean(t["gap"] for t in tasks.values())}
+        out["all"] = {"avg": _mean(t["avg"] for t in tasks.values()), "gap": _mean(t["gap"] for t in tasks.values()),
+                      "mean": interval((it["score"] for it in scored), seed)}
     return out
 
 
-def aggregate_needle(scored: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate_needle(scored: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """`scored`: items with length, depth, score -> the grid (rows: depths, columns: lengths)."""
     lengths = sorted({int(it["length"]) for it in scored})
     depths = sorted({float(it["depth"]) for it in scored})
@@ -110,4 +128,5 @@ def aggregate_needle(scored: list[dict[str, Any]]) -> dict[str, Any]:
     cell = {k: _mean(v) for k, v in cells.items()}
     grid = [[cell.get((L, d)) for L in lengths] for d in depths]
     return {"lengths": lengths, "depths": depths, "grid": grid,
-            "avg": _mean(cell.values()), "n": len(cell)}
+            "avg": _mean(cell.values()), "n": len(cell),
+            "mean": interval((it["score"] for it in scored), seed)}

@@ -1,13 +1,16 @@
-"""The eval stage: build probes and needles once, evaluate every configured model, write the report.
+"""The eval stage: build probes and needles once, check them against the run's training data, evaluate
+every configured model, write the report.
 
 Paths come from the run's layout (`cfg.layout()`): under `eval_dir` (default `<output_dir>/eval`)
 
-    probes.jsonl (+ .done)         the probe items, shared by every model
+    probes.jsonl (+ .done)         the probe items, shared by every model (`items.py`)
     needle.jsonl (+ .done)         the needle items
+    contamination.json (+ .done)   which items' answers, keys or needles the training data contains
     <label>/probes/{predictions.jsonl,results.json}
     <label>/needle/{predictions.jsonl,results.json}
+    <label>/nll/{items.jsonl,results.json}   when "nll" is in eval.run (`nll.py`)
     <label>/longbench/...          when "longbench" is in eval.run and eval.longbench.data_dir is set
-    report.md, plots/*.png
+    report.md, plots/*.png         the contamination line first, every figure with its 95% interval
 and the stage's manifest at `<output_dir>/eval.manifest.json`.
 
 Models: `eval.models` entries "checkpoint" (= `eval.checkpoint`, default the layout's trained `model`,
@@ -22,15 +25,16 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from longcurate.core.completion import Step
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import Rejects, rejected_path, write_jsonl
+from longcurate.core.jsonl import file_digest, read_json_if_valid
 from longcurate.core.layout import model_label
 from longcurate.core.runinfo import write_manifest
 from longcurate.eval.generate import Generator, make_generator
+from longcurate.eval.items import build_items, ensure_needles, ensure_probes
 from longcurate.eval.predict import LazyGenerator
 
 if TYPE_CHECKING:
@@ -38,91 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("longcurate.eval")
 
-ITEM_FORMAT = 2  # the item files' format version: 2 = sentences from core.text's splitter, articles from core.wiki
-RUN_KINDS = ("probes", "needle", "longbench")
-
-
-def probes_step(cfg: RunConfig) -> Step:
-    """probes.jsonl, policy `redo`: items are cheap to rebuild and every prediction made from an old
-    item is recognised by its request hash and redone, so other settings simply rebuild the file."""
-    p = cfg.eval.probes
-    settings = {"tasks": list(p.tasks), "context_tokens": p.context_tokens, "num_positions": p.num_positions,
-                "num_sets": p.num_sets, "seed": cfg.seed, "corpus": cfg.eval.corpus, "tokenizer": cfg.model,
-                "format": ITEM_FORMAT}
-    return Step(cfg.layout().probes, settings, on_change="redo", name="the probe items")
-
-
-def needle_step(cfg: RunConfig) -> Step:
-    """needle.jsonl, policy `redo` (as probes_step, for the same reason)."""
-    n = cfg.eval.needle
-    settings = {"lengths": list(n.lengths), "depths": list(n.depths), "needle": n.needle, "question": n.question,
-                "key_words": list(n.key_words), "seed": cfg.seed, "corpus": cfg.eval.corpus, "tokenizer": cfg.model,
-                "format": ITEM_FORMAT}
-    return Step(cfg.layout().needle, settings, on_change="redo", name="the needle items")
-
-
-def ensure_probes(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
-    """Build `probes.jsonl` unless it is complete with the same settings; returns its path."""
-    from longcurate.eval import probes
-
-    step = probes_step(cfg)
-    if step.is_complete():
-        return step.output
-    p = cfg.eval.probes
-    tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
-    rejected_path(step.output).unlink(missing_ok=True)  # a rebuild's skips replace the last build's
-    with Rejects(rejected_path(step.output)) as rejects:
-        items, stats = probes.build_probes(
-            tok, tasks=p.tasks, context_tokens=p.context_tokens, num_positions=p.num_positions,
-            num_sets=p.num_sets, seed=cfg.seed, corpus=cfg.eval.corpus,
-            on_skip=lambda pid, reason: rejects.add(reason, file=str(step.output), record_id=pid))
-    _write_items(step, items, {"items": stats.items, "skipped_ambiguous": stats.skipped_ambiguous,
-                               "context_tokens": stats.context_tokens})
-    log.info("probes: %d items -> %s (skipped as ambiguous: %s)", stats.items, step.output,
-             stats.skipped_ambiguous or 0)
-    return step.output
-
-
-def ensure_needles(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
-    """Build `needle.jsonl` unless it is complete with the same settings; returns its path."""
-    from longcurate.eval.needle import build_needles
-
-    step = needle_step(cfg)
-    if step.is_complete():
-        return step.output
-    n = cfg.eval.needle
-    tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
-    items = build_needles(tok, lengths=n.lengths, depths=n.depths, needle=n.needle, question=n.question,
-                          key_words=n.key_words, seed=cfg.seed, corpus=cfg.eval.corpus)
-    _write_items(step, items, {"items": len(items)})
-    log.info("needle: %d items -> %s", len(items), step.output)
-    return step.output
-
-
-def _write_items(step: Step, items: list[Any], stats: dict[str, Any]) -> None:
-    """Replace the item file (atomically) and mark it complete with its stats and settings."""
-    step.unfinish()
-    write_jsonl(step.output, (it.to_dict() for it in items))
-    step.finish(stats)
-
-
-def item_tokenizer(cfg: RunConfig) -> Any:
-    """The tokenizer that measures the item files' lengths: the run's model's."""
-    from longcurate.core.models import load_tokenizer
-
-    return load_tokenizer(cfg.model, allow_download=cfg.allow_download, trust_remote_code=cfg.trust_remote_code)
-
-
-def build_items(cfg: RunConfig, kinds: list[str] | tuple[str, ...]) -> dict[str, Path]:
-    """The item files of `kinds` (probes, needle; others are ignored), built when missing or made with
-    other settings; the tokenizer is loaded once, and only when a file is built."""
-    tokenizer = functools.cache(lambda: item_tokenizer(cfg))
-    out = {}
-    if "probes" in kinds:
-        out["probes"] = ensure_probes(cfg, tokenizer)
-    if "needle" in kinds:
-        out["needle"] = ensure_needles(cfg, tokenizer)
-    return out
+RUN_KINDS = ("probes", "needle", "nll", "longbench")
 
 
 def resolve_models(cfg: RunConfig) -> list[tuple[str, str]]:
@@ -145,9 +65,21 @@ def resolve_models(cfg: RunConfig) -> list[tuple[str, str]]:
     return out
 
 
+def local_generator(cfg: RunConfig, model: str, gen: Generator) -> Any:
+    """A local HF generator for the answer NLL: the generation backend's own when it is `hf` (the model
+    is loaded once for both), else one loaded for scoring."""
+    if cfg.eval.generate.backend == "hf":
+        inner = gen.get() if isinstance(gen, LazyGenerator) else gen
+        if hasattr(inner, "model") and hasattr(inner, "tokenizer"):
+            return inner
+    from longcurate.eval.hf_backend import from_config
+
+    return from_config(cfg, model)
+
+
 def evaluate_model(cfg: RunConfig, label: str, model: str, generator: Generator | None = None,
                    what: list[str] | None = None) -> dict[str, Any]:
-    """Run probes / needle (/ longbench) for one model into `<eval_dir>/<label>/`."""
+    """Run probes / needle / nll (/ longbench) for one model into `<eval_dir>/<label>/`."""
     from longcurate.eval.probes import Probe
     from longcurate.eval.runner import check_needle, load_items, run_needle, run_probes
 
@@ -167,8 +99,15 @@ def evaluate_model(cfg: RunConfig, label: str, model: str, generator: Generator 
     if "needle" in what:
         items, rej = load_items(ensure_needles(cfg), check_needle, cfg.eval.limit, out / "needle" / "items.rejected.jsonl")
         res = run_needle(gen, items, out / "needle", model=model, max_new_tokens=g.max_new_tokens, meta=meta)
-        stats["needle"] = {"avg": res["avg"], "n_scored": res["n_scored"], "n_failed": res["n_failed"],
-                           "n_rejected": rej.total}
+        stats["needle"] = {"avg": res["avg"], "mean": res.get("mean"), "n_scored": res["n_scored"],
+                           "n_failed": res["n_failed"], "n_rejected": rej.total}
+    if "nll" in what:
+        from longcurate.eval.nll import run_nll
+
+        ensure_probes(cfg)
+        res = run_nll(cfg, label, model, functools.cache(lambda: local_generator(cfg, model, gen)))
+        stats["nll"] = {"all": res.get("all"), "by_source": res.get("by_source"), "n_scored": res.get("n_scored"),
+                        "n_failed": res.get("n_failed")}
     if "longbench" in what:
         if cfg.eval.longbench.data_dir is None and not cfg.allow_download:
             log.warning("eval: longbench asked for but eval.longbench.data_dir is not set (offline); skipped")
@@ -180,7 +119,44 @@ def evaluate_model(cfg: RunConfig, label: str, model: str, generator: Generator 
     return stats
 
 
-def write_comparison(cfg: RunConfig, labels: list[str]) -> Path | None:
+def training_data(cfg: RunConfig) -> Path | None:
+    """What the run trained on: the mixture, else the samples (None when neither exists yet)."""
+    layout = cfg.layout()
+    return next((p for p in (layout.mixture, layout.samples) if p.exists()), None)
+
+
+def contamination_step(cfg: RunConfig, train: Path, evals: list[Path]) -> Step:
+    """`<eval_dir>/contamination.json`, policy `redo`: a pass over the training data, redone whenever
+    the training data or an item file changes (settings: their paths and digests)."""
+    settings = {"train": [[str(train), file_digest(train)]], "eval": [[str(p), file_digest(p)] for p in evals],
+                "format": 1}
+    return Step(cfg.layout().eval_dir / "contamination.json", settings, on_change="redo", name="the contamination check")
+
+
+def check_items(cfg: RunConfig, built: dict[str, Path]) -> dict[str, Any] | None:
+    """Check the built item files (and the held-out samples) against the run's training data; with
+    `eval.require_clean`, any eval text found there stops the stage. None when there is no training data."""
+    from longcurate.eval.contamination import require_clean, run_check
+
+    train = training_data(cfg)
+    if train is None:
+        log.info("eval: no training data in this run (no mixture, no samples): contamination not checked")
+        return None
+    evals = list(built.values()) + ([cfg.layout().heldout] if cfg.layout().heldout.exists() else [])
+    step = contamination_step(cfg, train, evals)
+    result = read_json_if_valid(step.output) if step.is_complete() else None
+    if result is None:
+        step.unfinish()
+        run_check([train], evals, step.output, progress=True)
+        result = read_json_if_valid(step.output)
+        step.finish({"exact_items": result["exact_items"], "items": len(result["items"])})
+    log.info("eval contamination: %d of %d items found in %s", result["exact_items"], len(result["items"]), train)
+    if cfg.eval.require_clean:
+        require_clean(result, f"eval.require_clean ({step.output})")
+    return result
+
+
+def write_comparison(cfg: RunConfig, labels: list[str], contamination: dict[str, Any] | None = None) -> Path | None:
     """The report over every model that has results; None when none has."""
     from longcurate.eval.report import load_results, write_report
 
@@ -193,23 +169,27 @@ def write_comparison(cfg: RunConfig, labels: list[str]) -> Path | None:
             continue
     if not results:
         return None
-    return write_report(results, layout.eval_dir)
+    return write_report(results, layout.eval_dir, contamination=contamination)
 
 
 def run_stage(cfg: RunConfig) -> dict[str, Any]:
-    """The whole stage: item files, every model of eval.models, the report, the stage's manifest."""
+    """The whole stage: item files, the contamination check, every model of eval.models, the report,
+    the stage's manifest."""
     unknown = [w for w in cfg.eval.run if w not in RUN_KINDS]
     if unknown:
         raise UserError(f"eval.run: unknown entries {unknown}; use {', '.join(RUN_KINDS)}")
     models = resolve_models(cfg)
     if not models:
         raise UserError("eval: no model to evaluate (eval.models is empty or the checkpoint is missing)")
-    build_items(cfg, cfg.eval.run)
-    stats: dict[str, Any] = {"models": {}}
+    built = build_items(cfg, cfg.eval.run)
+    contamination = check_items(cfg, built)
+    stats: dict[str, Any] = {"contamination": None if contamination is None else
+                             {"exact_items": contamination["exact_items"], "items": len(contamination["items"])},
+                             "models": {}}
     for label, model in models:
         log.info("eval: %s (%s)", label, model)
         stats["models"][label] = evaluate_model(cfg, label, model)
-    report = write_comparison(cfg, [lab for lab, _ in models])
+    report = write_comparison(cfg, [lab for lab, _ in models], contamination)
     stats["report"] = str(report) if report else None
     if report:
         log.info("eval report: %s", report)

@@ -2,7 +2,11 @@
 (`budgets/gateau-1000.jsonl`, `budgets/random-1000.jsonl`, ...) that `train` reads directly.
 
 Orders: `gateau` = the ranked order; `hmg-only` = hmg descending; `cam-only` = CAS descending (samples
-without CAS last); `length` = longest prompt first; `random` = a seeded shuffle. Ties break by id.
+without CAS last); `length` = longest prompt first; `random` = a seeded shuffle; GATEAU's baselines under
+θ_B: `ifd` = Cherry's instruction-following difficulty PPL(y | x) / PPL(y) descending, samples with
+IFD > 1 (the prompt makes the response harder: Cherry drops them as noise) after all others, nearest
+to 1 first; `perplexity` = PPL(y | x) descending (the hardest responses first). Samples without a
+figure go last. Ties break by id. Every method is also an `ablate` arm (`METHODS`, `method_orders`).
 A budget larger than the data is capped with a warning (`budget_overflow: error` makes it an error).
 """
 
@@ -21,7 +25,8 @@ from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
 
-METHODS = ("gateau", "random", "hmg-only", "cam-only", "length")
+METHODS = ("gateau", "random", "hmg-only", "cam-only", "length", "ifd", "perplexity")
+FIGURES = {"ifd": "ifd", "perplexity": "perplexity"}  # method -> the ranked record's figure it orders by
 
 
 def budget_size(value: float, n: int, overflow: str = "cap") -> int:
@@ -47,7 +52,26 @@ def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: i
         "hmg-only": sorted(ids, key=lambda i: (-by_id[i]["hmg"], i)),
         "cam-only": cam_order,
         "length": sorted(ids, key=lambda i: (-lengths.get(i, 0), i)),
+        "ifd": sorted(ids, key=lambda i: ifd_key(by_id[i].get("ifd"), i)),
+        "perplexity": sorted(ids, key=lambda i: (by_id[i].get("perplexity") is None,
+                                                 -(by_id[i].get("perplexity") or 0.0), i)),
     }
+
+
+def ifd_key(ifd: float | None, rid: str) -> tuple:
+    """Cherry's order: IFD <= 1 descending, then IFD > 1 ascending (least noisy first), then none."""
+    if ifd is None:
+        return (2, 0.0, rid)
+    return (0, -ifd, rid) if ifd <= 1.0 else (1, ifd, rid)
+
+
+def require_figures(ranked: list[dict[str, Any]], methods: list[str]) -> None:
+    """Raise UserError when a method orders by a figure (`FIGURES`) that some ranked record lacks."""
+    for m in methods:
+        lacking = [r["id"] for r in ranked if m in FIGURES and FIGURES[m] not in r]
+        if lacking:
+            raise UserError(f"budget method {m!r}: {len(lacking)} ranked sample(s) have no {FIGURES[m]} figure, "
+                            f"e.g. {lacking[:3]} (HMG scores made before IFD existed: score HMG again)")
 
 
 def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
@@ -60,6 +84,7 @@ def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_
         raise UserError(f"select.baselines: unknown budget method(s) {unknown}; use {list(METHODS)}")
     if overflow not in ("cap", "error"):
         raise UserError(f"select.budget_overflow must be cap or error, got {overflow!r}")
+    require_figures(ranked, methods)
     missing = [r["id"] for r in ranked if r["id"] not in samples]
     if missing:
         raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")

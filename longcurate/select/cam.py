@@ -6,6 +6,12 @@ through the engine's `response_nll`. attention: the response rows' attention mas
 full prompt (engine `segment_attention`, or `nll_and_attention` when the select stage scores HMG's θ_B
 in the same forward). `cas = 1 − cos(importance, attention)` — ours: the released
 code never combines them (docs/design.md) — or `kl` = KL(importance ‖ attention), `js` = Jensen–Shannon.
+
+Part files hold importance at temperature 1 (the definition above); the merge applies
+`select.importance_temperature` T: importance_T = softmax(IS / T) ∝ importance^(1/T), and CAS again
+(`finalize_cam`), so another T re-merges without scoring. T > 1 flattens importance, T < 1 sharpens it:
+when segment NLLs differ by fractions of a nat, T < 1 keeps importance from being near uniform (where
+1 − cos mostly measures how peaked the attention is, which grows with the number of segments).
 """
 
 from __future__ import annotations
@@ -81,16 +87,41 @@ def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model:
         engine.segment_attention([p.item() for p in batch], layers=layers, key_block=key_block)
     out = []
     for p, nlls, a in zip(batch, seg_nll, attn):
-        importance = softmax(-np.asarray(nlls))  # IS_i = −log PPL_i = −mean NLL_i
         a = np.asarray(a, dtype=np.float64)
+        seg_ppl = [math.exp(v) if math.isfinite(v) and v < 709.0 else math.inf for v in nlls]
+        if not (np.isfinite(seg_ppl).all() and np.isfinite(a).all()):
+            bad = "segment perplexity" if not np.isfinite(seg_ppl).all() else "segment attention"
+            out.append({"id": p.id, "field": "context", "rejected": f"non-finite {bad}: CAS undefined"})
+            continue
+        importance = softmax(-np.asarray(nlls))  # IS_i = −log PPL_i = −mean NLL_i
         out.append({
             "id": p.id,
             "segments": p.segments, "num_segments_total": p.num_segments_total,
-            "segment_ppl": [math.exp(v) for v in nlls],
+            "segment_ppl": seg_ppl,
             "importance": importance.tolist(),
             "segment_attn": a.tolist(),
             "cas": cas(importance, a, metric), "cas_metric": metric,
             "gold_segments": p.gold_segments,
             "model": model, "layers": layers, "prompt_format": builder.format,
         })
+    return out
+
+
+def temper(importance: list[float], temperature: float) -> np.ndarray:
+    """softmax(IS / T) from the T = 1 importance softmax(IS): proportional to importance^(1/T)."""
+    if not temperature > 0:
+        raise UserError(f"select.importance_temperature must be > 0, got {temperature}")
+    return softmax(np.log(np.clip(np.asarray(importance, dtype=np.float64), 1e-300, None)) / temperature)
+
+
+def finalize_cam(records: list[dict[str, Any]], temperature: float = 1.0) -> list[dict[str, Any]]:
+    """The merged CAM records under `select.importance_temperature`: at T = 1 unchanged; otherwise
+    importance and CAS recomputed (with each record's metric) and T recorded."""
+    if temperature == 1.0:
+        return records
+    out = []
+    for r in records:
+        imp = temper(r["importance"], temperature)
+        out.append({**r, "importance": imp.tolist(), "importance_temperature": temperature,
+                    "cas": cas(imp, np.asarray(r["segment_attn"], dtype=np.float64), r.get("cas_metric", "cos"))})
     return out

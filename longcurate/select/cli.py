@@ -19,21 +19,30 @@ from typing import Any, Callable
 
 from longcurate.config import resolve_config
 from longcurate.core.cli import add_config_args, add_flag
-from longcurate.core.errors import UserError
 from longcurate.core.layout import parse_budget
 
 
-def _common(p: argparse.ArgumentParser, scoring: bool = False) -> None:
-    add_config_args(p)
-    add_flag(p, "--input", "select.input", "samples to score (synth or LongAlign JSONL)")
-    add_flag(p, "--output", "select.output", "output file")
-    if scoring:
-        add_flag(p, "--model", "select.model", "θ_B, the long model (alias, folder, hub id or .gguf)")
-        add_flag(p, "--window", "select.window", "θ_A sees only this many tokens (0: full input)", type=int)
-        add_flag(p, "--batch-tokens", "select.batch_tokens", "padded tokens per batch", type=int)
-        add_flag(p, "--prompt-format", "select.prompt_format", "chat | gateau")
+def _input(p: argparse.ArgumentParser, text: str = "samples to score (JSONL, JSON, Parquet, a datasets folder)") -> None:
+    add_flag(p, "--input", "select.input", text)
+
+
+def _shards(p: argparse.ArgumentParser, index: bool = True) -> None:
     add_flag(p, "--num-shards", "select.num_shards", "number of shards (default: WORLD_SIZE or 1)", type=int)
-    add_flag(p, "--shard-index", "select.shard_index", "this shard (default: RANK or 0)", type=int)
+    if index:
+        add_flag(p, "--shard-index", "select.shard_index", "this shard (default: RANK or 0)", type=int)
+
+
+def _scoring(p: argparse.ArgumentParser, kind: str) -> None:
+    """The flags `select score <kind>` reads."""
+    add_config_args(p)
+    _input(p)
+    add_flag(p, "--output", "select.output", f"the {kind} score file (default <output_dir>/select/{kind}.jsonl)")
+    add_flag(p, "--model", "select.model", "θ_B, the long model (alias, folder, hub id or .gguf)")
+    if kind == "hmg":
+        add_flag(p, "--window", "select.window", "θ_A sees only this many tokens (0: full input)", type=int)
+    add_flag(p, "--batch-tokens", "select.batch_tokens", "padded tokens per batch", type=int)
+    add_flag(p, "--prompt-format", "select.prompt_format", "chat | gateau")
+    _shards(p)
 
 
 def _score(kind: str) -> Callable[[argparse.Namespace], int]:
@@ -74,14 +83,14 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     from longcurate.select.scoring import merge_scores
+    from longcurate.select.shard import shard_spec
     from longcurate.select.steps import ScoreSteps
 
     cfg = resolve_config(args)
-    if not cfg.select.num_shards:
-        raise UserError("select merge: --num-shards (select.num_shards) is required")
+    count = shard_spec(cfg.select.num_shards, 0).count  # --num-shards, else WORLD_SIZE, else 1
     # The merged file records the settings the shards scored with (beside the parts), not this command's.
     steps = ScoreSteps.recorded(cfg, args.kind)
-    stats = merge_scores(cfg, steps, cfg.select.num_shards)
+    stats = merge_scores(cfg, steps, count)
     print(f"merged {steps.output}: {stats}")
     return 0
 
@@ -103,11 +112,14 @@ def _score_parsers(verbs: Any) -> None:
     for kind, text in (("hmg", "response perplexity under θ_A (short) and θ_B (long); hmg after merge"),
                        ("cam", "segment importance, segment attention and CAS with θ_B")):
         p = kinds.add_parser(kind, help=text, description=text)
-        _common(p, scoring=True)
+        _scoring(p, kind)
         p.set_defaults(func=_score(kind))
     p = verbs.add_parser("merge", help="check every id is scored exactly once and merge the shards' part files")
-    _common(p)
+    add_config_args(p)
     p.add_argument("--kind", choices=["hmg", "cam"], required=True, help="which score (hmg adds normalisation)")
+    _input(p, "the samples the shards scored")
+    add_flag(p, "--output", "select.output", "the merged score file (default <output_dir>/select/<kind>.jsonl)")
+    _shards(p, index=False)
     p.set_defaults(func=_merge)
 
 
@@ -125,29 +137,32 @@ def register(sub: Any) -> None:
 
     p = verbs.add_parser("rank", help="combine HMG and CAM into one score and rank",
                          description="score = alpha * hmg_term + (1 - alpha) * cas_term; prints Spearman per term")
-    _common(p)
+    add_config_args(p)
     _score_file_args(p)
+    add_flag(p, "--output", "select.output", "the ranked file (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--alpha", "select.alpha", "weight of the HMG term", type=float)
-    add_flag(p, "--normalize", "select.normalize", "paper | rank")
+    add_flag(p, "--normalize", "select.normalize", "rank (percentile ranks: both terms count) | paper (released rank.py: CAS decides)")
     p.set_defaults(func=_rank)
 
     p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
                          description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
-                                     "cam-only, length. Positional KEY=VALUE overrides are accepted too.")
+                                     "cam-only, length, ifd, perplexity. Positional KEY=VALUE overrides are accepted too.")
     p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML config")
     p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE", help="budgets and config overrides")
-    add_flag(p, "--input", "select.input", "the scored samples (records are copied from here)")
+    _input(p, "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")
     p.set_defaults(func=_budget)
 
-    p = verbs.add_parser("diagnose", help="do the scores find the gold segments? (synth data)")
-    _common(p)
+    p = verbs.add_parser("diagnose", help="do the scores find the gold segments (synth data)? is CAS a length proxy?")
+    add_config_args(p)
+    _input(p, "the scored samples (their gold spans and kinds)")
     _score_file_args(p)
+    add_flag(p, "--output", "select.output", "the diagnostics JSON (default <output_dir>/select/diagnostics.json)")
     p.set_defaults(func=_diagnose)
 
     p = verbs.add_parser("run", help="the whole stage: score HMG and CAM, rank, budgets, diagnostics",
                          description="Each step resumes or skips itself, so a re-run redoes nothing.")
     add_config_args(p)
-    add_flag(p, "--input", "select.input", "samples to score (default <output_dir>/samples.jsonl)")
+    _input(p, "samples to score (default <output_dir>/samples.jsonl)")
     p.set_defaults(func=_run)

@@ -36,22 +36,28 @@ class SelectConfig:
     # --- engine ---
     batch_tokens: int | None = None  # padded tokens per batch; default 16384 on GPU, 4096 on CPU (faster there)
     max_batch_size: int = 64
-    chunk_size: int = 64  # samples per engine call; a crash loses at most one chunk
+    # Samples per chunk (one engine call each; a crash loses at most one chunk). The chunk decides the
+    # engine's batches and so the last digits of the scores (bf16: up to ~1e-2 relative), hence a fixed
+    # count by default: the same scores on every machine. null: about `chunk_seconds` of work per chunk
+    # at the speed of the chunk before (progress and durability every ~30 s; scores then depend on speed).
+    chunk_size: int | None = 64
+    chunk_seconds: float = 30.0
 
     # --- CAM ---
     cam_limit: int | None = None  # CAM on the first N valid samples only (rank imputes the rest)
     layers: list[int] | None = None  # attention layers averaged for CAM; default all
     key_block: int = 1024
     cas_metric: str = "cos"  # cos (1 - cosine) | kl (KL(importance || attention)) | js
+    importance_temperature: float = 1.0  # importance = softmax(-NLL_i / T); T < 1 sharpens near-uniform importance (applied at merge)
 
     # --- HMG ---
     hmg_scale: str = "ppl"  # ppl: min-max of PPL (the paper) | log: min-max of log PPL (robust to PPL outliers)
 
     # --- rank / budget ---
     alpha: float = 0.8  # score = alpha * hmg_term + (1 - alpha) * cas_term (paper: 0.7 limited, 0.8 real-world)
-    normalize: str = "paper"  # paper: softmax(hmg) over the dataset + CAS as is | rank: percentile ranks
+    normalize: str = "rank"  # rank: percentile ranks of both terms | paper: the released rank.py (softmax(hmg) + CAS; CAS alone decides)
     budgets: list[float] = field(default_factory=lambda: [1000, 3000, 5000])  # sizes, or fractions < 1
-    baselines: list[str] = field(default_factory=lambda: ["random", "hmg-only", "cam-only", "length"])
+    baselines: list[str] = field(default_factory=lambda: ["random", "hmg-only", "cam-only", "length", "ifd", "perplexity"])
     budget_overflow: str = "cap"  # cap (warn, keep all samples) | error
 
     # --- scale-out ---

@@ -37,16 +37,21 @@ def max_positions(name: str, allow_download: bool) -> int:
 
 def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
     """θ_B's engine, and for HMG θ_A as a ShortModel (its own checkpoint / RoPE, or θ_B windowed)."""
-    from longcurate.core.models import load_model
+    from longcurate.core.models import load_model, load_tokenizer
     from longcurate.core.engine import ScoringEngine
-    from longcurate.select.hmg import rope_overrides, short_window_of
+    from longcurate.select.hmg import check_same_tokenizer, rope_overrides, short_window_of
 
     sel = cfg.select
     name_b = model_b_name(cfg)
+    if kind == "hmg" and sel.model_a and sel.model_a != name_b:  # checked before any weights load
+        # a separate θ_A must tokenize as θ_B: HMG compares the two models' perplexity of the same tokens
+        check_same_tokenizer(load_tokenizer(sel.model_a, cfg.allow_download, cfg.trust_remote_code),
+                             load_tokenizer(name_b, cfg.allow_download, cfg.trust_remote_code), sel.model_a, name_b)
     kw = dict(dtype=sel.dtype, device=sel.device, allow_download=cfg.allow_download,
               trust_remote_code=cfg.trust_remote_code)
     model_b = load_model(name_b, **kw)
-    eng = dict(batch_tokens=sel.batch_tokens, max_batch_size=sel.max_batch_size, show_progress=False)
+    # the engine's own bar advances per batch (samples/s, ETA) under the chunk bar of `run_joint_parts`
+    eng = dict(batch_tokens=sel.batch_tokens, max_batch_size=sel.max_batch_size, show_progress=show_progress)
     engine_b = ScoringEngine(model_b, **eng)
     if kind != "hmg":
         return Engines(engine_b, name_b)

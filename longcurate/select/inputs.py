@@ -3,9 +3,15 @@
 `chat` (default) renders `messages_for(context, instruction, response)` with the model's chat template
 and tokenizes the whole string once; the scored tokens are the assistant turn's content tokens (not the
 end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
-`"### Input:" + context + "\\n\\n ### Instruction: " + instruction + "\\n\\n ### Response: " + response`
+`"### Input:" + input + "\\n\\n ### Instruction: " + instruction + "\\n\\n ### Response: " + response`
 is tokenized as one string, the loss covers the tokens after the first `len(tokenize(prefix))` tokens,
-and an over-long text is truncated on the left.
+and an over-long text is truncated on the left. The release's `input` is the user turn minus its last
+`\\n\\n`-separated piece (`content[:-len(instruction)]`), so it keeps that blank line: `input` is the
+context followed by "\\n\\n" (`release_input`).
+
+IFD's PPL(y) scores the same response tokens after the prompt format with nothing in it
+(`alone_view`): Cherry's `"### Response:" + output` for `gateau`, the chat template with an empty user
+turn for `chat`.
 
 Every view of a sample (full prompt, θ_A's window, one row per context segment) is cut from that one
 tokenization, so the response tokens are identical across views and segment spans line up exactly with
@@ -21,12 +27,20 @@ from pathlib import Path
 from typing import Iterator
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, read_records, reject
+from longcurate.core.jsonl import RejectSink, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
-from longcurate.core.records import Sample
+from longcurate.core.reader import read_rows
+from longcurate.core.records import RecordError, Sample
 
 PROMPT_FORMATS = ("chat", "gateau")
 _SENTINEL = "\x00CONTEXT\x00"
+GATEAU_RESPONSE_HEADER = "### Response: "  # what precedes the response in the gateau format's empty prompt
+
+
+def release_input(context: str) -> str:
+    """The released scripts' `input`: `content[:-len(instruction)]` keeps the blank line that
+    separated the context from the instruction (nothing when there is no context)."""
+    return context + "\n\n" if context else ""
 
 
 class InputReject(ValueError):
@@ -68,19 +82,40 @@ class Prepared:
                          segment_spans=list(self.segment_spans if segment_spans is None else segment_spans))
 
 
-def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None) -> list[tuple[int, Sample]]:
-    """Read synth or LongAlign-format records; malformed records and repeated ids are quarantined.
+def parse_sample(record: dict) -> Sample:
+    """`Sample.from_dict` (which checks counts and gold offsets); any other value it cannot convert
+    is raised as a RecordError, so it is quarantined with its reason like any other bad record."""
+    try:
+        return Sample.from_dict(record)
+    except RecordError:
+        raise
+    except (ValueError, TypeError, OverflowError, KeyError) as e:
+        raise RecordError("<record>", f"invalid value: {e}") from None
+
+
+def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None,
+                 allow_download: bool = False) -> list[tuple[int, Sample]]:
+    """Read synth or LongAlign-format records from any source `core.reader.read_rows` reads (JSONL,
+    JSON, Parquet, a `datasets` folder, a Hub id with `allow_download`); records without an id get
+    their content id. Malformed records and repeated ids are quarantined.
 
     Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
     seen: dict[str, int] = {}
     out: list[tuple[int, Sample]] = []
-    for lineno, sample in read_records(path, Sample.from_dict, rejects):
+    for row in read_rows(path, rejects, allow_download=allow_download):
+        rid = row.record.get("id")
+        rid = None if rid is None else str(rid)
+        try:
+            sample = parse_sample(row.record)
+        except RecordError as e:
+            reject(rejects, e.reason, file=row.file, line=row.line, field_name=e.field, record_id=rid)
+            continue
         if sample.id in seen:
             reason = f"duplicate id: {sample.id!r} already on line {seen[sample.id]}"
-            reject(rejects, reason, file=path, line=lineno, field_name="id", record_id=sample.id)
+            reject(rejects, reason, file=row.file, line=row.line, field_name="id", record_id=sample.id)
             continue
-        seen[sample.id] = lineno
-        out.append((lineno, sample))
+        seen[sample.id] = row.line
+        out.append((row.line, sample))
         if limit is not None and len(out) >= limit:
             break
     return out
@@ -106,6 +141,7 @@ class PromptBuilder:
         self.segment_tokens = int(segment_tokens)
         self.max_segments = max_segments
         self.seed = seed
+        self._empty: list[int] | None = None
 
     # --- tokenization -------------------------------------------------------------------------
 
@@ -117,10 +153,10 @@ class PromptBuilder:
     def _layout(self, s: Sample) -> tuple[list[int], list[int], int, int, int, int]:
         """(ids, token char starts, context char start/end, response token start/end) in the full text."""
         if self.format == "gateau":
-            text = gateau_text(s.context, s.instruction, s.response)
+            text = gateau_text(release_input(s.context), s.instruction, s.response)
             ids, starts, _ = self._encode(text, special=True)
             # The released scripts: the loss starts after as many tokens as the prefix has on its own.
-            r0 = len(self.tok(gateau_prefix(s.context, s.instruction))["input_ids"])
+            r0 = len(self.tok(gateau_prefix(release_input(s.context), s.instruction))["input_ids"])
             c0 = len("### Input:")
             return ids, starts, c0, c0 + len(s.context), r0, len(ids)
         msgs = messages_for(s.context, s.instruction, s.response)
@@ -221,6 +257,25 @@ class PromptBuilder:
             d = min(len(ids) - window, r0 - 1)
             ids, r0 = ids[d:], r0 - d
         return ids, r0, first_char
+
+    def empty_prompt(self) -> list[int]:
+        """The prompt format's tokens with no context and no instruction (computed once)."""
+        if self._empty is None:
+            if self.format == "gateau":
+                self._empty = list(self.tok(GATEAU_RESPONSE_HEADER)["input_ids"])
+            else:
+                text = self.tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
+                                                    add_generation_prompt=True)
+                self._empty = list(self.tok(text, add_special_tokens=False)["input_ids"])
+        return self._empty
+
+    def alone_view(self, p: Prepared) -> tuple[list[int], int]:
+        """IFD's "response alone": the empty prompt then exactly the response tokens scored in the full
+        prompt, so PPL(y | x) and PPL(y) average over the same tokens."""
+        head = self.empty_prompt()
+        if not head:
+            raise UserError("the prompt format renders no tokens without a prompt; IFD needs a start token")
+        return head + p.input_ids[p.response_start:], len(head)
 
     def segment_rows(self, p: Prepared) -> list[tuple[list[int], int]]:
         """One (input_ids, response_start) row per kept segment: segment + instruction + response."""

@@ -12,18 +12,20 @@ and their policies are in `steps.py`.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import Rejects, RejectSink, rejected_path
+from longcurate.core.jsonl import RecordedRejects, Rejects, RejectSink, rejected_path
+from longcurate.core.lock import output_lock
 from longcurate.core.records import Sample
 from longcurate.select.engines import lazy, load_engines, max_positions
 from longcurate.select.inputs import Prepared, PromptBuilder, load_samples, prepare_all
-from longcurate.core.jsonl import RecordedRejects
+from longcurate.select.merge import merge_parts
 from longcurate.select.rejects import ShardRejects
-from longcurate.select.shard import ShardSpec, barrier_and_merge, merge_parts, run_joint_parts, run_parts, shard_spec
+from longcurate.select.shard import ChunkSizer, ShardSpec, barrier_and_merge, run_joint_parts, run_parts, shard_spec
 from longcurate.select.steps import ScoreSteps, input_path, model_b_name, score_limit
 
 if TYPE_CHECKING:
@@ -35,35 +37,51 @@ log = logging.getLogger("longcurate.select")
 Parsed = dict[tuple[str, int | None], tuple[list[tuple[int, Sample]], RecordedRejects]]
 
 
-def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None
+def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allow_download: bool = False
                 ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """(samples, parse rejects) of the input, parsed once per (path, limit) through `parsed` when given."""
     key = (str(inp), limit)
     if parsed is not None and key in parsed:
         return parsed[key]
     recorded = RecordedRejects()
-    result = (load_samples(inp, recorded, limit=limit), recorded)
+    result = (load_samples(inp, recorded, limit=limit, allow_download=allow_download), recorded)
     if parsed is not None:
         parsed[key] = result
     return result
 
 
+def parsed_samples(cfg: RunConfig, kind: str, parsed: Parsed | None = None
+                   ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
+    """`parse_input` of the config's input with `kind`'s limit."""
+    return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download)
+
+
 def expected_ids(cfg: RunConfig, kind: str, parsed: Parsed | None = None) -> list[str]:
     """Every id a complete run must have scored or rejected (all shards together)."""
-    samples, _ = parse_input(input_path(cfg), score_limit(cfg, kind), parsed)
+    samples, _ = parsed_samples(cfg, kind, parsed)
     return [s.id for _, s in samples]
 
 
 def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed | None = None) -> dict[str, Any]:
-    """Merge `count` finished part files into the score file; HMG's normalisation runs here, over the
-    whole dataset."""
-    finalize = None
-    if steps.kind == "hmg":
-        from longcurate.select.hmg import finalize_hmg
+    """Merge `count` finished part files into the score file; HMG's normalisation and CAM's importance
+    temperature are applied here, over the whole dataset."""
+    from longcurate.select.cam import finalize_cam
+    from longcurate.select.hmg import finalize_hmg
 
-        def finalize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def finalize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if steps.kind == "hmg":
             return finalize_hmg(records, steps.hmg_scale)
-    return merge_parts(steps.merged(), steps.parts(count), expected_ids(cfg, steps.kind, parsed), finalize)
+        return finalize_cam(records, steps.importance_temperature)
+
+    samples, _ = parsed_samples(cfg, steps.kind, parsed)
+    with output_lock(steps.output):
+        return merge_parts(steps.merged(), steps.parts(count), [s.id for _, s in samples], finalize,
+                           source=str(input_path(cfg)), lines={s.id: line for line, s in samples})
+
+
+def chunk_sizer(cfg: RunConfig) -> ChunkSizer:
+    """Chunks of `select.chunk_size` samples, or (null) of about `select.chunk_seconds` of work."""
+    return ChunkSizer(cfg.select.chunk_size, cfg.select.chunk_seconds)
 
 
 def make_builder(cfg: RunConfig, tokenizer: Any, max_length: int) -> PromptBuilder:
@@ -84,39 +102,42 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
     tokenized once and its full prompt goes through θ_B once, giving HMG's θ_B NLL and CAM's
     segment attention from the same forward. The part files, resume and merge are those of the
-    separate commands."""
+    separate commands. This shard's part files are locked (`core.lock.output_lock`) from before
+    anything is checked until the merge is done: a second run on them stops at once."""
     if len(set(kinds)) != len(kinds):
         raise UserError(f"score kinds repeated: {kinds}")
     if len(kinds) > 1 and cfg.select.output:
         raise UserError("select.output names one command's output; leave it empty to score several kinds")
     spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
     inp = input_path(cfg)
-    if not inp.exists():
-        raise FileNotFoundError(f"input not found: {inp}")
+    if not inp.exists() and not cfg.allow_download:
+        raise FileNotFoundError(2, "input not found", str(inp))
     stats: dict[str, dict[str, Any]] = {}
     jobs: dict[str, Step] = {}  # kind -> its pending part
     to_merge: list[ScoreSteps] = []
     parsed: Parsed = {}
-    for kind in kinds:
-        steps = ScoreSteps.of(cfg, kind)
-        steps.scoring().begin()
-        if steps.merged().is_complete():
-            log.info("%s: %s is complete; nothing to do", kind, steps.output)
-            stats[kind] = {"skipped": True, "output": str(steps.output)}
-            continue
-        to_merge.append(steps)
-        stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
-        part = steps.part(spec.index, spec.count)
-        if not part.is_complete():
-            jobs[kind] = part
-    if jobs:
-        for kind, counts in _score_parts(cfg, jobs, spec, show_progress, parsed).items():
-            stats[kind].update(counts)
-    for steps in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
-        merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))
-        if merged:
-            stats[steps.kind]["merged"] = merged
-            log.info("%s: %s", steps.kind, merged)
+    with ExitStack() as locks:
+        for kind in kinds:
+            steps = ScoreSteps.of(cfg, kind)
+            part = steps.part(spec.index, spec.count)
+            locks.enter_context(output_lock(part.output))
+            steps.begin_scoring(inp)
+            if steps.merged().is_complete():
+                log.info("%s: %s is complete; nothing to do", kind, steps.output)
+                stats[kind] = {"skipped": True, "output": str(steps.output)}
+                continue
+            to_merge.append(steps)
+            stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
+            if not part.is_complete():
+                jobs[kind] = part
+        if jobs:
+            for kind, counts in _score_parts(cfg, jobs, spec, show_progress, parsed).items():
+                stats[kind].update(counts)
+        for steps in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
+            merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))
+            if merged:
+                stats[steps.kind]["merged"] = merged
+                log.info("%s: %s", steps.kind, merged)
     return stats
 
 
@@ -125,7 +146,7 @@ def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: Shard
     """The shard's samples that `kind` can score, tokenized (through `cache`, shared between kinds);
     the others go to `rejects` with their reason."""
     inp = input_path(cfg)
-    samples, parse_rejects = parse_input(inp, score_limit(cfg, kind), parsed)
+    samples, parse_rejects = parsed_samples(cfg, kind, parsed)
     parse_rejects.replay(ShardRejects(rejects, spec))
     owned = [sv for pos, sv in enumerate(samples) if spec.owns(pos)]
     prepared = []
@@ -158,7 +179,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, Step], spec: ShardSpec,
         (kind, part), = jobs.items()
         units = prepared[kind]
         counts = {kind: run_parts(part.output, units, [p.id for p in units], [len(p.input_ids) for p in units],
-                                  _compute_fn(cfg, kind, builder, show_progress), cfg.select.chunk_size,
+                                  _compute_fn(cfg, kind, builder, show_progress), chunk_sizer(cfg),
                                   progress_desc=desc, show_progress=show_progress)}
     for kind, part in jobs.items():
         rejects[kind].close()
@@ -200,7 +221,7 @@ def _score_joint(cfg: RunConfig, builder: PromptBuilder, prepared: dict[str, lis
         return {"hmg": hmg, "cam": cam}
 
     return run_joint_parts(parts, units, [p.id for p in units], [len(p.input_ids) for p in units],
-                           {"hmg": None, "cam": cam_ids}, compute, sel.chunk_size, progress_desc=desc,
+                           {"hmg": None, "cam": cam_ids}, compute, chunk_sizer(cfg), progress_desc=desc,
                            show_progress=show_progress)
 
 
@@ -223,4 +244,5 @@ def _compute_fn(cfg: RunConfig, kind: str, builder: PromptBuilder,
     return compute
 
 
-__all__ = ["run_score", "run_scores", "merge_scores", "expected_ids", "parse_input", "make_builder", "Parsed"]
+__all__ = ["run_score", "run_scores", "merge_scores", "expected_ids", "parse_input", "parsed_samples", "make_builder",
+           "chunk_sizer", "Parsed"]

@@ -4,20 +4,31 @@ A scoring command run as shard k of n (flags, or RANK / WORLD_SIZE under torchru
 at positions p with p % n == k, appends one line per id to its part file (`core.layout.part_path`:
 `<stem>.part-<k>-of-<n>.jsonl`) with fsync, skips ids already there (resume after a crash), and
 finishes the part's `Step` when done. `merge` checks that every input id is scored exactly once (or
-rejected), then writes the merged file atomically and finishes its `Step`.
+rejected), then writes the merged file atomically and finishes its `Step`. A scorer that finds a sample
+unscorable only once it has run (a non-finite perplexity) writes `{"id", "field", "rejected": reason}`
+to the part; the merge moves such records to the quarantine beside the merged file.
+
+Chunks: the shard's samples, longest first, are scored a chunk at a time (a crash loses at most one
+chunk). The engine batches within a chunk, so the chunk's members decide each sample's batches and
+with them the last bits of its values. `select.chunk_size` fixes the chunk's sample count; by default
+(`chunk_size: null`) each chunk is sized to about `select.chunk_seconds` of work at the speed the
+previous chunk ran at (`ChunkSizer`). Either way the sizes are recorded beside the part
+(`<part>.chunks.json`) before a chunk is computed, so a resumed run cuts the same chunks and
+recomputes a half-written one bit for bit.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import ResumableWriter, read_jsonl, rejected_path, write_jsonl
+from longcurate.core.jsonl import ResumableWriter, read_json_if_valid, write_json
+from longcurate.core.reader import read_rows
 
 log = logging.getLogger("longcurate.select")
 
@@ -41,129 +52,148 @@ def shard_spec(num_shards: int | None = None, shard_index: int | None = None) ->
     return ShardSpec(k, n)
 
 
-def chunks_by_length(ids_lengths: Sequence[tuple[str, int]], chunk_size: int) -> list[list[int]]:
-    """Positions cut into chunks of similar length (longest first). Chunking depends only on the
-    shard's samples, so a resumed run recomputes a chunk with the same batch composition and gets
-    bit-identical values."""
-    order = sorted(range(len(ids_lengths)), key=lambda i: (-ids_lengths[i][1], i))
-    size = max(1, chunk_size)
-    return [order[i:i + size] for i in range(0, len(order), size)]
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """Positions longest first (ties in input order): the order chunks are cut from."""
+    return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+
+
+@dataclass
+class ChunkSizer:
+    """How many samples the next chunk takes: `fixed` when set; otherwise about `seconds` of work at
+    the rate (tokens per second) the last computed chunk ran at, and one sample for the first chunk
+    (nothing measured yet; it also pays for loading the models, so the second chunk is small too)."""
+
+    fixed: int | None = None
+    seconds: float = 30.0
+    rate: float | None = None  # tokens per second of the last computed chunk
+
+    def __post_init__(self) -> None:
+        if self.fixed is not None and self.fixed < 1:
+            raise UserError(f"select.chunk_size must be >= 1 (or null: sized by time), got {self.fixed}")
+        if not self.seconds > 0:
+            raise UserError(f"select.chunk_seconds must be > 0, got {self.seconds}")
+
+    def next_size(self, lengths_ahead: Iterable[int]) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.rate is None:
+            return 1
+        budget, n, total = self.rate * self.seconds, 0, 0
+        for length in lengths_ahead:
+            if n and total + length > budget:
+                break
+            total, n = total + length, n + 1
+        return max(n, 1)
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        self.rate = tokens / max(seconds, 1e-6)
+
+
+def chunk_plan_path(part: Path) -> Path:
+    return part.with_name(part.name + ".chunks.json")
+
+
+@dataclass
+class ChunkPlan:
+    """The chunk sizes of one scoring job over `n` samples, recorded beside each of its part files
+    before each chunk is computed; a resumed run (some part holds records) reuses them, so it cuts
+    exactly the chunks the first run cut."""
+
+    paths: list[Path]
+    n: int
+    sizes: list[int] = field(default_factory=list)
+
+    @classmethod
+    def resume(cls, parts: Iterable[Path], n: int) -> "ChunkPlan":
+        parts = list(parts)
+        paths = [chunk_plan_path(p) for p in parts]
+        begun = any(p.exists() and p.stat().st_size > 0 for p in parts)
+        recorded = read_json_if_valid(paths[0]) if begun else None
+        sizes = recorded.get("sizes") if isinstance(recorded, dict) and recorded.get("n") == n else None
+        ok = isinstance(sizes, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in sizes)
+        return cls(paths, n, list(sizes) if ok else [])
+
+    def size(self, k: int, sizer: ChunkSizer, lengths_ahead: Iterable[int]) -> int:
+        """Chunk `k`'s size: the recorded one, else the sizer's (recorded now, before it runs)."""
+        if k < len(self.sizes):
+            return self.sizes[k]
+        self.sizes.append(sizer.next_size(lengths_ahead))
+        for path in self.paths:
+            write_json(path, {"n": self.n, "sizes": self.sizes})
+        return self.sizes[k]
 
 
 def run_parts(part: Path, units: Sequence[Any], ids: Sequence[str], lengths: Sequence[int],
-              compute: Callable[[list[Any]], list[dict[str, Any]]], chunk_size: int,
+              compute: Callable[[list[Any]], list[dict[str, Any]]], sizer: ChunkSizer,
               progress_desc: str = "scoring", show_progress: bool = True) -> dict[str, int]:
     """Score `units` chunk by chunk into the resumable part file; returns counts."""
     return run_joint_parts({"": part}, units, ids, lengths, {"": None}, lambda chunk: {"": compute(chunk)},
-                           chunk_size, progress_desc, show_progress)[""]
+                           sizer, progress_desc, show_progress)[""]
 
 
 def run_joint_parts(parts: dict[str, Path], units: Sequence[Any], ids: Sequence[str], lengths: Sequence[int],
                     members: dict[str, set[str] | None],
-                    compute: Callable[[list[Any]], dict[str, list[dict[str, Any]]]], chunk_size: int,
-                    progress_desc: str = "scoring", show_progress: bool = True) -> dict[str, dict[str, int]]:
-    """Score `units` chunk by chunk into several resumable part files at once (one per key of
-    `parts`, e.g. HMG's and CAM's, when one forward serves both). `members[key]` is the set of ids
-    that go to that part (None: all). `compute(chunk)` returns, per key, the records of the chunk's
-    members of that key, in chunk order. A chunk is skipped when every part already has all of its
-    members, and otherwise recomputed whole (same batches as before a crash: bit-identical values;
-    ids already written are not written again). Returns counts per key."""
+                    compute: Callable[[list[Any]], dict[str, list[dict[str, Any]]]], sizer: ChunkSizer,
+                    progress_desc: str = "scoring", show_progress: bool = True,
+                    clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, int]]:
+    """Score `units` chunk by chunk (longest first; sizes from the part's `ChunkPlan` and `sizer`)
+    into several resumable part files at once (one per key of `parts`, e.g. HMG's and CAM's, when one
+    forward serves both). `members[key]` is the set of ids that go to that part (None: all).
+    `compute(chunk)` returns, per key, the records of the chunk's members of that key, in chunk order.
+    A chunk is skipped when every part already has all of its members, and otherwise recomputed whole
+    (the same chunk as before a crash: bit-identical values; ids already written are not written
+    again). Returns counts per key."""
     from contextlib import ExitStack
 
     from tqdm.auto import tqdm
 
-    chunks = chunks_by_length(list(zip(ids, lengths)), chunk_size)
+    order = length_order(lengths)
+    plan = ChunkPlan.resume(parts.values(), len(order))
     counts = {k: {"written": 0, "skipped": 0} for k in parts}
     with ExitStack() as stack:
         writers = {k: stack.enter_context(ResumableWriter(p)) for k, p in parts.items()}
         bar = stack.enter_context(tqdm(total=len(units), desc=progress_desc, unit="sample",
-                                       disable=not show_progress))
-        for chunk in chunks:
-            want = {k: [i for i in chunk if members[k] is None or ids[i] in members[k]] for k in parts}
-            if all(ids[i] in writers[k] for k in parts for i in want[k]):
-                for k in parts:
-                    counts[k]["skipped"] += len(want[k])
+                                       disable=not show_progress, dynamic_ncols=True))
+        start, k = 0, 0
+        while start < len(order):
+            size = plan.size(k, sizer, (lengths[i] for i in order[start:]))
+            chunk, start, k = order[start:start + size], start + size, k + 1
+            want = {key: [i for i in chunk if members[key] is None or ids[i] in members[key]] for key in parts}
+            if all(ids[i] in writers[key] for key in parts for i in want[key]):
+                for key in parts:
+                    counts[key]["skipped"] += len(want[key])
                 bar.update(len(chunk))
                 continue
+            began = clock()
             records = compute([units[i] for i in chunk])
-            for k in parts:
-                recs = records[k]
-                if len(recs) != len(want[k]):
-                    raise RuntimeError(f"scorer returned {len(recs)} {k or 'records'} for {len(want[k])} samples")
-                for i, rec in zip(want[k], recs):
-                    if rec["id"] != ids[i]:
-                        raise RuntimeError(f"scorer returned id {rec['id']!r} for {ids[i]!r}")
-                    counts[k]["written" if writers[k].write(rec) else "skipped"] += 1
+            sizer.observe(sum(lengths[i] for i in chunk), clock() - began)
+            for key in parts:
+                _write_chunk(writers[key], records[key], [ids[i] for i in want[key]], counts[key], key)
+            bar.set_postfix(chunk=len(chunk), refresh=False)
             bar.update(len(chunk))
     return counts
 
 
+def _write_chunk(writer: ResumableWriter, records: list[dict[str, Any]], want: list[str],
+                 counts: dict[str, int], key: str) -> None:
+    """Append a chunk's records (in the order of `want`), counting the ids already there."""
+    if len(records) != len(want):
+        raise RuntimeError(f"scorer returned {len(records)} {key or 'records'} for {len(want)} samples")
+    for rid, rec in zip(want, records):
+        if rec["id"] != rid:
+            raise RuntimeError(f"scorer returned id {rec['id']!r} for {rid!r}")
+        counts["written" if writer.write(rec) else "skipped"] += 1
+
+
 def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """A score file as records (raises naming file and line on a bad line)."""
-    return [obj for _, obj in read_jsonl(path)]
-
-
-def merge_parts(merged: Step, parts: Sequence[Step], expected: Sequence[str],
-                finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """Check every part is complete and every expected id is scored exactly once or rejected by its
-    shard; write `merged.output` in the order of `expected` (atomic), merged rejects beside it, then
-    finish `merged` (its marker records its settings)."""
-    missing_parts = [str(p.output) for p in parts if not p.output.exists()]
-    if missing_parts:
-        raise UserError(f"missing part files: {', '.join(missing_parts)}")
-    unfinished = [str(p.output) for p in parts if not p.is_complete()]
-    if unfinished:
-        raise UserError(f"shards not finished (no .done marker with these settings): {', '.join(unfinished)}")
-    by_id, dupes = _scores_by_id([p.output for p in parts])
-    rejected_lines: list[dict[str, Any]] = []
-    for p in parts:
-        rp = rejected_path(p.output)
-        if rp.exists():
-            rejected_lines.extend(obj for _, obj in read_jsonl(rp))
-    rejected_ids = {str(r["id"]) for r in rejected_lines if r.get("id") is not None}
-    _check_coverage(merged.output, expected, by_id, dupes, rejected_ids)
-    records = [by_id[i] for i in expected if i in by_id]
-    if finalize is not None:
-        records = finalize(records)
-    write_jsonl(merged.output, records)
-    rejected_lines.sort(key=lambda r: (r.get("line") or 0, r.get("id") or "", r.get("reason") or ""))
-    rp = rejected_path(merged.output)
-    if rejected_lines:
-        write_jsonl(rp, rejected_lines)
-    elif rp.exists():
-        rp.unlink()
-    stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": len(parts)}
-    merged.finish(stats)
-    return stats
-
-
-def _scores_by_id(paths: Sequence[Path]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Every part's records by id, and the ids met more than once."""
-    by_id: dict[str, dict[str, Any]] = {}
-    dupes: list[str] = []
-    for p in paths:
-        for obj in read_scores(p):
-            rid = str(obj["id"])
-            if rid in by_id:
-                dupes.append(rid)
-            by_id[rid] = obj
-    return by_id, dupes
-
-
-def _check_coverage(output: Path, expected: Sequence[str], by_id: dict[str, Any], dupes: list[str],
-                    rejected_ids: set[str]) -> None:
-    """Raise naming what is wrong when the parts do not cover the input exactly once."""
-    extra = sorted(set(by_id) - set(expected))
-    missing = [i for i in expected if i not in by_id and i not in rejected_ids]
-    problems = []
-    if dupes:
-        problems.append(f"{len(dupes)} id(s) scored more than once, e.g. {sorted(set(dupes))[:5]}")
-    if extra:
-        problems.append(f"{len(extra)} id(s) not in the input, e.g. {extra[:5]}")
-    if missing:
-        problems.append(f"{len(missing)} input id(s) neither scored nor rejected, e.g. {missing[:5]}")
-    if problems:
-        raise UserError(f"cannot merge {output}: " + "; ".join(problems))
+    """A score file as records (through `core.reader.read_rows`); a line that is not a JSON object is
+    a UserError naming the file and line (score files are written by this stage, never hand-edited)."""
+    try:
+        return [row.record for row in read_rows(path)]
+    except UserError:
+        raise
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def barrier_and_merge(spec: ShardSpec, merge: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:

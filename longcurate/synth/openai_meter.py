@@ -2,8 +2,9 @@
 
 Counts come from the responses' `usage`; a request admitted under `budget_usd` reserves its worst case
 (the whole prompt at ~3 characters per token plus the full output allowance) until it returns, so
-concurrent requests can never overshoot the budget together. Once a cap is hit the meter stays
-stopped: nothing more is sent in this process.
+concurrent requests can never overshoot the budget together. The circuit breaker counts requests in a
+row that failed at the endpoint (any answer from it resets the count) and stops the meter after
+`max_consecutive_failures`. Once stopped, the meter stays stopped: nothing more is sent in this process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 BUDGET_EXHAUSTED = "budget exhausted"
 MAX_REQUESTS_REACHED = "max_requests reached"
+CIRCUIT_OPEN = "circuit breaker"
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Meter:
         self.counts = OpenAIStats()
         self.inflight_usd = 0.0
         self.stopped: str | None = None  # once a hard stop is hit, nothing more is sent
+        self.failure_streak = 0  # requests in a row that failed at the endpoint
 
     def estimate_usd(self, payload: dict[str, Any]) -> tuple[float, float]:
         """Worst-case (input, total) cost of one request: ~3 characters per input token (English
@@ -88,6 +91,20 @@ class Meter:
         """Send nothing more (a cap was hit, or the server rejected the key, model or URL)."""
         self.stopped = reason
         return reason
+
+    def endpoint_ok(self) -> None:
+        """The endpoint answered: it works, whatever the answer is worth."""
+        self.failure_streak = 0
+
+    def endpoint_failed(self, error: str) -> None:
+        """A request failed at the endpoint; too many in a row stop the meter."""
+        self.failure_streak += 1
+        limit = self.cfg.max_consecutive_failures
+        if limit is not None and self.failure_streak >= limit and self.stopped is None:
+            log.error("%d requests in a row failed at the endpoint (last: %s): no further requests are sent",
+                      self.failure_streak, error)
+            self.stop(f"{CIRCUIT_OPEN}: {self.failure_streak} requests in a row failed at the endpoint "
+                      f"(last: {error})")
 
     def account(self, usage: Any) -> tuple[int, int, float]:
         """Add a response's `usage` to the counts: (prompt tokens, completion tokens, cost)."""

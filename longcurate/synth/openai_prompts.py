@@ -1,8 +1,12 @@
 """Prompt texts for the OpenAI-compatible QA backend (IN2-style fine-grained and multi-hop questions).
 
-The passages are wrapped in `<passage id="N" title="...">` tags so a model (and the test server) can
-tell them apart; evidence quotes are checked against the passages afterwards, so the prompt asks for
-verbatim quotes. Bump PROMPT_VERSION whenever a text here changes: it is part of every cache key.
+Fine-grained: one segment as a `<passage>`. Multi-hop, as IN2 builds it: several segments of ONE text,
+given as numbered pieces (`<text title="..."><piece id="N">`, in the text's order) with the rule that
+the question needs at least two of them; with `synth.multihop_source: cross` the segments come from
+different documents and are given as numbered passages. Evidence quotes are checked against the
+segments afterwards (`grounding.py`), so the prompts ask for verbatim quotes. The messages are part of
+every cache key, so an edited text is a cache miss by itself; bump PROMPT_VERSION when what a reply
+means changes without the text changing.
 """
 
 from __future__ import annotations
@@ -18,20 +22,25 @@ SYSTEM = (
     "documents. You answer with one JSON object and nothing else."
 )
 
-_STANDALONE_RULE = (
-    "- The question must stand on its own. It will later be asked with the passages hidden among "
-    "hundreds of unrelated passages, so name the people, places, things and dates it is about. Never "
-    "write phrases such as \"based on the context\", \"according to the passage\", \"in the text\" or "
-    "\"in passage 2\", and never refer to the passages themselves."
-)
 
-_JSON_RULES = (
-    "- \"answer\": correct according to the passages, complete and concise (one to three sentences).\n"
-    "- \"evidence\": a list of short quotes copied character for character from the passages (no "
-    "changes, no ellipses, no added quotation marks), containing the facts the answer rests on.\n\n"
-    "Reply with JSON only, exactly in this form:\n"
-    "{\"question\": \"...\", \"answer\": \"...\", \"evidence\": [\"verbatim quote\", \"...\"]}"
-)
+
+def _standalone_rule(unit: str = "passage") -> str:
+    return (
+        f"- The question must stand on its own. It will later be asked with the {unit}s hidden among "
+        "hundreds of unrelated passages, so name the people, places, things and dates it is about. Never "
+        "write phrases such as \"based on the context\", \"according to the passage\", \"in the text\" or "
+        f"\"in {unit} 2\", and never refer to the {unit}s themselves."
+    )
+
+
+def _json_rules(unit: str = "passage") -> str:
+    return (
+        f"- \"answer\": correct according to the {unit}s, complete and concise (one to three sentences).\n"
+        f"- \"evidence\": a list of short quotes copied character for character from the {unit}s (no "
+        "changes, no ellipses, no added quotation marks), containing the facts the answer rests on.\n\n"
+        "Reply with JSON only, exactly in this form:\n"
+        "{\"question\": \"...\", \"answer\": \"...\", \"evidence\": [\"verbatim quote\", \"...\"]}"
+    )
 
 
 def _passage(number: int, seg: SegmentText) -> str:
@@ -47,17 +56,43 @@ def fine_prompt(segment: SegmentText) -> str:
         "Write one question that is highly specific to this passage and can be answered from this "
         "passage alone, together with its answer.\n"
         "Rules:\n"
-        f"{_STANDALONE_RULE}\n"
+        f"{_standalone_rule()}\n"
         "- Ask about a concrete detail (a name, number, date, cause, or relation) that only this passage "
         "gives, not about general knowledge.\n"
-        f"{_JSON_RULES}"
+        f"{_json_rules()}"
+    )
+
+
+def _piece(number: int, seg: SegmentText) -> str:
+    return f'<piece id="{number}">\n{seg.text}\n</piece>'
+
+
+def same_text_prompt(segments: Sequence[SegmentText]) -> str:
+    """IN2's multi-hop request: numbered pieces of one text -> a question that needs >= 2 pieces."""
+    title = segments[0].title.replace('"', "'")
+    body = "\n\n".join(_piece(i, s) for i, s in enumerate(segments, start=1))
+    return (
+        f"Here is a text, given as {len(segments)} numbered pieces in the order in which they occur in it "
+        "(other parts of the text may lie between them).\n\n"
+        f'<text title="{title}">\n{body}\n</text>\n\n'
+        "Write one question whose answer requires the reader to connect information from at least two "
+        "of these pieces (for example a cause and its effect, a sequence of events, a comparison, or an "
+        "entity introduced in one piece and described in another), together with its answer. Someone "
+        "who reads only one of the pieces must not be able to answer it.\n"
+        "Rules:\n"
+        f"{_standalone_rule('piece')}\n"
+        f"{_json_rules('piece')}\n"
+        "The evidence must contain quotes from at least two different pieces."
     )
 
 
 def multihop_prompt(segments: Sequence[SegmentText]) -> str:
-    """>= 2 numbered segments -> a question whose answer needs facts from at least two of them."""
+    """>= 2 numbered segments -> a question whose answer needs facts from at least two of them:
+    pieces of one text (IN2) when they share a document, numbered passages otherwise."""
     if len(segments) < 2:
         raise ValueError("a multi-hop prompt needs at least two segments")
+    if len({s.doc_id for s in segments}) == 1:
+        return same_text_prompt(segments)
     body = "\n\n".join(_passage(i, s) for i, s in enumerate(segments, start=1))
     return (
         f"Here are {len(segments)} numbered passages.\n\n"
@@ -66,8 +101,8 @@ def multihop_prompt(segments: Sequence[SegmentText]) -> str:
         "these passages (for example a comparison, an order of events, or a shared property), together "
         "with its answer. Someone who reads only one of the passages must not be able to answer it.\n"
         "Rules:\n"
-        f"{_STANDALONE_RULE}\n"
-        f"{_JSON_RULES}\n"
+        f"{_standalone_rule()}\n"
+        f"{_json_rules()}\n"
         "The evidence must contain quotes from at least two different passages."
     )
 

@@ -5,6 +5,12 @@ Why the machinery: paid APIs fail transiently and cost money, so the backend
 - retries 429 / 5xx / timeouts / connection errors / malformed or truncated JSON with its own
   exponential backoff (the SDK's retries are off); the jitter is a hash of the request id, so a run is
   reproducible; an item that keeps failing gets `error` set and the others are unaffected;
+- says what a failure means (`QAResult.failure`): an endpoint that stays unreachable, slow, rate
+  limited or failing (5xx) leaves the item PENDING for a later run; a 4xx other than 429 is this
+  item's REFUSED; an answer that does not hold up is UNUSABLE (the pipeline draws another request);
+- stops sending after `max_consecutive_failures` requests in a row failed at the endpoint (a circuit
+  breaker: an outage costs a few requests, not `max_requests`; a 429 is back-pressure and counts only
+  when an item gives up on it);
 - keeps at most `max_concurrency` requests in flight (asyncio.Semaphore);
 - caches every answer on disk under a hash of the request, so a re-run never pays twice;
 - counts tokens and cost from `usage` and stops sending at `max_requests` / `budget_usd`
@@ -37,7 +43,7 @@ from longcurate.synth.grounding import AnswerFormatError, UngroundedError, check
 from longcurate.synth.openai_auth import Redactor, resolve_api_key
 from longcurate.synth.openai_meter import BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, Meter
 from longcurate.synth.openai_prompts import PROMPT_VERSION, messages_for_request
-from longcurate.synth.qa import QARequest, QAResult
+from longcurate.synth.qa import PENDING, REFUSED, UNUSABLE, QARequest, QAResult
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -53,6 +59,8 @@ class _Retry:
 
     error: str
     retry_after: float | None = None
+    answered: bool = False  # the endpoint answered (200) but the answer was unusable
+    throttled: bool = False  # a 429: back-pressure, counted by the circuit breaker only if it outlasts the retries
 
 
 @dataclass
@@ -62,6 +70,7 @@ class _Reply:
     content: str | None
     finish_reason: str | None
     usage: dict[str, float]
+    problem: str | None = None  # why the text is not QA JSON (asked again while tries remain)
 
 
 class OpenAIBackend:
@@ -117,8 +126,13 @@ class OpenAIBackend:
 
     @property
     def exhausted(self) -> bool:
-        """True once a hard stop (max_requests, budget_usd, a rejected key) was hit: callers stop asking."""
+        """True once a hard stop (max_requests, budget_usd, a rejected key, the circuit breaker) was hit:
+        callers stop asking."""
         return self.meter.stopped is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.meter.stopped
 
     def stats(self) -> dict[str, Any]:
         return {**self.meter.stats(), "model": self.cfg.model, "prompt_version": PROMPT_VERSION}
@@ -188,9 +202,10 @@ class OpenAIBackend:
     def _generator(self, req: QARequest) -> str:
         return f"openai:{self.cfg.model}:{req.kind}"
 
-    def _failed(self, req: QARequest, error: str, usage: dict[str, float] | None = None) -> QAResult:
+    def _failed(self, req: QARequest, error: str, usage: dict[str, float] | None = None,
+                failure: str = UNUSABLE) -> QAResult:
         return QAResult(request_id=req.request_id, generator=self._generator(req), error=error,
-                        usage=dict(usage or {}))
+                        usage=dict(usage or {}), failure=failure)
 
     def _payload(self, req: QARequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -228,7 +243,7 @@ class OpenAIBackend:
             self.meter.counts.failures += 1
             msg = self._redact(f"unexpected error: {type(e).__name__}: {e}")
             log.warning("%s: %s", req.request_id, msg)
-            return self._failed(req, msg)
+            return self._failed(req, msg, failure=PENDING)
         finally:
             pbar.update(1)
 
@@ -246,12 +261,20 @@ class OpenAIBackend:
             if attempt:
                 await self._pause(req, attempt, retry)
             sent = await self._send(client, sem, req, payload, costs)
-            if isinstance(sent, QAResult):  # stopped by a cap, or failed for good
+            if isinstance(sent, QAResult):  # stopped by a cap, or refused
                 return sent
+            if not isinstance(sent, _Retry):
+                self.meter.endpoint_ok()  # the endpoint answered
+            elif not sent.throttled:
+                self.meter.endpoint_failed(sent.error)
             reply = sent if isinstance(sent, _Retry) else self._reply(sent, costs[1])
             if isinstance(reply, _Retry):
                 retry = reply
                 continue
+            if reply.problem is not None and attempt + 1 < tries:  # an unusable answer: ask again
+                retry = _Retry(reply.problem, answered=True)
+                continue
+            # the answer is kept, also the last unusable one, so a re-run gets the same outcome unpaid
             self.cache.put(key, {"model": self.cfg.model, "prompt_version": PROMPT_VERSION, "request": payload,
                                  "content": reply.content, "finish_reason": reply.finish_reason,
                                  "usage": reply.usage})
@@ -259,6 +282,10 @@ class OpenAIBackend:
         self.meter.counts.failures += 1
         msg = f"gave up after {tries} tries: {retry.error}"
         log.warning("%s: %s", req.request_id, msg)
+        if not retry.answered:  # the endpoint failed, not the model's answer
+            if retry.throttled:
+                self.meter.endpoint_failed(msg)
+            return self._failed(req, msg, failure=PENDING)
         return self._failed(req, msg)
 
     async def _pause(self, req: QARequest, attempt: int, retry: _Retry) -> None:
@@ -278,7 +305,7 @@ class OpenAIBackend:
         async with sem:
             stop = self.meter.admit(estimate_usd)
             if stop is not None:
-                return self._failed(req, stop)
+                return self._failed(req, stop, failure=PENDING)
             try:
                 return await client.chat.completions.create(**payload)
             except openai.APITimeoutError:
@@ -296,19 +323,22 @@ class OpenAIBackend:
 
     def _status_error(self, req: QARequest, e: Any) -> _Retry | QAResult:
         """429 / 408 / 409 / 5xx are retried (honouring Retry-After); 401 / 403 / 404 (wrong key,
-        model or URL: every item would fail) stop the backend; any other status fails this item."""
+        model or URL: every item would fail) stop the backend and leave the item pending; any other
+        status is this item's refusal, recorded with the server's reason."""
         error = self._redact(f"HTTP {e.status_code}: {_status_message(e)}")
         if e.status_code == 429 or e.status_code >= 500 or e.status_code in (408, 409):
-            return _Retry(error, _retry_after_s(e))
+            return _Retry(error, _retry_after_s(e), throttled=e.status_code == 429)
+        self.meter.counts.failures += 1
         if e.status_code in (401, 403, 404):
             self.meter.stop(f"stopped: {error}")
             log.error("%s: %s; no further requests are sent", req.request_id, error)
-        self.meter.counts.failures += 1
-        return self._failed(req, error)
+            return self._failed(req, error, failure=PENDING)
+        self.meter.endpoint_failed(error)
+        return self._failed(req, error, failure=REFUSED)
 
     def _reply(self, response: Any, estimate_usd: float) -> _Reply | _Retry:
-        """Meter a response's usage and take its answer text; a reply without one, or whose text is
-        not QA JSON, is worth another try."""
+        """Meter a response's usage and take its answer text (with the reason when it is not QA JSON);
+        a reply without one is worth another try."""
         usage = getattr(response, "usage", None)
         if usage is None:
             self.meter.counts.unmetered_cost_usd += estimate_usd
@@ -320,11 +350,11 @@ class OpenAIBackend:
             choice = response.choices[0]
             content, finish = choice.message.content, choice.finish_reason
         except (AttributeError, IndexError, TypeError):
-            return _Retry("malformed response: no choices")
+            return _Retry("malformed response: no choices", answered=True)
         try:
             parse_answer(content, finish)
         except AnswerFormatError as e:
-            return _Retry(f"invalid answer: {e}")
+            return _Reply(content, finish, usage_d, f"invalid answer: {e}")
         return _Reply(content, finish, usage_d)
 
     def _result(self, req: QARequest, content: str, finish: str | None, usage: dict[str, float]) -> QAResult:

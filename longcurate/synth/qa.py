@@ -1,7 +1,10 @@
 """The QA-generation protocol: a batch of requests in, results in the same order out.
 
 Backends (`template`, `openai`) are looked up by name through a lazy import map; the pipeline knows
-them only through `QABackend`.
+them only through `QABackend`. A failed result says what the pipeline should do about it
+(`QAResult.failure`): draw another request for the sample (the answer was unusable), leave the sample
+pending for a later run (the endpoint failed, or a cap stopped the backend), or record the sample as
+refused (the server turned this one item down; `synth.retry_failed` tries it again).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class SegmentText:
 @dataclass(frozen=True)
 class QARequest:
     request_id: str  # stable: the same request always has the same id (cache key part)
-    kind: str  # "fine" (one segment) or "multihop" (>= 2 segments, from different documents)
+    kind: str  # "fine" (one segment) or "multihop" (>= 2 segments: of one document, or of several)
     qtype: str  # e.g. "sentence_recall", "order", or "openai:fine"
     segments: tuple[SegmentText, ...]
     seed: int = 0
@@ -44,6 +47,11 @@ class Evidence:
     char_end: int
 
 
+UNUSABLE = "unusable"  # the answer cannot be used (ungrounded, malformed, no question): draw another request
+PENDING = "pending"  # not answered for a reason outside the item (endpoint down, cap hit): a later run retries
+REFUSED = "refused"  # the server refused this item (HTTP 4xx other than 429): recorded, retried on request
+
+
 @dataclass
 class QAResult:
     request_id: str
@@ -55,6 +63,7 @@ class QAResult:
     generator: str = ""
     error: str | None = None  # set when this item failed; the others are unaffected
     usage: dict[str, float] = field(default_factory=dict)
+    failure: str = UNUSABLE  # what a failure means for the sample (UNUSABLE, PENDING, REFUSED)
 
     @property
     def ok(self) -> bool:
@@ -78,8 +87,13 @@ class QABackend(Protocol):
 
     @property
     def exhausted(self) -> bool:
-        """True once a hard cap (requests, budget) stops the backend: the pipeline asks no more and
-        leaves the remaining samples for a later run."""
+        """True once the backend stopped for this run (a request or budget cap, a rejected key, the
+        circuit breaker): the pipeline asks no more and leaves the remaining samples pending."""
+        ...
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the backend stopped (None while it has not)."""
         ...
 
     def stats(self) -> dict[str, Any]:

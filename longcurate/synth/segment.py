@@ -4,12 +4,19 @@ Split a text on newlines (and on sentences when a paragraph is longer than the l
 pieces until a segment reaches `segment_tokens`, merge a short leftover into the previous segment.
 Each segment is tokenized once, on its own; contexts are later assembled from these token counts
 and ids instead of re-tokenizing 32K-token strings (that is where synth's speed comes from).
+
+A document longer than `max_doc_tokens` is cut to its first `max_doc_tokens` tokens, and cut by
+characters before it is tokenized at all, so a 20 MB document costs no more memory than a capped
+one. The pool samples by document (`SegmentPool.doc_for`), so a long document is not asked about
+more often than a short one.
 """
 
 from __future__ import annotations
 
 import bisect
+import random
 from array import array
+from dataclasses import replace
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -43,7 +50,9 @@ class SegmentPool:
     docs: list[Document]
     segments: list[Segment]
     doc_segments: list[range] = field(default_factory=list)  # doc -> indices into `segments`
+    truncated: int = 0  # documents cut to `max_doc_tokens`
     _lower: list[str] | None = None
+    _multi: dict[int, list[int]] = field(default_factory=dict)
 
     def lower(self, i: int) -> str:
         """Lower-cased segment text (for the case-insensitive key-fragment check), computed once."""
@@ -53,6 +62,17 @@ class SegmentPool:
 
     def __len__(self) -> int:
         return len(self.segments)
+
+    def docs_with(self, k: int) -> list[int]:
+        """The documents with at least `k` segments (those that can give a k-segment question)."""
+        if k not in self._multi:
+            self._multi[k] = [d for d, r in enumerate(self.doc_segments) if len(r) >= k]
+        return self._multi[k]
+
+    def segment_of(self, doc: int, rng: random.Random) -> int:
+        """A uniformly random segment of document `doc` (a pool index)."""
+        r = self.doc_segments[doc]
+        return r[rng.randrange(len(r))]
 
 
 def count_tokens(tokenizer, text: str) -> int:
@@ -128,49 +148,71 @@ def group_pieces(pieces: list[tuple[int, int, int]], limit: int) -> list[tuple[i
     return segs
 
 
+CHARS_PER_TOKEN_BOUND = 32  # a document is cut to max_doc_tokens x this many characters before tokenizing
+
+
+@dataclass
+class _Limits:
+    segment_tokens: int
+    min_doc: int
+    max_doc: int | None
+
+
 def build_pool(docs: Iterable[Document], tokenizer, segment_tokens: int = 128, min_doc_tokens: int | None = None,
-               rejects: RejectSink | None = None, batch_size: int = 512, progress: bool = True) -> SegmentPool:
+               rejects: RejectSink | None = None, batch_size: int = 512, progress: bool = True,
+               max_doc_tokens: int | None = None) -> SegmentPool:
     """Segment every document; documents shorter than `min_doc_tokens` (default: one segment) are
-    quarantined with their token count."""
-    min_doc = segment_tokens if min_doc_tokens is None else min_doc_tokens
+    quarantined with their token count, longer than `max_doc_tokens` cut to that many tokens."""
+    limits = _Limits(segment_tokens, segment_tokens if min_doc_tokens is None else min_doc_tokens, max_doc_tokens)
     pool = SegmentPool(docs=[], segments=[])
-    batch: list[Document] = []
+    batch: list[tuple[Document, bool]] = []  # (document, already cut by characters)
     bar = tqdm(desc="segmenting", unit="doc", disable=not progress, mininterval=1.0)
-
-    def flush() -> None:
-        enc = tokenizer([d.text for d in batch], add_special_tokens=False, return_offsets_mapping=True)
-        spans_per_doc = []
-        for d, offsets in zip(batch, enc["offset_mapping"]):
-            n = len(offsets)
-            if n < min_doc:
-                reason = f"document shorter than one segment: {n} tokens < {min_doc}"
-                reject(rejects, reason, file=d.file, line=d.line, record_id=d.doc_id)
-                spans_per_doc.append(None)
-                continue
-            starts = [o[0] for o in offsets]
-            spans_per_doc.append(group_pieces(split_spans(d.text, starts, segment_tokens), segment_tokens))
-        texts = [d.text[s:e] for d, spans in zip(batch, spans_per_doc) if spans for s, e in spans]
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        k = 0
-        for d, spans in zip(batch, spans_per_doc):
-            if not spans:
-                continue
-            doc_index = len(pool.docs)
-            pool.docs.append(d)
-            first = len(pool.segments)
-            for j, (s, e) in enumerate(spans):
-                pool.segments.append(Segment(doc=doc_index, doc_id=d.doc_id, title=d.title, index=j,
-                                             text=texts[k], token_ids=array("i", ids[k]), char_start=s, char_end=e))
-                k += 1
-            pool.doc_segments.append(range(first, len(pool.segments)))
-        bar.update(len(batch))
-        batch.clear()
-
     for doc in docs:
-        batch.append(doc)
+        precut = max_doc_tokens is not None and len(doc.text) > max_doc_tokens * CHARS_PER_TOKEN_BOUND
+        if precut:
+            doc = replace(doc, text=doc.text[:max_doc_tokens * CHARS_PER_TOKEN_BOUND])
+        batch.append((doc, precut))
         if len(batch) >= batch_size:
-            flush()
+            _add_batch(pool, batch, tokenizer, limits, rejects)
+            bar.update(len(batch))
+            batch = []
     if batch:
-        flush()
+        _add_batch(pool, batch, tokenizer, limits, rejects)
+        bar.update(len(batch))
     bar.close()
     return pool
+
+
+def _cut(doc: Document, offsets: list, max_doc: int | None) -> tuple[Document, list, bool]:
+    """The document cut to its first `max_doc` tokens (whole tokens, trailing space dropped)."""
+    if max_doc is None or len(offsets) <= max_doc:
+        return doc, offsets, False
+    offsets = offsets[:max_doc]
+    return replace(doc, text=doc.text[:offsets[-1][1]].rstrip()), offsets, True
+
+
+def _add_batch(pool: SegmentPool, batch: list[tuple[Document, bool]], tokenizer, limits: _Limits,
+               rejects: RejectSink | None) -> None:
+    enc = tokenizer([d.text for d, _ in batch], add_special_tokens=False, return_offsets_mapping=True)
+    kept: list[tuple[Document, list[tuple[int, int]]]] = []
+    for (d, precut), offsets in zip(batch, enc["offset_mapping"]):
+        if len(offsets) < limits.min_doc:
+            reason = f"document shorter than one segment: {len(offsets)} tokens < {limits.min_doc}"
+            reject(rejects, reason, file=d.file, line=d.line, record_id=d.doc_id)
+            continue
+        d, offsets, cut = _cut(d, list(offsets), limits.max_doc)
+        pool.truncated += cut or precut
+        starts = [o[0] for o in offsets]
+        kept.append((d, group_pieces(split_spans(d.text, starts, limits.segment_tokens), limits.segment_tokens)))
+    texts = [d.text[s:e] for d, spans in kept for s, e in spans]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    k = 0
+    for d, spans in kept:
+        doc_index = len(pool.docs)
+        pool.docs.append(d)
+        first = len(pool.segments)
+        for j, (s, e) in enumerate(spans):
+            pool.segments.append(Segment(doc=doc_index, doc_id=d.doc_id, title=d.title, index=j,
+                                         text=texts[k], token_ids=array("i", ids[k]), char_start=s, char_end=e))
+            k += 1
+        pool.doc_segments.append(range(first, len(pool.segments)))

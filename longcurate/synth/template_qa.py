@@ -5,12 +5,15 @@ Fine-grained (one segment):
   sentence_recall  quote the sentence that contains a given 4-8-word fragment
   cloze            which word/phrase fills the blank in a quoted sentence
   topic            which article a fragment comes from (only for segments that name their title)
-Multi-hop (>= 2 segments from different documents):
+Multi-hop (>= 2 distinct segments: of one document by default, IN2's way, or of several documents
+under `synth.multihop_source: cross`):
   order            which of two fragments comes first in the context (more than two: list them in order)
   pair_recall      quote the sentences that contain the given fragments, in context order
 
-Multi-hop answers depend on where the segments end up: they assume the request's segments appear in
-the context in request order, and the assembly keeps that order (see `assemble.py`).
+Every fragment occurs in exactly one of the request's segments, so the questions hold whether the
+segments share a document or not. Multi-hop answers depend on where the segments end up: they assume
+the request's segments appear in the context in request order, and the assembly keeps that order (see
+`assemble.py`; segments of one document are requested in the document's order).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class TemplateBackend:
 
     name = "template"
     exhausted = False  # no requests, no caps
+    stop_reason = None
 
     def __init__(self) -> None:
         self._counts: Counter = Counter()
@@ -71,8 +75,8 @@ class TemplateBackend:
         if multihop:
             if len(req.segments) < 2:
                 return self._fail(req, f"{req.qtype} needs >= 2 segments")
-            if len({s.doc_id for s in req.segments}) != len(req.segments):
-                return self._fail(req, f"{req.qtype} needs segments from different documents")
+            if len({(s.doc_id, s.index) for s in req.segments}) != len(req.segments):
+                return self._fail(req, f"{req.qtype} needs distinct segments")
         elif len(req.segments) != 1:
             return self._fail(req, f"{req.qtype} takes exactly one segment")
         rng = random.Random(f"{req.seed}|{req.request_id}")

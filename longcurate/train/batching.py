@@ -1,10 +1,16 @@
 """Which samples train together: naive (random) or sorted (LongAlign) order over the `length` column,
 or packed rows (packing.py), and the `Plan` the Trainer's DataLoader reads.
 
-The order is over the whole dataset, for the GLOBAL batch (per-device batch x grad-accum x world
-size): one optimizer step consumes `global_batch` consecutive indices. accelerate hands the
-per-device micro-batches of that run out round-robin (micro-batch j goes to rank j % world), so a
-global batch of the sorted plan holds samples of similar length on every rank.
+One optimiser step consumes `global_batch` = per-device batch x grad-accum x world size consecutive
+indices of the order. accelerate hands the per-device micro-batches out round-robin (micro-batch j goes
+to rank j % world), so `world x per-device` consecutive indices are one micro-step across the ranks.
+
+Sorted batching, as LongAlign's `sort_and_group.py` (and GATEAU, which reuses it) releases it: sort by
+length, cut groups of `world x per-device` samples (one micro-step; the release's `--group_size` = the
+number of GPUs at per-device batch 1) and shuffle the groups, so each micro-step pads little while
+gradient accumulation mixes `grad_accum` length groups in one optimiser step (`sort_group: micro`, the
+default). `sort_group: global` cuts groups of the whole global batch instead, so every optimiser step is
+uniform in length: the least padding, and the strongest form of the length bias LongAlign warns about.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from longcurate.train.loss import WEIGHTINGS
 from longcurate.train.packing import PackedCollator, PackedRows, fill_fraction, pack
 
 BATCHINGS = ("naive", "sorted", "packed")
+SORT_GROUPS = ("micro", "global")
 
 
 def global_batch_size(per_device: int, grad_accum: int, world_size: int) -> int:
@@ -39,25 +46,34 @@ def naive_order(n: int, seed: int = 0, epoch: int = 0) -> list[int]:
     return order
 
 
-def sorted_order(lengths: Sequence[int], global_batch: int, seed: int = 0, epoch: int = 0) -> list[int]:
-    """LongAlign sorted batching: sort by length (ties by index), cut into groups of the global batch,
-    shuffle the groups (not their contents) by seed; an incomplete group (the longest samples) is last."""
-    if global_batch < 1:
-        raise UserError("global_batch must be >= 1")
+def sort_group_size(sort_group: str, per_device: int, grad_accum: int, world_size: int) -> int:
+    """Samples per length group: one micro-step across the ranks (`micro`, the release) or one
+    optimiser step (`global`)."""
+    if sort_group not in SORT_GROUPS:
+        raise UserError(f"unknown train.sort_group {sort_group!r}; expected one of {SORT_GROUPS}")
+    per_micro_step = per_device * world_size
+    return per_micro_step if sort_group == "micro" else global_batch_size(per_device, grad_accum, world_size)
+
+
+def sorted_order(lengths: Sequence[int], group_size: int, seed: int = 0, epoch: int = 0) -> list[int]:
+    """LongAlign's sort-cut-shuffle: sort by length (ties by index), cut groups of `group_size`,
+    shuffle the groups (not their contents) by (seed, epoch). The release drops the last, incomplete
+    group (its longest samples); here it is kept and goes last."""
+    if group_size < 1:
+        raise UserError("the sorted-batching group size must be >= 1")
     by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    full = len(by_length) - len(by_length) % global_batch
-    groups = [by_length[i:i + global_batch] for i in range(0, full, global_batch)]
+    full = len(by_length) - len(by_length) % group_size
+    groups = [by_length[i:i + group_size] for i in range(0, full, group_size)]
     _rng(seed, epoch).shuffle(groups)
-    # The short remainder goes last, so every optimizer step stays one group of neighbours in length.
     return [i for g in groups for i in g] + by_length[full:]
 
 
-def make_order(mode: str, lengths: Sequence[int], global_batch: int, seed: int = 0, epoch: int = 0) -> list[int]:
+def make_order(mode: str, lengths: Sequence[int], group_size: int, seed: int = 0, epoch: int = 0) -> list[int]:
     if mode == "naive":
         return naive_order(len(lengths), seed, epoch)
     if mode == "sorted":
-        return sorted_order(lengths, global_batch, seed, epoch)
-    raise UserError(f"unknown batching {mode!r} for an index order; expected naive or sorted")
+        return sorted_order(lengths, group_size, seed, epoch)
+    raise UserError(f"unknown batching {mode!r}; expected one of {BATCHINGS}")
 
 
 def step_groups(order: Sequence[int], global_batch: int) -> list[list[int]]:
@@ -67,14 +83,15 @@ def step_groups(order: Sequence[int], global_batch: int) -> list[list[int]]:
 
 class LengthSampler:
     """A torch Sampler (duck-typed: `__iter__`, `__len__`, `set_epoch`) yielding the naive or sorted
-    global order. Not rank-aware on purpose: accelerate shards its batches over ranks."""
+    order (`group_size`: sorted batching's group). Not rank-aware on purpose: accelerate shards its
+    batches over ranks."""
 
-    def __init__(self, lengths: Sequence[int], mode: str, global_batch: int, seed: int = 0):
+    def __init__(self, lengths: Sequence[int], mode: str, group_size: int, seed: int = 0):
         if mode not in ("naive", "sorted"):
             raise UserError(f"LengthSampler mode must be naive or sorted, got {mode!r}")
         self.lengths = list(lengths)
         self.mode = mode
-        self.global_batch = global_batch
+        self.group_size = group_size
         self.seed = seed
         self.epoch = 0
 
@@ -82,7 +99,7 @@ class LengthSampler:
         self.epoch = int(epoch)
 
     def order(self, epoch: int | None = None) -> list[int]:
-        return make_order(self.mode, self.lengths, self.global_batch, self.seed,
+        return make_order(self.mode, self.lengths, self.group_size, self.seed,
                           self.epoch if epoch is None else epoch)
 
     def __iter__(self) -> Iterator[int]:
@@ -154,9 +171,9 @@ class Plan:
 
 def make_plan(ds, *, batching: str, loss_weighting: str, per_device: int, grad_accum: int, world_size: int,
               seed: int, pad_token_id: int, max_tokens: int = 8192, packing: str = "ffd",
-              flatten: bool = False, lengths: list[int] | None = None) -> Plan:
+              flatten: bool = False, lengths: list[int] | None = None, sort_group: str = "micro") -> Plan:
     """The plan of `batching` over `ds`. `lengths`: the `length` column already read (else read here);
-    `flatten`: packed rows in flash-attn's one-row format."""
+    `flatten`: packed rows in flash-attn's one-row format; `sort_group`: sorted batching's groups."""
     if batching not in BATCHINGS:
         raise UserError(f"unknown train.batching {batching!r}; expected one of {BATCHINGS}")
     if loss_weighting not in WEIGHTINGS:
@@ -170,5 +187,7 @@ def make_plan(ds, *, batching: str, loss_weighting: str, per_device: int, grad_a
         fill = fill_fraction(lengths, bins, max_tokens)
         return Plan(rows, sampler, PackedCollator(pad_token_id, loss_weighting, flatten=flatten), gb, bins,
                     {"rows": len(bins), "max_tokens": max_tokens, "fill": round(fill, 4)})
-    sampler = LengthSampler(lengths, batching, gb, seed)
-    return Plan(ds, sampler, PaddedCollator(pad_token_id, loss_weighting), gb)
+    group = sort_group_size(sort_group, per_device, grad_accum, world_size)
+    sampler = LengthSampler(lengths, batching, group, seed)
+    stats = {"sort_group": sort_group, "group_size": group} if batching == "sorted" else {}
+    return Plan(ds, sampler, PaddedCollator(pad_token_id, loss_weighting), gb, stats=stats)

@@ -109,6 +109,7 @@ def _register_fit(verbs) -> None:
     add_flag(p, "--output", "train.output", "final model folder")
     add_flag(p, "--checkpoints", "train.checkpoints", "Trainer checkpoint folder (resume)")
     add_flag(p, "--batching", "train.batching", "naive | sorted | packed")
+    add_flag(p, "--sort-group", "train.sort_group", "sorted: length groups of one micro-step (micro) or optimiser step (global)")
     add_flag(p, "--loss-weighting", "train.loss_weighting", "token | sequence")
     add_flag(p, "--max-tokens", "train.max_tokens", "tokens per packed row", type=int)
     add_flag(p, "--batch-size", "train.per_device_batch_size", "per-device micro-batch", type=int)

@@ -38,6 +38,7 @@ class TrainConfig:
     checkpoints: str | None = None  # Trainer checkpoints (resume); default: <output_dir>/train
     # Batching and loss (docs/reference.md, "LongAlign training tricks").
     batching: str = "sorted"  # naive | sorted | packed
+    sort_group: str = "micro"  # sorted: length groups of one micro-step (world x per-device; LongAlign's release) | global (one optimiser step)
     loss_weighting: str = "sequence"  # token (every response token equal) | sequence (every sample equal)
     max_tokens: int = 8192  # packed: tokens per packed row (>= the longest sample)
     packing: str = "ffd"  # packed: ffd (first-fit-decreasing) | greedy (next-fit in length order)
@@ -65,6 +66,7 @@ class TrainConfig:
     report_to: str = "none"  # none | tensorboard | wandb (keys from the environment only)
     logging_steps: int = 1
     save_steps: int = 500
-    save_total_limit: int | None = 2
+    save_total_limit: int | None = 2  # Trainer checkpoints kept (only the newest holds optimizer state)
+    save_dtype: str = "auto"  # final model: auto (the training dtype: bf16 under bf16 mixed precision) | bf16 | fp16 | fp32
     resume: str = "auto"  # auto (the last checkpoint in `checkpoints`) | never | <checkpoint folder>
     dataloader_num_workers: int = 0

@@ -3,13 +3,11 @@ holds per source (long / short samples and tokens), and the digest that ties a m
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from pathlib import Path
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import file_digest
 from longcurate.train.chat import SOURCES
 
 REQUIRED_COLUMNS = ("input_ids", "labels", "length")
@@ -31,15 +29,6 @@ def load_tokenized(path: str | os.PathLike, limit: int | None = None):
     if len(ds) == 0:
         raise UserError(f"{path}: the tokenized dataset is empty")
     return ds
-
-
-def dataset_digest(path: str | os.PathLike) -> str:
-    """sha256 (16 hex digits) over the dataset folder's Arrow data files, names and bytes: the rows a
-    model trains on, whoever wrote the folder."""
-    h = hashlib.sha256()
-    for f in sorted(Path(path).glob("*.arrow")):
-        h.update(f"{f.name}:{file_digest(f)}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def stat_columns(ds) -> dict[str, list]:

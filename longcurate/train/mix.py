@@ -4,7 +4,10 @@ data at a given size or short:long ratio, deduplicated by content hash, shuffled
 Each mixture line is `{"id", "source": "long"|"short", "origin": <file>, "messages": [...]}`; the
 completion marker beside it (`<output>.done`) counts, per input file, what was read, rejected (with
 reasons, in `<output>.rejected.jsonl`), dropped as a duplicate and used — so a run shows that the 1k
-budget trained on 1,000 long samples.
+budget trained on 1,000 long samples. Inputs are read by `core.reader.read_rows` (JSONL, JSON,
+Parquet, `datasets` folders, Hub ids with `allow_download`); a record without an id gets its content
+id (`core.records.content_id`), the id the select stage gave it. A mixture that would be empty
+although its inputs held records stops with the reasons (no file, no marker).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from tqdm.auto import tqdm
 
 from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, Rejects, file_digest, read_jsonl, rejected_path, write_jsonl
+from longcurate.core.jsonl import RejectSink, Rejects, rejected_path, write_jsonl
+from longcurate.core.lock import output_lock
 from longcurate.core.prompts import messages_for
-from longcurate.core.records import RecordError, Sample
+from longcurate.core.reader import read_rows
+from longcurate.core.records import RecordError, Sample, content_id
 from longcurate.train.chat import SOURCES, Message, check_conversation, conversation_hash, parse_conversation
+from longcurate.core.reader import source_digest
 
 
 @dataclass
@@ -51,50 +57,63 @@ def parse_long(record: dict[str, Any]) -> list[Message]:
     return parse_conversation(record)
 
 
-def record_id(record: dict[str, Any], origin: str, line: int) -> str:
-    """The input's own id when it has one (kept through every stage), else `<file stem>:<line>`."""
+def record_id(record: dict[str, Any]) -> str:
+    """The input's own id when it has one (kept through every stage), else its content id (the one
+    the select stage gives a record without an id)."""
     rid = record.get("id")
     if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) != "":
         return str(rid)
-    return f"{Path(origin).stem}:{line}"
+    return content_id(record)
+
+
+def parse_record(record: dict[str, Any], source: str) -> list[Message]:
+    """The record's checked conversation; a value that cannot be converted (a `length` of NaN,
+    Infinity or "long" in a Sample record) is a RecordError, so the record is quarantined."""
+    try:
+        return parse_long(record) if source == "long" else parse_conversation(record)
+    except RecordError:
+        raise
+    except (ValueError, TypeError, OverflowError, KeyError) as e:
+        raise RecordError("<record>", f"invalid value: {e}") from None
 
 
 def read_conversations(path: str, source: str, rejects: Rejects, *, limit: int | None = None,
-                       progress: bool = True) -> tuple[list[Conversation], dict[str, int]]:
-    """Parse one input file; bad records go to `rejects` with file, line, field and reason."""
-    parse = parse_long if source == "long" else parse_conversation
+                       progress: bool = True, allow_download: bool = False
+                       ) -> tuple[list[Conversation], dict[str, int]]:
+    """Parse one input; bad records go to `rejects` with file, line, field and reason."""
     out: list[Conversation] = []
     before = rejects.total
-    lines = 0
-    for lineno, obj in tqdm(read_jsonl(path, rejects), desc=f"read {Path(path).name}", unit=" rec",
-                            disable=not progress, leave=False):
+    rows = 0
+    for row in tqdm(read_rows(path, rejects, allow_download=allow_download), desc=f"read {Path(path).name}",
+                    unit=" rec", disable=not progress, leave=False):
         if limit is not None and len(out) >= limit:
             break
-        lines += 1
-        rid = record_id(obj, path, lineno)
+        rows += 1
+        rid = record_id(row.record)
         try:
-            messages = parse(obj)
+            messages = parse_record(row.record, source)
         except RecordError as e:
-            rejects.add(e.reason, file=path, line=lineno, field_name=e.field, record_id=rid)
+            rejects.add(e.reason, file=row.file, line=row.line, field_name=e.field, record_id=rid)
             continue
-        out.append(Conversation(rid, source, path, lineno, messages, conversation_hash(messages)))
-    bad_lines = rejects.total - before - (lines - len(out))
-    return out, {"read": lines + bad_lines, "valid": len(out), "rejected": rejects.total - before}
+        out.append(Conversation(rid, source, path, row.line, messages, conversation_hash(messages)))
+    bad_lines = rejects.total - before - (rows - len(out))
+    return out, {"read": rows + bad_lines, "valid": len(out), "rejected": rejects.total - before}
 
 
 def mix_step(long_paths: list[str], short_path: str | None, output: str | Path, *, short_size: int | None,
              short_ratio: float | None, seed: int, limit: int | None) -> Step:
     """The mixture's completion step. Policy `redo`: a mixture is cheap and wholly decided by its inputs
-    and settings, so other inputs (bytes) or settings rebuild it. Settings: every input's path and
-    sha256, short size / ratio, seed, limit. Its marker (`<output>.done`) holds the per-source counts."""
-    settings = {"long": [{"path": p, "sha256": file_digest(p)} for p in long_paths],
-                "short": {"path": str(short_path), "sha256": file_digest(short_path)} if short_path else None,
+    and settings, so other inputs (content) or settings rebuild it. Settings: every input's content
+    digest (`source_digest`) and path (the mixture's lines name it as their `origin`), short size /
+    ratio, seed, limit. Its marker (`<output>.done`) holds the per-source counts."""
+    settings = {"long": [{"path": p, "sha256": source_digest(p)} for p in long_paths],
+                "short": {"path": str(short_path), "sha256": source_digest(short_path)} if short_path else None,
                 "short_size": short_size, "short_ratio": short_ratio, "seed": seed, "limit": limit}
     return Step(Path(output), settings, on_change="redo", name="train mix")
 
 
 def check_mix_args(long_paths: list[str], short_path: str | None, short_size: int | None,
-                   short_ratio: float | None) -> None:
+                   short_ratio: float | None, allow_download: bool = False) -> None:
     if not long_paths and short_path is None:
         raise UserError("nothing to mix: give at least one long (budget) file or a short file")
     if short_size is not None and short_ratio is not None:
@@ -106,8 +125,8 @@ def check_mix_args(long_paths: list[str], short_path: str | None, short_size: in
     if short_path is None and (short_size or short_ratio):
         raise UserError("short_size/short_ratio given but no short file")
     for p in [*long_paths, *([str(short_path)] if short_path is not None else [])]:
-        if not Path(p).is_file():
-            raise FileNotFoundError(f"mixture input not found: {p}")
+        if not Path(p).exists() and not allow_download:  # (a Hub id is checked when it is read)
+            raise FileNotFoundError(2, "mixture input not found", p)
 
 
 class Dedup:
@@ -137,9 +156,10 @@ class Dedup:
 
 
 def read_source(path: str, source: str, rejects: Rejects, dedup: Dedup, *, limit: int | None,
-                progress: bool) -> tuple[list[Conversation], dict[str, Any]]:
+                progress: bool, allow_download: bool = False) -> tuple[list[Conversation], dict[str, Any]]:
     """One input file's unique conversations and its counts (read, valid, rejected, duplicates)."""
-    convs, stats = read_conversations(path, source, rejects, limit=limit, progress=progress)
+    convs, stats = read_conversations(path, source, rejects, limit=limit, progress=progress,
+                                      allow_download=allow_download)
     stats = {"source": source, **stats, "duplicates": 0}
     return dedup.unique(convs, stats), stats
 
@@ -159,43 +179,69 @@ def take_short(pool: list[Conversation], stats: dict[str, Any], n_long: int, *, 
     return [pool[i] for i in chosen], requested
 
 
-def build_mixture(long_paths: list[str], short_path: str | None, output: str | Path, *,
-                  short_size: int | None = None, short_ratio: float | None = None, seed: int = 0,
-                  limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Write the mixture JSONL (atomic) and its marker; return its stats (counts per source file,
-    duplicates dropped, rejected by reason, short/long totals, `skipped` when it was already made).
+@dataclass
+class MixInputs:
+    """What the mixture is made of: its long and short samples and the counts per input file."""
 
-    `limit` caps the valid records taken from each input file (quick runs). A re-run on the same input
-    bytes and settings rewrites nothing (`mix_step`)."""
-    long_paths = [str(p) for p in long_paths]
-    check_mix_args(long_paths, short_path, short_size, short_ratio)
-    step = mix_step(long_paths, short_path, output, short_size=short_size, short_ratio=short_ratio, seed=seed,
-                    limit=limit)
-    if step.is_complete():
-        return step.stats() | {"skipped": True}
-    step.unfinish()
-    rej_path = rejected_path(output)
-    rej_path.unlink(missing_ok=True)  # a stale quarantine from an earlier run must not linger
+    long: list[Conversation]
+    short: list[Conversation]
+    requested: int | None
+    per_file: dict[str, dict[str, Any]]
+
+
+def read_inputs(long_paths: list[str], short_path: str | None, rejects: Rejects, *, short_size: int | None,
+                short_ratio: float | None, seed: int, limit: int | None, progress: bool,
+                allow_download: bool) -> MixInputs:
+    """Every long input whole, then the short samples drawn from the short input."""
+    dedup = Dedup(rejects)
     per_file: dict[str, dict[str, Any]] = {}
     long: list[Conversation] = []
     short: list[Conversation] = []
     requested = None
-    with Rejects(rej_path) as rejects:
-        dedup = Dedup(rejects)
-        for p in long_paths:
-            kept, per_file[p] = read_source(p, "long", rejects, dedup, limit=limit, progress=progress)
-            per_file[p]["used"] = len(kept)
-            long.extend(kept)
-        if short_path is not None:
-            pool, per_file[str(short_path)] = read_source(str(short_path), "short", rejects, dedup,
-                                                          limit=limit, progress=progress)
-            short, requested = take_short(pool, per_file[str(short_path)], len(long), short_size=short_size,
-                                          short_ratio=short_ratio, seed=seed)
-        mixture = long + short
+    for p in long_paths:
+        kept, per_file[p] = read_source(p, "long", rejects, dedup, limit=limit, progress=progress,
+                                        allow_download=allow_download)
+        per_file[p]["used"] = len(kept)
+        long.extend(kept)
+    if short_path is not None:
+        pool, per_file[str(short_path)] = read_source(str(short_path), "short", rejects, dedup, limit=limit,
+                                                      progress=progress, allow_download=allow_download)
+        short, requested = take_short(pool, per_file[str(short_path)], len(long), short_size=short_size,
+                                      short_ratio=short_ratio, seed=seed)
+    return MixInputs(long, short, requested, per_file)
+
+
+def build_mixture(long_paths: list[str], short_path: str | None, output: str | Path, *,
+                  short_size: int | None = None, short_ratio: float | None = None, seed: int = 0,
+                  limit: int | None = None, progress: bool = True, allow_download: bool = False) -> dict[str, Any]:
+    """Write the mixture JSONL (atomic) and its marker; return its stats (counts per source file,
+    duplicates dropped, rejected by reason, short/long totals, `skipped` when it was already made).
+
+    `limit` caps the valid records taken from each input file (quick runs). A re-run on the same input
+    content and settings rewrites nothing (`mix_step`). The output is locked while it is made."""
+    long_paths = [str(p) for p in long_paths]
+    check_mix_args(long_paths, short_path, short_size, short_ratio, allow_download)
+    step = mix_step(long_paths, short_path, output, short_size=short_size, short_ratio=short_ratio, seed=seed,
+                    limit=limit)
+    with output_lock(output):
+        if step.is_complete():
+            return step.stats() | {"skipped": True}
+        step.unfinish()
+        rej_path = rejected_path(output)
+        rej_path.unlink(missing_ok=True)  # a stale quarantine from an earlier run must not linger
+        with Rejects(rej_path) as rejects:
+            got = read_inputs(long_paths, short_path, rejects, short_size=short_size, short_ratio=short_ratio,
+                              seed=seed, limit=limit, progress=progress, allow_download=allow_download)
+            stats = mix_stats(len(got.long), len(got.short), got.requested, got.per_file, rejects, rej_path)
+        files = got.per_file.values()
+        if not any(s["valid"] for s in files) and any(s["read"] for s in files):
+            reasons = ", ".join(f"{k}: {v}" for k, v in rejects.counts.most_common(5))
+            raise UserError(f"the mixture would be empty: all {sum(s['read'] for s in files)} records of "
+                            f"{', '.join(got.per_file)} were rejected ({reasons}); see {rej_path}")
+        mixture = got.long + got.short
         random.Random(f"{seed}:mix").shuffle(mixture)
         write_jsonl(output, (c.to_record() for c in mixture))
-        stats = mix_stats(len(long), len(short), requested, per_file, rejects, rej_path)
-    step.finish(stats)
+        step.finish(stats)
     return stats
 
 

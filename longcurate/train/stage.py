@@ -4,7 +4,8 @@ Every path comes from the run's layout (`cfg.layout()`):
     long input   the largest gateau budget file (`layout.top_budget`), unless `train.mix.long` names files
     mixture      mixture/mixture.jsonl            step `train mix`       (mix.mix_step, redo on change)
     tokenized    mixture/tokenized/ (datasets)    step `train tokenize`  (tokenize.tokenize_step, redo on change)
-    checkpoints  train/checkpoint-N (Trainer checkpoints, resumed under the same settings only)
+    checkpoints  train/checkpoint-N (Trainer checkpoints, resumed under the same settings only; the newest
+                 complete one resumes, torn ones are moved aside; optimizer state only where resume needs it)
     model        checkpoint/ (safetensors + tokenizer; eval loads it)   step `train fit` (fit_step, refuse)
 Each step's marker (`<output>.done`) holds its stats and settings, so a re-run with equal settings does
 nothing; `train.manifest.json` (written by `run_stage` only) records the whole stage.
@@ -13,12 +14,14 @@ nothing; `train.manifest.json` (written by `run_stage` only) records the whole s
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.completion import Step, settings_file
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
+from longcurate.core.lock import output_lock
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -47,7 +50,8 @@ def run_mix(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     mc = cfg.train.mix
     out = cfg.layout().mixture
     stats = build_mixture(list(mc.long) or default_long_inputs(cfg), mc.short, out, short_size=mc.short_size,
-                          short_ratio=mc.short_ratio, seed=cfg.seed, limit=mc.limit, progress=progress)
+                          short_ratio=mc.short_ratio, seed=cfg.seed, limit=mc.limit, progress=progress,
+                          allow_download=cfg.allow_download)
     log.info("mixture: %d long + %d short -> %s%s", stats["long"], stats["short"], out,
              " (unchanged)" if stats.get("skipped") else "")
     return stats
@@ -59,12 +63,13 @@ def run_tokenize(cfg: RunConfig, tokenizer=None, progress: bool = True) -> dict[
 
     tk, layout = cfg.train.tokenize, cfg.layout()
     src = Path(tk.input) if tk.input else layout.mixture
-    if not src.exists():
-        raise UserError(f"mixture not found: {src} (run `longcurate train mix` first)")
+    if not src.exists() and not cfg.allow_download:
+        raise FileNotFoundError(2, "mixture not found (run `longcurate train mix` first)", str(src))
     if tokenizer is None:
         tokenizer = load_tokenizer(base_model(cfg), cfg.allow_download, cfg.trust_remote_code)
     stats = tokenize_mixture(src, layout.tokenized, tokenizer, template=tk.template, max_length=tk.max_length,
-                             overlong=tk.overlong, num_proc=tk.num_proc, limit=tk.limit, progress=progress)
+                             overlong=tk.overlong, num_proc=tk.num_proc, limit=tk.limit, progress=progress,
+                             allow_download=cfg.allow_download)
     log.info("tokenized: %d kept (%d truncated, %d skipped, %d rejected) %s -> %s%s", stats["kept"],
              stats["truncated"], stats["skipped_samples"], stats["rejected"], stats.get("by_source"),
              layout.tokenized, " (unchanged)" if stats.get("skipped") else "")
@@ -77,49 +82,68 @@ def fit_step(cfg: RunConfig) -> Step:
     changed (use another `train.output` / output_dir, or delete the model to retrain). Settings: the
     tokenized data (digest of its Arrow files), the base model, the seed and every train setting that
     changes the weights (not NOT_FIT_SETTINGS)."""
-    from longcurate.train.dataset import dataset_digest
+    from longcurate.core.reader import source_digest
 
     layout = cfg.layout()
     if not layout.tokenized.exists():
         raise FileNotFoundError(f"tokenized dataset not found: {layout.tokenized} "
                                 "(run `longcurate train tokenize` first)")
-    settings = {"dataset_sha256": dataset_digest(layout.tokenized),
+    settings = {"dataset_sha256": source_digest(layout.tokenized),
                 "base_model": base_model(cfg), "seed": cfg.seed,
                 **{k: v for k, v in to_dict(cfg.train).items() if k not in NOT_FIT_SETTINGS}}
     return Step(layout.model, settings, on_change="refuse", name="train fit")
 
 
 def resume_point(cfg: RunConfig, step: Step) -> str | None:
-    """The checkpoint to resume from: `train.resume` names one, `never` none, `auto` the last in the
-    checkpoints folder, which counts as partial output of `step`: resumed only when it was begun
-    under the same settings (else SettingsChanged), and a folder with none starts afresh."""
-    from longcurate.train.trainer import last_checkpoint
+    """The checkpoint to resume from: `train.resume` names one, `never` none, `auto` the newest
+    complete one in the checkpoints folder (incomplete ones are moved aside: `checkpoints.py`), which
+    counts as partial output of `step`: resumed only when it was begun under the same settings (else
+    SettingsChanged), and a folder with none starts afresh."""
+    from longcurate.train.checkpoints import resumable_checkpoint
+    from longcurate.train.launch import dist_env, fsdp_settings, native_fsdp
 
     tc, folder = cfg.train, cfg.layout().checkpoints
     if tc.resume in ("never", "", None):
         return None
     if tc.resume != "auto":
         return tc.resume
-    if last_checkpoint(folder) is None:
+    # A model sharded at load time is checkpointed without optimizer state (launch.training_arguments).
+    chosen = resumable_checkpoint(folder, need_optimizer=not native_fsdp(fsdp_settings(tc.fsdp, tc.fsdp_config)),
+                                  move=dist_env()[0] == 0)
+    if chosen is None:
         settings_file(folder).unlink(missing_ok=True)  # nothing begun to guard
     Step(folder, step.settings, on_change="refuse", name=step.name).begin()
-    return last_checkpoint(folder)
+    return chosen
 
 
-def run_fit(cfg: RunConfig, *, model=None, tokenizer=None) -> dict[str, Any]:
+def run_fit(cfg: RunConfig, *, model=None, tokenizer=None, callbacks: list | None = None) -> dict[str, Any]:
+    """Train unless the model is finished with these settings (policy refuse: `fit_step`). The model
+    and checkpoint folders are locked by the main process while it trains; once the model is written
+    the checkpoints' optimizer state, needed only to resume, is removed."""
+    from longcurate.train.checkpoints import prune_optimizer_state
     from longcurate.train.launch import dist_env
     from longcurate.train.trainer import train
 
     layout = cfg.layout()
+    main_process = dist_env()[0] == 0
     step = fit_step(cfg)
-    if step.is_complete():
-        log.info("train: %s is complete; nothing to do", layout.model)
-        return step.stats() | {"skipped": True}
-    stats = train(layout.tokenized, layout.model, cfg.train, model_name=base_model(cfg),
-                  checkpoints=layout.checkpoints, resume=resume_point(cfg, step), seed=cfg.seed, model=model,
-                  tokenizer=tokenizer, allow_download=cfg.allow_download, trust_remote_code=cfg.trust_remote_code)
-    if dist_env()[0] == 0:
-        step.finish(stats)
+    with ExitStack() as locks:
+        if main_process:
+            locks.enter_context(output_lock(layout.model))
+            locks.enter_context(output_lock(layout.checkpoints))
+        if step.is_complete():
+            log.info("train: %s is complete; nothing to do", layout.model)
+            return step.stats() | {"skipped": True}
+        stats = train(layout.tokenized, layout.model, cfg.train, model_name=base_model(cfg),
+                      checkpoints=layout.checkpoints, resume=resume_point(cfg, step), seed=cfg.seed, model=model,
+                      tokenizer=tokenizer, allow_download=cfg.allow_download,
+                      trust_remote_code=cfg.trust_remote_code, callbacks=callbacks)
+        if main_process:
+            step.finish(stats)
+            freed = prune_optimizer_state(layout.checkpoints, keep=None)
+            if freed:
+                log.info("removed %.1f MB of optimizer state from %s (the model is finished)", freed / 1e6,
+                         layout.checkpoints)
     return stats
 
 

@@ -21,9 +21,12 @@ from typing import Any
 
 from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, Rejects, file_digest, read_jsonl, rejected_path
-from longcurate.core.records import RecordError
+from longcurate.core.jsonl import RejectSink, Rejects, rejected_path
+from longcurate.core.lock import output_lock
+from longcurate.core.reader import read_rows
+from longcurate.core.records import RecordError, content_id
 from longcurate.train.chat import SOURCES, Message, parse_conversation, render
+from longcurate.core.reader import source_digest
 from longcurate.train.loss import IGNORE
 
 IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
@@ -142,36 +145,51 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
-def _read_mixture(path: str, rejects: RejectSink, limit: int | None) -> list[dict[str, Any]]:
+def mixture_source(record: dict[str, Any]) -> str:
+    """`long` or `short` as the mixture says; a record that names no mixture source (a budget or
+    LongAlign file tokenized directly; a Sample's `source` is its provenance, a mapping) counts as long."""
+    source = record.get("source")
+    if not isinstance(source, str):
+        return "long"
+    if source not in SOURCES:
+        raise RecordError("source", f"unknown source: {source!r} (expected {' or '.join(SOURCES)})")
+    return source
+
+
+def read_mixture(path: str | os.PathLike, rejects: RejectSink, limit: int | None,
+                 allow_download: bool = False) -> list[dict[str, Any]]:
+    """The mixture's rows (any source `core.reader.read_rows` reads); records without an id get their
+    content id; a repeated id, an unknown source or a bad conversation is quarantined."""
     rows, seen = [], set()
-    for lineno, obj in read_jsonl(path, rejects):
+    for row in read_rows(path, rejects, allow_download=allow_download):
         if limit is not None and len(rows) >= limit:
             break
+        obj = row.record
         rid = obj.get("id")
+        rid = content_id(obj) if rid is None or rid == "" else rid
         try:
-            if not isinstance(rid, (str, int)) or str(rid) == "":
-                raise RecordError("id", "missing or empty")
+            if not isinstance(rid, (str, int)) or isinstance(rid, bool):
+                raise RecordError("id", f"must be a string or an integer, got {type(rid).__name__}")
             if str(rid) in seen:
                 raise RecordError("id", f"duplicate id: {rid}")
-            if obj.get("source") not in SOURCES:
-                raise RecordError("source", f"unknown source: {obj.get('source')!r} (expected {' or '.join(SOURCES)})")
+            source = mixture_source(obj)
             messages = parse_conversation(obj)
         except RecordError as e:
-            rejects.add(e.reason, file=str(path), line=lineno, field_name=e.field,
-                        record_id=str(rid) if rid is not None else None)
+            rejects.add(e.reason, file=row.file, line=row.line, field_name=e.field,
+                        record_id=str(rid) if isinstance(rid, (str, int)) else None)
             continue
         seen.add(str(rid))
-        rows.append({"id": str(rid), "source": obj["source"], "line": lineno, "messages": messages})
+        rows.append({"id": str(rid), "source": source, "line": row.line, "messages": messages})
     return rows
 
 
 def tokenize_step(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: Any, *, template: str,
                   max_length: int, overlong: str, limit: int | None) -> Step:
     """The tokenized dataset's completion step. Policy `redo`: the dataset is wholly decided by the
-    mixture's bytes, the tokenizer and these settings, so any change rebuilds it. Settings: the
-    mixture's path and sha256, the tokenizer's fingerprint, template, max_length, overlong, limit
-    (not num_proc: it gives the same rows). The marker `<output_dir>.done` holds the stats."""
-    settings = {"mixture": str(mixture_path), "mixture_sha256": file_digest(mixture_path),
+    mixture's content, the tokenizer and these settings, so any change rebuilds it. Settings: the
+    mixture's content digest (not its path), the tokenizer's fingerprint, template, max_length,
+    overlong, limit (not num_proc: it gives the same rows). The marker `<output_dir>.done` holds the stats."""
+    settings = {"mixture_sha256": source_digest(mixture_path) or str(mixture_path),
                 "tokenizer": tokenizer_fingerprint(tokenizer), "template": template,
                 "max_length": max_length, "overlong": overlong, "limit": limit}
     return Step(Path(output_dir), settings, on_change="redo", name="train tokenize")
@@ -242,31 +260,37 @@ def tokenize_stats(kept, status: list[str], skipped_reasons: Counter, n_input: i
 
 def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer, *,
                      template: str = "chat", max_length: int = 8192, overlong: str = "truncate", num_proc: int = 1,
-                     limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+                     limit: int | None = None, progress: bool = True, allow_download: bool = False) -> dict[str, Any]:
     """Write a `datasets` Arrow dataset (save_to_disk into a temp folder, then swapped in) with columns
     id, source ("long"/"short"), input_ids, labels, length, n_response_tokens; never padded. Returns
     stats (kept, truncated, skipped_samples, rejected by reason, total and response tokens), and
     `skipped: True` when it was already made (`tokenize_step`). Malformed mixture lines go to
-    `<output_dir>.rejected.jsonl`."""
+    `<output_dir>.rejected.jsonl`. The output is locked while it is made; a mixture none of whose
+    records could be kept is a UserError (no dataset, no marker) that gives the reasons."""
     check_tokenize_args(tokenizer, template, max_length, overlong)
     out = Path(output_dir)
     step = tokenize_step(mixture_path, out, tokenizer, template=template, max_length=max_length,
                          overlong=overlong, limit=limit)
-    if step.is_complete():
-        return step.stats() | {"skipped": True}
-    rej_path = rejected_path(out)
-    rej_path.unlink(missing_ok=True)
-    with Rejects(rej_path) as rejects:
-        rows = _read_mixture(str(mixture_path), rejects, limit)
-        n_input = len(rows) + rejects.total
-        fingerprint = hashlib.sha256(json.dumps(step.settings, sort_keys=True).encode()).hexdigest()[:16]
-        ds = encode_rows(rows, tokenizer, template=template, max_length=max_length, overlong=overlong,
-                         num_proc=num_proc, fingerprint=fingerprint, progress=progress)
-        kept, status, skipped_reasons = keep_rows(ds, str(mixture_path), rejects)
-        stats = tokenize_stats(kept, status, skipped_reasons, n_input, rejects, template)
-    step.unfinish()
-    _save_atomic(kept.select_columns(list(COLUMNS)), out)
-    step.finish(stats)
+    with output_lock(out):
+        if step.is_complete():
+            return step.stats() | {"skipped": True}
+        rej_path = rejected_path(out)
+        rej_path.unlink(missing_ok=True)
+        with Rejects(rej_path) as rejects:
+            rows = read_mixture(mixture_path, rejects, limit, allow_download)
+            n_input = len(rows) + rejects.total
+            fingerprint = hashlib.sha256(json.dumps(step.settings, sort_keys=True).encode()).hexdigest()[:16]
+            ds = encode_rows(rows, tokenizer, template=template, max_length=max_length, overlong=overlong,
+                             num_proc=num_proc, fingerprint=fingerprint, progress=progress)
+            kept, status, skipped_reasons = keep_rows(ds, str(mixture_path), rejects)
+            stats = tokenize_stats(kept, status, skipped_reasons, n_input, rejects, template)
+        if n_input and not len(kept):
+            reasons = (rejects.counts + skipped_reasons).most_common(5)
+            raise UserError(f"no sample of {mixture_path} could be tokenized ({n_input} read; "
+                            + ", ".join(f"{k}: {v}" for k, v in reasons) + f"); see {rej_path}")
+        step.unfinish()
+        _save_atomic(kept.select_columns(list(COLUMNS)), out)
+        step.finish(stats)
     return stats
 
 

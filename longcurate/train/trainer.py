@@ -14,7 +14,7 @@ Launch (see scripts/train_*.sh):
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint $HEAD:29500 \
         -m longcurate train fit -c cfg.yaml train.fsdp="full_shard"           # multi-node
 
-Batching: `naive` | `sorted` (LongAlign: similar lengths per global batch) | `packed` (rows of
+Batching: `naive` | `sorted` (LongAlign: similar lengths per micro-step, groups shuffled) | `packed` (rows of
 `max_tokens`, attention kept inside each sample). Loss weighting: `token` | `sequence` (see loss.py);
 the same value whatever the number of GPUs and the grad-accum split.
 """
@@ -25,10 +25,10 @@ import json
 import logging
 import math
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.train.batching import Plan, make_plan
+from longcurate.train.checkpoints import cast_saved_model, prune_callback, save_dtype_name
 from longcurate.train.dataset import data_stats, load_tokenized, stat_columns
 from longcurate.train.launch import (dist_env, fsdp_settings, load_model_for_training, resolve_attention,
                                      resolve_precision, training_arguments)
@@ -103,24 +103,21 @@ def _data_log_callback(stats: dict[str, Any]):
     return DataLog()
 
 
-def last_checkpoint(folder: str | os.PathLike) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if Path(folder).is_dir() else None
-
-
 def build_trainer(ds, columns: dict[str, list], tokenizer, tc: TrainConfig, *, model_name: str,
                   checkpoints: str | os.PathLike, seed: int, model=None, allow_download: bool = False,
-                  trust_remote_code: bool = False):
-    """The Trainer for `tc` on `ds` (`columns`: its `stat_columns`) and what it was set up with."""
+                  trust_remote_code: bool = False, callbacks: list | None = None):
+    """The Trainer for `tc` on `ds` (`columns`: its `stat_columns`) and what it was set up with; it
+    keeps optimizer state in its newest checkpoint only (`checkpoints.prune_callback`)."""
     precision = resolve_precision(tc.precision)
+    save_dtype = save_dtype_name(tc.save_dtype, precision)  # a bad value stops before any training
     attn = resolve_attention(tc.attn_implementation) if model is None else model.config._attn_implementation
     fsdp = fsdp_settings(tc.fsdp, tc.fsdp_config)
     args = training_arguments(tc, checkpoints=str(checkpoints), seed=seed, precision=precision, fsdp=fsdp)
     plan = make_plan(ds, batching=tc.batching, loss_weighting=tc.loss_weighting,
                      per_device=tc.per_device_batch_size, grad_accum=tc.grad_accum, world_size=args.world_size,
                      seed=seed, pad_token_id=tokenizer.pad_token_id, max_tokens=tc.max_tokens, packing=tc.packing,
-                     flatten=attn.startswith("flash_attention"), lengths=columns["length"])
+                     flatten=attn.startswith("flash_attention"), lengths=columns["length"],
+                     sort_group=tc.sort_group)
     dataset = data_stats(ds, columns=columns)
     if model is None:
         model = load_model_for_training(model_name, attn, fsdp=fsdp, allow_download=allow_download,
@@ -128,19 +125,22 @@ def build_trainer(ds, columns: dict[str, list], tokenizer, tc: TrainConfig, *, m
     logged = {"batching": tc.batching, "loss_weighting": tc.loss_weighting, "global_batch": plan.global_batch,
               "world_size": args.world_size, **plan.stats, **dataset}
     trainer = _trainer_class()(model=model, args=args, train_dataset=plan.train_dataset, processing_class=tokenizer,
-                               plan=plan, callbacks=[_data_log_callback(logged)])
+                               plan=plan, callbacks=[_data_log_callback(logged), prune_callback(checkpoints),
+                                                     *(callbacks or [])])
     distributed = ("fsdp2 (transformers)" if getattr(model, "is_distributed_loading_by_transformers", False)
                    else str(trainer.accelerator.distributed_type).split(".")[-1].lower())
-    setup = {"precision": precision, "distributed": distributed, "attn_implementation": attn,
+    setup = {"precision": precision, "save_dtype": save_dtype, "distributed": distributed, "attn_implementation": attn,
              "batching": tc.batching, "loss_weighting": tc.loss_weighting, **plan.stats, "dataset": dataset}
     return trainer, plan, setup
 
 
 def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc: TrainConfig, *, model_name: str,
           checkpoints: str | os.PathLike, resume: str | None = None, seed: int = 0, model=None, tokenizer=None,
-          allow_download: bool = False, trust_remote_code: bool = False) -> dict[str, Any]:
+          allow_download: bool = False, trust_remote_code: bool = False, callbacks: list | None = None
+          ) -> dict[str, Any]:
     """Train `model_name` (or `model`) on the tokenized mixture, from checkpoint `resume` when given;
-    save the final model + tokenizer to `output`; return the run's stats (its log history included)."""
+    save the final model (in `train.save_dtype`) + tokenizer to `output`; return the run's stats (its
+    log history included). `callbacks`: extra TrainerCallbacks."""
     from longcurate.core.models import load_tokenizer
 
     ds = load_tokenized(dataset_path, tc.limit)
@@ -149,7 +149,7 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc: TrainC
         tokenizer = load_tokenizer(model_name, allow_download, trust_remote_code)
     trainer, plan, setup = build_trainer(ds, columns, tokenizer, tc, model_name=model_name, checkpoints=checkpoints,
                                          seed=seed, model=model, allow_download=allow_download,
-                                         trust_remote_code=trust_remote_code)
+                                         trust_remote_code=trust_remote_code, callbacks=callbacks)
     if resume and dist_env()[0] == 0:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
@@ -160,6 +160,7 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc: TrainC
              "world_size": trainer.args.world_size, "global_batch": plan.global_batch, **setup, "seen": seen,
              "log_history": [h for h in trainer.state.log_history if "loss" in h]}
     if trainer.is_world_process_zero():
+        cast_saved_model(output, setup["save_dtype"])
         tokenizer.save_pretrained(str(output))
         log.info("trained %d steps on %d long + %d short samples (%d tokens seen); model -> %s", steps,
                  seen["long_samples"], seen["short_samples"], seen["tokens"], output)

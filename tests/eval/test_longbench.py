@@ -78,6 +78,12 @@ EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage
 def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
     assert run_cli(["--score-only", str(pred_dir)]) == 0
     result = read_result(pred_dir)
+    intervals = result.pop("intervals")
+    assert {t: i["mean"] for t, i in intervals.items()} == EXPECTED_SCORES
+    # two items scoring 1 and 0.5: the resampled means are 0.5, 0.75, 1 (1/4, 1/2, 1/4): [50, 100]
+    for task in ("passage_count", "gov_report"):
+        assert intervals[task] == {"mean": 75.0, "low": 50.0, "high": 100.0, "n": 2}
+    assert intervals["lcc"] == {"mean": 93.75, "low": 87.5, "high": 100.0, "n": 2}
     assert result == {
         "benchmark": "LongBench",
         "scores": EXPECTED_SCORES,

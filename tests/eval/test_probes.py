@@ -87,8 +87,9 @@ def test_place_positions_reference():
 
 
 def _record(i: int, description: str) -> probes.Unit:
-    text = f"id: Q{1000000 + i}; label: L{i}; description: {description}"
-    return probes.Unit(text, f"L{i}", text.index("label: ") + 7, f"Q{1000000 + i}", 4, description)
+    label = f"Zqx{i}label"  # no training text contains it (held_out keeps it)
+    text = f"id: Q{1000000 + i}; label: {label}; description: {description}"
+    return probes.Unit(text, label, text.index("label: ") + 7, f"Q{1000000 + i}", 4, description)
 
 
 def test_ambiguous_key_is_skipped_and_counted(tokenizer, monkeypatch):
@@ -160,6 +161,7 @@ def test_probe_from_dict_validates(built):
 
 def test_user_corpus_jsonl_and_the_shared_splitter(tmp_path):
     from longcurate.core.errors import UserError
+    from longcurate.core.holdout import HoldoutConfig
     from longcurate.core.text import split_sentences
 
     text = "Dr. Smith met J. R. R. Tolkien in 1950. They talked for hours.\nA new paragraph starts here."
@@ -169,9 +171,21 @@ def test_user_corpus_jsonl_and_the_shared_splitter(tmp_path):
                     json.dumps({"title": "B", "text": "a second B is ignored."}) + "\n")
     arts = sources.load_articles(str(path))
     assert [(a.title, a.description) for a in arts] == [("A", "d"), ("B", "")]
-    assert sources.corpus_sentences(str(path), min_words=1) == ["Only one sentence here.", *split_sentences(text)]
+    assert [a.doc_id for a in arts] == ["corpus.jsonl:2", "corpus.jsonl:1"]  # no `id`: file and line, as synth names them
+    whole = sources.EvalCorpus.of(str(path), "wiki-summaries", HoldoutConfig())  # eval's own corpus: all of it
+    assert not whole.partitioned
+    assert sources.corpus_sentences(whole, min_words=1) == ("Only one sentence here.", *split_sentences(text))
     assert split_sentences(text)[0] == "Dr. Smith met J. R. R. Tolkien in 1950."
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"title": "A", "text": "fine."}) + "\n{not json\n")
     with pytest.raises(UserError, match="bad.jsonl:2"):
         sources.load_articles(str(bad))
+
+
+def test_a_code_key_that_is_not_unique_gives_way_to_another_line():
+    u = probes.Unit("def f():\n    x = shared_line(1)\n    y = own_line(2)", "f", 4, "x = shared_line(1)", 13,
+                    alternates=[("y = own_line(2)", 36)])
+    assert u.unique_key(u.text) == ("x = shared_line(1)", 13)
+    context = u.text + "\n\ndef g():\n    x = shared_line(1)"
+    assert u.unique_key(context) == ("y = own_line(2)", 36) and u.text[36:36 + 15] == "y = own_line(2)"
+    assert probes.Unit("t", "a", 0, "k", 0).unique_key("k k") is None

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from longcurate.eval import report, scoring
+from longcurate.eval import plots, report, scoring
 
 
 def _results(tmp_path, label, shift, failures=()):
@@ -33,7 +33,7 @@ def two_models(tmp_path):
 def test_probe_figure_axes_and_legend(two_models):
     import matplotlib.pyplot as plt
 
-    fig = report.probe_figure(two_models, "code")
+    fig = plots.probe_figure(two_models, "code")
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("key position") and ax.get_ylabel() == "score (%)"
     assert "code" in ax.get_title()
@@ -47,7 +47,7 @@ def test_probe_figure_axes_and_legend(two_models):
 def test_needle_figure_axes_and_colorbar(two_models):
     import matplotlib.pyplot as plt
 
-    fig = report.needle_figure(two_models[0])
+    fig = plots.needle_figure(two_models[0])
     ax, cax = fig.axes
     assert ax.get_xlabel() == "haystack length (tokens)" and ax.get_ylabel() == "needle depth"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["256", "512"]
@@ -62,8 +62,8 @@ def test_write_report_pngs_open_and_tables_list_every_task(two_models, tmp_path)
 
     path = report.write_report(two_models, tmp_path / "out")
     text = path.read_text()
+    assert "| model | document | code | database | all items | items (failed) |" in text
     for task in ("document", "code", "database"):
-        assert f"{task} avg / gap" in text
         png = tmp_path / "out" / "plots" / f"probe_{task}.png"
         assert f"(plots/probe_{task}.png)" in text
         with Image.open(png) as im:
@@ -72,9 +72,16 @@ def test_write_report_pngs_open_and_tables_list_every_task(two_models, tmp_path)
         with Image.open(tmp_path / "out" / "plots" / f"needle_{label}.png") as im:
             assert im.format == "PNG"
         assert f"| {label} |" in text
-    # checkpoint: code spans {0,1}: (0.3+0.5)/2 = 0.4, {2,3}: (0.7+0.9)/2 = 0.8 -> avg 60.0, gap 40.0
-    assert "| checkpoint | 60.0 / 40.0 | 60.0 / 40.0 | 60.0 / 40.0 | 60.0 / 40.0 | 24 (1) |" in text
+    # checkpoint: every task's items score 0.3, 0.5, 0.7, 0.9 in each set: mean 60.0 with its interval
+    e = scoring.interval([0.3, 0.5, 0.7, 0.9] * 2)
+    cell = f"{100 * e['mean']:.1f} [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
+    assert cell.startswith("60.0 [") and e["low"] < 0.6 < e["high"]
+    all_items = scoring.interval([0.3, 0.5, 0.7, 0.9] * 6)
+    assert (f"| checkpoint | {cell} | {cell} | {cell} | {report.ci(all_items)} | 24 (1) |") in text
+    # the gap (descriptive): code spans {0,1}: (0.3+0.5)/2 = 0.4, {2,3}: (0.7+0.9)/2 = 0.8 -> 40.0
+    assert "| checkpoint | 40.0 | 40.0 | 40.0 | 40.0 |" in text
     assert "| 0% | 80.0 | 80.0 |" in text
+    assert text.splitlines()[2].startswith("**Contamination:** not checked")
     assert "## Failed items" in text and "code-s0-p1" in text
 
 
@@ -90,3 +97,34 @@ def test_load_results_needs_something(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no probes"):
         report.load_results(tmp_path / "empty")
+
+
+def test_nll_position_figure_has_interval_error_bars(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from longcurate.eval import nll
+
+    recs = [{"id": f"p{i}", "source": "probe", "task": "document", "position": i / 10, "nll": 1.0 + (i % 3),
+             "n_tokens": 5} for i in range(10)]
+    recs += [{"id": f"h{i}", "source": "heldout", "task": "fine", "position": 0.95, "nll": 2.0 + i, "n_tokens": 5}
+             for i in range(3)]
+    folder = tmp_path / "m" / "nll"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"n_scored": 13, "n_failed": 0, "failures": [],
+                                                     **nll.aggregate_nll(recs, buckets=5)}))
+    res = report.load_results(tmp_path / "m", "trained")
+    fig = plots.nll_position_figure(res)
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("evidence position") and "NLL" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["heldout (3 items)", "probe (10 items)"]
+    bars = [c for c in ax.containers if c.__class__.__name__ == "ErrorbarContainer"]
+    assert len(bars) == 2
+    probe_line = bars[1].lines[0]
+    assert list(probe_line.get_xdata()) == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])  # bucket centres
+    cells = res.nll["by_position"]["probe"]
+    assert list(probe_line.get_ydata()) == [c["mean"] for c in cells]
+    plt.close(fig)
+    text = report.markdown([res], {"nll_trained": "plots/x.png"})
+    assert "## Answer NLL" in text and "| trained | 0–0.2 |" not in text
+    assert "| model | source | 0–0.2 | 0.2–0.4 | 0.4–0.6 | 0.6–0.8 | 0.8–1 |" in text
+    assert f"| trained | heldout | – | – | – | – | {report.ci(res.nll['by_position']['heldout'][4], 1, 3)} |" in text

@@ -76,7 +76,21 @@ def test_aggregate_all_is_mean_of_tasks():
     agg = scoring.aggregate_probes(items, span=1)
     assert agg["tasks"]["code"]["avg"] == 0.5 and agg["tasks"]["code"]["gap"] == 1.0
     assert agg["tasks"]["database"]["avg"] == 1.0 and agg["tasks"]["database"]["gap"] == 0.0
-    assert agg["all"] == {"avg": 0.75, "gap": 0.5}
+    # "mean": the item mean with its bootstrap interval. Four items 1, 0, 1, 1: a resample's mean is
+    # 0 with probability 1/256 (< 2.5%) and <= 0.25 with 13/256 (> 2.5%); it is 1 with 81/256.
+    assert agg["all"] == {"avg": 0.75, "gap": 0.5, "mean": {"mean": 0.75, "low": 0.25, "high": 1.0, "n": 4}}
+    assert agg["tasks"]["database"]["mean"] == {"mean": 1.0, "low": 1.0, "high": 1.0, "n": 2}
+
+
+def test_interval_is_core_bootstrap_on_the_items():
+    from longcurate.core.stats import bootstrap_mean
+
+    xs = [0.1, 0.9, 0.4, 0.4, 0.7, 0.0, 1.0]
+    e = bootstrap_mean(xs)
+    assert scoring.interval(xs) == {"mean": e.mean, "low": e.low, "high": e.high, "n": 7}
+    assert scoring.interval(xs, scale=100, digits=2) == {"mean": round(100 * e.mean, 2), "low": round(100 * e.low, 2),
+                                                         "high": round(100 * e.high, 2), "n": 7}
+    assert scoring.interval([]) == {"mean": None, "low": None, "high": None, "n": 0}
 
 
 def test_aggregate_matches_film_table_arithmetic():

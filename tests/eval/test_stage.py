@@ -6,22 +6,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from longcurate.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory, tokenizer):
-    from oracles.models import random_llama
-
-    root = tmp_path_factory.mktemp("models")
-    for name, seed in (("base", 1), ("checkpoint", 2)):
-        m = random_llama(seed=seed)
-        m.generation_config.eos_token_id = tokenizer.eos_token_id
-        m.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-    return root
 
 
 def _args(tmp_path, model_dirs, *extra):
@@ -80,7 +65,7 @@ def test_generation_error_on_one_item(tmp_path, model_dirs, tokenizer):
     from longcurate.core.models import load_model
     from longcurate.eval.hf_backend import HFGenerator
     from longcurate.eval.runner import run_probes
-    from longcurate.eval.stage import ensure_probes
+    from longcurate.eval.items import ensure_probes
     from longcurate.config import RunConfig
     from longcurate.core.config import apply_overrides, build
 
@@ -124,7 +109,9 @@ def test_build_cli(tmp_path, model_dirs, capsys):
     assert [x["position_id"] for x in lines] == [0, 1] and {x["task"] for x in lines} == {"database"}
     assert "probes: 2 items" in capsys.readouterr().out
     marker = json.loads(out.with_name("p.jsonl.done").read_text())
-    assert marker["items"] == 2 and marker["params"]["format"] == 2 and marker["params"]["num_positions"] == 2
+    assert marker["items"] == 2 and marker["params"]["format"] == 3 and marker["params"]["num_positions"] == 2
+    # the holdout part read is a setting: the bundled corpus is partitioned by default
+    assert marker["params"]["holdout"] == {"fraction": 0.2, "salt": "longcurate-holdout-v1"}
     assert not (tmp_path / "needle.jsonl").exists()  # --only probes
     assert main([*argv, "--positions", "3"]) == 0  # other settings: rebuilt (policy redo)
     assert [json.loads(x)["position_id"] for x in out.read_text().splitlines()] == [0, 1, 2]
@@ -220,18 +207,19 @@ def test_single_commands_and_report_cli(tmp_path, model_dirs, capsys):
     assert main(["eval", "report", str(tmp_path / "ev" / "base"), str(tmp_path / "ev" / "checkpoint"),
                  "--labels", "base,trained"]) == 0
     text = (tmp_path / "ev" / "report.md").read_text()
-    assert "| trained |" in text and "database avg / gap" in text and "document" not in text
+    assert "| trained |" in text and "| model | database | all items | items (failed) |" in text
+    assert "document" not in text
     assert main(["eval", "report", str(tmp_path / "ev" / "base"), "--labels", "a,b"]) == 2
 
 
 def test_stage_loads_the_tokenizer_once_for_both_item_files(tmp_path, model_dirs, monkeypatch):
     from longcurate.config import RunConfig
     from longcurate.core.config import apply_overrides, build
-    from longcurate.eval import stage
+    from longcurate.eval import items, stage
 
     loads = []
-    real = stage.item_tokenizer
-    monkeypatch.setattr(stage, "item_tokenizer", lambda cfg: loads.append(cfg.model) or real(cfg))
+    real = items.item_tokenizer
+    monkeypatch.setattr(items, "item_tokenizer", lambda cfg: loads.append(cfg.model) or real(cfg))
     monkeypatch.setattr(stage, "evaluate_model", lambda *a, **k: {})
     monkeypatch.setattr(stage, "write_comparison", lambda *a, **k: None)
     cfg = build(RunConfig, apply_overrides({}, _args(tmp_path, model_dirs)[2:]))

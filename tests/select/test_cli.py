@@ -59,7 +59,7 @@ def data(tmp_path):
 
 
 def _score(kind, inp, out, model, *extra):
-    args = ["select", "score", kind, "--input", str(inp), "--output", str(out), "--model", str(model), "--window", "256",
+    args = ["select", "score", kind, "--input", str(inp), "--output", str(out), "--model", str(model), "select.window=256",
             "select.max_segments=4", "select.chunk_size=3", *FP32, *extra]
     assert main(args) == 0
 
@@ -109,8 +109,9 @@ def test_merge_detects_missing_and_duplicates(tmp_path, data, tiny_folder):
     _score("hmg", data, out, tiny_folder, "--num-shards", "2", "--shard-index", "1")
     part = tmp_path / "hmg.part-1-of-2.jsonl"
     lines = part.read_text().splitlines()
-    part.write_text("\n".join(lines + lines[:1]) + "\n")  # an id twice
-    with pytest.raises(ValueError, match="more than once"):
+    first = json.loads(lines[0])
+    part.write_text("\n".join(lines + [json.dumps({**first, "nll_a": -1.0})]) + "\n")  # an id twice, other values
+    with pytest.raises(ValueError, match="more than once with different values"):
         _merge_recorded(data, out, 2)
     part.write_text("\n".join(lines[1:]) + "\n")  # an id missing
     with pytest.raises(ValueError, match="neither scored nor rejected"):

@@ -141,7 +141,7 @@ def _separate(tmp_path, data, tiny_folder, *extra) -> Path:
     out = tmp_path / "sep"
     for kind in ("hmg", "cam"):
         assert main(["select", "score", kind, "--input", str(data), "--output", str(out / f"{kind}.jsonl"),
-                     "--model", str(tiny_folder), "--window", "256", "select.max_segments=4",
+                     "--model", str(tiny_folder), "select.window=256", "select.max_segments=4",
                      "select.chunk_size=3", *FP32, *extra]) == 0
     return out
 

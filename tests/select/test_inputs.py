@@ -33,21 +33,36 @@ def test_chat_format_token_accounting(tokenizer):
         assert tokenizer.decode(p.input_ids[t0:t1]) == s.context
 
 
-def test_gateau_format_token_accounting(tokenizer):
+def release_hmg_text(s: Sample) -> tuple[str, int]:
+    """GATEAU's compute_hmg_4k.py on a LongAlign record (user turn = context, blank line, instruction),
+    written out: `instruct_i` = the last blank-line piece, `input_i = content[:-len(instruct_i)]` (which
+    keeps the blank line), and the loss start `len(tokenizer.encode(text[:start_index]))`."""
+    content = s.context + "\n\n" + s.instruction
+    instruct_i = "".join(content.split("\n\n")[-1])
+    input_i = content[:-len(instruct_i)]
+    whole_text = "### Input:" + input_i + "\n\n ### Instruction: " + instruct_i + "\n\n ### Response: " + s.response
+    response_text = whole_text.split("### Response: ")[1]
+    return whole_text, whole_text.rfind(response_text)
+
+
+def test_gateau_format_is_the_released_text_with_the_context_s_blank_line(tokenizer):
     b = PromptBuilder(tokenizer, prompt_format="gateau", max_length=8192)
     for s in _samples(4):
         p = b.prepare(s)
-        ids = tokenizer(gateau_text(s.context, s.instruction, s.response))["input_ids"]
-        n_prefix = len(tokenizer(gateau_prefix(s.context, s.instruction))["input_ids"])
-        assert p.input_ids == ids  # one string, tokenized once
-        assert p.response_start == n_prefix  # loss after as many tokens as the prefix has alone
+        text, start_index = release_hmg_text(s)
+        assert "\n\n\n\n ### Instruction: " in text  # the release keeps the context's trailing blank line
+        assert text == gateau_text(s.context + "\n\n", s.instruction, s.response)
+        assert p.input_ids == tokenizer(text)["input_ids"]  # one string, tokenized once
+        assert p.response_start == len(tokenizer(text[:start_index])["input_ids"])  # the release's loss start
         assert p.truncated == 0
+        t0, t1 = p.context_span
+        assert tokenizer.decode(p.input_ids[t0:t1]).strip() == s.context.strip()
 
 
 def test_gateau_left_truncation(tokenizer):
     s = _samples(1, min_par=10, max_par=10)[0]
-    full = tokenizer(gateau_text(s.context, s.instruction, s.response))["input_ids"]
-    n_prefix = len(tokenizer(gateau_prefix(s.context, s.instruction))["input_ids"])
+    full = tokenizer(gateau_text(s.context + "\n\n", s.instruction, s.response))["input_ids"]
+    n_prefix = len(tokenizer(gateau_prefix(s.context + "\n\n", s.instruction))["input_ids"])
     limit = len(full) - 100
     p = PromptBuilder(tokenizer, prompt_format="gateau", max_length=limit).prepare(s)
     assert p.input_ids == full[-limit:]

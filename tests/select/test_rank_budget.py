@@ -121,3 +121,31 @@ def test_diagnose_counts():
     for r, (na, nb) in zip(hmg, [(3.0, 1.0), (1.0, 1.0), (2.5, 1.0), (1.2, 1.0)]):
         r["nll_a"], r["nll_b"] = na, nb
     assert diagnose(kinds, hmg, cam)["hmg_log_auroc_gold_beyond_window"] == 1.0
+
+
+def test_diagnose_without_gold_says_so(tmp_path, capsys):
+    """LongAlign-style samples carry no gold spans: the report says there is nothing to check the scores
+    against and gives only the CAS figures (not "gold segment not kept: 5")."""
+    from longcurate.config import RunConfig
+    from longcurate.core.config import build
+    from longcurate.select.stage import run_diagnose
+
+    from .conftest import write_jsonl
+
+    samples = [{"messages": [{"role": "user", "content": f"Context {i}.\n\nQuestion {i}?"},
+                             {"role": "assistant", "content": f"Answer {i}."}]} for i in range(5)]
+    write_jsonl(tmp_path / "in.jsonl", samples)
+    cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"), "select": {"input": str(tmp_path / "in.jsonl")}})
+    from longcurate.core.records import content_id
+
+    ids = [content_id(s) for s in samples]
+    write_jsonl(tmp_path / "hmg.jsonl", [{"id": i, "hmg": 0.1 * k, "n_tokens": 100 + 10 * k} for k, i in enumerate(ids)])
+    write_jsonl(tmp_path / "cam.jsonl", [{"id": i, "cas": 0.2 + 0.01 * k, "importance": [0.5] + [0.5 / (k + 1)] * (k + 1),
+                                          "segment_attn": [1.0 / (k + 2)] * (k + 2), "gold_segments": []}
+                                         for k, i in enumerate(ids)])
+    d = run_diagnose(cfg, tmp_path / "hmg.jsonl", tmp_path / "cam.jsonl")
+    report = capsys.readouterr().out
+    assert "no gold spans in the input" in report and "not kept" not in report and "beyond the short window" not in report
+    assert d["gold_samples"] == 0 and d["cas_n"] == 5
+    assert not any(k.startswith(("top_", "hmg_auroc", "gold_not_kept")) for k in d)
+    assert json.loads((tmp_path / "run/select/diagnostics.json").read_text()) == d

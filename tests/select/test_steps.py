@@ -11,8 +11,7 @@ import pytest
 from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import SettingsChanged, UserError
-from longcurate.core.jsonl import Rejects
-from longcurate.core.jsonl import DiscardRejects, RecordedRejects
+from longcurate.core.jsonl import DiscardRejects, RecordedRejects, Rejects, file_digest
 from longcurate.select.rejects import ShardRejects
 from longcurate.select.shard import ShardSpec
 from longcurate.select.steps import ScoreSteps, cam_scores, input_path, score_settings
@@ -39,7 +38,12 @@ def test_paths_come_from_the_layout(tmp_path):
     other = _cfg(tmp_path, input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "x.jsonl"))
     assert input_path(other) == tmp_path / "in.jsonl"
     assert ScoreSteps.of(other, "hmg").output == tmp_path / "x.jsonl"
-    assert score_settings(other, "hmg")["input"] == str(tmp_path / "in.jsonl")
+    # inputs are recorded by their content, not their path
+    (tmp_path / "in.jsonl").write_text('{"id": "a"}\n')
+    assert score_settings(other, "hmg")["input_sha256"] == file_digest(tmp_path / "in.jsonl")
+    moved = _cfg(tmp_path, input=str(tmp_path / "moved.jsonl"))
+    (tmp_path / "moved.jsonl").write_text('{"id": "a"}\n')
+    assert score_settings(moved, "hmg") == score_settings(other, "hmg")
     with pytest.raises(UserError, match="unknown score kind"):
         ScoreSteps.of(cfg, "ppl")
 

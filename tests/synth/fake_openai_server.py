@@ -1,8 +1,8 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for testing the `openai` QA backend.
 
 It answers `POST /v1/chat/completions` with a chat completion whose content is QA JSON grounded in
-the passages of the request (it quotes the first sentence of each `<passage>`), plus a `usage` block.
-Faults are scripted per test:
+the passages of the request (it quotes the first sentence of each `<passage>`, or of each `<piece>` of
+a multi-hop request's `<text>`), plus a `usage` block. Faults are scripted per test:
 
     with FakeOpenAIServer(api_key="sk-test") as srv:
         srv.inject("429", "500")                 # the next two requests, whatever they are
@@ -10,29 +10,36 @@ Faults are scripted per test:
         srv.always("500", marker="Atlantis")     # every request whose body contains "Atlantis"
         ... srv.base_url ... srv.requests_received ... srv.max_in_flight ...
 
-Fault names: "429" (with Retry-After), "500", "slow" (answers after `slow_s`, past the client timeout),
+        srv.clear()                              # no more faults: the endpoint has recovered
+
+Fault names: "429" (with Retry-After), "500", "400" (a refusal), "slow" (answers after `slow_s`, past the client timeout),
 "truncated" (content is JSON cut off, finish_reason "length"), "malformed" (content is not JSON),
 "ungrounded" (evidence quotes not in the passages), "body_truncated" (the HTTP body is cut off),
 "body_malformed" (HTTP 200 with a body that is not JSON), "no_usage" (no usage block).
 
 Bounded: loopback only, a free port, bodies up to 8 MiB, at most `max_requests` answered, and a
-watchdog that shuts the server down after `lifetime_s` even if a test forgets to.
+watchdog that shuts the server down after `lifetime_s` even if a test forgets to. `port` binds a
+given port (a test can first leave it closed, so connections are refused, then start the server
+there). `answered` counts the 200 answers per request body: a body answered twice was paid twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = {"429", "500", "slow", "truncated", "malformed", "ungrounded", "body_truncated",
+FAULTS = {"429", "500", "400", "slow", "truncated", "malformed", "ungrounded", "body_truncated",
           "body_malformed", "no_usage"}
 
 _PASSAGE = re.compile(r'<passage id="(\d+)" title="([^"]*)">\n(.*?)\n</passage>', re.S)
+_TEXT = re.compile(r'<text title="([^"]*)">\n(.*?)\n</text>', re.S)
+_PIECE = re.compile(r'<piece id="(\d+)">\n(.*?)\n</piece>', re.S)
 _SENTENCE = re.compile(r"\S.*?[.!?](?=\s|$)", re.S)
 _MAX_BODY = 8 << 20
 
@@ -58,20 +65,22 @@ def qa_for_passages(passages: list[tuple[str, str]], ungrounded: bool = False) -
     if len(passages) == 1:
         question = f"What is the opening statement about {titles[0]}?"
     else:
-        question = "What are the opening statements about " + " and ".join(titles) + "?"
+        question = "What are the opening statements about " + " and ".join(dict.fromkeys(titles)) + "?"
     return {"question": question, "answer": " ".join(quotes), "evidence": quotes}
 
 
 class FakeOpenAIServer:
     def __init__(self, api_key: str = "sk-test", *, delay_s: float = 0.0, slow_s: float = 2.0,
-                 retry_after: str = "0", max_requests: int = 10_000, lifetime_s: float = 120.0):
+                 retry_after: str = "0", max_requests: int = 10_000, lifetime_s: float = 120.0, port: int = 0):
         self.api_key = api_key
         self.delay_s = delay_s  # every normal answer waits this long (makes concurrency measurable)
         self.slow_s = slow_s
         self.retry_after = retry_after
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
+        self.port = port
         self.requests_received = 0
+        self.answered: Counter = Counter()  # sha256 of a request body -> 200 answers sent for it
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
@@ -100,6 +109,12 @@ class FakeOpenAIServer:
         with self._lock:
             self._always.append((marker, fault))
 
+    def clear(self) -> None:
+        """Forget every scripted fault."""
+        with self._lock:
+            self._queue.clear()
+            self._always.clear()
+
     def _take_fault(self, raw: str) -> str | None:
         with self._lock:
             for marker, fault in self._always:
@@ -124,7 +139,7 @@ class FakeOpenAIServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-openai", daemon=True)
@@ -227,12 +242,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "500":
             self._error(500, "The server had an error while processing your request.")
             return
+        if fault == "400":
+            self._error(400, "This request was refused by the fake server.")
+            return
         if fault == "slow":
             srv._stopping.wait(srv.slow_s)
         elif srv.delay_s:
             srv._stopping.wait(srv.delay_s)
         user = next((m.get("content", "") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         passages = [(title, text) for _, title, text in _PASSAGE.findall(user)]
+        for title, pieces in _TEXT.findall(user):  # a multi-hop request: pieces of one text
+            passages += [(title, text) for _, text in _PIECE.findall(pieces)]
         qa = qa_for_passages(passages, ungrounded=fault == "ungrounded")
         content = json.dumps(qa, ensure_ascii=False)
         finish = "stop"
@@ -259,4 +279,6 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "body_malformed":
             self._send(200, b"<html>upstream proxy error</html>")
             return
+        with srv._lock:
+            srv.answered[hashlib.sha256(raw.encode()).hexdigest()] += 1
         self._send(200, data)

@@ -173,3 +173,15 @@ def test_same_seed_same_samples(synth_run, tokenizer):
     idx = random.Random(1).sample(range(N), 25)
     again = [o.sample for o in generate(cfg, pool, lm, TemplateBackend(), seed=0, indices=sorted(idx))]
     assert [a.to_dict() for a in again] == [samples[i].to_dict() for i in sorted(idx)]
+
+
+def test_multihop_questions_come_from_one_document(synth_run):
+    """IN2: a multi-hop question's segments are distinct segments of one document, short copies too."""
+    samples = synth_run[3]
+    multihop = [s for s in samples if s.source["generator"] in ("template:order", "template:pair_recall")]
+    assert {s.kind for s in multihop} == {"multihop", "short"}
+    for s in multihop:
+        assert len(set(s.source["doc_ids"])) == 1 and len(s.gold) >= 2
+        assert len(set(s.source["doc_segments"])) == len(s.gold)
+    short = [s for s in samples if s.kind == "short"]
+    assert abs(sum(s in multihop for s in short) / len(short) - 0.2) <= 0.05

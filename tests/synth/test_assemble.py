@@ -85,11 +85,25 @@ def test_truncate_cuts_at_a_word_boundary(pool, tokenizer):
 def test_short_sample_is_its_own_document(pool, tokenizer):
     lm = LengthModel(tokenizer)
     seg = pool.segments[pool.doc_segments[4][-1]]
-    asm = assemble_short(pool, pool.doc_segments[4][-1], "q?", "a.", [seg.text[:20]], lm)
+    asm = assemble_short(pool, [pool.doc_segments[4][-1]], "q?", "a.", [seg.text[:20]], lm)
     assert asm.context == pool.docs[4].text
     (g,) = asm.gold
     assert asm.context[g.char_start:g.char_end] == seg.text and g.segment == seg.index
     assert asm.length == lm.exact(asm.context, "q?", "a.")
+
+
+def test_short_multihop_sample_keeps_its_document_with_one_span_per_segment(pool, tokenizer):
+    lm = LengthModel(tokenizer)
+    segs = list(pool.doc_segments[5])
+    assert len(segs) >= 2
+    gold = segs[:2]
+    asm = assemble_short(pool, gold, "q?", "a.", [pool.segments[g].text[:24] for g in gold], lm)
+    assert asm.context == pool.docs[5].text and len(asm.gold) == 2
+    for g, span in zip(gold, asm.gold):
+        assert asm.context[span.char_start:span.char_end] == pool.segments[g].text
+        assert span.segment == pool.segments[g].index
+    with pytest.raises(AssemblyError, match="one document"):  # a short copy cannot join two documents
+        assemble_short(pool, [pool.doc_segments[5][0], pool.doc_segments[6][0]], "q", "a", [], lm)
 
 
 def test_ambiguous_key_is_refused(pool, tokenizer):
@@ -99,7 +113,7 @@ def test_ambiguous_key_is_refused(pool, tokenizer):
     assert key in pool.segments[first].text and key not in pool.segments[second].text
     # a short sample whose key fragment also occurs in the rest of its document is ambiguous
     with pytest.raises(AssemblyError):
-        assemble_short(pool, second, "q", "a", [key], lm)
+        assemble_short(pool, [second], "q", "a", [key], lm)
     # a long one whose gold segments repeat a key fragment outside the gold is ambiguous too
     gold = [first, pool.doc_segments[7][0]]
     fine = assemble_long(pool, gold, "q", "a", ["harbour town number 7,"], 300, random.Random(0), lm)

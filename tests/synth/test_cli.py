@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,22 +17,9 @@ import pytest
 from longcurate.cli import build_parser, main
 from longcurate.config import resolve_config
 from longcurate.core.errors import SettingsChanged
-from longcurate.synth.config import CorpusConfig
-from longcurate.synth.corpus import read_corpus
 from longcurate.synth.pipeline import run_synth
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """300 longer articles of the bundled corpus as a JSONL file (fast to segment)."""
-    docs = [d for d in read_corpus(CorpusConfig()) if len(d.text) > 900][:300]
-    p = tmp_path_factory.mktemp("corpus") / "wiki300.jsonl"
-    with open(p, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps({"id": d.doc_id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
-    return p
 
 
 def _args(corpus: Path, out: Path, n: int, lo: int, hi: int, seed: int = 3) -> list[str]:
@@ -195,3 +183,54 @@ def test_flags_map_to_config_keys(tmp_path):
     assert (cfg.synth.corpus.path, cfg.synth.backend, cfg.model, cfg.seed) == ("c.jsonl", "openai", "m", 7)
     assert (cfg.synth.num_samples, cfg.synth.min_tokens, cfg.synth.max_tokens) == (9, 10, 20)
     assert cfg.synth.output == "o.jsonl" and cfg.synth.corpus.text_field == "body"
+
+
+def test_two_runs_on_one_output_one_writes_the_other_stops_at_the_lock(corpus, tmp_path, tokenizer):
+    out = tmp_path / "run" / "s.jsonl"
+    cmd = [sys.executable, "-m", "longcurate", *_args(corpus, out, 400, 2048, 6144)]
+    first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    owner = out.with_name(out.name + ".lock.owner")
+    deadline = time.time() + 120
+    while not owner.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert owner.exists(), "the first run never took the lock"
+    second = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert first.poll() is None, "the first run finished before the second one started: make it longer"
+    out_1, err_1 = first.communicate(timeout=600)
+    assert first.returncode == 0, err_1[-2000:]
+    assert second.returncode == 2
+    line = second.stderr.strip().splitlines()[-1]
+    assert f"pid {first.pid} on {socket.gethostname()}" in line and "is being written by" in line
+    assert "Traceback" not in second.stderr and "wrote" not in second.stdout
+    ref = tmp_path / "ref" / "s.jsonl"
+    _run_inprocess(_args(corpus, ref, 400, 2048, 6144), tokenizer)
+    assert out.read_bytes() == ref.read_bytes()  # one run's samples, no duplicate
+    assert not owner.exists()  # released
+
+
+def test_counts_below_one_are_refused_in_one_line(corpus, tmp_path, capsys):
+    for bad in (["--num-samples", "-3"], ["--num-samples", "0"], ["synth.corpus.max_doc_tokens=0"],
+                ["--heldout-samples", "-1"], ["synth.openai.max_consecutive_failures=0"]):
+        capsys.readouterr()
+        assert main(["synth", "run", "--corpus", str(corpus), f"output_dir={tmp_path}", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "must be >=" in err and "Traceback" not in err, err
+    assert not (tmp_path / "samples.jsonl").exists()
+
+
+def test_a_run_that_makes_nothing_fails_and_says_why(tmp_path, capsys):
+    corpus = tmp_path / "untitled.jsonl"
+    with open(corpus, "w", encoding="utf-8") as f:
+        for i in range(12):  # no segment names its title, so no `topic` question can be asked
+            text = " ".join(f"Paragraph {i}.{k} describes the {k + 2} mills along the northern canal in detail."
+                            for k in range(12))
+            f.write(json.dumps({"id": f"d{i}", "title": f"Zq{i}", "text": text}) + "\n")
+    out = tmp_path / "run" / "s.jsonl"
+    argv = [*_args(corpus, out, 10, 256, 512), "synth.fine_types=[topic]", "synth.multihop_fraction=0",
+            "synth.short_fraction=0", "synth.max_attempts=2"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "synth made no sample" in captured.err and "qa: no topic: 20" in captured.err
+    assert "samples given up: 10" in captured.out
+    assert not out.with_name(out.name + ".done").exists()

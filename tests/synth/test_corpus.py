@@ -104,3 +104,31 @@ def test_bad_lines_are_quarantined(tmp_path):
 def test_missing_corpus_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus not found"):
         list(read_corpus(CorpusConfig(path=str(tmp_path / "nope.jsonl"))))
+    with pytest.raises(FileNotFoundError, match="allow_download"):  # a Hub id is read only when allowed
+        list(read_corpus(CorpusConfig(path="someone/some-corpus")))
+
+
+def test_records_go_through_the_one_reader(tmp_path):
+    """JSONL with a byte-order mark, a JSON mapping (its keys are the default ids), Parquet in a folder
+    with .txt documents beside it: core.reader reads the records, synth the .txt files."""
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in ROWS).encode())
+    docs, rej = _docs(CorpusConfig(path=str(p), text_field="body"), tmp_path)
+    _check(docs)
+    assert rej == []  # the BOM does not cost the first record
+    (tmp_path / "m.json").write_text(json.dumps({"k1": {"body": "One."}, "k2": {"id": "own", "body": "Two."}}))
+    docs, _ = _docs(CorpusConfig(path=str(tmp_path / "m.json"), text_field="body"), tmp_path)
+    assert [(d.doc_id, d.file, d.line) for d in docs] == [("k1", str(tmp_path / "m.json"), 1),
+                                                          ("own", str(tmp_path / "m.json"), 2)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pq.write_table(pa.Table.from_pylist(ROWS), mixed / "a.parquet")
+    (mixed / "b.txt").write_text("A plain text document.\n")
+    docs, _ = _docs(CorpusConfig(path=str(mixed), text_field="body"), tmp_path)
+    assert [d.doc_id for d in docs] == ["a", "b", "c", "b.txt"]
+    from longcurate.synth.corpus import corpus_files
+
+    assert [f.name for f in corpus_files(CorpusConfig(path=str(mixed)))] == ["a.parquet", "b.txt"]

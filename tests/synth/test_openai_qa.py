@@ -18,7 +18,7 @@ from longcurate.synth.grounding import (
     AnswerFormatError, UngroundedError, ground, key_fragment, locate_quote, normalize_ws, parse_answer)
 from longcurate.synth.openai_auth import resolve_api_key
 from longcurate.synth.openai_qa import BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, OpenAIBackend
-from longcurate.synth.qa import QABackend, QARequest, SegmentText
+from longcurate.synth.qa import PENDING, REFUSED, UNUSABLE, QABackend, QARequest, SegmentText
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer, first_sentence  # noqa: E402
@@ -195,10 +195,49 @@ def test_gives_up_after_n_tries_for_that_item_only(server, backend_for):
     failed = [r for r in res if not r.ok]
     assert [r.request_id for r in failed] == ["req-fine-3"]
     assert failed[0].error.startswith("gave up after 3 tries: HTTP 500")
+    assert failed[0].failure == PENDING  # the endpoint failed, not the item: a later run tries again
     assert failed[0].question is None and failed[0].evidence == []
     assert sum("Glass flute" in json.dumps(b) for b in server.bodies) == 3
     st = be.stats()
     assert st["failures"] == 1 and st["retries"] == 2 and st["requests"] == 5 + 3
+
+
+def test_a_4xx_refuses_the_item_alone_and_is_not_retried(server, backend_for):
+    server.always("400", marker="Glass flute")
+    be = backend_for(server)
+    res = be.generate([fine(i) for i in range(5)])
+    assert [r.ok for r in res] == [True, True, True, False, True]
+    assert res[3].failure == REFUSED and res[3].error == "HTTP 400: This request was refused by the fake server."
+    assert sum("Glass flute" in json.dumps(b) for b in server.bodies) == 1  # not retried
+    assert not be.exhausted and be.stats()["failures"] == 1
+
+
+def test_circuit_breaker_stops_after_consecutive_endpoint_failures(server, backend_for):
+    from longcurate.synth.openai_meter import CIRCUIT_OPEN
+
+    server.always("500")
+    be = backend_for(server, max_retries=1, max_concurrency=1, max_consecutive_failures=3)
+    res = be.generate([fine(i) for i in range(8)])
+    assert all(r.failure == PENDING for r in res)
+    assert server.requests_received == 3  # three failed requests in a row; nothing more is sent
+    assert be.exhausted and be.stop_reason.startswith(CIRCUIT_OPEN) and "HTTP 500" in be.stop_reason
+    assert [r.error for r in res[3:]] == [be.stop_reason] * 5  # the rest never sent
+    server.clear()  # a success resets the count: failures in a row, not in all
+    be = backend_for(server, max_retries=0, max_concurrency=1, max_consecutive_failures=2)
+    server.inject("500")
+    server.inject("500", marker="Copper smelting")
+    res = be.generate([fine(0), fine(1), fine(2), fine(3)])
+    assert [r.ok for r in res] == [False, True, False, True] and not be.exhausted
+
+
+def test_an_answer_that_stays_unusable_is_cached_and_redrawn_not_pending(server, backend_for):
+    server.inject("malformed", "malformed", "malformed")
+    be = backend_for(server, max_retries=2, max_concurrency=1)
+    [r] = be.generate([fine(0)])
+    assert r.failure == UNUSABLE and r.error.startswith("invalid answer: malformed JSON")
+    assert server.requests_received == 3 and not be.exhausted
+    [again] = backend_for(server).generate([fine(0)])  # the last answer is kept: never paid twice
+    assert again.error == r.error and server.requests_received == 3
 
 
 def test_backoff_is_exponential_capped_and_deterministic(tmp_path, monkeypatch):
@@ -301,6 +340,24 @@ def test_question_filter_is_not_overeager():
                 "What does the given text say about the bell?", "How heavy is the bell in the context?"):
         with pytest.raises(UngroundedError):
             ground("fine", {**q, "question": bad}, [SEGS[6]])
+    for ok in ("When did the passage of the foundry act allow a nine-tonne bell?",
+               "Why did bells matter in the context of the 1911 cathedral works?"):
+        ground("fine", {**q, "question": ok}, [SEGS[6]])
+
+
+def test_multihop_question_may_not_point_at_the_pieces():
+    """IN2: the question must not say "the context" or "the passage" (nor name the pieces)."""
+    segs = [SegmentText("bells", "Bell foundry", 0, SEGS[6].text), SegmentText("bells", "Bell foundry", 3, SEGS[7].text)]
+    q = {"answer": "Nine tonnes; it melts.", "evidence": [first_sentence(s.text) for s in segs]}
+    spans, _ = ground("multihop", {**q, "question": "What did the foundry cast in 1911, and what happens to the "
+                                                    "ice hotel each spring?"}, segs)
+    assert sorted(e.segment for e in spans) == [0, 1]
+    for bad, phrase in (("What does the passage say about the bell and the hotel?", "the passage"),
+                        ("What do the context and its bells have in common?", "the context"),
+                        ("How do piece 1 and piece 2 relate?", "piece 1"),
+                        ("What links these pieces about the bell?", "these pieces")):
+        with pytest.raises(UngroundedError, match=f"refers to the context.*{phrase}"):
+            ground("multihop", {**q, "question": bad}, segs)
 
 
 def test_ungrounded_answer_is_rejected_not_retried_and_cached(server, backend_for):

@@ -1,14 +1,14 @@
 """`longcurate synth run --backend openai` end to end against the local OpenAI-compatible test server:
-the samples are assembled like template ones, a re-run pays nothing (cache), and a request cap stops
-the run cleanly (incomplete, resumable, nothing quarantined for it)."""
+the samples are assembled like template ones, a re-run pays nothing (cache), a request cap stops the
+run cleanly (incomplete, resumable, nothing quarantined for it), and a multi-hop request shows IN2's
+numbered pieces of one text."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-
-import pytest
 
 from longcurate.cli import build_parser
 from longcurate.config import resolve_config
@@ -16,29 +16,10 @@ from longcurate.synth.pipeline import run_synth
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
+from sample_docs import DOCS  # noqa: E402
 
 KEY_ENV = "LONGCURATE_TEST_SYNTH_KEY"
-DOCS = [
-    ("Lake Vostok", "Lake Vostok lies beneath the East Antarctic ice sheet at a depth of almost four kilometres. "
-     "It is the largest of the subglacial lakes known on the continent, and its water has been isolated for "
-     "millions of years. Russian scientists drilled into the lake in 2012 after decades of careful work."),
-    ("Ottawa", "Ottawa is the capital city of Canada and sits on the south bank of the Ottawa River. The city "
-     "was chosen as the capital by Queen Victoria in 1857, partly because it lay far from the American border. "
-     "Its parliament buildings stand on a hill above the river and draw many visitors every summer."),
-    ("Basalt", "Basalt is a fine-grained volcanic rock formed from the rapid cooling of lava rich in magnesium "
-     "and iron. More than ninety percent of all volcanic rock on Earth is basalt, and it forms much of the "
-     "ocean floor. Columns of basalt, such as those at the Giant's Causeway, form as thick lava flows cool."),
-    ("Tardigrade", "Tardigrades are tiny water-dwelling animals with eight legs, often called water bears. "
-     "They survive extreme temperatures, pressures and radiation by entering a dried-out state called "
-     "cryptobiosis. Specimens have been revived after years without water in laboratory experiments."),
-]
 
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    p = tmp_path / "c.jsonl"
-    p.write_text("".join(json.dumps({"id": t, "title": t, "text": x}) + "\n" for t, x in DOCS))
-    return p
 
 
 def _run(corpus: Path, out: Path, srv, tokenizer, *extra: str) -> dict:
@@ -50,17 +31,17 @@ def _run(corpus: Path, out: Path, srv, tokenizer, *extra: str) -> dict:
     return run_synth(resolve_config(build_parser().parse_args(argv)), progress=False, tokenizer=tokenizer)
 
 
-def test_openai_backend_through_the_pipeline(corpus, tmp_path, tokenizer, monkeypatch):
+def test_openai_backend_through_the_pipeline(docs_corpus, tmp_path, tokenizer, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "sk-synth-test-key")
     out = tmp_path / "run" / "s.jsonl"
     with FakeOpenAIServer(api_key="sk-synth-test-key") as srv:
-        stats = _run(corpus, out, srv, tokenizer, "synth.openai.max_requests=4")
-        assert not stats["complete"] and stats["stopped"] > 0
+        stats = _run(docs_corpus, out, srv, tokenizer, "synth.openai.max_requests=4")
+        assert not stats["complete"] and stats["pending"] > 0
         assert not out.with_name(out.name + ".done").exists()
         rej = out.with_name("s.rejected.jsonl")
         assert not rej.exists() or "exhausted" not in rej.read_text() and "max_requests" not in rej.read_text()
         sent_before = srv.requests_received
-        stats = _run(corpus, out, srv, tokenizer)
+        stats = _run(docs_corpus, out, srv, tokenizer)
         assert stats["complete"]
         sent = srv.requests_received
         lines = [json.loads(x) for x in out.read_text().splitlines()]
@@ -73,9 +54,39 @@ def test_openai_backend_through_the_pipeline(corpus, tmp_path, tokenizer, monkey
             assert r["messages"][1]["content"] == r["response"]
         # the same run again, from scratch in a new file: every answer comes from the cache
         again = tmp_path / "run" / "s2.jsonl"
-        _run(corpus, again, srv, tokenizer)
+        _run(docs_corpus, again, srv, tokenizer)
         assert srv.requests_received == sent
         assert again.read_bytes() == out.read_bytes()
         assert sent_before <= 4
     text = "".join(p.read_text(errors="replace") for p in out.parent.rglob("*") if p.is_file())
     assert "sk-synth-test-key" not in text
+
+
+def test_multihop_request_shows_numbered_pieces_of_one_text(docs_corpus, tmp_path, tokenizer, monkeypatch):
+    """IN2's multi-hop request: the segments of one document as numbered pieces, the question asked to
+    need at least two of them and never to say "the context" or "the passage"."""
+    monkeypatch.setenv(KEY_ENV, "sk-synth-test-key")
+    out = tmp_path / "run" / "s.jsonl"
+    with FakeOpenAIServer(api_key="sk-synth-test-key") as srv:
+        stats = _run(docs_corpus, out, srv, tokenizer, "synth.multihop_fraction=0.5")
+        bodies = list(srv.bodies)
+    assert stats["complete"]
+    texts = dict(DOCS)
+    multihop = [b["messages"][-1]["content"] for b in bodies if "<piece" in b["messages"][-1]["content"]]
+    assert multihop, "no multi-hop request was sent"
+    for user in multihop:
+        assert "<passage" not in user and user.count('<text title="') == 1
+        title = re.search(r'<text title="([^"]*)">', user).group(1)
+        pieces = re.findall(r'<piece id="(\d+)">\n(.*?)\n</piece>', user, re.S)
+        assert [int(i) for i, _ in pieces] == list(range(1, len(pieces) + 1)) and len(pieces) >= 2
+        assert all(text in texts[title] for _, text in pieces)  # pieces of that one text ...
+        assert [texts[title].index(t) for _, t in pieces] == sorted(texts[title].index(t) for _, t in pieces)
+        assert "at least two of these pieces" in user and '"the context"' not in user.split("Rules:")[0]
+        assert "according to the passage" in user  # ... named among the phrases the question must avoid
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    multi_rows = [r for r in rows if r["source"]["generator"].endswith(":multihop")]
+    assert multi_rows
+    for r in multi_rows:
+        (doc,) = set(r["source"]["doc_ids"])
+        assert len(r["gold"]) >= 2
+        assert all(r["context"][g["char_start"]:g["char_end"]] in texts[doc] for g in r["gold"])

@@ -95,7 +95,7 @@ def test_failures_are_per_item():
                       _req("nope", KUBRICK, rid="x"), _req("cloze", KUBRICK, DANUBE, kind="fine", rid="y"),
                       _req("sentence_recall", SegmentText("s", "S", 0, "Too short to quote."), rid="z")])
     assert [r.ok for r in res] == [False, True, False, False, False]
-    assert "different documents" in res[0].error and "unknown" in res[2].error
+    assert "distinct segments" in res[0].error and "unknown" in res[2].error
     assert [r.request_id for r in res] == ["r1", "ok", "x", "y", "z"]
     assert b.stats()["requests"] == 5 and b.stats()["ok"] == 1
 
@@ -105,3 +105,18 @@ def test_deterministic_by_request():
     assert TemplateBackend().generate(reqs) == TemplateBackend().generate(reqs)
     other = TemplateBackend().generate([_req("sentence_recall", KUBRICK, seed=4, rid="r9")])
     assert other[0].ok
+
+
+def test_multihop_types_over_segments_of_one_document():
+    """IN2's multi-hop: two segments of one text (same document, different positions)."""
+    first = SegmentText("2001", "2001: A Space Odyssey", 0, KUBRICK.text)
+    later = SegmentText("2001", "2001: A Space Odyssey", 4, DANUBE.text)
+    for qtype in ("order", "pair_recall"):
+        (r,) = TemplateBackend().generate([_req(qtype, first, later)])
+        assert r.ok, r.error
+        assert {e.segment for e in r.evidence} == {0, 1}
+        frags = _quoted(r.question)
+        assert sum(f in first.text for f in frags) == 1 and sum(f in later.text for f in frags) == 1
+        assert "article" not in r.question  # nothing says the phrases come from different texts
+    (same,) = TemplateBackend().generate([_req("order", first, first)])
+    assert not same.ok and "distinct segments" in same.error

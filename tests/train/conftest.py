@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from longcurate.core.jsonl import write_jsonl
+
 
 def make_samples(n: int, *, seed: int = 0, min_len: int = 6, max_len: int = 40, vocab: int = 49152,
                  short_every: int = 3) -> list[dict]:
@@ -38,3 +40,40 @@ def make_samples_fixture():
 @pytest.fixture(name="make_dataset")
 def make_dataset_fixture():
     return make_dataset
+
+
+def _long(i: int) -> dict:
+    ctx = " ".join(f"Fact {j}: item {i}-{j} is blue." for j in range(20))
+    ins, resp = f"What colour is item {i}-3?", f"Item {i}-3 is blue."
+    return {"id": f"long-{i}", "kind": "fine", "context": ctx, "instruction": ins, "response": resp,
+            "messages": [{"role": "user", "content": f"{ctx}\n\n{ins}"}, {"role": "assistant", "content": resp}]}
+
+
+def _short(i: int) -> dict:
+    return {"id": f"short-{i}", "conversations": [{"from": "human", "value": f"Say {i}."},
+                                                   {"from": "gpt", "value": f"{i}."},
+                                                   {"from": "human", "value": "Again?"},
+                                                   {"from": "gpt", "value": f"{i} again."}]}
+
+
+@pytest.fixture
+def run_cfg(tmp_path, tokenizer):
+    """A train-stage run on a tiny random model: two budget files (the largest one is trained on),
+    short chat data, 3 packed steps in fp32."""
+    from longcurate.config import RunConfig
+    from longcurate.core.config import build
+    from oracles.models import random_llama
+
+    budgets = tmp_path / "run" / "budgets"
+    write_jsonl(budgets / "gateau-6.jsonl", [_long(i) for i in range(6)])
+    write_jsonl(budgets / "gateau-3.jsonl", [_long(i) for i in range(3)])
+    write_jsonl(budgets / "budgets.jsonl", [{"file": "gateau-3.jsonl", "samples": 3},
+                                            {"file": "gateau-6.jsonl", "samples": 6}])
+    write_jsonl(tmp_path / "short.jsonl", [_short(i) for i in range(20)])
+    random_llama(seed=0).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    return build(RunConfig, {
+        "output_dir": str(tmp_path / "run"), "model": str(tmp_path / "model"), "stages": ["train"],
+        "train": {"mix": {"short": str(tmp_path / "short.jsonl"), "short_size": 4},
+                  "tokenize": {"max_length": 512}, "max_steps": 3, "per_device_batch_size": 2,
+                  "precision": "fp32", "learning_rate": 1e-3, "batching": "packed", "max_tokens": 512}})

@@ -1,4 +1,5 @@
-"""Sorted batching (LongAlign): global-batch groups of similar length, shuffled by seed, sliced per rank."""
+"""Sorted batching (LongAlign's release): length groups of one micro-step, shuffled by seed, sliced per
+rank; the global-batch grouping as the option."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import random
 
 import pytest
 
-from longcurate.train.batching import (LengthSampler, PaddedCollator, global_batch_size, naive_order, sorted_order,
-                                       step_groups)
+from longcurate.train.batching import (LengthSampler, PaddedCollator, global_batch_size, make_plan, naive_order,
+                                       sort_group_size, sorted_order, step_groups)
 from oracles.train import micro_batches, padding_stats, rank_batches
 
 
@@ -26,6 +27,53 @@ def test_sorted_groups_are_contiguous_length_ranges():
     groups = step_groups(order, gb)
     assert {tuple(g) for g in groups} == expected  # each step is one group of neighbours in length
     assert groups != [list(g) for g in sorted(expected, key=lambda g: lengths[g[0]])]  # groups are shuffled
+
+
+def release_sort_and_group(lengths, group_size, seed, epoch=0):
+    """LongAlign's sort_and_group.py written out: sort by length, cut `group_num` groups of
+    `group_size`, permute the groups (the release: `torch.randperm(group_num)`; here the permutation
+    comes from the seeded generator the library documents), flatten; the release drops the remainder,
+    the library keeps it last."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    group_num = len(order) // group_size
+    grouped = [order[g * group_size:(g + 1) * group_size] for g in range(group_num)]
+    perm = list(range(group_num))
+    random.Random(f"longcurate-batching:{seed}:{epoch}").shuffle(perm)
+    return [i for g in perm for i in grouped[g]], order[group_num * group_size:]
+
+
+def test_sorted_order_is_the_release_sort_cut_shuffle_with_group_8():
+    lengths = _lengths(203, seed=5)
+    for seed in (0, 1, 7):
+        shuffled, rest = release_sort_and_group(lengths, 8, seed)
+        order = sorted_order(lengths, 8, seed=seed)
+        assert order == shuffled + rest
+        groups = step_groups(order[:len(shuffled)], 8)
+        assert all(max(lengths[i] for i in g) <= min(lengths[j] for j in h) or
+                   max(lengths[j] for j in h) <= min(lengths[i] for i in g)
+                   for g in groups for h in groups if g is not h)  # groups are disjoint length ranges
+    assert sorted_order(lengths, 8, seed=0) != sorted_order(lengths, 8, seed=1)
+
+
+def test_plan_groups_one_micro_step_by_default_and_the_global_batch_as_option():
+    lengths = _lengths(96, seed=2)
+    per_device, ga, world = 2, 3, 2
+    assert sort_group_size("micro", per_device, ga, world) == 4
+    assert sort_group_size("global", per_device, ga, world) == 12
+    with pytest.raises(ValueError, match="sort_group"):
+        sort_group_size("epoch", per_device, ga, world)
+    ds = {"length": lengths}
+    micro = make_plan(ds, batching="sorted", loss_weighting="sequence", per_device=per_device, grad_accum=ga,
+                      world_size=world, seed=3, pad_token_id=0)
+    glob = make_plan(ds, batching="sorted", loss_weighting="sequence", per_device=per_device, grad_accum=ga,
+                     world_size=world, seed=3, pad_token_id=0, sort_group="global")
+    assert micro.stats == {"sort_group": "micro", "group_size": 4} and micro.global_batch == 12
+    assert micro.sampler.order(0) == sorted_order(lengths, 4, seed=3)
+    assert glob.sampler.order(0) == sorted_order(lengths, 12, seed=3)
+    # an optimiser step of the default plan mixes length groups: its spread is wider than the option's
+    spread = lambda order: sum(max(lengths[i] for i in g) - min(lengths[i] for i in g)  # noqa: E731
+                               for g in step_groups(order, 12))
+    assert spread(micro.sampler.order(0)) > 2 * spread(glob.sampler.order(0))
 
 
 def test_orders_are_deterministic_by_seed_and_epoch():

@@ -199,3 +199,62 @@ def test_1k_budget_gives_exactly_1000_long_samples(tmp_path):
     m = build_mixture([budget], short, out, short_ratio=0.25, seed=0, progress=False)
     assert m["long"] == 1000 and m["sources"][budget]["used"] == 1000 and m["short"] == 250
     assert sum(r["source"] == "long" for r in read(out)) == 1000
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", '"long"'])
+def test_bad_length_is_quarantined_and_the_rest_mixed(tmp_path, literal):
+    bad = dumps({**long_record(1), "length": "@@"}).replace('"@@"', literal)
+    budget = write(tmp_path / "long.jsonl", [long_record(0), bad, long_record(2)])
+    out = str(tmp_path / "m.jsonl")
+    m = build_mixture([budget], None, out, progress=False)
+    assert m["long"] == 2 and m["rejected"] == 1
+    (row,) = read(str(rejected_path(out)))
+    assert (row["line"], row["id"], row["field"]) == (2, "in2-000001", "length")
+    assert row["reason"].startswith("not a non-negative whole number")
+    assert {r["id"] for r in read(out)} == {"in2-000000", "in2-000002"}
+
+
+def test_records_without_ids_get_their_content_id(tmp_path):
+    """LongAlign-10k and ShareGPT sets have no ids: the content id, the one select gives them (not
+    `<file>:<line>`), whatever the file format."""
+    import datasets
+
+    from longcurate.core.records import content_id
+
+    longalign = [{"messages": long_record(i)["messages"]} for i in range(3)]
+    chat = [{k: v for k, v in short_record(i).items() if k != "id"} for i in range(4)]
+    budget = write(tmp_path / "la.jsonl", longalign)
+    datasets.Dataset.from_list(chat).to_parquet(str(tmp_path / "chat.parquet"))
+    out = str(tmp_path / "m.jsonl")
+    m = build_mixture([budget], str(tmp_path / "chat.parquet"), out, progress=False)
+    assert (m["long"], m["short"]) == (3, 4)
+    ids = {r["id"]: r["source"] for r in read(out)}
+    assert ids == {**{content_id(r): "long" for r in longalign}, **{content_id(r): "short" for r in chat}}
+    datasets.Dataset.from_list(longalign).save_to_disk(str(tmp_path / "la-ds"))
+    folder = build_mixture([str(tmp_path / "la-ds")], None, str(tmp_path / "f.jsonl"), progress=False)
+    assert folder["long"] == 3 and {r["id"] for r in read(str(tmp_path / "f.jsonl"))} == {
+        content_id(r) for r in longalign}
+
+
+def test_a_mixture_of_nothing_but_rejects_is_an_error(tmp_path):
+    from longcurate.core.errors import UserError
+
+    budget = write(tmp_path / "long.jsonl", ["{not json", {**long_record(1), "response": " "}, {"id": "x"}])
+    out = tmp_path / "m.jsonl"
+    with pytest.raises(UserError, match=r"the mixture would be empty: all 3 records .* were rejected \(.*invalid JSON: 1"):
+        build_mixture([budget], None, str(out), progress=False)
+    assert not out.exists() and not done_marker(out).exists() and rejected_path(out).exists()
+    empty = write(tmp_path / "empty.jsonl", [])
+    assert build_mixture([empty], None, str(tmp_path / "e.jsonl"), progress=False)["total"] == 0  # empty in, empty out
+
+
+def test_a_locked_mixture_is_refused(inputs, tmp_path):
+    from longcurate.core.lock import OutputLocked, output_lock
+
+    budget, short = inputs
+    out = tmp_path / "m.jsonl"
+    with output_lock(out):
+        with pytest.raises(OutputLocked, match=r"is being written by pid \d+ on "):
+            build_mixture([budget], short, str(out), progress=False)
+    assert not out.exists()
+    assert build_mixture([budget], short, str(out), progress=False)["long"] == 30

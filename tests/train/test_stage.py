@@ -12,43 +12,8 @@ from pathlib import Path
 import pytest
 
 from longcurate.core.config import build
-from longcurate.core.jsonl import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _long(i: int) -> dict:
-    ctx = " ".join(f"Fact {j}: item {i}-{j} is blue." for j in range(20))
-    ins, resp = f"What colour is item {i}-3?", f"Item {i}-3 is blue."
-    return {"id": f"long-{i}", "kind": "fine", "context": ctx, "instruction": ins, "response": resp,
-            "messages": [{"role": "user", "content": f"{ctx}\n\n{ins}"}, {"role": "assistant", "content": resp}]}
-
-
-def _short(i: int) -> dict:
-    return {"id": f"short-{i}", "conversations": [{"from": "human", "value": f"Say {i}."},
-                                                   {"from": "gpt", "value": f"{i}."},
-                                                   {"from": "human", "value": "Again?"},
-                                                   {"from": "gpt", "value": f"{i} again."}]}
-
-
-@pytest.fixture
-def run_cfg(tmp_path, tokenizer):
-    from longcurate.config import RunConfig
-    from oracles.models import random_llama
-
-    budgets = tmp_path / "run" / "budgets"
-    write_jsonl(budgets / "gateau-6.jsonl", [_long(i) for i in range(6)])
-    write_jsonl(budgets / "gateau-3.jsonl", [_long(i) for i in range(3)])
-    write_jsonl(budgets / "budgets.jsonl", [{"file": "gateau-3.jsonl", "samples": 3},
-                                            {"file": "gateau-6.jsonl", "samples": 6}])
-    write_jsonl(tmp_path / "short.jsonl", [_short(i) for i in range(20)])
-    random_llama(seed=0).save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
-    return build(RunConfig, {
-        "output_dir": str(tmp_path / "run"), "model": str(tmp_path / "model"), "stages": ["train"],
-        "train": {"mix": {"short": str(tmp_path / "short.jsonl"), "short_size": 4},
-                  "tokenize": {"max_length": 512}, "max_steps": 3, "per_device_batch_size": 2,
-                  "precision": "fp32", "learning_rate": 1e-3, "batching": "packed", "max_tokens": 512}})
 
 
 def test_stage_end_to_end_and_resume(run_cfg):
@@ -96,27 +61,6 @@ def test_finished_model_refuses_other_settings_or_data(run_cfg):
     with pytest.raises(SettingsChanged, match="dataset_sha256"):
         run_stage(other_data)
     assert weights.stat().st_mtime_ns == before
-
-
-def test_checkpoints_resume_only_under_their_settings(run_cfg):
-    """Trainer checkpoints are the model step's partial output: with the final model gone, the last
-    checkpoint resumes under equal settings and is refused under others (never silently mixed)."""
-    import shutil
-
-    from longcurate.core.errors import SettingsChanged
-    from longcurate.train.stage import run_fit, run_stage
-
-    run_stage(run_cfg)
-    out = Path(run_cfg.output_dir)
-    assert (out / "train" / "checkpoint-3").is_dir()
-    shutil.rmtree(out / "checkpoint")
-    other = copy.deepcopy(run_cfg)
-    other.train.learning_rate = 2e-3
-    with pytest.raises(SettingsChanged, match="learning_rate"):
-        run_fit(other)
-    resumed = run_fit(run_cfg)
-    assert resumed["resumed_from"].endswith("checkpoint-3") and resumed["steps"] == 3
-    assert (out / "checkpoint" / "model.safetensors").exists()
 
 
 def test_default_long_input_without_index(tmp_path):

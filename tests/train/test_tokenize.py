@@ -189,11 +189,25 @@ def test_empty_mixture_gives_a_loadable_empty_dataset(tokenizer, tmp_path):
     from datasets import load_from_disk
 
     mix = tmp_path / "m.jsonl"
-    mix.write_text("not json\n", encoding="utf-8")
+    mix.write_text("", encoding="utf-8")
     stats = tokenize_mixture(str(mix), str(tmp_path / "out"), tokenizer, progress=False)
-    assert (stats["input"], stats["kept"], stats["rejected"]) == (1, 0, 1)
+    assert (stats["input"], stats["kept"], stats["rejected"]) == (0, 0, 0)
     ds = load_from_disk(str(tmp_path / "out"))
     assert len(ds) == 0 and ds.column_names == ["id", "source", "input_ids", "labels", "length", "n_response_tokens"]
+
+
+def test_nothing_kept_from_a_non_empty_mixture_is_an_error(tokenizer, tmp_path):
+    """Every record rejected or skipped: no dataset, no marker, and the reasons with their counts."""
+    from longcurate.core.errors import UserError
+
+    mix = tmp_path / "m.jsonl"
+    long_turn = [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]
+    mix.write_text("not json\n" + dumps({"id": "a", "source": "long", "messages": long_turn}) + "\n"
+                   + dumps({"id": "b", "source": "medium", "messages": CONVERSATION}) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"no sample of .* could be tokenized \(3 read; .*invalid JSON: 1.*over max_length: 1"):
+        tokenize_mixture(str(mix), str(tmp_path / "out"), tokenizer, max_length=64, overlong="skip", progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.done").exists()
+    assert (tmp_path / "out.rejected.jsonl").exists()
 
 
 def test_template_refusal_is_rejected_not_fatal(tokenizer, tmp_path):
@@ -211,3 +225,18 @@ def test_template_refusal_is_rejected_not_fatal(tokenizer, tmp_path):
     rej = json.loads(rejected_path(tmp_path / "out").read_text())
     assert (rej["id"], rej["line"], rej["field"]) == ("sys", 1, "messages")
     assert "no system role" in rej["reason"]
+
+
+def test_longalign_file_tokenized_directly(tokenizer, tmp_path):
+    """A LongAlign file (no id, no mixture source) tokenizes as long samples under their content ids."""
+    from datasets import load_from_disk
+
+    from longcurate.core.records import content_id
+
+    recs = [{"messages": [{"role": "user", "content": f"Context {i}.\n\nQuestion {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}."}]} for i in range(3)]
+    path = tmp_path / "la.jsonl"
+    path.write_text("".join(dumps(r) + "\n" for r in recs), encoding="utf-8")
+    stats = tokenize_mixture(str(path), str(tmp_path / "out"), tokenizer, progress=False)
+    assert (stats["kept"], stats["rejected"], stats["by_source"]) == (3, 0, {"long": 3})
+    assert load_from_disk(str(tmp_path / "out"))["id"] == [content_id(r) for r in recs]

@@ -1,0 +1,121 @@
+"""The eval item files, shared by every evaluated model: `probes.jsonl` and `needle.jsonl` under the run's
+eval folder, each a `Step` whose settings name what decides its text (sizes, seed, tokenizer, corpus and
+the holdout part read).
+
+Their text is held out from training: when synth may read the same corpus (`core.holdout.partitioned`
+on `eval.corpus` and `synth.corpus.path`), probes and needle haystacks read only its eval part (see
+`sources.EvalCorpus`); a corpus given to eval alone is read whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from longcurate.core.completion import Step
+from longcurate.core.jsonl import Rejects, rejected_path, write_jsonl
+from longcurate.eval.sources import EvalCorpus
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
+
+log = logging.getLogger("longcurate.eval")
+
+# The item files' format version: 2 = sentences from core.text's splitter, articles from core.wiki;
+# 3 = the corpus's eval part only, answers and keys absent from its train part, identifier-named code
+# answers, one unit per answer within a context.
+ITEM_FORMAT = 3
+
+
+def eval_corpus(cfg: RunConfig) -> EvalCorpus:
+    """The text eval's items are made of: `eval.corpus`, kept to its eval part when synth reads it too."""
+    return EvalCorpus.of(cfg.eval.corpus, cfg.synth.corpus.path, cfg.holdout)
+
+
+def probes_step(cfg: RunConfig) -> Step:
+    """probes.jsonl, policy `redo`: items are cheap to rebuild and every prediction made from an old
+    item is recognised by its request hash and redone, so other settings simply rebuild the file."""
+    p = cfg.eval.probes
+    settings = {"tasks": list(p.tasks), "context_tokens": p.context_tokens, "num_positions": p.num_positions,
+                "num_sets": p.num_sets, "seed": cfg.seed, **eval_corpus(cfg).settings(), "tokenizer": cfg.model,
+                "format": ITEM_FORMAT}
+    return Step(cfg.layout().probes, settings, on_change="redo", name="the probe items")
+
+
+def needle_step(cfg: RunConfig) -> Step:
+    """needle.jsonl, policy `redo` (as probes_step, for the same reason)."""
+    n = cfg.eval.needle
+    settings = {"lengths": list(n.lengths), "depths": list(n.depths), "needle": n.needle, "question": n.question,
+                "key_words": list(n.key_words), "seed": cfg.seed, **eval_corpus(cfg).settings(),
+                "tokenizer": cfg.model, "format": ITEM_FORMAT}
+    return Step(cfg.layout().needle, settings, on_change="redo", name="the needle items")
+
+
+def ensure_probes(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
+    """Build `probes.jsonl` unless it is complete with the same settings; returns its path."""
+    from longcurate.eval import probes
+
+    step = probes_step(cfg)
+    if step.is_complete():
+        return step.output
+    p = cfg.eval.probes
+    tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
+    rejected_path(step.output).unlink(missing_ok=True)  # a rebuild's skips replace the last build's
+    with Rejects(rejected_path(step.output)) as rejects:
+        items, stats = probes.build_probes(
+            tok, tasks=p.tasks, context_tokens=p.context_tokens, num_positions=p.num_positions,
+            num_sets=p.num_sets, seed=cfg.seed, corpus=eval_corpus(cfg),
+            on_skip=lambda pid, reason: rejects.add(reason, file=str(step.output), record_id=pid))
+    write_items(step, items, {"items": stats.items, "skipped_ambiguous": stats.skipped_ambiguous,
+                              "context_tokens": stats.context_tokens})
+    log.info("probes: %d items -> %s (skipped as ambiguous: %s)", stats.items, step.output,
+             stats.skipped_ambiguous or 0)
+    return step.output
+
+
+def ensure_needles(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
+    """Build `needle.jsonl` unless it is complete with the same settings; returns its path."""
+    from longcurate.eval.needle import build_needles
+
+    step = needle_step(cfg)
+    if step.is_complete():
+        return step.output
+    n = cfg.eval.needle
+    tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
+    items = build_needles(tok, lengths=n.lengths, depths=n.depths, needle=n.needle, question=n.question,
+                          key_words=n.key_words, seed=cfg.seed, corpus=eval_corpus(cfg))
+    write_items(step, items, {"items": len(items)})
+    log.info("needle: %d items -> %s", len(items), step.output)
+    return step.output
+
+
+def write_items(step: Step, items: list[Any], stats: dict[str, Any]) -> None:
+    """Replace the item file (atomically) and mark it complete with its stats and settings."""
+    step.unfinish()
+    write_jsonl(step.output, (it.to_dict() for it in items))
+    step.finish(stats)
+
+
+def item_tokenizer(cfg: RunConfig) -> Any:
+    """The tokenizer that measures the item files' lengths: the run's model's."""
+    from longcurate.core.models import load_tokenizer
+
+    return load_tokenizer(cfg.model, allow_download=cfg.allow_download, trust_remote_code=cfg.trust_remote_code)
+
+
+def build_items(cfg: RunConfig, kinds: list[str] | tuple[str, ...]) -> dict[str, Path]:
+    """The item files of `kinds` (probes, needle; others are ignored), built when missing or made with
+    other settings; the tokenizer is loaded once, and only when a file is built."""
+    tokenizer = functools.cache(lambda: item_tokenizer(cfg))
+    out = {}
+    if "probes" in kinds or "nll" in kinds:  # the answer NLL scores the probe items too
+        out["probes"] = ensure_probes(cfg, tokenizer)
+    if "needle" in kinds:
+        out["needle"] = ensure_needles(cfg, tokenizer)
+    return out
+
+
+__all__ = ["ITEM_FORMAT", "eval_corpus", "probes_step", "needle_step", "ensure_probes", "ensure_needles",
+           "build_items", "item_tokenizer", "write_items"]

@@ -1,0 +1,190 @@
+"""The answer NLL: the teacher-forced negative log-likelihood of each held-out item's gold answer given
+its long context. Beside generation accuracy (the paper's metric) it is cheap and low-variance: one
+forward per item, a number for every item, no decoding.
+
+Items: probes (the probe's answer given its context and instruction; position = where the key sits)
+and held-out IN2 samples (`layout.heldout`: the response given context and instruction; position =
+the centre of the gold evidence). The token sequence is the prompt exactly as generation sends it
+(`generate.prompt_ids`: the evaluated model's chat template over the user prompt, with the generation
+prompt), then the answer's own tokens as the assistant turn (no end-of-turn marker); the loss covers
+the answer tokens only. `core.engine.ScoringEngine.response_nll` computes it (what select scores with).
+
+Outputs per model: `nll/items.jsonl`, one line per item sorted by id, {id, source, task, position,
+nll (mean nats per answer token), n_tokens}, and `nll/results.json`, the means with 95% bootstrap
+intervals by source, by task and by position bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from longcurate.core.completion import Step
+from longcurate.core.engine import ScoreItem
+from longcurate.core.jsonl import RejectSink, Rejects, read_json_if_valid, read_records, write_json, write_jsonl
+from longcurate.core.prompts import user_prompt
+from longcurate.core.records import Sample
+from longcurate.eval.generate import prompt_ids
+from longcurate.eval.predict import Failed
+from longcurate.eval.probes import Probe
+from longcurate.eval.scoring import interval
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
+
+log = logging.getLogger("longcurate.eval")
+
+SOURCES = ("probe", "heldout")
+
+
+@dataclass
+class AnswerItem:
+    """One gold answer to score: what is asked (the user prompt), the answer, and where its evidence sits."""
+
+    id: str
+    source: str  # probe | heldout
+    task: str  # the probe task, or the held-out sample's kind
+    position: float | None  # 0 = the start of the context, 1 = its end (None: unknown)
+    prompt: str
+    answer: str
+
+
+def probe_items(path: str | Path, rejects: RejectSink, limit: int | None = None) -> list[AnswerItem]:
+    """The probe file's items: the answer given the probe's context and instruction."""
+    out = []
+    for _, p in read_records(path, Probe.from_dict, rejects):
+        out.append(AnswerItem(p.id, "probe", p.task, p.key_token_fraction, user_prompt(p.context, p.instruction),
+                              p.answer))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def evidence_position(s: Sample) -> float | None:
+    """The centre of the sample's gold evidence as a fraction of its context (mean over the spans of a
+    multi-hop sample); None without gold spans."""
+    if not s.gold or not s.context:
+        return None
+    centres = [(g.char_start + g.char_end) / 2 for g in s.gold]
+    return round(sum(centres) / len(centres) / len(s.context), 6)
+
+
+def heldout_items(path: str | Path, rejects: RejectSink, limit: int | None = None) -> list[AnswerItem]:
+    """The held-out samples: the response given context and instruction."""
+    out = []
+    for _, s in read_records(path, Sample.from_dict, rejects):
+        out.append(AnswerItem(s.id, "heldout", s.kind, evidence_position(s), user_prompt(s.context, s.instruction),
+                              s.response))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def score_item(item: AnswerItem, tokenizer: Any, template: str) -> ScoreItem:
+    """The scored sequence: the prompt as generation sees it, then the answer's tokens."""
+    prompt = prompt_ids(item.prompt, tokenizer, template)
+    answer = list(tokenizer(item.answer, add_special_tokens=False)["input_ids"])
+    return ScoreItem(item.id, prompt + answer, len(prompt))
+
+
+def score_answers(items: list[AnswerItem], generator: Any, *, batch_tokens: int | None = None,
+                  progress: bool = True) -> tuple[list[dict[str, Any]], list[Failed]]:
+    """Per-item records (sorted by id) and the items that could not be scored (no answer tokens, or
+    longer than the model's context). `generator` is a local one (model, tokenizer, template, max_context)."""
+    from longcurate.core.engine import ScoringEngine
+
+    scored, failures, meta = [], [], {}
+    for it in items:
+        seq = score_item(it, generator.tokenizer, generator.template)
+        if len(seq) == seq.response_start:
+            failures.append(Failed(it.id, "empty answer: no answer tokens", "prompt"))
+        elif len(seq) > generator.max_context:
+            failures.append(Failed(it.id, f"too long: {len(seq)} tokens > context limit {generator.max_context}",
+                                   "prompt"))
+        else:
+            scored.append(seq)
+            meta[it.id] = it
+    results = ScoringEngine(generator.model, batch_tokens=batch_tokens, show_progress=progress).response_nll(scored) \
+        if scored else []
+    records = [{"id": r.id, "source": meta[r.id].source, "task": meta[r.id].task, "position": meta[r.id].position,
+                "nll": r.nll, "n_tokens": r.n_tokens} for r in results]
+    return sorted(records, key=lambda r: r["id"]), failures
+
+
+def bucket_of(position: float, buckets: int) -> int:
+    return min(int(position * buckets), buckets - 1)
+
+
+def aggregate_nll(records: list[dict[str, Any]], buckets: int) -> dict[str, Any]:
+    """Means with 95% bootstrap intervals: over all items, by source, by source/task, and by position
+    bucket within each source (buckets of equal width over [0, 1])."""
+    by_source: dict[str, list[float]] = defaultdict(list)
+    by_task: dict[str, list[float]] = defaultdict(list)
+    by_pos: dict[str, list[list[float]]] = {}
+    for r in records:
+        by_source[r["source"]].append(r["nll"])
+        by_task[f"{r['source']}/{r['task']}"].append(r["nll"])
+        if r["position"] is not None:
+            by_pos.setdefault(r["source"], [[] for _ in range(buckets)])[bucket_of(r["position"], buckets)].append(r["nll"])
+    return {
+        "buckets": buckets,
+        "all": interval(r["nll"] for r in records),
+        "by_source": {s: interval(v) for s, v in sorted(by_source.items())},
+        "by_task": {t: interval(v) for t, v in sorted(by_task.items())},
+        "by_position": {s: [{"bucket": [round(b / buckets, 6), round((b + 1) / buckets, 6)], **interval(v)}
+                            for b, v in enumerate(cells)] for s, cells in sorted(by_pos.items())},
+    }
+
+
+# --- the stage's step ---------------------------------------------------------------------------
+
+def nll_step(cfg: RunConfig, label: str, model: str) -> Step:
+    """`<eval_dir>/<label>/nll/items.jsonl`, policy `redo`: one forward per item, cheap to redo, and a
+    model folder retrained in place must be scored again. Settings: the model (its name, and the digest
+    of the trained model's completion marker when there is one), the digests of the item files, the
+    limit, and what decides the numbers (template, dtype, buckets)."""
+    from longcurate.core.jsonl import done_marker, file_digest
+
+    layout = cfg.layout()
+    g = cfg.eval.generate
+    heldout = layout.heldout if cfg.eval.nll.heldout else None
+    settings = {"model": model, "model_marker": file_digest(done_marker(Path(model))), "probes": file_digest(layout.probes),
+                "heldout": file_digest(heldout) if heldout is not None else None, "limit": cfg.eval.limit,
+                "template": g.template, "dtype": g.dtype, "buckets": cfg.eval.nll.buckets, "format": 1}
+    return Step(layout.eval_model(label) / "nll" / "items.jsonl", settings, on_change="redo",
+                name=f"the answer NLL of {label}")
+
+
+def run_nll(cfg: RunConfig, label: str, model: str, generator: Callable[[], Any]) -> dict[str, Any]:
+    """Score the probes (and held-out samples, when synth wrote them) for one model, unless its
+    results are complete with the same settings; `generator()` gives the local model (loaded only
+    when there is something to score). Returns results.json's content."""
+    step = nll_step(cfg, label, model)
+    results_path = step.output.with_name("results.json")
+    if step.is_complete() and results_path.exists():
+        return read_json_if_valid(results_path) or {}
+    layout = cfg.layout()
+    rejects_path = step.output.with_name("items.rejected.jsonl")
+    rejects_path.unlink(missing_ok=True)
+    with Rejects(rejects_path) as rejects:
+        items = probe_items(layout.probes, rejects, cfg.eval.limit)
+        if cfg.eval.nll.heldout and layout.heldout.exists():
+            items += heldout_items(layout.heldout, rejects, cfg.eval.limit)
+        elif cfg.eval.nll.heldout:
+            log.info("eval nll: no held-out samples at %s (synth.heldout_samples = 0); probes only", layout.heldout)
+    records, failures = score_answers(items, generator(), batch_tokens=cfg.eval.nll.batch_tokens)
+    results = {"kind": "nll", "model": model, "unit": "mean nats per answer token", "n_items": len(items),
+               "n_scored": len(records), "n_failed": len(failures), "n_rejected": rejects.total,
+               "failures": [f.to_dict() for f in failures], **aggregate_nll(records, cfg.eval.nll.buckets)}
+    step.unfinish()
+    write_jsonl(step.output, records)
+    write_json(results_path, results)
+    step.finish({"items": len(records), "failed": len(failures)})
+    return results
+
+
+__all__ = ["AnswerItem", "SOURCES", "probe_items", "heldout_items", "evidence_position", "score_item",
+           "score_answers", "bucket_of", "aggregate_nll", "nll_step", "run_nll"]

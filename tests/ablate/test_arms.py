@@ -1,0 +1,99 @@
+"""Arms: each select method's order cut at the budget, by sample count or by token total."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from longcurate.ablate.arms import arm_ids, take_budget, write_arms
+from longcurate.ablate.layout import AblationLayout
+from longcurate.config import RunConfig
+from longcurate.core.config import build
+from longcurate.core.errors import ConfigError, SettingsChanged
+from longcurate.core.jsonl import read_jsonl
+from longcurate.select.budget import write_budgets
+from longcurate.select.stage import load_sample_map
+
+
+def config(tmp_path, **ablate) -> RunConfig:
+    return build(RunConfig, {"output_dir": str(tmp_path), "train": {"tokenize": {"max_length": 1500}},
+                             "ablate": {"arms": ["gateau", "random", "hmg-only", "cam-only", "length", "full",
+                                                 "short-only"], **ablate}})
+
+
+def test_take_budget_by_tokens_is_the_longest_prefix_within_the_budget():
+    order = ["a", "b", "c", "d"]
+    tokens = {"a": 300, "b": 500, "c": 100, "d": 50}
+    assert take_budget(order, tokens, 800, "tokens") == ["a", "b"]
+    assert take_budget(order, tokens, 799, "tokens") == ["a"]  # stops at b: nothing is skipped to fit c
+    assert take_budget(order, tokens, 299, "tokens") == []
+    assert take_budget(order, tokens, 3, "samples") == ["a", "b", "c"]
+    assert take_budget(order, tokens, 0.5, "samples") == ["a", "b"]
+
+
+def test_token_budget_gives_length_no_more_tokens(tmp_path, fake_pool):
+    lengths, ranked = fake_pool(tmp_path)
+    cfg = config(tmp_path, budget=6000, budget_unit="tokens")
+    arms = write_arms(cfg, AblationLayout.of(cfg))
+    capped = {i: min(n, 1500) for i, n in lengths.items()}
+    for name in ("gateau", "random", "hmg-only", "cam-only", "length"):
+        ids = [r["id"] for _, r in read_jsonl(arms[name].path)]
+        total = sum(capped[i] for i in ids)
+        assert total == arms[name].tokens <= 6000, name
+        assert arms[name].samples == len(ids) > 0
+    # By sample count the longest-first arm holds far more tokens; by tokens it holds no more.
+    assert arms["length"].samples < arms["random"].samples
+    assert arms["full"].samples == len(ranked) and arms["short-only"].samples == 0
+    assert [r for _, r in read_jsonl(arms["short-only"].path)] == []
+
+
+def test_sample_budget_equals_selects_budget_files(tmp_path, fake_pool):
+    lengths, ranked = fake_pool(tmp_path)
+    cfg = config(tmp_path, budget=7)
+    arms = write_arms(cfg, AblationLayout.of(cfg))
+    samples = load_sample_map(cfg)
+    write_budgets(ranked, samples, tmp_path / "budgets", [7], ["gateau", "random", "hmg-only", "cam-only", "length"],
+                  lengths=lengths, seed=cfg.seed)
+    for name in ("gateau", "random", "hmg-only", "cam-only", "length"):
+        assert arms[name].path.read_bytes() == (tmp_path / "budgets" / f"{name}-7.jsonl").read_bytes(), name
+
+
+def test_arm_files_are_kept_until_the_budget_changes(tmp_path, fake_pool):
+    fake_pool(tmp_path)
+    cfg = config(tmp_path, budget=5)
+    ab = AblationLayout.of(cfg)
+    write_arms(cfg, ab)
+    before = ab.arm_file("gateau").stat().st_mtime_ns
+    write_arms(cfg, ab)
+    assert ab.arm_file("gateau").stat().st_mtime_ns == before
+    write_arms(config(tmp_path, budget=6), ab)
+    assert len(list(read_jsonl(ab.arm_file("gateau")))) == 6
+    marker = json.loads(ab.arm_file("gateau").with_name("gateau.jsonl.done").read_text())
+    assert marker["params"]["budget"] == 6 and marker["samples"] == 6
+
+
+def test_arm_ids_orders():
+    ranked = [{"id": "x", "hmg": 0.1, "cas": 0.9}, {"id": "y", "hmg": 0.9, "cas": None}, {"id": "z", "hmg": 0.5, "cas": 0.2}]
+    lengths = {"x": 10, "y": 30, "z": 20}
+    ids = arm_ids(ranked, lengths, lengths, seed=0, budget=2, unit="samples",
+                  arms=["gateau", "hmg-only", "cam-only", "length", "full", "short-only"])
+    assert ids == {"gateau": ["x", "y"], "hmg-only": ["y", "z"], "cam-only": ["x", "z"], "length": ["y", "z"],
+                   "full": ["x", "y", "z"], "short-only": []}
+
+
+@pytest.mark.parametrize("bad", [{"arms": ["gateau"]}, {"arms": ["random", "best"]}, {"budget_unit": "words"},
+                                 {"seeds": []}, {"measures": ["bleu"]}, {"budget": 0}])
+def test_bad_ablate_config_is_a_config_error(tmp_path, bad):
+    with pytest.raises(ConfigError):
+        build(RunConfig, {"ablate": bad})
+
+
+def test_an_arm_with_trained_runs_is_not_repicked(tmp_path, fake_pool):
+    fake_pool(tmp_path)
+    ab = AblationLayout.of(config(tmp_path, budget=5))
+    write_arms(config(tmp_path, budget=5), ab, lambda arm: True)  # same settings: fine
+    before = ab.arm_file("gateau").read_bytes()
+    with pytest.raises(SettingsChanged, match="budget: 5.0 -> 6.0"):
+        write_arms(config(tmp_path, budget=6), ab, lambda arm: arm == "gateau")
+    assert ab.arm_file("gateau").read_bytes() == before

@@ -1,0 +1,95 @@
+"""Run folders: every arm and seed trains on the same short data (per seed) with the same steps and base
+model, and evaluates on the same items; only the long samples differ. No model is needed: the
+mixtures are built (train's own `run_mix`) and the eval steps' settings compared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from longcurate.ablate.arms import write_arms
+from longcurate.ablate.layout import AblationLayout
+from longcurate.ablate.runs import check_pool_config, plan_runs
+from longcurate.config import RunConfig
+from longcurate.core.config import build
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import read_jsonl
+from longcurate.eval.items import probes_step
+from longcurate.eval.nll import nll_step
+from longcurate.train.stage import fit_step, run_mix, run_tokenize
+
+ROOT = Path(__file__).resolve().parents[2]
+ARMS = ["gateau", "random", "length", "full", "short-only"]
+
+
+def config(tmp_path: Path, **mix) -> RunConfig:
+    return build(RunConfig, {
+        "output_dir": str(tmp_path), "model": "some-base-model", "seed": 7,
+        "train": {"mix": {"short": str(ROOT / "data/short_chat_demo.jsonl"), **mix}, "max_steps": 5,
+                  "grad_accum": 2, "init_from": "the-base"},
+        "eval": {"models": ["checkpoint", "base"], "run": ["probes", "needle"]},
+        "ablate": {"arms": ARMS, "seeds": [0, 1], "budget": 6, "measures": ["nll"]}})
+
+
+def mixture(cfg: RunConfig) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"long": [], "short": []}
+    for _, r in read_jsonl(cfg.layout().mixture):
+        out[r["source"]].append(json.dumps([r["id"], r["messages"]]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("mix", [{"short_size": 10}, {"short_ratio": 1.5}])
+def test_every_arm_has_the_same_short_data_steps_base_and_eval_items(tmp_path, fake_pool, mix):
+    fake_pool(tmp_path)
+    cfg = config(tmp_path, **mix)
+    ab = AblationLayout.of(cfg)
+    runs = plan_runs(cfg, ab, write_arms(cfg, ab))
+    assert [(r.arm, r.seed) for r in runs] == [(a, s) for a in ARMS for s in (0, 1)] + [("base", None)]
+    short: dict[int, list[str]] = {}
+    for run in runs[:-1]:
+        t = run.train_cfg
+        assert t.layout().root == ab.run(run.arm, run.seed) and t.seed == run.seed
+        assert (t.train.max_steps, t.train.grad_accum, t.train.init_from) == (5, 2, "the-base")
+        assert t.train.mix.long == [str(ab.arm_file(run.arm))] and t.train.mix.short_ratio is None
+        run_mix(t, progress=False)
+        m = mixture(t)
+        assert len(m["short"]) == (9 if "short_ratio" in mix else 10)  # ratio: 1.5 x the random arm's 6 samples
+        assert short.setdefault(run.seed, m["short"]) == m["short"], (run.arm, run.seed)
+        assert len(m["long"]) == {"full": 20, "short-only": 0}.get(run.arm, 6)
+    assert short[0] != short[1]  # the seed draws the short samples; every arm of a seed has the same
+
+    evals = [r.eval_cfg for r in runs]
+    assert all(e.eval.run == ["nll"] and e.seed == cfg.seed for e in evals)
+    # The base row is the model every arm starts from: here train.init_from, not the run's `model`.
+    assert [e.eval.models for e in evals] == [["checkpoint"]] * (len(runs) - 1) + [["the-base"]]
+    assert runs[-1].eval_dir == ab.base_run / "eval" / "the-base"
+    assert {e.layout().probes for e in evals} == {ab.probes}
+    assert {e.layout().heldout for e in evals} == {cfg.layout().heldout}  # the pool's held-out samples
+    assert len({json.dumps(probes_step(e).settings) for e in evals}) == 1  # built once, reused by every run
+    nll = {json.dumps({k: v for k, v in nll_step(e, "x", "m").settings.items()}) for e in evals}
+    assert len(nll) == 1  # the same items, template and dtype for every model
+
+
+def test_fit_settings_differ_only_by_data_and_seed(tmp_path, fake_pool, tokenizer):
+    """What decides each trained model (train's fit step): only the tokenized data and the seed vary."""
+    fake_pool(tmp_path)
+    cfg = config(tmp_path, short_size=4)
+    ab = AblationLayout.of(cfg)
+    settings = []
+    for run in plan_runs(cfg, ab, write_arms(cfg, ab))[:-1]:
+        run_mix(run.train_cfg, progress=False)
+        run_tokenize(run.train_cfg, tokenizer=tokenizer, progress=False)
+        settings.append(fit_step(run.train_cfg).settings)
+    rest = {json.dumps({k: v for k, v in s.items() if k not in ("dataset_sha256", "seed")}) for s in settings}
+    assert len(rest) == 1 and json.loads(rest.pop())["base_model"] == "the-base"
+    assert len({(s["dataset_sha256"], s["seed"]) for s in settings}) == len(settings)
+
+
+def test_a_fair_comparison_needs_fixed_steps_and_short_data(tmp_path):
+    with pytest.raises(UserError, match="max_steps"):
+        check_pool_config(build(RunConfig, {"train": {"max_steps": -1}}))
+    with pytest.raises(UserError, match="short-only"):
+        check_pool_config(build(RunConfig, {"train": {"max_steps": 3}}))
+    check_pool_config(build(RunConfig, {"train": {"max_steps": 3}, "ablate": {"arms": ["gateau", "random"]}}))
