@@ -5,7 +5,11 @@
     longcurate select score {hmg,cam} | rank | budget | diagnose | merge | run
     longcurate train mix | tokenize | fit | run
     longcurate eval build | probes | needle | longbench | report | run
+    longcurate check contamination --train FILE... --eval FILE...
     longcurate ablate CONFIG [KEY=VALUE ...]         every selection arm x seed on one pool, compared
+    longcurate config show [CONFIG] [KEY=VALUE ...]  the resolved configuration
+
+CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu, ablation-gpu).
 
 Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
 config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;

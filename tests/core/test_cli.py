@@ -195,3 +195,18 @@ def test_the_demo_runs_from_a_folder_outside_the_repository(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "runs/demo/samples.jsonl").read_text().count("\n") == 4
     assert (tmp_path / "runs/demo/synth.manifest.json").exists()
+
+
+def test_a_full_disk_is_one_line_and_exit_2(monkeypatch, tmp_path, capsys):
+    import errno
+
+    import longcurate.pipeline as pipeline
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "samples.jsonl"))
+
+    monkeypatch.setattr(pipeline, "run_pipeline", full)
+    assert main(["run", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "samples.jsonl" in err
+    assert "Traceback" not in err

@@ -62,7 +62,10 @@ def test_one_huge_document_neither_fills_memory_nor_the_samples(tmp_path):
                          timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     rss_mb = int(res.stdout.split("MAXRSS_KB")[1].split()[0]) / 1024
-    assert rss_mb < 1200, rss_mb  # without the cap: > 4 GB and a minute of tokenizing
+    # Peak RSS of the whole synth process (model tokenizer included): 1.1-1.9 GB with the cap, depending
+    # on what the allocator keeps (it measured higher when the test ran late in the full suite); over
+    # 4 GB and a minute of tokenizing without the cap.
+    assert rss_mb < 2500, rss_mb
     assert "1 cut to max_doc_tokens (8192)" in res.stdout
     stats = json.loads((root / "samples.jsonl.done").read_text())
     assert stats["corpus"]["cut_to_max_doc_tokens"] == 1 and stats["in_file"] == 60 and stats["failed"] == 0
