@@ -33,6 +33,17 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """The tiny random Llama saved as a model folder (with SmolLM2's tokenizer), for the CLI."""
+    from oracles.models import random_llama
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    random_llama(seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M-Instruct in fp32 on CPU."""
     from longcurate.core.models import SMOLLM2_ALIAS, load_model

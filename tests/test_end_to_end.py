@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,16 +21,6 @@ def _tree_digest(folder: Path) -> dict[str, str]:
         if p.is_file() and not p.name.endswith("manifest.json"):
             out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tokenizer):
-    from oracles.models import random_llama
-
-    folder = tmp_path_factory.mktemp("tiny-model")
-    random_llama(seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_pipeline_end_to_end_and_rerun(tmp_path, tiny_model_dir, run_group):

@@ -24,16 +24,6 @@ SEEDS = [0, 1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tokenizer):
-    from oracles.models import random_llama
-
-    folder = tmp_path_factory.mktemp("tiny-model")
-    random_llama(seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def write_config(tmp_path: Path, model: Path) -> Path:
     cfg = {
         "output_dir": str(tmp_path / "pool"), "seed": 0, "model": str(model),
