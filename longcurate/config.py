@@ -45,7 +45,8 @@ class RunConfig:
         "model", "synth.corpus.path", "select.input", "select.model", "select.model_a", "train.mix.long",
         "train.mix.short", "train.tokenize.input", "train.dataset", "train.init_from", "train.deepspeed",
         "train.fsdp_config", "eval.corpus", "eval.checkpoint", "eval.longbench.data_dir",
-        "eval.longbench.prompt_file", "eval.longbench.maxlen_file")
+        "eval.longbench.prompt_file", "eval.longbench.maxlen_file", "eval.probes.pieces_dir",
+        "eval.longbench_chat.data_dir")
 
     def layout(self) -> RunLayout:
         """Where every file of this run lives: `output_dir`, with the paths the config places elsewhere."""

@@ -30,7 +30,8 @@ OVERRIDES_HELP = "config overrides in dotted form (any key; see `longcurate conf
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", metavar="FILE.yaml",
-                        help="YAML config: a file, or the name of a bundled one (demo, paper-7b, ...); defaults otherwise")
+                        help="YAML config: a file, or the name of a bundled one (demo, paper-7b, ...) "
+                             "(default: none: the built-in defaults)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
 
@@ -54,10 +55,22 @@ def document_defaults(parser: argparse.ArgumentParser, defaults: Any) -> None:
             shown = "none" if value is None else (",".join(map(str, value)) if isinstance(value, list) else value)
             action.help = f"{action.help} (default: {shown})"
         if action.dest == "overrides" and keys:
-            key = next(iter(keys.values()))
-            action.help = f"{OVERRIDES_HELP}, e.g. {key}={_dotted(defaults, key)}"
+            action.help = f"{OVERRIDES_HELP}, e.g. {override_example(keys.values(), defaults)}"
     for child in subparsers_of(parser).values():
         document_defaults(child, defaults)
+
+
+def override_example(keys: Any, defaults: Any) -> str:
+    """`key=value` for the first of a command's own keys that has a default, written as it is typed
+    (`a.b=[x,y]`, `a.c=true`), so the example can be pasted as it stands."""
+    keys = list(keys)
+    key = next((k for k in keys if _dotted(defaults, k) is not None), keys[0])
+    value = _dotted(defaults, key)
+    if isinstance(value, list):
+        return f"{key}=[{','.join(map(str, value))}]"
+    if value is None or isinstance(value, bool):
+        return f"{key}={'null' if value is None else str(value).lower()}"
+    return f"{key}={value}"
 
 
 def _dotted(obj: Any, key: str) -> Any:

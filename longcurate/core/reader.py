@@ -14,13 +14,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import RejectSink, file_digest, read_jsonl, reject
+from longcurate.core.records import RecordError
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 _DATASET_MARKERS = ("dataset_dict.json", "state.json")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,24 @@ def read_rows(source: str | os.PathLike, rejects: RejectSink | None = None, *, s
         hint = "" if allow_download or not _looks_like_hub_id(str(source)) else \
             " (a Hub dataset id is read only with allow_download: true)"
         raise FileNotFoundError(2, f"input not found{hint}", str(source))
+
+
+def read_parsed(path: str | Path, parse: Callable[[dict[str, Any]], T], rejects: RejectSink | None) -> Iterator[tuple[Row, T]]:
+    """Each record of `path` (`core.reader.read_rows`) that `parse` accepts, with what it made; a record
+    it rejects (RecordError, or ValueError and kin for a mistyped value) is quarantined with file, line
+    and field, and the rest go on. What each stage's record parser reads through."""
+    for row in read_rows(path, rejects):
+        rid = row.record.get("id")
+        rid = None if rid is None else str(rid)
+        try:
+            value = parse(row.record)
+        except RecordError as e:
+            reject(rejects, e.reason, file=row.file, line=row.line, field_name=e.field, record_id=rid)
+            continue
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
+            reject(rejects, f"invalid record: {e}", file=row.file, line=row.line, record_id=rid)
+            continue
+        yield row, value
 
 
 def _file_rows(path: Path, rejects: RejectSink | None) -> Iterator[Row]:
@@ -158,4 +178,4 @@ def _looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.endswith(SUFFIXES)
 
 
-__all__ = ["Row", "read_rows", "source_files", "source_digest", "is_dataset_folder", "SUFFIXES"]
+__all__ = ["Row", "read_rows", "read_parsed", "source_files", "source_digest", "is_dataset_folder", "SUFFIXES"]

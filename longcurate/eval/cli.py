@@ -6,16 +6,20 @@
     longcurate eval needle --model runs/demo/checkpoint eval.needle.lengths=[1024,4096]
     longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
     longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
-    longcurate eval longbench --score-only runs/x/eval/longbench/pred      # -> pred/result.json
+    longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
+    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
     longcurate eval report runs/demo/eval/checkpoint runs/demo/eval/base --output-dir runs/demo/eval
     longcurate eval run --config configs/demo.yaml      # the stage: probes + needle on every model + report
     longcurate check contamination --train runs/demo/mixture/mixture.jsonl \
         --eval runs/demo/eval/probes.jsonl runs/demo/eval/needle.jsonl --output contamination.json
 
-Every verb but `report` also takes `--config FILE.yaml` and `key=value` overrides. Results go to
-`<eval.output_dir>/<label>/{probes,needle}/` (label: `--label`, else from the model name). LongBench
-failures (bad lines, generation errors, missing predictions) are excluded from the task means,
-counted, listed in result.json and printed.
+Every verb but `report` also takes `--config FILE.yaml` and `key=value` overrides. Results are keyed
+by model: `<eval.output_dir>/<label>/{probes,needle,longbench}/` (label: `--label`, else the model's last
+path component), one model per label (`<label>/model.json`; another model there is refused).
+Generation length, for every verb: `--max-new-tokens` > `eval.generate.max_new_tokens` > the
+benchmark's own (`eval.probes.max_new_tokens`, `eval.needle.max_new_tokens`, LongBench's per-task
+lengths: `eval.longbench.maxlen_file`, else LongBench's). LongBench failures (bad lines, generation
+errors, missing predictions) are excluded from the task means, counted, listed in result.json and printed.
 """
 
 from __future__ import annotations
@@ -31,8 +35,25 @@ from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_flo
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import model_label
+from longcurate.eval.bench_cli import add_longbench_chat, add_val
+from longcurate.eval.config import NeedleConfig, ProbesConfig
 
 ONLY = ("probes", "needle")
+
+LONGBENCH_DOC = """LongBench (v1) or LongBench-E on one model: predict what is missing, then score.
+
+    longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
+    longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
+    longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
+    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
+
+Predictions and result.json go to <output dir>/<label>/longbench/pred/ (pred_e/ for -E): one folder
+per model, whose model.json names it; result.json and every prediction line name the model, and a
+prediction is reused only for the same model, prompt, length and settings. Max new tokens per task:
+--max-new-tokens > eval.generate.max_new_tokens > eval.longbench.maxlen_file > LongBench's own.
+Failures (bad lines, generation errors, missing predictions) are excluded from the task means,
+counted, listed in result.json and printed.
+"""
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -42,11 +63,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
     built = build_items(cfg, [args.only] if args.only else ONLY)
     if "probes" in built:
         info = probes_step(cfg).stats()
-        print(f"probes: {info['items']} items -> {built['probes']}")
-        print(f"skipped (ambiguous key): {info['skipped_ambiguous'] or 0}")
-        print(f"context tokens per set: {info['context_tokens']}")
+        if not info:
+            print(f"probes: {built['probes']} has no .done marker (not built here): kept as given")
+        else:
+            print(f"probes: {info['items']} items -> {built['probes']}")
+            print(f"skipped (ambiguous key): {info['skipped_ambiguous'] or 0}")
+            print(f"context tokens per set: {info['context_tokens']}")
     if "needle" in built:
-        print(f"needle: {needle_step(cfg).stats()['items']} items -> {built['needle']}")
+        info = needle_step(cfg).stats()
+        print(f"needle: {info['items']} items -> {built['needle']}" if info else
+              f"needle: {built['needle']} has no .done marker (not built here): kept as given")
     return 0
 
 
@@ -60,10 +86,18 @@ def _run_one(args: argparse.Namespace, what: str) -> int:
         a = s["all"] or {}
         print(f"probes on {cfg.model}: all avg {100 * a.get('avg', float('nan')):.1f}, "
               f"gap {100 * a.get('gap', float('nan')):.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
+    elif what == "nll":
+        mean = (s["all"] or {}).get("mean")
+        print(f"nll on {cfg.model}: {'n/a' if mean is None else f'{mean:.4f}'} nats per answer token "
+              f"({s['n_scored']} scored, {s['n_failed']} failed)")
     else:
         print(f"needle on {cfg.model}: mean recall {100 * s['avg']:.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
     print(f"results: {cfg.layout().eval_model(label) / what / 'results.json'}")
     return 1 if s["n_failed"] else 0
+
+
+def _cmd_nll(args: argparse.Namespace) -> int:
+    return _run_one(args, "nll")
 
 
 def _cmd_probes(args: argparse.Namespace) -> int:
@@ -85,8 +119,10 @@ def _cmd_longbench(args: argparse.Namespace) -> int:
         result = longbench.score_only(Path(args.score_only), output_dir=args.output_dir, tasks=list(lb.tasks) or None,
                                       e=lb.e, data_dir=lb.data_dir, limit=limit)
     else:
-        result = longbench.run_longbench(cfg)
+        result = longbench.run_longbench(cfg, label=args.label)
     print(format_result(result))
+    if "model" in result:
+        print(f"model: {result['model']} (label {result['label']})")
     print(f"wrote {result['_path']}")
     return 0
 
@@ -127,32 +163,68 @@ def _cmd_contamination(args: argparse.Namespace) -> int:
 class _RenamedSwitch(argparse.Action):
     """An old spelling of a switch: sets it, and says the new name on stderr."""
 
-    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kw: Any):
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", target: str = "", **kw: Any):
         super().__init__(option_strings, dest, nargs=0, default=None, **kw)
         self.new = new
+        self.target = target  # the new switch's dest
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
         print(f"{option_string} is now {self.new}", file=sys.stderr)
-        setattr(namespace, self.dest, True)
+        setattr(namespace, self.target, True)
 
 
-def _model_flags(p: argparse.ArgumentParser) -> None:
+LABEL_HELP = ("name of this model's results folder, <output dir>/<label>/; one model per label "
+              "(default: the model's last path component)")
+
+
+def add_max_new_tokens(p: argparse.ArgumentParser, own: str) -> None:
+    """`--max-new-tokens`, the same for every verb that generates: the flag > `eval.generate.max_new_tokens`
+    (from a file or key=value) > the benchmark's own length `own` (`GenerateConfig.new_tokens`)."""
+    add_flag(p, "--max-new-tokens", "eval.generate.max_new_tokens",
+             f"greedy answer length for every item, over the benchmark's own (default: {own})", type=int)
+
+
+def _model_flags(p: argparse.ArgumentParser, *, own_length: str, limit_key: str = "eval.limit",
+                 limit_help: str = "at most this many items",
+                 output_help: str = "results folder: results go to <dir>/<label>/ (default: <output_dir>/eval)") -> None:
+    """The flags of every verb that evaluates one model (probes, needle, longbench, longbench-chat):
+    `own_length` says where the verb's generation length comes from when --max-new-tokens is not given."""
     add_config_args(p)
     add_flag(p, "--model", "model", "model to evaluate (HF id, folder, alias)")
-    add_flag(p, "--output-dir", "eval.output_dir", "results folder (results go to <dir>/<label>/...)")
+    add_flag(p, "--output-dir", "eval.output_dir", output_help)
     add_flag(p, "--backend", "eval.generate.backend", "generation backend: hf | openai | vllm")
     add_flag(p, "--template", "eval.generate.template", "prompt template: chat | film | raw")
-    add_flag(p, "--max-new-tokens", "eval.generate.max_new_tokens", "greedy generation length", type=int)
-    add_flag(p, "--limit", "eval.limit", "at most this many items", type=int)
-    p.add_argument("--label", default=None, help="name of the results folder (default: from the model name)")
+    add_max_new_tokens(p, own_length)
+    add_flag(p, "--limit", limit_key, limit_help, type=int)
+    p.add_argument("--label", default=None, help=LABEL_HELP)
+
+
+def _add_nll(verbs: Any) -> None:
+    """`eval nll`: the answer NLL of one model (teacher-forced, no generation: no --max-new-tokens)."""
+    p = verbs.add_parser("nll", help="answer NLL of one model on the probes and held-out samples (no generation)",
+                         description="Teacher-forced NLL of each probe's answer (and each held-out sample's "
+                                     "response) by evidence position, into <output dir>/<label>/nll/.")
+    add_config_args(p)
+    add_flag(p, "--model", "model", "model to score (HF id, folder, alias)")
+    add_flag(p, "--output-dir", "eval.output_dir", "results folder: results go to <dir>/<label>/nll/ "
+                                                   "(default: <output_dir>/eval)")
+    add_flag(p, "--template", "eval.generate.template", "prompt template: chat | film | raw")
+    add_flag(p, "--limit", "eval.limit", "at most this many items per source", type=int)
+    add_flag(p, "--buckets", "eval.nll.buckets", "evidence-position buckets", type=int)
+    p.add_argument("--label", default=None, help=LABEL_HELP)
+    p.set_defaults(func=_cmd_nll)
 
 
 def _add_build(verbs: Any) -> None:
     b = verbs.add_parser("build", help="build the item files: probes (document / code / database) and needles",
-                         description="Contexts of N tokens, keys at evenly spread positions; needle haystacks.")
+                         description="The item files every model is evaluated on: probes.jsonl (contexts of N "
+                                     "tokens, keys at evenly spread positions) and needle.jsonl (haystacks of "
+                                     "each length with the needle at each depth), under <output_dir>/eval/. Each "
+                                     "is rebuilt only when its settings change; a file there without a .done "
+                                     "marker is the user's own and is kept as it is.")
     add_config_args(b)
-    b.add_argument("--only", choices=ONLY, default=None, help="build only this item file")
+    b.add_argument("--only", choices=ONLY, default=None, help="build only this item file (default: both)")
     add_flag(b, "--length", "eval.probes.context_tokens", "probe context length in tokens", type=int)
     add_flag(b, "--positions", "eval.probes.num_positions", "key positions per context (position_id)", type=int)
     add_flag(b, "--sets", "eval.probes.num_sets", "contexts per task (set_id)", type=int)
@@ -160,46 +232,57 @@ def _add_build(verbs: Any) -> None:
     add_flag(b, "--seed", "seed", "random seed", type=int)
     add_flag(b, "--model", "model", "whose tokenizer measures the length")
     add_flag(b, "--output", "eval.probes.output", "probe JSONL (default <output_dir>/eval/probes.jsonl)")
+    add_flag(b, "--pieces", "eval.probes.pieces_dir", "build the probes from FILM's raw pieces in this folder "
+             "(VaLProbing/pieces/) instead of the corpus and the standard library")
     b.set_defaults(func=_cmd_build)
 
 
 def _add_longbench(verbs: Any) -> None:
     p = verbs.add_parser("longbench", help="LongBench / LongBench-E: predict and score, or --score-only PRED_DIR",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p)
+                         description=LONGBENCH_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_flags(p, own_length="per task: eval.longbench.maxlen_file, else LongBench's lengths",
+                 limit_key="eval.longbench.limit", limit_help="at most this many items per task",
+                 output_help="results folder: predictions and result.json go to <dir>/<label>/longbench/pred/; "
+                             "with --score-only, where result.json goes (default: <output_dir>/eval; with "
+                             "--score-only, PRED_DIR)")
     add_flag(p, "--data-dir", "eval.longbench.data_dir", "folder of LongBench-format <task>.jsonl files")
     add_flag(p, "--tasks", "eval.longbench.tasks", "comma-separated task names (default: all found)", type=comma_words)
-    add_flag(p, "--model", "model", "model to evaluate (HF id, folder, alias)")
-    add_flag(p, "--output-dir", "eval.longbench.output_dir",
-             "where pred/ and result.json go; with --score-only, where result.json goes (default: PRED_DIR)")
-    add_flag(p, "--limit", "eval.longbench.limit", "at most this many items per task", type=int)
-    add_flag(p, "--backend", "eval.generate.backend", "generation backend: hf | openai | vllm")
     add_switch(p, "--longbench-e", "eval.longbench.e", "LongBench-E: read <task>_e.jsonl, score by length bucket")
-    p.add_argument("--e", dest="longbench_e", action=_RenamedSwitch, new="--longbench-e", help=argparse.SUPPRESS)
+    p.add_argument("--e", dest="old_e", action=_RenamedSwitch, new="--longbench-e", target="longbench_e",
+                   help=argparse.SUPPRESS)
     p.add_argument("--score-only", metavar="PRED_DIR", default=None,
-                   help="score the <task>.jsonl prediction files in PRED_DIR instead of generating")
+                   help="score the <task>.jsonl prediction files in PRED_DIR instead of generating "
+                        "(default: predict what is missing, then score)")
     p.set_defaults(func=_cmd_longbench)
 
 
 def register(sub: Any) -> None:
-    ev = sub.add_parser("eval", help="evaluate: build, probes, needle, longbench, report, run (the whole stage)",
+    ev = sub.add_parser("eval", help="evaluate: build, probes, needle, longbench, longbench-chat, val, report, run",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = ev.add_subparsers(dest="eval_command", metavar="VERB", required=True)
     _add_build(verbs)
 
-    p = verbs.add_parser("probes", help="run and score the VaL-style probes on one model")
-    _model_flags(p)
+    p = verbs.add_parser("probes", help="run and score the VaL-style probes on one model",
+                         description="Predict and score the probe items (built with the config when missing) "
+                                     "into <output dir>/<label>/probes/.")
+    _model_flags(p, own_length=f"eval.probes.max_new_tokens, {ProbesConfig().max_new_tokens}")
     add_flag(p, "--probes", "eval.probes.output", "probe JSONL (built with the config when missing)")
     add_flag(p, "--span", "eval.probes.span", "positions per aggregation span", type=int)
     p.set_defaults(func=_cmd_probes)
 
-    n = verbs.add_parser("needle", help="needle in a haystack over a depth x length grid on one model")
-    _model_flags(n)
+    n = verbs.add_parser("needle", help="needle in a haystack over a depth x length grid on one model",
+                         description="Predict and score the needle items (built with the config when missing) "
+                                     "into <output dir>/<label>/needle/.")
+    _model_flags(n, own_length=f"eval.needle.max_new_tokens, {NeedleConfig().max_new_tokens}")
     add_flag(n, "--lengths", "eval.needle.lengths", "comma-separated haystack lengths in tokens", type=comma_ints)
     add_flag(n, "--depths", "eval.needle.depths", "comma-separated depths in percent", type=comma_floats)
+    add_switch(n, "--judge", "eval.needle.judge", "also rate each answer 1-10 with the judge (eval.judge.*; "
+               "LongAlign's needle rating), beside the key-word recall")
     n.set_defaults(func=_cmd_needle)
 
     _add_longbench(verbs)
+    add_longbench_chat(verbs)  # eval/bench_cli.py: the papers' own benchmarks
+    add_val(verbs)
 
     r = verbs.add_parser("report", help="Markdown report + PNG plots comparing result folders")
     r.add_argument("folders", nargs="+", metavar="RESULT_DIR", help="a model's folder (holding probes/ needle/)")
@@ -207,8 +290,16 @@ def register(sub: Any) -> None:
     r.add_argument("--output-dir", default=None, help="where report.md and plots/ go (default: the first folder's parent)")
     r.set_defaults(func=_cmd_report)
 
-    s = verbs.add_parser("run", help="the eval stage: every model of eval.models, then the report")
+    _add_nll(verbs)
+    s = verbs.add_parser("run", help="the eval stage: every model of eval.models, then the report",
+                         description="Item files, the contamination check, then eval.run (probes, needle, nll, "
+                                     "longbench, longbench-chat) on every model of eval.models, each into "
+                                     "<output dir>/<label>/ (label: checkpoint, base, or the model's last path "
+                                     "component), then the report.")
     add_config_args(s)
+    add_flag(s, "--models", "eval.models", "comma-separated models to evaluate: checkpoint, base, or names/paths",
+             type=comma_words)
+    add_max_new_tokens(s, "each benchmark's own")
     s.set_defaults(func=_cmd_run)
     _register_check(sub)
 
@@ -222,12 +313,16 @@ def _register_check(sub: Any) -> None:
                     "held-out sample: the response; or the named fields of any JSONL), whether its texts occur "
                     "in the training data (case- and whitespace-normalised, whole words) and its share of "
                     "13-grams found there. Training files (samples, mixtures, ShareGPT) are streamed.")
-    c.add_argument("--train", nargs="+", required=True, metavar="FILE", help="training JSONL files")
-    c.add_argument("--eval", nargs="+", required=True, metavar="FILE", help="eval item JSONL files")
-    c.add_argument("--answer-field", default=None, help="check this field of every eval line (string or list)")
-    c.add_argument("--key-field", default=None, help="and this one")
+    c.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                   help="training data (JSONL, JSON, Parquet, datasets folders)")
+    c.add_argument("--eval", nargs="+", required=True, metavar="FILE",
+                   help="eval item files (JSONL, JSON, Parquet, datasets folders)")
+    c.add_argument("--answer-field", default=None, help="check this field of every eval line (string or list) "
+                                                        "(default: by the line's kind: probe, needle, LongBench, sample)")
+    c.add_argument("--key-field", default=None, help="and this one (default: none)")
     c.add_argument("--output", default="contamination.json", help="per-item JSON (default: contamination.json)")
-    c.add_argument("--require-clean", action="store_true", help="exit 2 naming the items when any occurs exactly")
+    c.add_argument("--require-clean", action="store_true",
+                   help="exit 2 naming the items when any occurs exactly (default: report only)")
     c.set_defaults(func=_cmd_contamination)
 
 

@@ -7,6 +7,8 @@ LongBench item, a held-out sample's response and the key phrases its question qu
 Training side (streamed, never loaded whole): each record's texts are scanned once: its `messages`
 (samples, mixtures) or `conversations` (ShareGPT) when present, else all its string fields.
 
+Both sides are read by `core.reader.read_rows` (JSONL, JSON, Parquet, a datasets folder).
+
 Per item: `exact` (one of its texts occurs in a training text, `core.overlap`: case- and
 whitespace-normalised whole words) and its share of 13-grams found in the training data. Unusable
 lines on either side are quarantined and counted, as in every stage.
@@ -21,8 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import Rejects, RejectSink, read_jsonl, reject, rejected_path, write_json
+from longcurate.core.jsonl import Rejects, RejectSink, reject, rejected_path, write_json
 from longcurate.core.overlap import NGRAM, OverlapIndex, normalize
+from longcurate.core.reader import read_rows
 from longcurate.core.records import RecordError
 
 log = logging.getLogger("longcurate.eval")
@@ -149,7 +152,8 @@ def read_eval_items(path: str | Path, rejects: RejectSink, answer_field: str | N
                     key_field: str | None = None) -> list[EvalItem]:
     """Every usable item of one eval file; other lines go to `rejects` with file, line and field."""
     items = []
-    for line, obj in read_jsonl(path, rejects):
+    for row in read_rows(path, rejects):
+        line, obj = row.line, row.record
         try:
             items.append(item_of(obj, str(path), line, answer_field, key_field))
         except RecordError as e:
@@ -183,7 +187,8 @@ def record_text(obj: dict[str, Any]) -> str:
 def training_texts(paths: Iterable[str | Path], rejects: RejectSink) -> Iterator[str]:
     """One text per usable training record, file after file, streamed."""
     for path in paths:
-        for line, obj in read_jsonl(path, rejects):
+        for row in read_rows(path, rejects):
+            line, obj = row.line, row.record
             try:
                 yield record_text(obj)
             except RecordError as e:

@@ -41,6 +41,12 @@ def probes_step(cfg: RunConfig) -> Step:
     settings = {"tasks": list(p.tasks), "context_tokens": p.context_tokens, "num_positions": p.num_positions,
                 "num_sets": p.num_sets, "seed": cfg.seed, **eval_corpus(cfg).settings(), "tokenizer": cfg.model,
                 "format": ITEM_FORMAT}
+    if p.task_positions:
+        settings["task_positions"] = dict(p.task_positions)
+    if p.pieces_dir:  # FILM's raw pieces: the folder and the digest of each file read
+        from longcurate.eval.pieces import pieces_settings
+
+        settings["pieces"] = pieces_settings(p.pieces_dir, p.tasks)
     return Step(cfg.layout().probes, settings, on_change="redo", name="the probe items")
 
 
@@ -58,7 +64,7 @@ def ensure_probes(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = N
     from longcurate.eval import probes
 
     step = probes_step(cfg)
-    if step.is_complete():
+    if step.is_complete() or given_by_user(step):
         return step.output
     p = cfg.eval.probes
     tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
@@ -67,7 +73,8 @@ def ensure_probes(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = N
         items, stats = probes.build_probes(
             tok, tasks=p.tasks, context_tokens=p.context_tokens, num_positions=p.num_positions,
             num_sets=p.num_sets, seed=cfg.seed, corpus=eval_corpus(cfg),
-            on_skip=lambda pid, reason: rejects.add(reason, file=str(step.output), record_id=pid))
+            on_skip=lambda pid, reason: rejects.add(reason, file=str(step.output), record_id=pid),
+            pieces=p.pieces_dir, task_positions=p.task_positions)
     write_items(step, items, {"items": stats.items, "skipped_ambiguous": stats.skipped_ambiguous,
                               "context_tokens": stats.context_tokens})
     log.info("probes: %d items -> %s (skipped as ambiguous: %s)", stats.items, step.output,
@@ -80,7 +87,7 @@ def ensure_needles(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = 
     from longcurate.eval.needle import build_needles
 
     step = needle_step(cfg)
-    if step.is_complete():
+    if step.is_complete() or given_by_user(step):
         return step.output
     n = cfg.eval.needle
     tok = (tokenizer_loader or (lambda: item_tokenizer(cfg)))()
@@ -91,9 +98,20 @@ def ensure_needles(cfg: RunConfig, tokenizer_loader: Callable[[], Any] | None = 
     return step.output
 
 
+def given_by_user(step: Step) -> bool:
+    """An item file with no completion marker was not built here: it is the user's (`--probes FILE`,
+    `eval.needle.output`), read as it is (any format `core.reader.read_rows` reads) and never rewritten.
+    Our builds always leave a marker (`write_items`)."""
+    if step.output.exists() and not step.marker.exists():
+        log.info("%s: no %s, so not built here: read as given", step.output, step.marker.name)
+        return True
+    return False
+
+
 def write_items(step: Step, items: list[Any], stats: dict[str, Any]) -> None:
-    """Replace the item file (atomically) and mark it complete with its stats and settings."""
-    step.unfinish()
+    """Replace the item file (atomically), then its marker: a build killed in between leaves the old
+    marker, whose settings differ, so the next run builds again (and a file without a marker is only
+    ever the user's)."""
     write_jsonl(step.output, (it.to_dict() for it in items))
     step.finish(stats)
 

@@ -5,9 +5,14 @@ The work is in one module per job: `longbench_data` (records, reading), `longben
 file format), `longbench_score` (metrics per task, result.json). Files follow LongBench's own layout,
 so its tools and ours read each other's output:
 
-    <data_dir>/<task>.jsonl             data (<task>_e.jsonl for LongBench-E)
-    <output_dir>/pred/<task>.jsonl      predictions (pred_e/ for -E)
-    <output_dir>/pred/result.json       scores, averages, counts and failures
+    <data_dir>/<task>.jsonl                          data (<task>_e.jsonl for LongBench-E)
+    <eval_dir>/<label>/longbench/pred/<task>.jsonl   one model's predictions (pred_e/ for -E)
+    <eval_dir>/<label>/longbench/pred/result.json    its scores, averages, counts and failures
+
+One folder per model (`labels.py`): the label is `--label`, else the model's last path component, and
+the folder's `model.json` names the model, so no run ever reads or reports another model's predictions.
+Generation length per task (`task_lengths`): `eval.generate.max_new_tokens` (`--max-new-tokens`) when
+set, else the task's entry of `eval.longbench.maxlen_file`, else LongBench's own (`DEFAULT_MAXLEN`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from longcurate.core.errors import UserError
 from longcurate.eval import metrics
 from longcurate.eval.generate import Generator, make_generator
+from longcurate.eval.labels import model_identity, results_folder
 from longcurate.eval.longbench_data import Failure, load_data, load_local
 from longcurate.eval.longbench_defaults import PROMPT_VERSION
 from longcurate.eval.longbench_predict import pred_dir_for, predict_longbench
@@ -52,27 +58,35 @@ def score_only(pred_dir: str | os.PathLike, *, output_dir: str | os.PathLike | N
 def generation_settings(cfg: RunConfig, model: str) -> dict[str, Any]:
     """What LongBench predictions depend on besides the prompt and its length: the request hash's settings."""
     g, lb = cfg.eval.generate, cfg.eval.longbench
-    return {"model": model, "backend": g.backend, "template": g.template, "decoding": "greedy",
+    return {**model_identity(model), "backend": g.backend, "template": g.template, "decoding": "greedy",
             "max_input_tokens": lb.max_input_tokens, "max_context": g.max_context}
 
 
-def run_longbench(cfg: RunConfig, *, model: str | None = None, generator: Generator | None = None,
-                  output_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
-    """Predict (resumable) and score LongBench for `model` (default: the run's model).
+def task_lengths(cfg: RunConfig, tasks: list[str]) -> dict[str, int]:
+    """Max new tokens per task: `eval.generate.max_new_tokens` (`--max-new-tokens`) when set, else the
+    task's entry of `eval.longbench.maxlen_file`, else LongBench's own."""
+    maxlens = load_maxlens(cfg.eval.longbench.maxlen_file)  # every known task has one (ours)
+    return {t: cfg.eval.generate.new_tokens(maxlens[t]) for t in tasks}
+
+
+def run_longbench(cfg: RunConfig, *, label: str | None = None, model: str | None = None,
+                  generator: Generator | None = None, progress: bool = True) -> dict[str, Any]:
+    """Predict (resumable) and score LongBench for `model` (default: the run's model) into
+    `<eval_dir>/<label>/longbench/` (label default: from the model's name).
 
     `generator` is built with `make_generator` when not given, and only when a prediction is missing
     or stale, so a finished run redoes nothing.
     """
     lb = cfg.eval.longbench
     model = model or cfg.model
-    out = Path(output_dir) if output_dir else Path(lb.output_dir) if lb.output_dir else cfg.layout().eval_dir / "longbench"
+    out = results_folder(cfg, label, model) / "longbench"
     limit = lb.limit if lb.limit is not None else cfg.eval.limit
     data_failures: list[Failure] = []
     data = load_data(lb, cfg.allow_download, data_failures, limit=limit)
-    prompts, maxlens = load_prompts(lb.prompt_file), load_maxlens(lb.maxlen_file)
+    prompts, maxlens = load_prompts(lb.prompt_file), task_lengths(cfg, list(data))
     for task in data:
-        if task not in prompts or task not in maxlens:
-            raise UserError(f"LongBench task {task!r} has no prompt template or max new tokens")
+        if task not in prompts:
+            raise UserError(f"LongBench task {task!r} has no prompt template")
     gen = generator if generator is not None else LazyGenerator(lambda: make_generator(cfg, model))
     pred_dir = pred_dir_for(out, lb.e)
     errors, stats = predict_longbench(data, pred_dir, gen, prompts=prompts, maxlens=maxlens,
@@ -80,12 +94,14 @@ def run_longbench(cfg: RunConfig, *, model: str | None = None, generator: Genera
                                       max_input_tokens=lb.max_input_tokens, progress=progress)
     result, failures = score_dir(pred_dir, e=lb.e, data=data, known_errors=errors, extra_failures=data_failures)
     result["model"] = model
+    result["label"] = out.parent.name
     result["prompt_version"] = PROMPT_VERSION if not lb.prompt_file else f"file:{lb.prompt_file}"
     result["max_input_tokens"] = lb.max_input_tokens
+    result["max_new_tokens"] = maxlens
     path = write_result(pred_dir, result, failures)
     result["_path"] = str(path)
     result["_stats"] = stats
     return result
 
 
-__all__ = ["score_only", "generation_settings", "run_longbench"]
+__all__ = ["score_only", "generation_settings", "task_lengths", "run_longbench"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.jsonl import RejectSink, read_jsonl
+from longcurate.core.jsonl import RejectSink
+from longcurate.core.reader import read_rows
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
 
@@ -34,7 +35,7 @@ class LongBenchItem:
     task: str
     input: str
     context: str
-    answers: list[str]
+    answers: list[str | int]  # integers as in passage_count's files (scored as their text)
     length: int | None = None
     all_classes: list[str] | None = None
 
@@ -72,27 +73,34 @@ class FailureSink(RejectSink):
         self.failures.append(Failure(self.task, reason, file, line, field_name, record_id))
 
 
-def _str_list(obj: dict[str, Any], key: str, *, required: bool) -> list[str] | None:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str_list(obj: dict[str, Any], key: str, *, required: bool, ints: bool = False) -> list[Any] | None:
+    """A list of strings (and, with `ints`, integers) under `key`; None when absent and not required."""
     value = obj.get(key)
     if value is None:
         if required:
             raise RecordError(key, "missing" if key not in obj else "is null")
         return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RecordError(key, f"must be a list of strings, got {type(value).__name__}")
+    if not isinstance(value, list) or not all(isinstance(v, str) or (ints and _is_int(v)) for v in value):
+        kinds = "strings or integers" if ints else "strings"
+        raise RecordError(key, f"must be a list of {kinds}, got {type(value).__name__}")
     return value
 
 
-def check_common(obj: dict[str, Any], task: str, need_length: bool) -> tuple[list[str], int | None, list[str] | None]:
-    """The fields data lines and prediction lines share: answers, length, all_classes."""
-    answers = _str_list(obj, "answers", required=True)
+def check_common(obj: dict[str, Any], task: str, need_length: bool) -> tuple[list[str | int], int | None, list[str] | None]:
+    """The fields data lines and prediction lines share: answers, length, all_classes. Answers may be
+    integers: passage_count's are in LongBench's files, and the official scorer compares `str(gt)`."""
+    answers = _str_list(obj, "answers", required=True, ints=True)
     if not answers:
         raise RecordError("answers", "is empty")
     length = obj.get("length")
     if length is None:
         if need_length:
             raise RecordError("length", "missing (LongBench-E buckets need it)")
-    elif isinstance(length, bool) or not isinstance(length, int):
+    elif not _is_int(length):
         raise RecordError("length", f"must be an integer, got {length!r}")
     all_classes = _str_list(obj, "all_classes", required=metrics.TASK_METRIC[task] is metrics.CLASSIFICATION)
     return answers, length, all_classes
@@ -152,7 +160,7 @@ def load_local(data_dir: str | os.PathLike, tasks: list[str], e: bool, failures:
         path = data_file(data_dir, task, e)
         if not path.exists():
             raise FileNotFoundError(f"LongBench data file not found: {path}")
-        rows = read_jsonl(path, FailureSink(task, failures))
+        rows = ((row.line, row.record) for row in read_rows(path, FailureSink(task, failures)))
         out[task] = read_items(rows, task, str(path), failures, e=e, limit=limit)
     return out
 
@@ -166,7 +174,7 @@ def _hf_rows(hf_dataset: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]
         ds = datasets.load_dataset(hf_dataset, name, split="test")
     except Exception as first:  # noqa: BLE001 - fall back to the raw files, and say why if that fails too
         log.info("load_dataset(%s, %s) failed (%s); reading the repository's data.zip", hf_dataset, name, first)
-        yield from read_jsonl(_hub_archive_file(hf_dataset, name, first))
+        yield from ((row.line, row.record) for row in read_rows(_hub_archive_file(hf_dataset, name, first)))
         return
     for i, row in enumerate(ds, start=1):
         yield i, dict(row)

@@ -1,10 +1,10 @@
 """LongBench predictions through the shared loop (`predict.py`), in LongBench's own file format.
 
-    <output_dir>/pred/<task>.jsonl    pred, answers, all_classes, length, _id, request_hash  (pred_e/ for -E)
+    <output_dir>/pred/<task>.jsonl    pred, answers, all_classes, length, _id, model, request_hash  (pred_e/ for -E)
 
-LongBench's tools read `pred`, `answers`, `all_classes` and `length` and ignore the rest; `_id` and
-`request_hash` make the file resumable: a prediction is redone when its prompt, its generation length
-or the generation settings change. Prompts are truncated in the middle to fit the model only when
+LongBench's tools read `pred`, `answers`, `all_classes` and `length` and ignore the rest; `model` names
+the model that made the line; `_id` and `request_hash` make the file resumable: a prediction is redone
+when its prompt, its generation length or the generation settings (the model among them) change. Prompts are truncated in the middle to fit the model only when
 something is left to predict (that needs the model's tokenizer), so a finished run loads nothing.
 """
 
@@ -85,7 +85,8 @@ def predict_longbench(data: dict[str, list[LongBenchItem]], pred_dir: str | os.P
         done = predict(
             generator, items, Path(pred_dir) / f"{task}.jsonl",
             request=lambda it, t=task: GenRequest(it.id, build_prompt(prompts[t], it), maxlens[t]),
-            record=prediction_line, settings=task_settings, key="_id",
+            record=lambda it, pred: {**prediction_line(it, pred), "model": settings["model"]},
+            settings=task_settings, key="_id",
             prepare=lambda r, t=task: fitter(r, t), chunk=chunk_size,
             desc=f"longbench {task}" if progress else None)
         stats["predicted"] += done.predicted

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import Rejects, read_jsonl, write_json
+from longcurate.core.jsonl import Rejects, write_json
+from longcurate.core.reader import read_rows
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
 from longcurate.eval.scoring import interval
@@ -61,7 +62,7 @@ def _read_predictions(task: str, pred_path: Path, items: list[LongBenchItem] | N
     item without a prediction is a failure (with the reason it failed this run, when known)."""
     rows: list[tuple[int, dict[str, Any]]] = []
     if pred_path.exists():
-        rows = list(read_jsonl(pred_path, FailureSink(task, failures)))
+        rows = [(row.line, row.record) for row in read_rows(pred_path, FailureSink(task, failures))]
     elif items is None:
         raise FileNotFoundError(f"prediction file not found: {pred_path}")
     if items is None:

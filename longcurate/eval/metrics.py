@@ -136,21 +136,35 @@ def retrieval_zh_score(prediction: str, ground_truth: str, **_: object) -> float
     return _number_share(prediction, _paragraph_id(ground_truth, r"段落(\d+)"))
 
 
-def count_score(prediction: str, ground_truth: str, **_: object) -> float:
-    """Share of the numbers in the prediction that equal the ground truth."""
+def count_score(prediction: str, ground_truth: str | int, **_: object) -> float:
+    """Share of the numbers in the prediction that equal the ground truth, compared as the official
+    scorer does: `str(number) == str(ground_truth)` (passage_count's answers are integers in LongBench's files)."""
     return _number_share(prediction, str(ground_truth))
 
 
-def code_sim_score(prediction: str, ground_truth: str, **_: object) -> float:
-    """Edit similarity of the first code line (no ```, #, //) with the ground truth; rapidfuzz ratio / 100."""
-    from rapidfuzz import fuzz
+def fuzz_ratio(s1: str, s2: str) -> int:
+    """fuzzywuzzy's `fuzz.ratio` (with python-Levenshtein): 100 for equal strings, 0 when one is empty,
+    else `int(round(100 * r))` with `r` the Indel similarity `(len1 + len2 - indel) / (len1 + len2)`.
+    An integer: Python's `round` (halves to even), as fuzzywuzzy's `utils.intr` rounds."""
+    from rapidfuzz.distance import Indel
 
+    if s1 == s2:
+        return 100
+    if not s1 or not s2:
+        return 0
+    total = len(s1) + len(s2)
+    return int(round(100 * ((total - Indel.distance(s1, s2)) / total)))
+
+
+def code_sim_score(prediction: str, ground_truth: str, **_: object) -> float:
+    """Edit similarity of the first code line (no ```, #, //) with the ground truth: the official
+    `fuzz.ratio(line, gt) / 100`, whose ratio is an integer percentage (`fuzz_ratio`)."""
     line = ""
     for candidate in prediction.lstrip("\n").split("\n"):
         if "`" not in candidate and "#" not in candidate and "//" not in candidate:
             line = candidate
             break
-    return fuzz.ratio(line, ground_truth) / 100
+    return fuzz_ratio(line, ground_truth) / 100
 
 
 # --- declarations ----------------------------------------------------------------------------
@@ -232,15 +246,17 @@ def metric_for(task: str) -> Metric:
         raise UserError(f"unknown LongBench task {task!r}; known: {', '.join(TASKS)}") from None
 
 
-def score_record(task: str, prediction: str, answers: Sequence[str],
+def score_record(task: str, prediction: str, answers: Sequence[str | int],
                  all_classes: Sequence[str] | None = None) -> float:
-    """One sample's score in [0, 1]: the best over its ground truths (after the first-line cut)."""
+    """One sample's score in [0, 1]: the best over its ground truths (after the first-line cut). An
+    integer ground truth (passage_count) is compared as its decimal text, `str(gt)`, as the official
+    `count_score` compares it."""
     metric = metric_for(task)
     if task in FIRST_LINE_TASKS:
         prediction = first_line(prediction)
     best = 0.0
     for gt in answers:
-        best = max(best, metric(prediction, gt, all_classes))
+        best = max(best, metric(prediction, str(gt), all_classes))
     return best
 
 

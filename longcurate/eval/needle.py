@@ -1,5 +1,6 @@
 """Needle in a haystack: one needle sentence at depth d% of a haystack of L tokens of corpus text,
-over a depth × length grid, scored by recall of the needle's key words.
+over a depth × length grid, scored by recall of the needle's key words, and optionally also rated 1-10
+by a judge (`eval.needle.judge`: LongAlign's needle rating, `judge_needles`).
 
 The haystack is text of the corpus's eval part (`sources.EvalCorpus`), never of the part synth trains
 on. Haystack sentences that contain any key word are left out, so a key word in the answer can only come
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
@@ -95,3 +97,57 @@ def build_needles(tokenizer, *, lengths: list[int], depths: list[float], needle:
                 question=question, key_words=list(key_words), needle_char=needle_char,
                 needle_token_fraction=round(bounds[gap] / max(1, total), 6), context_tokens=n_tokens))
     return items
+
+
+# --- LongAlign's judge rating (eval.needle.judge) ---------------------------------------------------
+
+NEEDLE_SYSTEM = "You are a helpful assistant."
+# LongAlign's Needle_test/eval.py: its criteria text (typo included) and its user template, verbatim.
+NEEDLE_CRITERIA = (
+    "For this evaluation, you should primarily consider the following criteria:\naccuracy: \n"
+    "    Score 1: The answer is completely unrelated to the reference.\n"
+    "    Score 3: The answer has minor relevance but does not align with the reference.\n"
+    "    Score 5: The answer has moderate relevance but contains inaccuracies.\n"
+    "    Score 7: The answer aligns with the reference but has minor omissions.\n"
+    "    Score 10: The answer is completely accurate and aligns perfectly with the reference.\n"
+    "    Only respond with a numberical score\n    \n")
+NEEDLE_TEMPLATE = (
+    "[Instruction]\nPlease act as an impartial judge and evaluate the quality of the response provided by an AI "
+    "assistant to the user question displayed below. {criteria}[Ground truth]\n{reference}\nBegin your evaluation "
+    "by providing a short explanation. Be as objective as possible. After providing your explanation, you must rate "
+    "the response on a scale of 1 to 10 by strictly following this format: \"[[rating]]\", for example: "
+    "\"Rating: [[5]]\".\n\n[Question]\n{input}\n\n[The Start of Assistant's Answer]\n{prediction}\n"
+    "[The End of Assistant's Answer]")
+
+
+def needle_judge_messages(question: str, needle: str, prediction: str) -> list[dict[str, str]]:
+    """LongAlign's needle rating request: the needle is the ground truth, the answer is stripped."""
+    user = NEEDLE_TEMPLATE.format(criteria=NEEDLE_CRITERIA, reference=needle, input=question,
+                                  prediction=prediction.strip())
+    return [{"role": "system", "content": NEEDLE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def judge_needles(cfg: Any, items: list[dict[str, Any]], results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Rate each predicted needle item 1-10 (`eval.judge`, LongAlign's first `[[n]]`) and add the grid of
+    mean ratings to `<out_dir>/results.json` under `judge`, beside the key-word recall."""
+    from longcurate.core.jsonl import read_valid_prefix, write_json
+    from longcurate.eval.judge import Judge, first_integer_rating, judge_cache, usage_total
+    from longcurate.eval.scoring import aggregate_needle
+
+    records, _ = read_valid_prefix(out_dir / "predictions.jsonl")
+    preds = {str(r["id"]): r["pred"] for r in records if isinstance(r, dict) and "id" in r and "pred" in r}
+    asked = [it for it in items if str(it["id"]) in preds]
+    with Judge(cfg.eval.judge, judge_cache(cfg)) as judge:
+        ratings = judge.rate_all([needle_judge_messages(it["question"], it["needle"], preds[str(it["id"])])
+                                  for it in asked], first_integer_rating, desc="needle judge")
+        stats = judge.stats()
+    rated = [{"length": it["length"], "depth": it["depth"], "score": r.value} for it, r in zip(asked, ratings)
+             if r.value is not None]
+    results["judge"] = {
+        **(aggregate_needle(rated) if rated else {"avg": None}), "scale": "judge rating 1-10 (LongAlign's needle rating)",
+        "n_rated": len(rated), "n_failed": sum(r.status == "failed" for r in ratings),
+        "n_pending": sum(r.status == "pending" for r in ratings), "judge": stats, "usage": usage_total(ratings),
+        "ratings": [{"id": it["id"], "rating": r.value, "status": r.status, "reply": r.reply,
+                     **({"error": r.error} if r.error else {})} for it, r in zip(asked, ratings)]}
+    write_json(out_dir / "results.json", results)
+    return results

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.completion import Step
 from longcurate.core.engine import ScoreItem
-from longcurate.core.jsonl import RejectSink, Rejects, read_json_if_valid, read_records, write_json, write_jsonl
+from longcurate.core.jsonl import RejectSink, Rejects, read_json_if_valid, write_json, write_jsonl
 from longcurate.core.prompts import user_prompt
+from longcurate.core.reader import read_parsed
 from longcurate.core.records import Sample
 from longcurate.eval.generate import prompt_ids
 from longcurate.eval.predict import Failed
@@ -55,7 +56,7 @@ class AnswerItem:
 def probe_items(path: str | Path, rejects: RejectSink, limit: int | None = None) -> list[AnswerItem]:
     """The probe file's items: the answer given the probe's context and instruction."""
     out = []
-    for _, p in read_records(path, Probe.from_dict, rejects):
+    for _, p in read_parsed(path, Probe.from_dict, rejects):
         out.append(AnswerItem(p.id, "probe", p.task, p.key_token_fraction, user_prompt(p.context, p.instruction),
                               p.answer))
         if limit is not None and len(out) >= limit:
@@ -75,7 +76,7 @@ def evidence_position(s: Sample) -> float | None:
 def heldout_items(path: str | Path, rejects: RejectSink, limit: int | None = None) -> list[AnswerItem]:
     """The held-out samples: the response given context and instruction."""
     out = []
-    for _, s in read_records(path, Sample.from_dict, rejects):
+    for _, s in read_parsed(path, Sample.from_dict, rejects):
         out.append(AnswerItem(s.id, "heldout", s.kind, evidence_position(s), user_prompt(s.context, s.instruction),
                               s.response))
         if limit is not None and len(out) >= limit:

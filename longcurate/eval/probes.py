@@ -186,7 +186,14 @@ def database_units(n: int, rng: random.Random, corpus: sources.EvalCorpus) -> li
     return out
 
 
-def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: sources.EvalCorpus) -> list[Unit]:
+def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: sources.EvalCorpus,
+               pieces: str | None = None) -> list[Unit]:
+    """`n` units of a task: from FILM's raw pieces in `pieces` (a folder) when given, else from the
+    corpus (document, database) and the standard library (code)."""
+    if pieces is not None and task in TASKS:
+        from longcurate.eval.pieces import draw
+
+        return [Unit(*u) for u in draw(pieces, task, n, rng)]
     if task == "document":
         return document_units(n, rng, corpus)
     if task == "code":
@@ -197,7 +204,8 @@ def make_units(task: str, n: int, rng: random.Random, seed: int, corpus: sources
 
 
 def draw_units(task: str, context_tokens: int, num_positions: int, rng: random.Random, seed: int,
-               corpus: sources.EvalCorpus, count: Callable[[list[str]], list[int]]) -> list[Unit]:
+               corpus: sources.EvalCorpus, count: Callable[[list[str]], list[int]],
+               pieces: str | None = None) -> list[Unit]:
     """About twice the text a context holds, one unit per answer. When the units are too long on
     average for the context to hold one per position (standard-library functions, ~120 tokens, in a
     1,536-token context with 16 positions), those over 0.9 × context_tokens / num_positions are left out."""
@@ -205,7 +213,7 @@ def draw_units(task: str, context_tokens: int, num_positions: int, rng: random.R
     units: list[Unit] = []
     limit, tokens, n = float("inf"), 0, max(8, 2 * context_tokens // TOKENS_PER_UNIT[task])
     for attempt in range(3):  # the first draw measures the unit size; the others make up the rest
-        drawn = make_units(task, n, rng, seed + 500 * attempt, corpus)
+        drawn = make_units(task, n, rng, seed + 500 * attempt, corpus, pieces)
         sizes = count([u.text + sep for u in drawn])
         if attempt == 0 and sizes and sum(sizes) / len(sizes) * num_positions > 0.9 * context_tokens:
             limit = 0.9 * context_tokens / num_positions
@@ -301,15 +309,16 @@ def token_counter(tokenizer) -> Callable[[list[str]], list[int]]:
 
 def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int, num_sets: int, seed: int,
                corpus: sources.EvalCorpus = sources.EvalCorpus(), on_skip: Callable[[str, str], None] | None = None,
-               stats: BuildStats | None = None) -> list[Probe]:
-    """All probes of one task: `num_sets` contexts × `num_positions` keys (minus ambiguous ones)."""
+               stats: BuildStats | None = None, pieces: str | None = None) -> list[Probe]:
+    """All probes of one task: `num_sets` contexts × `num_positions` keys (minus ambiguous ones);
+    units from FILM's raw pieces when `pieces` names their folder."""
     count = token_counter(tokenizer)
     sep = SEPARATORS[task]
     stats = stats if stats is not None else BuildStats()
     out: list[Probe] = []
     for set_id in range(num_sets):
         rng = random.Random(f"{seed}:{task}:{set_id}")
-        units = draw_units(task, context_tokens, num_positions, rng, seed * 1000 + set_id, corpus, count)
+        units = draw_units(task, context_tokens, num_positions, rng, seed * 1000 + set_id, corpus, count, pieces)
         asked = {id(u) for u in held_out(units, corpus)}
         kept, lengths = fill_context(units, asked, sep, context_tokens, count, rng)
         while True:  # tokens merge across unit boundaries: trim until the real count fits
@@ -350,15 +359,20 @@ def build_task(task: str, tokenizer, *, context_tokens: int, num_positions: int,
 def build_probes(tokenizer, *, tasks: list[str] | tuple[str, ...] = TASKS, context_tokens: int = 2048,
                  num_positions: int = 4, num_sets: int = 1, seed: int = 0,
                  corpus: sources.EvalCorpus = sources.EvalCorpus(),
-                 on_skip: Callable[[str, str], None] | None = None) -> tuple[list[Probe], BuildStats]:
+                 on_skip: Callable[[str, str], None] | None = None, pieces: str | None = None,
+                 task_positions: dict[str, int] | None = None) -> tuple[list[Probe], BuildStats]:
+    """Every task's probes; `task_positions` gives a task its own number of positions (FILM's database
+    task has 750 where the others have 800), `pieces` FILM's raw pieces as the units."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise UserError(f"unknown probe task(s) {unknown}; known: {', '.join(TASKS)}")
-    if context_tokens < 64 or num_positions < 1 or num_sets < 1:
+    positions = {t: int((task_positions or {}).get(t, num_positions)) for t in tasks}
+    if context_tokens < 64 or min(positions.values(), default=1) < 1 or num_sets < 1:
         raise UserError("need context_tokens >= 64, num_positions >= 1, num_sets >= 1")
     stats = BuildStats()
     items: list[Probe] = []
     for task in tasks:
-        items.extend(build_task(task, tokenizer, context_tokens=context_tokens, num_positions=num_positions,
-                                num_sets=num_sets, seed=seed, corpus=corpus, on_skip=on_skip, stats=stats))
+        items.extend(build_task(task, tokenizer, context_tokens=context_tokens, num_positions=positions[task],
+                                num_sets=num_sets, seed=seed, corpus=corpus, on_skip=on_skip, stats=stats,
+                                pieces=pieces))
     return items, stats

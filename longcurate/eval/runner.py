@@ -9,10 +9,12 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from longcurate.core.jsonl import Rejects, read_records, rejected_path, write_json
+from longcurate.core.jsonl import Rejects, rejected_path, write_json
+from longcurate.core.reader import read_parsed
 from longcurate.core.prompts import user_prompt
 from longcurate.core.records import RecordError
 from longcurate.eval.generate import GenRequest, Generator
+from longcurate.eval.labels import model_identity
 from longcurate.eval.predict import Failed, predict
 from longcurate.eval.scoring import aggregate_needle, aggregate_probes, needle_recall, score_probe
 
@@ -21,19 +23,15 @@ log = logging.getLogger("longcurate.eval")
 
 def load_items(path: str | Path, parse: Callable[[dict[str, Any]], Any] | None = None,
                limit: int | None = None, rejects_path: str | Path | None = None) -> tuple[list[dict[str, Any]], Rejects]:
-    """Read an items file; malformed lines (bad JSON, or `parse` raising) are quarantined in
-    `rejects_path` (default `<file>.read.rejected.jsonl`) with file, line and field, and the rest go on.
-    Items are the raw objects: `parse` only validates."""
-    def check(obj: dict[str, Any]) -> dict[str, Any]:
-        if parse is not None:
-            parse(obj)
-        return obj
-
+    """Read an items file (any record file `core.reader.read_rows` reads: JSONL, JSON, Parquet, a
+    datasets folder); malformed records (bad JSON, or `parse` raising) are quarantined in `rejects_path`
+    (default `<file>.read.rejected.jsonl`) with file, line and field, and the rest go on. Items are the
+    raw objects: `parse` only validates."""
     path = Path(path)
     rejects = Rejects(Path(rejects_path) if rejects_path else rejected_path(path.with_name(path.stem + ".read.jsonl")))
     items = []
-    for _, obj in read_records(path, check, rejects):
-        items.append(obj)
+    for row, _ in read_parsed(path, parse or (lambda obj: obj), rejects):
+        items.append(row.record)
         if limit is not None and len(items) >= limit:
             break  # lines after the limit are not read (nor quarantined)
     rejects.close()
@@ -62,7 +60,7 @@ def _finish(kind: str, out_dir: Path, model: str, scored: list[dict[str, Any]], 
 
 
 def _settings(model: str, meta: dict[str, Any] | None) -> dict[str, Any]:
-    return {"model": model, **((meta or {}).get("generation") or {})}
+    return {**model_identity(model), **((meta or {}).get("generation") or {})}
 
 
 def _scored(fields: tuple[str, ...], score: Callable[[dict[str, Any], str], float]) -> Callable[[dict[str, Any], str], dict[str, Any]]:

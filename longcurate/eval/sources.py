@@ -3,7 +3,8 @@ Python functions from the installed standard library (read with `ast`, never imp
 
 Articles come from the one reader of the bundled summaries (`core.wiki`), sentences from the one
 splitter (`core.text.split_sentences`), so synth and eval cut the same text the same way. A user
-corpus is a JSON file in the bundled format, or a JSONL file of {id?, title, text, description?} lines.
+corpus is a JSON file in the bundled format, or records of {id?, title, text, description?} (JSONL,
+Parquet, a datasets folder).
 
 Held out from training: when synth may read the same corpus (`core.holdout.partitioned`), eval reads
 only the documents of its part (`EvalCorpus`), and the probe builder also drops any answer or key that
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 from longcurate.core.bundled import WIKI_ALIAS
 from longcurate.core.errors import UserError
 from longcurate.core.holdout import HoldoutConfig, keeps, partitioned
-from longcurate.core.jsonl import read_jsonl
+from longcurate.core.reader import SUFFIXES, read_rows
 from longcurate.core.text import split_sentences
 from longcurate.core.wiki import read_wiki_summaries
 
@@ -74,10 +75,12 @@ class EvalCorpus:
         return {"corpus": self.path, "holdout": part}
 
 
-def _jsonl_articles(path: Path) -> Iterator[Article]:
-    """A user corpus in JSONL: one {id?, title, text (or extract), description?} object per line; the
-    document id is `id`, else `<file name>:<line>` (as synth's reader names it)."""
-    for lineno, obj in read_jsonl(path):
+def _record_articles(path: Path) -> Iterator[Article]:
+    """A user corpus of records (JSONL, Parquet, a datasets folder: `core.reader.read_rows`): one
+    {id?, title, text (or extract), description?} per record; the document id is `id`, else
+    `<file name>:<line>` (as synth's reader names it)."""
+    for row in read_rows(path):
+        lineno, obj = row.line, row.record
         title, text = obj.get("title"), obj.get("text") or obj.get("extract") or ""
         if title is None or not isinstance(text, str):
             raise UserError(f"{path}:{lineno}: bad corpus record; need title and text")
@@ -92,8 +95,8 @@ def _articles(corpus: str) -> Iterator[Article]:
         path = Path(corpus)
         if not path.exists():
             raise FileNotFoundError(f"corpus not found: {path}")
-        if path.suffix == ".jsonl":
-            yield from _jsonl_articles(path)
+        if path.suffix in SUFFIXES and path.suffix != ".json" or path.is_dir():
+            yield from _record_articles(path)
             return
     for a in read_wiki_summaries(path):
         yield Article(a.doc_id, a.title, a.text, a.description)
@@ -105,7 +108,7 @@ def load_articles(corpus: str = WIKI_ALIAS) -> tuple[Article, ...]:
     file's order); the first of two articles with the same title wins.
 
     `corpus` is the bundled alias, a JSON dict title -> {title, extract, description} (the bundled
-    format), or a JSONL file of {id?, title, text, description?} objects."""
+    format), or records of {id?, title, text, description?} (JSONL, Parquet, a datasets folder)."""
     out: dict[str, Article] = {}
     try:
         for a in _articles(corpus):

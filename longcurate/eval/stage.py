@@ -6,10 +6,12 @@ Paths come from the run's layout (`cfg.layout()`): under `eval_dir` (default `<o
     probes.jsonl (+ .done)         the probe items, shared by every model (`items.py`)
     needle.jsonl (+ .done)         the needle items
     contamination.json (+ .done)   which items' answers, keys or needles the training data contains
+    <label>/model.json             the model whose results the folder holds (`labels.py`: one model per label)
     <label>/probes/{predictions.jsonl,results.json}
     <label>/needle/{predictions.jsonl,results.json}
     <label>/nll/{items.jsonl,results.json}   when "nll" is in eval.run (`nll.py`)
     <label>/longbench/...          when "longbench" is in eval.run and eval.longbench.data_dir is set
+    <label>/longbench-chat/{pred.jsonl,result.json}   when "longbench-chat" is in eval.run (`longbench_chat.py`)
     report.md, plots/*.png         the contamination line first, every figure with its 95% interval
 and the stage's manifest at `<output_dir>/eval.manifest.json`.
 
@@ -35,6 +37,7 @@ from longcurate.core.layout import model_label
 from longcurate.core.runinfo import write_manifest
 from longcurate.eval.generate import Generator, make_generator
 from longcurate.eval.items import build_items, ensure_needles, ensure_probes
+from longcurate.eval.labels import results_folder
 from longcurate.eval.predict import LazyGenerator
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("longcurate.eval")
 
-RUN_KINDS = ("probes", "needle", "nll", "longbench")
+RUN_KINDS = ("probes", "needle", "nll", "longbench", "longbench-chat")
 
 
 def resolve_models(cfg: RunConfig) -> list[tuple[str, str]]:
@@ -79,26 +82,35 @@ def local_generator(cfg: RunConfig, model: str, gen: Generator) -> Any:
 
 def evaluate_model(cfg: RunConfig, label: str, model: str, generator: Generator | None = None,
                    what: list[str] | None = None) -> dict[str, Any]:
-    """Run probes / needle / nll (/ longbench) for one model into `<eval_dir>/<label>/`."""
+    """Run probes / needle / nll (/ longbench, longbench-chat) for one model into `<eval_dir>/<label>/`."""
     from longcurate.eval.probes import Probe
     from longcurate.eval.runner import check_needle, load_items, run_needle, run_probes
 
     what = list(what or cfg.eval.run)
     gen = generator if generator is not None else LazyGenerator(lambda: make_generator(cfg, model))
-    out = cfg.layout().eval_model(label)
+    out = results_folder(cfg, label, model)
     g = cfg.eval.generate
     stats: dict[str, Any] = {"model": model}
-    meta = {"generation": {"backend": g.backend, "template": g.template, "max_new_tokens": g.max_new_tokens,
-                           "decoding": "greedy"}}
+
+    def meta(max_new_tokens: int) -> dict[str, Any]:
+        return {"generation": {"backend": g.backend, "template": g.template, "max_new_tokens": max_new_tokens,
+                               "decoding": "greedy"}}
+
     if "probes" in what:
         items, rej = load_items(ensure_probes(cfg), Probe.from_dict, cfg.eval.limit, out / "probes" / "items.rejected.jsonl")
-        res = run_probes(gen, items, out / "probes", model=model, span=cfg.eval.probes.span,
-                         max_new_tokens=g.max_new_tokens, meta=meta)
+        n = g.new_tokens(cfg.eval.probes.max_new_tokens)
+        res = run_probes(gen, items, out / "probes", model=model, span=cfg.eval.probes.span, max_new_tokens=n,
+                         meta=meta(n))
         stats["probes"] = {"all": res.get("all"), "n_scored": res["n_scored"], "n_failed": res["n_failed"],
                            "n_rejected": rej.total}
     if "needle" in what:
         items, rej = load_items(ensure_needles(cfg), check_needle, cfg.eval.limit, out / "needle" / "items.rejected.jsonl")
-        res = run_needle(gen, items, out / "needle", model=model, max_new_tokens=g.max_new_tokens, meta=meta)
+        n = g.new_tokens(cfg.eval.needle.max_new_tokens)
+        res = run_needle(gen, items, out / "needle", model=model, max_new_tokens=n, meta=meta(n))
+        if cfg.eval.needle.judge:  # LongAlign's 1-10 judge rating, beside the key-word recall
+            from longcurate.eval.needle import judge_needles
+
+            res = judge_needles(cfg, items, res, out / "needle")
         stats["needle"] = {"avg": res["avg"], "mean": res.get("mean"), "n_scored": res["n_scored"],
                            "n_failed": res["n_failed"], "n_rejected": rej.total}
     if "nll" in what:
@@ -114,8 +126,13 @@ def evaluate_model(cfg: RunConfig, label: str, model: str, generator: Generator 
         else:
             from longcurate.eval.longbench import run_longbench
 
-            res = run_longbench(cfg, model=model, generator=gen, output_dir=out / "longbench")
+            res = run_longbench(cfg, label=label, model=model, generator=gen)
             stats["longbench"] = {"average": res.get("average"), "failures": res.get("num_failures")}
+    if "longbench-chat" in what:
+        from longcurate.eval.longbench_chat import run_longbench_chat
+
+        res = run_longbench_chat(cfg, label=label, model=model, generator=gen)
+        stats["longbench-chat"] = {k: res[k] for k in ("score", "n_rated", "n_failed", "n_pending", "n_missing")}
     return stats
 
 

@@ -147,8 +147,11 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
                          description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
                                      "cam-only, length, ifd, perplexity. Positional KEY=VALUE overrides are accepted too.")
-    p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML config")
-    p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE", help="budgets and config overrides")
+    p.add_argument("--config", "-c", metavar="FILE.yaml",
+                   help="YAML config: a file, or the name of a bundled one (default: none: the built-in defaults)")
+    p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE",
+                   help="budgets and config overrides, e.g. 1000 0.1 select.baselines=[random,length] "
+                        "(default: select.budgets)")
     _input(p, "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")

@@ -68,5 +68,5 @@ def _register_run(verbs) -> None:
     add_flag(p, "--seed", "seed", "random seed", type=int, metavar="S")
     add_switch(p, "--retry-failed", "synth.retry_failed", "also redo the samples the endpoint refused (HTTP 4xx "
                "other than 429) in an earlier run, even when that run finished")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     p.set_defaults(func=_cmd_run)

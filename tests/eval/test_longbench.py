@@ -65,14 +65,14 @@ def pred_dir(tmp_path: Path) -> Path:
         pred("Human", ["Location"], classes=TREC_CLASSES),  # 0
     ])  # 62.5
     write_jsonl(d / "passage_count.jsonl", [pred("7", ["7"]), pred("7 or 10", ["7"])])  # 75.0
-    write_jsonl(d / "lcc.jsonl", [pred("return x", ["return y"]), pred("\n```\nfoo()\n```", ["foo()"])])  # 93.75
+    write_jsonl(d / "lcc.jsonl", [pred("return x", ["return y"]), pred("\n```\nfoo()\n```", ["foo()"])])  # 94.0: fuzz.ratio is an integer, 88
     write_jsonl(d / "gov_report.jsonl", [pred("quick brown fox", ["quick brown fox"]),
                                         pred("a quick brown fox", ["quick brown dog jumps"])])  # 75.0
     (d / "notes.jsonl").write_text("not a task file\n")  # ignored: not a task name
     return d
 
 
-EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage_count": 75.0, "lcc": 93.75}
+EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage_count": 75.0, "lcc": 94.0}
 
 
 def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
@@ -83,13 +83,13 @@ def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
     # two items scoring 1 and 0.5: the resampled means are 0.5, 0.75, 1 (1/4, 1/2, 1/4): [50, 100]
     for task in ("passage_count", "gov_report"):
         assert intervals[task] == {"mean": 75.0, "low": 50.0, "high": 100.0, "n": 2}
-    assert intervals["lcc"] == {"mean": 93.75, "low": 87.5, "high": 100.0, "n": 2}
+    assert intervals["lcc"] == {"mean": 94.0, "low": 88.0, "high": 100.0, "n": 2}
     assert result == {
         "benchmark": "LongBench",
         "scores": EXPECTED_SCORES,
-        "average": 72.36,  # (55.56 + 75 + 62.5 + 75 + 93.75) / 5
+        "average": 72.41,  # (55.56 + 75 + 62.5 + 75 + 94) / 5
         "categories": {"multi-doc QA": 55.56, "summarization": 75.0, "few-shot": 62.5, "synthetic": 75.0,
-                       "code": 93.75},
+                       "code": 94.0},
         "metrics": {"hotpotqa": {"metric": "qa_f1", "aggregation": "mean", "higher_is_better": True},
                     "gov_report": {"metric": "rouge_l", "aggregation": "mean", "higher_is_better": True},
                     "trec": {"metric": "classification", "aggregation": "mean", "higher_is_better": True},
@@ -113,8 +113,8 @@ def test_score_only_output_dir_and_task_filter(pred_dir: Path, tmp_path: Path):
     out = tmp_path / "elsewhere"
     assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(out), "--tasks", "lcc,trec"]) == 0
     result = read_result(out)
-    assert result["scores"] == {"lcc": 93.75, "trec": 62.5}
-    assert result["average"] == 78.12  # (93.75 + 62.5) / 2 = 78.125, rounded half to even by round()
+    assert result["scores"] == {"lcc": 94.0, "trec": 62.5}
+    assert result["average"] == 78.25  # (94 + 62.5) / 2
     assert not (pred_dir / "result.json").exists()
 
 
@@ -334,7 +334,7 @@ def run_setup(tmp_path: Path):
     cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"),
                             "eval": {"longbench": {"data_dir": str(data), "tasks": ["hotpotqa", "trec"]}}})
     answers = {"h1": "Paris", "h2": "Rome", "h3": "Bergen", "t1": "Location\nHuman", "t2": "Entity"}
-    return cfg, answers, tmp_path / "run" / "eval" / "longbench" / "pred"
+    return cfg, answers, tmp_path / "run" / "eval" / "smollm2-135m-instruct" / "longbench" / "pred"  # the label: the model's name
 
 
 def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
@@ -366,7 +366,7 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     h1_item = LongBenchItem("h1", "hotpotqa", "Capital of France?", LONG, ["Paris"], 500)
     h1_hash = request_hash(build_prompt(load_prompts()["hotpotqa"], h1_item), 32, generation_settings(cfg, cfg.model))
     assert lines[0] == {"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 500, "_id": "h1",
-                        "request_hash": h1_hash}
+                        "model": cfg.model, "request_hash": h1_hash}
     assert result["scores"] == {"hotpotqa": 50.0, "trec": 50.0}  # trec: first line "Location" 1, "Entity" 0
     assert result["counts"]["hotpotqa"] == {"scored": 2, "failed": 1}
     (f,) = result["failures"]["hotpotqa"]
@@ -419,8 +419,10 @@ def test_changed_prompt_or_model_redoes_only_what_it_changes(run_setup, tokenize
     assert [(x["_id"], x["pred"]) for x in lines] == [("h1", "Paris"), ("h2", "Milan"), ("h3", "Bergen")]
     assert result["_stats"]["predicted"] == 3 and result["_stats"]["skipped"] == 2
     gen = FakeGenerator(tokenizer, answers)
-    run_longbench(cfg, model="another-model", generator=gen, progress=False)
-    assert len(gen.seen) == 5  # another model: every prediction is stale
+    result = run_longbench(cfg, model="another-model", generator=gen, progress=False)
+    assert len(gen.seen) == 5  # another model: its own folder, every prediction made for it
+    assert Path(result["_path"]).parent == pred_dir.parents[2] / "another-model" / "longbench" / "pred"
+    assert (pred_dir / "trec.jsonl").read_bytes() == trec  # the first model's predictions are untouched
 
 
 def test_a_prediction_file_without_ids_is_not_overwritten(run_setup, tokenizer):
@@ -463,7 +465,7 @@ def test_run_with_the_real_hf_generator(run_setup, tokenizer, smollm2):
     from longcurate.eval.hf_backend import HFGenerator
 
     cfg, _, pred_dir = run_setup
-    maxlen = pred_dir.parents[3] / "maxlen.json"
+    maxlen = pred_dir.parents[4] / "maxlen.json"
     maxlen.write_text(json.dumps({"hotpotqa": 8, "trec": 4}))  # short answers keep the test quick
     cfg.eval.longbench.maxlen_file = str(maxlen)
     gen = HFGenerator(smollm2, tokenizer, template="chat", batch_size=2, max_context=200, progress=False)
@@ -489,12 +491,13 @@ def test_cli_run_mode_with_smollm2(tmp_path: Path):
     argv = ["--data-dir", str(data), "--output-dir", str(out), "--limit", "1", "--backend", "hf",
             "--model", "smollm2-135m-instruct", f"eval.longbench.maxlen_file={maxlen}", "eval.generate.dtype=float32"]
     assert run_cli(argv) == 0
-    result = read_result(out / "pred")
+    pred_dir = out / "smollm2-135m-instruct" / "longbench" / "pred"
+    result = read_result(pred_dir)
     assert result["counts"] == {"passage_count": {"scored": 1, "failed": 0}}
-    assert result["model"] == "smollm2-135m-instruct"
-    first = (out / "pred" / "result.json").read_bytes()
+    assert result["model"] == "smollm2-135m-instruct" and result["label"] == "smollm2-135m-instruct"
+    first = (pred_dir / "result.json").read_bytes()
     assert run_cli(argv) == 0  # nothing left to predict: same bytes
-    assert (out / "pred" / "result.json").read_bytes() == first
+    assert (pred_dir / "result.json").read_bytes() == first
 
 
 def test_tasks_whose_metrics_point_in_opposite_directions_are_not_averaged(monkeypatch):

@@ -95,7 +95,7 @@ def _record(i: int, description: str) -> probes.Unit:
 def test_ambiguous_key_is_skipped_and_counted(tokenizer, monkeypatch):
     units = [_record(i, f"thing number {i}") for i in range(6)]
     units[5] = _record(5, "successor of Q1000003")  # Q1000003 now occurs twice
-    monkeypatch.setattr(probes, "make_units", lambda task, n, rng, seed, corpus: list(units))
+    monkeypatch.setattr(probes, "make_units", lambda task, n, rng, seed, corpus, pieces=None: list(units))
     skipped = []
     items, stats = probes.build_probes(tokenizer, tasks=["database"], context_tokens=512, num_positions=6,
                                        seed=1, on_skip=lambda pid, r: skipped.append((pid, r)))

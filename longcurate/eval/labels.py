@@ -1,0 +1,68 @@
+"""Eval results are keyed by model: one folder per label, owned by one model.
+
+`<eval_dir>/<label>/` holds every result of one model (probes/, needle/, nll/, longbench/, ...) and
+`<eval_dir>/<label>/model.json` names that model. The label is `--label`, else `model_label(model)`
+(the last path component), or the stage's `checkpoint` / `base`. A command that would put another
+model's results into a label's folder stops with a `UserError` naming both models, instead of
+replacing (or, worse, reusing) the first model's predictions.
+
+Inside a folder, a prediction line is reused only for the same request: its hash covers the prompt,
+the generation length and the settings, among them `model_identity(model)`: the model's name and,
+for a model a longcurate step made (a folder with a `.done` marker, such as the trained checkpoint),
+that step's settings, so a checkpoint trained again in place with other settings is predicted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from longcurate.core.errors import UserError
+from longcurate.core.jsonl import done_marker, dumps, read_json_if_valid, write_json
+from longcurate.core.layout import model_label
+
+if TYPE_CHECKING:
+    from longcurate.config import RunConfig
+
+OWNER_FILE = "model.json"
+
+
+def model_identity(model: str) -> dict[str, Any]:
+    """What names a model in a prediction's request hash: `{"model": name}`, plus `made_with` (a digest
+    of the settings in its `<folder>.done` marker) for a model folder a longcurate step finished."""
+    ident: dict[str, Any] = {"model": model}
+    marker = read_json_if_valid(done_marker(model)) if model and Path(model).is_dir() else None
+    if isinstance(marker, dict) and isinstance(marker.get("params"), dict):
+        ident["made_with"] = hashlib.sha256(dumps(marker["params"]).encode("utf-8")).hexdigest()[:16]
+    return ident
+
+
+def owner_name(model: str) -> str:
+    """The model as its folder records it: a local path made absolute (two spellings of one folder are
+    one model), anything else (an alias, a Hub id) as given."""
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else model
+
+
+def claim(folder: Path, model: str) -> Path:
+    """`folder` (one label's results) for `model`: recorded in its `model.json` on first use; a folder
+    that holds another model's results raises a UserError."""
+    owner = folder / OWNER_FILE
+    recorded = read_json_if_valid(owner)
+    name = owner_name(model)
+    if isinstance(recorded, dict) and recorded.get("model") == name:
+        return folder
+    if isinstance(recorded, dict) and recorded.get("model"):
+        raise UserError(f"{folder} holds the results of {recorded['model']}, not of {model}: give this model's "
+                        f"results another --label (or delete {folder} to evaluate {model} there)")
+    write_json(owner, {"model": name})
+    return folder
+
+
+def results_folder(cfg: RunConfig, label: str | None, model: str) -> Path:
+    """`<eval_dir>/<label>/`, claimed for `model` (label default: `model_label(model)`)."""
+    return claim(cfg.layout().eval_model(label or model_label(model)), model)
+
+
+__all__ = ["OWNER_FILE", "model_identity", "owner_name", "claim", "results_folder"]
