@@ -10,9 +10,8 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Protocol, TypeVar
+from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 
-T = TypeVar("T")
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -221,26 +220,6 @@ def reject(rejects: RejectSink | None, reason: str, *, file: str | os.PathLike |
         raise ValueError(f"{where}: {field}{reason}" + (f" (id {record_id})" if record_id else ""))
     rejects.add(reason, file=None if file is None else str(file), line=line, field_name=field_name,
                 record_id=record_id, raw=raw)
-
-
-def _record_id(obj: dict[str, Any]) -> str | None:
-    return str(obj.get("id")) if obj.get("id") is not None else None
-
-
-def read_records(path: str | os.PathLike, parse: Callable[[dict[str, Any]], T],
-                 rejects: RejectSink | None = None) -> Iterator[tuple[int, T]]:
-    """Read and validate: `parse` raises (RecordError or ValueError) for a bad record, which is
-    quarantined with file, line and field."""
-    from longcurate.core.records import RecordError
-
-    for lineno, obj in read_jsonl(path, rejects):
-        try:
-            yield lineno, parse(obj)
-        except RecordError as e:
-            reject(rejects, e.reason, file=path, line=lineno,
-                   field_name=e.field, record_id=_record_id(obj))
-        except (ValueError, TypeError, KeyError, OverflowError) as e:
-            reject(rejects, f"invalid record: {e}", file=path, line=lineno, record_id=_record_id(obj))
 
 
 def read_valid_prefix(path: str | os.PathLike, pick: Callable[[Any], Any] | None = None) -> tuple[list[Any], int]:

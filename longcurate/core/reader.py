@@ -91,11 +91,12 @@ def read_rows(source: str | os.PathLike, rejects: RejectSink | None = None, *, s
         raise FileNotFoundError(2, f"input not found{hint}", str(source))
 
 
-def read_parsed(path: str | Path, parse: Callable[[dict[str, Any]], T], rejects: RejectSink | None) -> Iterator[tuple[Row, T]]:
+def read_parsed(path: str | Path, parse: Callable[[dict[str, Any]], T], rejects: RejectSink | None,
+                allow_download: bool = False) -> Iterator[tuple[Row, T]]:
     """Each record of `path` (`core.reader.read_rows`) that `parse` accepts, with what it made; a record
     it rejects (RecordError, or ValueError and kin for a mistyped value) is quarantined with file, line
     and field, and the rest go on. What each stage's record parser reads through."""
-    for row in read_rows(path, rejects):
+    for row in read_rows(path, rejects, allow_download=allow_download):
         rid = row.record.get("id")
         rid = None if rid is None else str(rid)
         try:

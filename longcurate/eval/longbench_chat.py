@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import Rejects, read_records, rejected_path, write_json
+from longcurate.core.jsonl import Rejects, rejected_path, write_json
+from longcurate.core.reader import read_parsed
 from longcurate.core.records import RecordError
 from longcurate.eval.judge import Judge, Rating, judge_cache, last_bracket_rating, usage_total
 
@@ -114,9 +115,9 @@ def read_predictions(path: Path, cases: list[ChatCase], rejects: Rejects) -> dic
     if not path.exists():
         raise FileNotFoundError(2, "prediction file not found", str(path))
     out: dict[int, str] = {}
-    for line, (idx, pred) in read_records(path, parse, rejects):
+    for row, (idx, pred) in read_parsed(path, parse, rejects):
         if idx in out:
-            rejects.add("repeated idx (the first is rated)", file=str(path), line=line, field_name="idx",
+            rejects.add("repeated idx (the first is rated)", file=str(path), line=row.line, field_name="idx",
                         record_id=str(idx))
         else:
             out[idx] = pred

@@ -1,10 +1,11 @@
 """The eval report: Markdown tables and PNG plots over one or more models' result folders.
 
 A model's folder holds `probes/results.json`, `needle/results.json` and `nll/results.json` (what the
-eval verbs write); LongBench results (`longbench/result.json`) are tabulated when present. The
-contamination check's line comes first; every figure is a mean over items with its 95% bootstrap
-interval (`core.stats`), except the position gaps and the needle grid's cells, which are marked
-descriptive. Plots (`plots.py`): score vs key position per probe task, the needle heatmap and the
+eval verbs write); LongBench results (`longbench/result.json`), LongBench-Chat's (`longbench-chat/
+result.json`) and the needle's judge rating (`eval needle --judge`: `judge` in the needle's results) are
+tabulated when present, and add nothing when absent. The contamination check's line comes first; every
+figure is a mean over items (LongBench-Chat: over rated cases) with its 95% bootstrap interval
+(`core.stats`), except the position gaps and the needle grids' cells, which are marked descriptive. Plots (`plots.py`): score vs key position per probe task, the needle heatmap and the
 answer NLL by evidence position (with interval error bars) per model.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from longcurate.core.jsonl import atomic_open
 from longcurate.eval import plots
+from longcurate.eval.scoring import interval
 
 
 @dataclass
@@ -28,6 +30,7 @@ class ModelResults:
     needle: dict[str, Any] | None = None
     longbench: dict[str, Any] | None = None
     nll: dict[str, Any] | None = None
+    longbench_chat: dict[str, Any] | None = None
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -42,10 +45,11 @@ def load_results(folder: str | Path, label: str | None = None) -> ModelResults:
     lb = next((x for x in (_read(folder / "longbench" / sub / "result.json") for sub in ("pred", "pred_e", "."))
                if x is not None), None)
     res = ModelResults(label or folder.name, folder, _read(folder / "probes" / "results.json"),
-                       _read(folder / "needle" / "results.json"), lb, _read(folder / "nll" / "results.json"))
-    if res.probes is None and res.needle is None and res.longbench is None and res.nll is None:
-        raise FileNotFoundError(f"{folder}: no probes/results.json, needle/results.json, nll/results.json "
-                                "or longbench/result.json")
+                       _read(folder / "needle" / "results.json"), lb, _read(folder / "nll" / "results.json"),
+                       _read(folder / "longbench-chat" / "result.json"))
+    if all(x is None for x in (res.probes, res.needle, res.longbench, res.nll, res.longbench_chat)):
+        raise FileNotFoundError(f"{folder}: no probes/results.json, needle/results.json, nll/results.json, "
+                                "longbench/result.json or longbench-chat/result.json")
     return res
 
 
@@ -108,20 +112,51 @@ def probe_lines(results: list[ModelResults], figures: dict[str, str]) -> list[st
     return lines
 
 
+def _rated(res: dict[str, Any]) -> str:
+    """`rated (failed)` of a judge-rated result, with the pending cases when there are any."""
+    pending = res.get("n_pending") or 0
+    return f"{res.get('n_rated')} ({res.get('n_failed')})" + (f", {pending} pending" if pending else "")
+
+
+def _judge_model(res: dict[str, Any]) -> str:
+    return str((res.get("judge") or {}).get("model") or "–")
+
+
+def _needle_judge_cells(judge: dict[str, Any] | None) -> list[str]:
+    """The needle row's judge columns: mean rating [95% CI], rated (failed), the judge model."""
+    if not judge:
+        return ["–", "–", "–"]
+    return [ci(judge.get("mean"), 1, 2), _rated(judge), _judge_model(judge)]
+
+
+def _grid(n: dict[str, Any], cell: Any) -> list[str]:
+    return _table(["depth", *(str(L) for L in n["lengths"])],
+                  [[f"{d:g}%", *(cell(v) for v in row)] for d, row in zip(n["depths"], n["grid"])])
+
+
+def _rating(v: float | None) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:.1f}"
+
+
 def needle_lines(results: list[ModelResults], figures: dict[str, str]) -> list[str]:
     needles = [r for r in results if r.needle]
     if not needles:
         return []
+    judged = any(r.needle.get("judge") for r in needles)
     lines = ["## Needle in a haystack", "", "Key-word recall in %: mean over items [95% CI].", ""]
-    lines += _table(["model", "recall", "items (failed)"],
-                    [[r.label, ci(r.needle.get("mean")), f"{r.needle['n_scored']} ({r.needle['n_failed']})"]
-                     for r in needles])
+    if judged:
+        lines += ["Judge rating: LongAlign's 1-10 rating of each answer against the needle, mean over rated items "
+                  "[95% CI]; an item whose replies hold no rating is failed, one not sent is pending, never a 0.", ""]
+    lines += _table(["model", "recall", "items (failed)", *(["judge rating (1-10)", "rated (failed)", "judge"]
+                                                            if judged else [])],
+                    [[r.label, ci(r.needle.get("mean")), f"{r.needle['n_scored']} ({r.needle['n_failed']})",
+                      *(_needle_judge_cells(r.needle.get("judge")) if judged else [])] for r in needles])
     lines += ["By needle depth (rows) and haystack length in tokens (columns); one item per cell, descriptive.", ""]
     for r in needles:
-        n = r.needle
-        lines += [f"**{r.label}**", ""]
-        lines += _table(["depth", *(str(L) for L in n["lengths"])],
-                        [[f"{d:g}%", *(_pct(v) for v in row)] for d, row in zip(n["depths"], n["grid"])])
+        lines += [f"**{r.label}**", "", *_grid(r.needle, _pct)]
+        judge = r.needle.get("judge") or {}
+        if judge.get("lengths"):
+            lines += [f"**{r.label}**, judge rating (1-10)", "", *_grid(judge, _rating)]
         if f"needle_{r.label}" in figures:
             lines += [f"![needle heatmap: {r.label}]({figures[f'needle_{r.label}']})", ""]
     return lines
@@ -172,12 +207,32 @@ def longbench_lines(results: list[ModelResults]) -> list[str]:
     return lines + _table(["model", *names, "average"], rows)
 
 
+def chat_score(result: dict[str, Any]) -> dict[str, Any]:
+    """LongBench-Chat's score (mean rating x 10) over its rated cases with its 95% bootstrap interval."""
+    ratings = [10 * float(c["rating"]) for c in result.get("cases", []) if c.get("rating") is not None]
+    return interval(ratings)
+
+
+def longbench_chat_lines(results: list[ModelResults]) -> list[str]:
+    chats = [r for r in results if r.longbench_chat]
+    if not chats:
+        return []
+    lines = ["## LongBench-Chat", "", "Score: the judge's 1-10 rating x 10, mean over rated cases [95% CI]; a case "
+             "whose replies hold no rating is failed, one not sent is pending; neither counts, neither is a 0.", ""]
+    rows = []
+    for r in chats:
+        res, est = r.longbench_chat, chat_score(r.longbench_chat)
+        score = ci(est, 1, 2) if est["n"] else ("–" if res.get("score") is None else f"{res['score']:.2f}")
+        rows.append([r.label, score, _rated(res), _judge_model(res)])
+    return lines + _table(["model", "score", "rated (failed)", "judge"], rows)
+
+
 def markdown(results: list[ModelResults], figures: dict[str, str], contamination: dict[str, Any] | None = None) -> str:
     """The report's text; `figures` maps a figure name to its path relative to the report."""
     lines = ["# longcurate eval report", "", *contamination_lines(contamination)]
     lines += ["Models: " + ", ".join(f"**{r.label}** (`{r.folder}`)" for r in results), ""]
     lines += probe_lines(results, figures) + needle_lines(results, figures) + nll_lines(results, figures)
-    lines += longbench_lines(results)
+    lines += longbench_lines(results) + longbench_chat_lines(results)
     fails = [(r.label, kind, f) for r in results
              for kind, res in (("probes", r.probes), ("needle", r.needle), ("nll", r.nll))
              if res for f in res.get("failures", [])]

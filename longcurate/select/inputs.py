@@ -29,7 +29,7 @@ from typing import Iterator
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import RejectSink, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
-from longcurate.core.reader import read_rows
+from longcurate.core.reader import read_parsed
 from longcurate.core.records import RecordError, Sample
 
 PROMPT_FORMATS = ("chat", "gateau")
@@ -102,14 +102,7 @@ def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None
     Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
     seen: dict[str, int] = {}
     out: list[tuple[int, Sample]] = []
-    for row in read_rows(path, rejects, allow_download=allow_download):
-        rid = row.record.get("id")
-        rid = None if rid is None else str(rid)
-        try:
-            sample = parse_sample(row.record)
-        except RecordError as e:
-            reject(rejects, e.reason, file=row.file, line=row.line, field_name=e.field, record_id=rid)
-            continue
+    for row, sample in read_parsed(path, parse_sample, rejects, allow_download=allow_download):
         if sample.id in seen:
             reason = f"duplicate id: {sample.id!r} already on line {seen[sample.id]}"
             reject(rejects, reason, file=row.file, line=row.line, field_name="id", record_id=sample.id)

@@ -4,7 +4,8 @@ import os
 import pytest
 
 from longcurate.core.jsonl import (Rejects, ResumableWriter, atomic_open, dumps, read_jsonl,
-                                   read_records, rejected_path, write_jsonl)
+                                   rejected_path, write_jsonl)
+from longcurate.core.reader import read_parsed
 from longcurate.core.records import Sample
 
 
@@ -44,14 +45,14 @@ def test_read_jsonl_without_quarantine_names_file_and_line(tmp_path):
         list(read_jsonl(src))
 
 
-def test_read_records_names_field(tmp_path):
+def test_read_parsed_names_field(tmp_path):
     src = tmp_path / "in.jsonl"
     rows = [{"id": "a", "context": "c", "instruction": "q", "response": "r"},
             {"id": "b", "context": "c", "instruction": "q", "response": "  "},
             {"id": "c", "context": "c", "instruction": "q"}]
     src.write_text("".join(dumps(r) + "\n" for r in rows))
     rej = Rejects(tmp_path / "r.jsonl")
-    good = [s.id for _, s in read_records(src, Sample.from_dict, rej)]
+    good = [s.id for _, s in read_parsed(src, Sample.from_dict, rej)]
     rej.close()
     assert good == ["a"]
     bad = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]

@@ -128,3 +128,83 @@ def test_nll_position_figure_has_interval_error_bars(tmp_path):
     assert "## Answer NLL" in text and "| trained | 0–0.2 |" not in text
     assert "| model | source | 0–0.2 | 0.2–0.4 | 0.4–0.6 | 0.6–0.8 | 0.8–1 |" in text
     assert f"| trained | heldout | – | – | – | – | {report.ci(res.nll['by_position']['heldout'][4], 1, 3)} |" in text
+
+
+# --- LongBench-Chat and the needle's judge rating -------------------------------------------------
+
+CHAT_RATINGS = [8, 7.5, 6, 9]  # rated cases; case 5's replies held no rating, case 6 was not sent
+
+
+def _write_chat(folder, judge_model="gpt-4"):
+    cases = [{"idx": i + 1, "query": f"q{i + 1}", "rating": r, "status": "ok"} for i, r in enumerate(CHAT_RATINGS)]
+    cases += [{"idx": 5, "query": "q5", "rating": None, "status": "failed"},
+              {"idx": 6, "query": "q6", "rating": None, "status": "pending", "error": "request failed"}]
+    result = {"benchmark": "LongBench-Chat", "score": 10 * sum(CHAT_RATINGS) / 4, "n_cases": 6, "n_rated": 4,
+              "n_failed": 1, "n_pending": 1, "n_missing": 0, "judge": {"model": judge_model}, "cases": cases}
+    (folder / "longbench-chat").mkdir(parents=True)
+    (folder / "longbench-chat" / "result.json").write_text(json.dumps(result))
+
+
+def _cell(values, digits=2):
+    """The report's `mean [low, high]`, computed here straight from core.stats."""
+    from longcurate.core.stats import bootstrap_mean
+
+    e = bootstrap_mean(values)
+    assert e.low < e.mean < e.high
+    return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def _section(text, title):
+    lines = text.split("\n")
+    start = lines.index(title)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_longbench_chat_section_scores_rated_cases_with_interval(two_models, tmp_path):
+    plain = report.markdown(two_models, {})
+    _write_chat(tmp_path / "checkpoint")
+    results = [report.load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]]
+    text = report.markdown(results, {})
+    cell = _cell([80.0, 75.0, 60.0, 90.0])
+    assert cell.startswith("76.25 [")  # the result's score: failed and pending cases are not 0s
+    section = _section(text, "## LongBench-Chat")
+    assert f"| checkpoint | {cell} | 4 (1), 1 pending | gpt-4 |" in section
+    assert "| model | score | rated (failed) | judge |" in section and "| base |" not in section
+    # the section is all that changed; a report without the result has none of it
+    assert "LongBench-Chat" not in plain
+    assert text.replace(section + "\n", "") == plain
+
+
+def test_longbench_chat_alone_is_a_result_folder(tmp_path):
+    _write_chat(tmp_path / "m", judge_model="local-judge")
+    res = report.load_results(tmp_path / "m")
+    assert res.probes is None and res.needle is None and res.longbench_chat["n_rated"] == 4
+    text = report.write_report([res], tmp_path / "out").read_text()
+    assert f"| m | {_cell([80.0, 75.0, 60.0, 90.0])} | 4 (1), 1 pending | local-judge |" in text
+    assert "## Needle" not in text and "## VaL" not in text and not (tmp_path / "out" / "plots").exists()
+
+
+def test_needle_judge_column_and_grid(two_models, tmp_path):
+    plain = report.markdown(two_models, {})
+    needle_file = tmp_path / "checkpoint" / "needle" / "results.json"
+    needle = json.loads(needle_file.read_text())
+    rated = [{"length": L, "depth": d, "score": s} for (L, d), s in
+             zip([(256, 0.0), (512, 0.0), (256, 100.0), (512, 100.0)], [9, 10, 3, 4])]
+    needle["judge"] = {**scoring.aggregate_needle(rated), "n_rated": 4, "n_failed": 1, "n_pending": 0,
+                       "judge": {"model": "gpt-4"}}
+    needle_file.write_text(json.dumps(needle))
+    text = report.markdown([report.load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]], {})
+    section = _section(text, "## Needle in a haystack")
+    assert "| model | recall | items (failed) | judge rating (1-10) | rated (failed) | judge |" in section
+    recall = report.ci(needle["mean"])
+    assert f"| checkpoint | {recall} | 4 (0) | {_cell([9.0, 10.0, 3.0, 4.0])} | 4 (1) | gpt-4 |" in section
+    assert f"| base | {report.ci(two_models[1].needle['mean'])} | 4 (0) | – | – | – |" in section
+    grid = section.split("**checkpoint**, judge rating (1-10)")[1]
+    assert "| 0% | 9.0 | 10.0 |" in grid and "| 100% | 3.0 | 4.0 |" in grid
+    assert "judge rating" not in section.split("**base**")[1]
+    # without a judge the needle section has none of this
+    plain_needle = _section(plain, "## Needle in a haystack")
+    assert "judge" not in plain_needle.lower()
+    assert "| model | recall | items (failed) |\n" in plain_needle
+    assert text.replace(section, "") == plain.replace(plain_needle, "")
