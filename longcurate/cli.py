@@ -4,7 +4,7 @@
     longcurate synth run | report
     longcurate select score {hmg,cam} | rank | budget | diagnose | merge | run
     longcurate train mix | tokenize | fit | run
-    longcurate eval build | probes | needle | longbench | report | run
+    longcurate eval build | probes | needle | nll | longbench | longbench-chat | val | report | run
     longcurate check contamination --train FILE... --eval FILE...
     longcurate ablate CONFIG [KEY=VALUE ...]         every selection arm x seed on one pool, compared
     longcurate config show [CONFIG] [KEY=VALUE ...]  the resolved configuration
@@ -27,7 +27,7 @@ import sys
 from longcurate import __version__
 from longcurate.ablate import cli as ablate_cli
 from longcurate.config import RunConfig
-from longcurate.core.cli import document_defaults, fail, setup_logging
+from longcurate.core.cli import document_defaults, fail, parse_command_line, setup_logging
 from longcurate.core.errors import UserError
 from longcurate.eval import cli as eval_cli
 from longcurate.select import cli as select_cli
@@ -88,7 +88,7 @@ def rewrite_old_spelling(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(rewrite_old_spelling(argv))
+    args = parse_command_line(parser, rewrite_old_spelling(argv))
     setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

@@ -91,6 +91,18 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, key: str, help: str, ty
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`parser.parse_args`, except that `key=value` overrides may also follow the flags
+    (`ablate demo --budget 20 seed=1`): argparse stops filling a positional list at the first flag, so
+    overrides after one are collected here; any other leftover is the usual usage error."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all(_OVERRIDE.match(x) for x in extra):
+        args.overrides = list(args.overrides or []) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def add_switch(parser: argparse.ArgumentParser, flag: str, key: str, help: str) -> None:
     """An on/off flag that sets the boolean config key `key` to true."""
     dest = flag.lstrip("-").replace("-", "_")

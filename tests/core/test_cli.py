@@ -130,6 +130,25 @@ def test_many_valued_flag_leaves_overrides_to_the_config():
     assert cfg.seed == 7 and cfg.train.mix.short_size == 3
 
 
+def test_overrides_may_follow_the_flags(capsys):
+    from longcurate.core.cli import parse_command_line
+
+    args = parse_command_line(build_parser(), ["ablate", "demo", "--budget-unit", "tokens", "seed=7",
+                                               "ablate.budget=28000"])
+    cfg = resolve_config(args)
+    assert cfg.seed == 7 and cfg.ablate.budget == 28000 and cfg.ablate.budget_unit == "tokens"
+    args = parse_command_line(build_parser(), ["select", "rank", "seed=3", "--alpha", "0.5", "select.window=64"])
+    cfg = resolve_config(args)
+    assert cfg.seed == 3 and cfg.select.alpha == 0.5 and cfg.select.window == 64
+    # a leftover that is not an override is still the usual usage error, and a command without
+    # overrides takes none
+    for argv in (["select", "rank", "seed=1", "--alpha", "0.5", "stray"], ["eval", "val", "--data", "d", "--predictions", "p", "seed=1"]):
+        with pytest.raises(SystemExit) as e:
+            parse_command_line(build_parser(), argv)
+        assert e.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
 def test_config_errors_say_where_the_bad_key_came_from_and_suggest(tmp_path, capsys):
     assert main(["select", "rank", "select.alhpa=0.7", f"output_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
