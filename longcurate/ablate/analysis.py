@@ -19,6 +19,7 @@ from typing import Any
 
 from longcurate.ablate.outcomes import Outcome
 from longcurate.core.stats import Estimate, PairedComparison, bootstrap_mean, paired_comparison
+from longcurate.eval.nll import bucket_of
 
 STATS_SEED = 0
 
@@ -59,12 +60,6 @@ class MeasureStats:
                 "position_buckets": [{"low": lo, "high": hi, "items": n}
                                      for (lo, hi), n in zip(self.buckets, self.bucket_items)],
                 "rows": {k: v.to_dict() for k, v in self.rows.items()}}
-
-
-def bucket_of(position: float | None, buckets: int) -> int | None:
-    if position is None:
-        return None
-    return min(max(int(position * buckets), 0), buckets - 1)
 
 
 def common_items(models: dict[str, dict[str, dict[str, Outcome]]]) -> tuple[list[str], int]:

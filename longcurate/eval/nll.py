@@ -115,8 +115,11 @@ def score_answers(items: list[AnswerItem], generator: Any, *, batch_tokens: int 
     return sorted(records, key=lambda r: r["id"]), failures
 
 
-def bucket_of(position: float, buckets: int) -> int:
-    return min(int(position * buckets), buckets - 1)
+def bucket_of(position: float | None, buckets: int) -> int | None:
+    """Which of `buckets` equal-width buckets over [0, 1] a relative position falls in (None: unknown)."""
+    if position is None:
+        return None
+    return min(max(int(position * buckets), 0), buckets - 1)
 
 
 def aggregate_nll(records: list[dict[str, Any]], buckets: int) -> dict[str, Any]:
