@@ -34,6 +34,12 @@ from longcurate.core.batches import plan_batches
 from longcurate.core.errors import UserError
 
 
+def finite_ppl(nll: float) -> float:
+    """exp(mean NLL), inf when it overflows (mean NLL above ~709 nats) or the NLL is not finite: a
+    perplexity is never an exception."""
+    return math.exp(nll) if math.isfinite(nll) and nll < 709.0 else math.inf
+
+
 @dataclass
 class ScoreItem:
     """One scored sequence: prompt then response, with the context segments' token spans."""
@@ -61,9 +67,7 @@ class NLLResult:
     @property
     def ppl(self) -> float:
         """exp(mean NLL); inf when that overflows a float (mean NLL above ~709 nats), never an error."""
-        if not self.n_tokens:
-            return float("nan")
-        return math.exp(self.nll) if self.nll < 709.0 else float("inf")
+        return finite_ppl(self.nll) if self.n_tokens else float("nan")
 
 
 def validate_item(item: ScoreItem, need_segments: bool = False) -> None:

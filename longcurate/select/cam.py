@@ -16,11 +16,11 @@ when segment NLLs differ by fractions of a nat, T < 1 keeps importance from bein
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from longcurate.core.engine import finite_ppl
 from longcurate.core.errors import UserError
 from longcurate.select.inputs import Prepared, PromptBuilder
 
@@ -88,7 +88,7 @@ def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model:
     out = []
     for p, nlls, a in zip(batch, seg_nll, attn):
         a = np.asarray(a, dtype=np.float64)
-        seg_ppl = [math.exp(v) if math.isfinite(v) and v < 709.0 else math.inf for v in nlls]
+        seg_ppl = [finite_ppl(v) for v in nlls]
         if not (np.isfinite(seg_ppl).all() and np.isfinite(a).all()):
             bad = "segment perplexity" if not np.isfinite(seg_ppl).all() else "segment attention"
             out.append({"id": p.id, "field": "context", "rejected": f"non-finite {bad}: CAS undefined"})

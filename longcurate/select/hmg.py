@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from longcurate.core.engine import finite_ppl
 from longcurate.core.errors import UserError
 from longcurate.select.inputs import Prepared, PromptBuilder
 
@@ -65,11 +66,6 @@ def check_same_tokenizer(tok_a, tok_b, name_a: str, name_b: str,
     if ids_a != ids_b:
         raise UserError(f"select.model_a {name_a!r} and θ_B {name_b!r} tokenize the same text differently "
                         f"({ids_a[:8]} vs {ids_b[:8]}); HMG needs homologous models with one tokenizer")
-
-
-def finite_ppl(nll: float) -> float:
-    """exp(mean NLL), inf when it overflows or the NLL is not finite (never an exception)."""
-    return math.exp(nll) if math.isfinite(nll) and nll < 709.0 else math.inf
 
 
 def short_window_of(window: int | None, model) -> int:
