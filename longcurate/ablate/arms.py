@@ -19,6 +19,7 @@ from longcurate.core.completion import Step, describe_change
 from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import file_digest, write_jsonl
 from longcurate.core.layout import parse_budget
+from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample, is_count
 from longcurate.select.budget import FIGURES, budget_size, method_orders
 from longcurate.select.shard import read_scores
@@ -93,7 +94,7 @@ def arm_step(path: Path, cfg: RunConfig, arm: str) -> Step:
     layout = cfg.layout()
     settings = {"arm": arm, "budget": cfg.ablate.budget, "unit": cfg.ablate.budget_unit, "seed": cfg.seed,
                 "max_length": cfg.train.tokenize.max_length, "ranked": file_digest(layout.ranked),
-                "hmg": file_digest(layout.score("hmg")), "samples": file_digest(input_path(cfg))}
+                "hmg": file_digest(layout.score("hmg")), "samples": source_digest(input_path(cfg))}
     return Step(path, settings, on_change="redo", name=f"the {arm} arm")
 
 

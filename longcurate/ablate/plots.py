@@ -6,22 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import atomic_open
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path: Path) -> None:
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, metadata={"Software": None})
-    pyplot().close(fig)
+from longcurate.eval.plots import mpl as pyplot, save
 
 
 def interval_figure(names: list[str], estimates: list[dict[str, Any]], title: str, xlabel: str, zero: bool):

@@ -12,6 +12,7 @@ Conventions every command follows:
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import re
 import sys
@@ -185,7 +186,7 @@ def resolve_input_paths(data: dict[str, Any], folder: Path, keys: tuple[str, ...
         except ValueError:
             return str(candidate)
 
-    out = _copy(data)
+    out = copy.deepcopy(data)
     for key in keys:
         node = out
         parts = key.split(".")
@@ -194,12 +195,6 @@ def resolve_input_paths(data: dict[str, Any], folder: Path, keys: tuple[str, ...
         if isinstance(node, dict) and parts[-1] in node:
             node[parts[-1]] = fix(node[parts[-1]])
     return out
-
-
-def _copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
-    return list(data) if isinstance(data, list) else data
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -55,11 +55,12 @@ def score_only(pred_dir: str | os.PathLike, *, output_dir: str | os.PathLike | N
     return result
 
 
-def generation_settings(cfg: RunConfig, model: str) -> dict[str, Any]:
-    """What LongBench predictions depend on besides the prompt and its length: the request hash's settings."""
-    g, lb = cfg.eval.generate, cfg.eval.longbench
+def generation_settings(cfg: RunConfig, model: str, max_input_tokens: int | None) -> dict[str, Any]:
+    """What LongBench (and LongBench-Chat, with its own `max_input_tokens`) predictions depend on besides
+    the prompt and its length: the request hash's settings."""
+    g = cfg.eval.generate
     return {**model_identity(model), "backend": g.backend, "template": g.template, "decoding": "greedy",
-            "max_input_tokens": lb.max_input_tokens, "max_context": g.max_context}
+            "max_input_tokens": max_input_tokens, "max_context": g.max_context}
 
 
 def task_lengths(cfg: RunConfig, tasks: list[str]) -> dict[str, int]:
@@ -90,7 +91,7 @@ def run_longbench(cfg: RunConfig, *, label: str | None = None, model: str | None
     gen = generator if generator is not None else LazyGenerator(lambda: make_generator(cfg, model))
     pred_dir = pred_dir_for(out, lb.e)
     errors, stats = predict_longbench(data, pred_dir, gen, prompts=prompts, maxlens=maxlens,
-                                      settings=generation_settings(cfg, model),
+                                      settings=generation_settings(cfg, model, lb.max_input_tokens),
                                       max_input_tokens=lb.max_input_tokens, progress=progress)
     result, failures = score_dir(pred_dir, e=lb.e, data=data, known_errors=errors, extra_failures=data_failures)
     result["model"] = model

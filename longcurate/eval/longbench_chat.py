@@ -177,7 +177,8 @@ def run_longbench_chat(cfg: RunConfig, *, label: str | None = None, model: str |
     """Generate (resumable) and rate every case for `model` (default: the run's model) into
     `<eval_dir>/<label>/longbench-chat/` (label default: from the model's name)."""
     from longcurate.eval.generate import GenRequest, make_generator
-    from longcurate.eval.labels import model_identity, results_folder
+    from longcurate.eval.labels import results_folder
+    from longcurate.eval.longbench import generation_settings
     from longcurate.eval.longbench_predict import PromptFitter
     from longcurate.eval.predict import LazyGenerator, predict
 
@@ -187,8 +188,7 @@ def run_longbench_chat(cfg: RunConfig, *, label: str | None = None, model: str |
     out = results_folder(cfg, label, model) / "longbench-chat"
     gen = generator if generator is not None else LazyGenerator(lambda: make_generator(cfg, model))
     fitter, n = PromptFitter(gen, lc.max_input_tokens), g.new_tokens(lc.max_new_tokens)
-    settings = {**model_identity(model), "backend": g.backend, "template": g.template, "decoding": "greedy",
-                "max_input_tokens": lc.max_input_tokens, "max_context": g.max_context}
+    settings = generation_settings(cfg, model, lc.max_input_tokens)
     done = predict(gen, cases, out / PRED_NAME, request=lambda c: GenRequest(str(c.idx), c.prompt, n),
                    record=lambda c, text: {"idx": c.idx, "pred": text}, settings=settings, key="idx",
                    prepare=lambda r: fitter(r, "longbench-chat"), chunk=4, desc="longbench-chat")

@@ -26,7 +26,7 @@ from longcurate.core.completion import Step
 from longcurate.core.engine import ScoreItem
 from longcurate.core.jsonl import RejectSink, Rejects, read_json_if_valid, write_json, write_jsonl
 from longcurate.core.prompts import user_prompt
-from longcurate.core.reader import read_parsed
+from longcurate.core.reader import read_parsed, source_digest
 from longcurate.core.records import Sample
 from longcurate.eval.generate import prompt_ids
 from longcurate.eval.predict import Failed
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.eval")
-
-SOURCES = ("probe", "heldout")
 
 
 @dataclass
@@ -155,8 +153,8 @@ def nll_step(cfg: RunConfig, label: str, model: str) -> Step:
     layout = cfg.layout()
     g = cfg.eval.generate
     heldout = layout.heldout if cfg.eval.nll.heldout else None
-    settings = {"model": model, "model_marker": file_digest(done_marker(Path(model))), "probes": file_digest(layout.probes),
-                "heldout": file_digest(heldout) if heldout is not None else None, "limit": cfg.eval.limit,
+    settings = {"model": model, "model_marker": file_digest(done_marker(Path(model))), "probes": source_digest(layout.probes),
+                "heldout": source_digest(heldout) if heldout is not None else None, "limit": cfg.eval.limit,
                 "template": g.template, "dtype": g.dtype, "buckets": cfg.eval.nll.buckets, "format": 1}
     return Step(layout.eval_model(label) / "nll" / "items.jsonl", settings, on_change="redo",
                 name=f"the answer NLL of {label}")
@@ -190,5 +188,5 @@ def run_nll(cfg: RunConfig, label: str, model: str, generator: Callable[[], Any]
     return results
 
 
-__all__ = ["AnswerItem", "SOURCES", "probe_items", "heldout_items", "evidence_position", "score_item",
+__all__ = ["AnswerItem", "probe_items", "heldout_items", "evidence_position", "score_item",
            "score_answers", "bucket_of", "aggregate_nll", "nll_step", "run_nll"]

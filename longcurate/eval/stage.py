@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from longcurate.core.completion import Step
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import file_digest, read_json_if_valid
+from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import model_label
+from longcurate.core.reader import source_digest
 from longcurate.core.runinfo import write_manifest
 from longcurate.eval.generate import Generator, make_generator
 from longcurate.eval.items import build_items, ensure_needles, ensure_probes
@@ -145,7 +146,7 @@ def training_data(cfg: RunConfig) -> Path | None:
 def contamination_step(cfg: RunConfig, train: Path, evals: list[Path]) -> Step:
     """`<eval_dir>/contamination.json`, policy `redo`: a pass over the training data, redone whenever
     the training data or an item file changes (settings: their paths and digests)."""
-    settings = {"train": [[str(train), file_digest(train)]], "eval": [[str(p), file_digest(p)] for p in evals],
+    settings = {"train": [[str(train), source_digest(train)]], "eval": [[str(p), source_digest(p)] for p in evals],
                 "format": 1}
     return Step(cfg.layout().eval_dir / "contamination.json", settings, on_change="redo", name="the contamination check")
 

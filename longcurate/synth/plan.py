@@ -37,9 +37,13 @@ def index_of(record_id: str) -> int:
     return int(record_id.rsplit("-", 1)[1])
 
 
+def derived_seed(seed: int, name: str) -> int:
+    """A 64-bit number fixed by (seed, name): another stream's seed, or (scaled) a draw in [0, 1)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest(), "big")
+
+
 def _unit(seed: int, name: str) -> float:
-    h = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2 ** 64
+    return derived_seed(seed, name) / 2 ** 64
 
 
 @dataclass(frozen=True)
@@ -121,4 +125,4 @@ def make_request(cfg: SynthConfig, backend: str, pool: SegmentPool, seed: int, p
     return req, gold
 
 
-__all__ = ["Plan", "plan", "sample_id", "index_of", "make_request", "multihop_gold", "check_multihop"]
+__all__ = ["Plan", "plan", "sample_id", "index_of", "make_request", "multihop_gold", "check_multihop", "derived_seed"]

@@ -9,7 +9,6 @@ samples never share a document, an id or a random stream with the training sampl
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from longcurate.core.config import to_dict
 from longcurate.core.holdout import Side, partitioned
 from longcurate.synth.config import SynthConfig
 from longcurate.synth.corpus import corpus_digest
+from longcurate.synth.plan import derived_seed
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -45,12 +45,6 @@ def training_side(cfg: RunConfig) -> Side | None:
     the one eval reads too) and whenever held-out samples are made from the same corpus."""
     split = cfg.synth.heldout_samples > 0 or partitioned(cfg.synth.corpus.path, cfg.eval.corpus)
     return "train" if split else None
-
-
-def derived_seed(seed: int, name: str) -> int:
-    """Another stream's seed, fixed by (seed, name): its kinds, lengths, requests and placements then
-    share no random draw with the training samples of the same seed."""
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest(), "big")
 
 
 def _count(sc: SynthConfig, asked: int) -> int:

@@ -364,7 +364,8 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
     assert [x["_id"] for x in lines] == ["h1", "h3"]
     h1_item = LongBenchItem("h1", "hotpotqa", "Capital of France?", LONG, ["Paris"], 500)
-    h1_hash = request_hash(build_prompt(load_prompts()["hotpotqa"], h1_item), 32, generation_settings(cfg, cfg.model))
+    settings = generation_settings(cfg, cfg.model, cfg.eval.longbench.max_input_tokens)
+    h1_hash = request_hash(build_prompt(load_prompts()["hotpotqa"], h1_item), 32, settings)
     assert lines[0] == {"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 500, "_id": "h1",
                         "model": cfg.model, "request_hash": h1_hash}
     assert result["scores"] == {"hotpotqa": 50.0, "trec": 50.0}  # trec: first line "Location" 1, "Entity" 0
