@@ -21,7 +21,7 @@ from longcurate.core.jsonl import file_digest, write_jsonl
 from longcurate.core.layout import parse_budget
 from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample, is_count
-from longcurate.select.budget import FIGURES, budget_size, method_orders
+from longcurate.select.budget import budget_size, method_orders, require_figures
 from longcurate.select.shard import read_scores
 from longcurate.select.stage import load_sample_map
 from longcurate.select.steps import input_path
@@ -60,11 +60,7 @@ def take_budget(order: list[str], tokens: dict[str, int], budget: float, unit: s
 def arm_ids(ranked: list[dict[str, Any]], lengths: dict[str, int], tokens: dict[str, int], *, seed: int,
             budget: float, unit: str, arms: list[str]) -> dict[str, list[str]]:
     """The ids of each arm, in its method's order (`full`: the ranked order; `short-only`: none)."""
-    for arm in arms:
-        lacking = [r["id"] for r in ranked if arm in FIGURES and FIGURES[arm] not in r]
-        if lacking:
-            raise UserError(f"ablate: the {arm} arm orders by `{FIGURES[arm]}`, which {len(lacking)} ranked "
-                            f"sample(s) lack, e.g. {lacking[:3]} (score HMG again)")
+    require_figures(ranked, arms)
     orders = method_orders(ranked, lengths, seed)
     out = {}
     for arm in arms:

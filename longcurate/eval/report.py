@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.jsonl import atomic_open
+from longcurate.core.stats import Estimate
 from longcurate.eval import plots
 from longcurate.eval.scoring import interval
 
@@ -61,8 +62,7 @@ def ci(est: dict[str, Any] | None, scale: float = 100.0, digits: int = 1) -> str
     """`mean [low, high]` of an interval dict (`scoring.interval`), times `scale`; "–" when empty."""
     if not est or not est.get("n"):
         return "–"
-    f = f"{{:.{digits}f}}"
-    return f"{f.format(est['mean'] * scale)} [{f.format(est['low'] * scale)}, {f.format(est['high'] * scale)}]"
+    return Estimate(est["mean"], est["low"], est["high"], est["n"]).format(scale, digits)
 
 
 def _lb(v: Any) -> str:
