@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.config import dump_yaml
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import atomic_open, done_marker
+from longcurate.core.jsonl import atomic_open, done_marker, read_json_if_valid
 from longcurate.core.layout import model_label
 
 if TYPE_CHECKING:
@@ -133,12 +133,11 @@ def execute(run: Run) -> dict[str, Any]:
 
 def seen_tokens(run: Run) -> dict[str, int]:
     """What the optimiser saw in its steps (train's fit marker: samples and tokens per source over
-    the global batches of `max_steps` steps, repeats counted)."""
-    from longcurate.train.stage import fit_step
-
+    the global batches of `max_steps` steps, repeats counted), read from the model's marker."""
     if run.train_cfg is None:
         return {}
-    return dict(fit_step(run.train_cfg).stats().get("seen") or {})
+    marker = read_json_if_valid(done_marker(run.train_cfg.layout().model))
+    return dict((marker or {}).get("seen") or {}) if isinstance(marker, dict) else {}
 
 
 __all__ = ["Run", "TRAINED_LABEL", "BASE_LABEL", "check_pool_config", "short_size", "plan_runs", "execute",

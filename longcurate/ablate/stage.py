@@ -124,7 +124,7 @@ def write_report(cfg: RunConfig, ab: AblationLayout, arms: dict[str, Arm], runs:
         log.info("ablate: %s is complete; nothing to do", step.output)
         return {"skipped": True}
     step.unfinish()
-    data = report_data(setup_of(cfg, arms), arm_info(arms, [r for r in runs if r.seed is not None], ab, contamination),
+    data = report_data(step.settings["setup"], arm_info(arms, [r for r in runs if r.seed is not None], ab, contamination),
                        collect(cfg, runs))
     plots = write_plots(data, ab.plots, ab.root)
     with atomic_open(ab.report_md) as f:
