@@ -28,7 +28,7 @@ from longcurate import __version__
 from longcurate.ablate import cli as ablate_cli
 from longcurate.config import RunConfig
 from longcurate.core.cli import document_defaults, fail, parse_command_line, setup_logging
-from longcurate.core.errors import UserError
+from longcurate.core.errors import EXIT_INCOMPLETE, Incomplete, UserError
 from longcurate.eval import cli as eval_cli
 from longcurate.select import cli as select_cli
 from longcurate.synth import cli as synth_cli
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Incomplete as e:  # finished what it could; a rerun retries what is left
+        print(f"longcurate: {e}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except Exception as e:  # user errors: one line, exit 2; anything else is a bug and keeps its traceback
         message = user_error_message(e)
         if message is None or args.debug:
