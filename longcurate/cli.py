@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.register(sub)
     document_defaults(parser, RunConfig())
+    parser.set_defaults(config_class=RunConfig)  # stage CLIs resolve it through core.cli.resolve_config
     return parser
 
 

@@ -69,6 +69,7 @@ class RunConfig:
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The command's RunConfig: YAML file, then `key=value` overrides, then flags."""
+    args.config_class = RunConfig
     return resolve(args, RunConfig)
 
 

@@ -144,6 +144,9 @@ def test_every_flag_shows_its_default(name):
 def unread_flags(parser: argparse.ArgumentParser) -> list[str]:
     """The flags `parser` lists that its command's code never reads."""
     attrs, arg_reads = code_reads(parser.get_default("func"))
+    # Commands get their config class from the parser (`config_class`), not by naming it: its
+    # methods (the run's layout) are reached through it.
+    attrs |= code_reads(RunConfig.layout)[0]
     keys: dict[str, str] = parser.get_default("_flag_keys") or {}
     unread = []
     for action in options(parser):

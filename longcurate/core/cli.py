@@ -153,6 +153,16 @@ def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
                  where="command line" if (overrides or flag_values) else str(config_file or "defaults"))
 
 
+def resolve_config(args: argparse.Namespace) -> Any:
+    """The command's run config: YAML, then `key=value` overrides, then flags. The composition root
+    (`longcurate.cli.build_parser`) names the config class on the parser (`config_class`), so a stage's
+    CLI resolves the whole run config without importing the root config module."""
+    config_cls = getattr(args, "config_class", None)
+    if config_cls is None:
+        raise RuntimeError("the parser names no config_class (build it with longcurate.cli.build_parser)")
+    return resolve(args, config_cls)
+
+
 def find_config(name: str | None) -> Path | None:
     """A config file by path, or by the name of a bundled one (`demo`, `paper-7b`, ...)."""
     if not name:
@@ -210,5 +220,5 @@ def fail(message: str) -> int:
     return 2
 
 
-__all__ = ["add_config_args", "add_flag", "document_defaults", "subparsers_of", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
+__all__ = ["add_config_args", "resolve_config", "add_flag", "document_defaults", "subparsers_of", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
            "setup_logging", "fail", "ConfigError", "UserError"]

@@ -16,8 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag
+from longcurate.core.cli import add_config_args, add_flag, resolve_config
 
 
 def _cmd_val(args: argparse.Namespace) -> int:

@@ -30,8 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words
+from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words, resolve_config
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import model_label

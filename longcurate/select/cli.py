@@ -17,8 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
-from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag
+from longcurate.core.cli import add_config_args, add_flag, resolve_config
 from longcurate.core.layout import parse_budget
 
 

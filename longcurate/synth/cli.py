@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag, add_switch
+from longcurate.core.cli import add_config_args, add_flag, add_switch, resolve_config
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from longcurate.config import resolve_config
-from longcurate.core.cli import add_config_args, add_flag
+from longcurate.core.cli import add_config_args, add_flag, resolve_config
 
 
 def _mix(args: argparse.Namespace) -> int:
