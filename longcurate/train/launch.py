@@ -19,6 +19,17 @@ def dist_env() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def no_step_reason(tc: TrainConfig) -> str | None:
+    """Why a run would make no optimiser step, None when it makes at least one. The Trainer takes
+    `max_steps` steps when it is >= 0, else ceil(epochs x updates per epoch), with at least one update
+    per epoch of a non-empty dataset: so only `max_steps: 0`, or `epochs <= 0` without `max_steps`, make none."""
+    if tc.max_steps == 0:
+        return "train.max_steps is 0"
+    if tc.max_steps < 0 and tc.epochs <= 0:
+        return f"train.epochs is {tc.epochs:g} and train.max_steps is not set"
+    return None
+
+
 def resolve_precision(spec: str) -> str:
     """`auto` -> bf16 mixed precision where the device supports it, else fp32."""
     import torch
