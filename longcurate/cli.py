@@ -13,7 +13,8 @@ CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu
 
 Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
 config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
-`--debug` shows their traceback too. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
+`--debug` shows their traceback too. A command that did all it could but left items pending or failed
+prints one line naming them and exits 75; rerunning it retries what is left. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
 `train --dataset ...`, `synth --num-samples ...`, `synth-report`, `probe build`) still work for one
 release and print their new name.
 """
