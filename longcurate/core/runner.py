@@ -179,6 +179,8 @@ def _check(spec: StepSpec) -> StepRun | dict[str, Any]:
         return _holds(spec)
 
     if _unbound(spec, step, held):
+        if not spec.main_process:  # rank 0 drops what binds nobody and starts afresh
+            return StepRun(spec)
         step.unfinish()
         if spec.resumable:
             step.begun_at.unlink(missing_ok=True)
@@ -210,13 +212,13 @@ def _begin(spec: StepSpec, step: Step, held: bool) -> bool:
     under the same settings is there to extend. Output on disk that records no settings (made by
     hand or by an older version) is refused rather than mixed into."""
     out = Path(spec.output)
-    if not held:
-        step.begun_at.unlink(missing_ok=True)  # settings of a run that wrote nothing bind nobody
-    elif out.is_file() and holds_records(out) and step.begun_settings() is None:
+    if held and out.is_file() and holds_records(out) and step.begun_settings() is None:
         raise SettingsChanged(f"{out} exists but records no settings ({step.begun_at.name} is missing); "
                               f"use another output (or output_dir), or delete it to redo {spec.name}")
     if not spec.main_process:
-        return step.begun_at.exists()
+        return held and step.begun_at.exists()
+    if not held:
+        step.begun_at.unlink(missing_ok=True)  # settings of a run that wrote nothing bind nobody
     return step.begin()
 
 

@@ -220,3 +220,14 @@ def test_an_incomplete_part_is_named_by_its_output_and_says_why():
              "heldout": {"output": "run/heldout.jsonl", "complete": False, "pending": 2}}
     assert incomplete_parts({"synth": stats}) == ["run/samples.jsonl: 12 pending (circuit breaker)",
                                                   "run/heldout.jsonl: 2 pending"]
+
+
+def test_non_main_ranks_leave_what_binds_nobody_to_rank_0(tmp_path):
+    out = tmp_path / "x.jsonl"
+    run_step(StepSpec("x", out, {"k": 1}, resumable=True, on_change="refuse"), _writer([]))  # finished, empty
+    marker, begun = done_marker(out).read_text(), settings_file(out).read_text()
+    seen = []
+    stats = run_step(StepSpec("x", out, {"k": 2}, resumable=True, on_change="refuse", main_process=False),
+                     lambda run: seen.append(run.resumed) or {"n": 0})
+    assert stats == {"n": 0} and seen == [False]
+    assert done_marker(out).read_text() == marker and settings_file(out).read_text() == begun  # untouched
