@@ -16,9 +16,10 @@ from longcurate.core.config import ConfigError
 from longcurate.synth.config import OpenAIConfig
 from longcurate.synth.grounding import (
     AnswerFormatError, UngroundedError, ground, key_fragment, locate_quote, normalize_ws, parse_answer)
-from longcurate.synth.openai_auth import resolve_api_key
+from longcurate.core.api_key import api_key_from_env
+from longcurate.core.endpoint import Policy, backoff_s
 from longcurate.synth.openai_qa import BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, OpenAIBackend
-from longcurate.synth.qa import PENDING, REFUSED, UNUSABLE, QABackend, QARequest, SegmentText
+from longcurate.synth.qa import PENDING, REFUSED, QABackend, QARequest, SegmentText
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer, first_sentence  # noqa: E402
@@ -213,7 +214,7 @@ def test_a_4xx_refuses_the_item_alone_and_is_not_retried(server, backend_for):
 
 
 def test_circuit_breaker_stops_after_consecutive_endpoint_failures(server, backend_for):
-    from longcurate.synth.openai_meter import CIRCUIT_OPEN
+    from longcurate.core.endpoint import CIRCUIT_OPEN
 
     server.always("500")
     be = backend_for(server, max_retries=1, max_concurrency=1, max_consecutive_failures=3)
@@ -230,30 +231,28 @@ def test_circuit_breaker_stops_after_consecutive_endpoint_failures(server, backe
     assert [r.ok for r in res] == [False, True, False, True] and not be.exhausted
 
 
-def test_an_answer_that_stays_unusable_is_cached_and_redrawn_not_pending(server, backend_for):
+def test_a_reply_that_stays_unusable_is_pending_and_never_cached(server, backend_for):
     server.inject("malformed", "malformed", "malformed")
     be = backend_for(server, max_retries=2, max_concurrency=1)
     [r] = be.generate([fine(0)])
-    assert r.failure == UNUSABLE and r.error.startswith("invalid answer: malformed JSON")
-    assert server.requests_received == 3 and not be.exhausted
-    [again] = backend_for(server).generate([fine(0)])  # the last answer is kept: never paid twice
-    assert again.error == r.error and server.requests_received == 3
+    assert r.failure == PENDING and r.error.startswith("gave up after 3 tries: not an answer: malformed JSON")
+    assert server.requests_received == 3 and not be.exhausted and be.stats()["non_answers"] == 3
+    assert not list(be.cache.root.glob("*/*.json"))  # nothing cached: the sample is not redrawn either
+    [again] = backend_for(server).generate([fine(0)])  # the endpoint now answers: the rerun pays once
+    assert again.ok and server.requests_received == 4
 
 
-def test_backoff_is_exponential_capped_and_deterministic(tmp_path, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    cfg = OpenAIConfig(base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, backoff_initial_s=1.0,
-                       backoff_max_s=6.0)
-    a, b = OpenAIBackend(cfg, tmp_path / "a"), OpenAIBackend(cfg, tmp_path / "b")
-    delays = [a._backoff_s("req-1", k, None) for k in range(1, 6)]
-    assert delays == [b._backoff_s("req-1", k, None) for k in range(1, 6)]  # same id -> same waits
+def test_backoff_is_exponential_capped_and_deterministic():
+    policy = Policy(backoff_initial_s=1.0, backoff_max_s=6.0)
+    delays = [backoff_s(policy, "req-1", k) for k in range(1, 6)]
+    assert delays == [backoff_s(policy, "req-1", k) for k in range(1, 6)]  # same request -> same waits
     for k, d in enumerate(delays, start=1):
         step = min(6.0, 2.0 ** (k - 1))
         assert 0.5 * step <= d < step
     assert delays[-1] <= 6.0
-    assert a._backoff_s("req-2", 1, None) != delays[0]  # the jitter depends on the request id
-    assert a._backoff_s("req-1", 1, 4.0) == 4.0  # Retry-After honoured ...
-    assert a._backoff_s("req-1", 1, 60.0) == 6.0  # ... up to backoff_max_s
+    assert backoff_s(policy, "req-2", 1) != delays[0]  # the jitter depends on the request
+    assert backoff_s(policy, "req-1", 1, 4.0) == 4.0  # Retry-After honoured ...
+    assert backoff_s(policy, "req-1", 1, 60.0) == 6.0  # ... up to backoff_max_s
 
 
 def test_retry_after_header_is_honoured(backend_for):
@@ -412,7 +411,7 @@ def test_max_requests_counts_retries(server, backend_for):
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_stops_cleanly_at_budget(server, backend_for, concurrency):
     probe = backend_for(server)
-    _, per_request = probe._estimate_usd(probe._payload(fine(0)))
+    _, per_request = probe.meter.estimate_usd(probe.payload(fine(0)))
     budget = 2.5 * per_request  # room for about two worst-case requests (more as actual costs come in)
     be = backend_for(server, budget_usd=budget, max_concurrency=concurrency)
     res = be.generate([fine(i) for i in range(8)])
@@ -435,13 +434,15 @@ def test_missing_usage_counts_as_estimated_spend(server, backend_for):
 
 def test_api_key_from_env_missing_key_errors(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    remote = OpenAIConfig(base_url="https://api.example.com/v1", api_key_env=KEY_ENV)
+
+    def key(url: str) -> str:
+        return api_key_from_env(KEY_ENV, url, "synth.openai", "the openai QA backend")
+
     with pytest.raises(ConfigError, match=KEY_ENV):
-        resolve_api_key(remote)
-    assert resolve_api_key(OpenAIConfig(base_url="http://127.0.0.1:8000/v1", api_key_env=KEY_ENV)) == "EMPTY"
-    assert resolve_api_key(OpenAIConfig(base_url="http://localhost:8000/v1", api_key_env=KEY_ENV)) == "EMPTY"
+        key("https://api.example.com/v1")
+    assert key("http://127.0.0.1:8000/v1") == "EMPTY" and key("http://localhost:8000/v1") == "EMPTY"
     monkeypatch.setenv(KEY_ENV, "sk-abc")
-    assert resolve_api_key(remote) == "sk-abc"
+    assert key("https://api.example.com/v1") == "sk-abc"
 
 
 def test_local_server_without_key_uses_dummy(tmp_path, monkeypatch):
