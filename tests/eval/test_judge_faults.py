@@ -118,3 +118,22 @@ def test_a_rating_must_lie_on_the_scale(reply, rule, value):
             accept(reply, None)
     else:
         assert accept(reply, None) == value
+
+
+def test_the_request_cap_leaves_the_rest_pending(chat_data, tmp_path, capsys):
+    """`eval.judge.max_requests` stops the judge: the cases not asked are pending, the command ends
+    incomplete, and the next run asks only for them."""
+    data, pred = chat_data
+    out = tmp_path / "out"
+    with FakeJudge(lambda case, n: GOOD[case]) as judge:
+        argv = ["eval", "longbench-chat", "--data", str(data), "--score-only", str(pred), "--output-dir", str(out),
+                f"eval.judge.base_url={judge.url}", f"eval.judge.api_key_env={KEY_ENV}",
+                "eval.judge.max_concurrency=1", "eval.judge.max_requests=2"]
+        assert main(argv) == EXIT_INCOMPLETE
+        result = json.loads((out / "result.json").read_text())
+        assert (result["n_rated"], result["n_pending"], result["n_failed"]) == (2, 1, 0)
+        pending = next(c for c in result["cases"] if c["status"] == "pending")
+        assert pending["error"] == "eval.judge.max_requests (2) reached"
+        assert main(argv) == 0 and len(judge.requests) == 3
+    assert ratings(out) == {1: 6, 2: 7, 3: 8}
+    capsys.readouterr()

@@ -88,6 +88,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
+        self.idempotency_keys: list[str | None] = []  # the Idempotency-Key header of each request, in order
         self.auth_failures = 0
         self._queue: deque[tuple[str | None, str]] = deque()  # (marker, fault) in order
         self._always: list[tuple[str | None, str]] = []
@@ -239,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with srv._lock:
             srv.bodies.append(body)
+            srv.idempotency_keys.append(self.headers.get("Idempotency-Key"))
         fault = srv._take_fault(raw)
         if fault == "429":
             self._error(429, "Rate limit reached", {"Retry-After": srv.retry_after})

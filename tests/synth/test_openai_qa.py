@@ -557,3 +557,37 @@ def test_cli_synth_with_openai_backend(server, tmp_path, monkeypatch, capsys):
             assert KEY not in p.read_text(encoding="utf-8", errors="replace")
     out_err = capsys.readouterr()
     assert KEY not in out_err.out + out_err.err
+
+
+def test_each_attempt_carries_a_stable_idempotency_key(server, backend_for, tmp_path):
+    """The same attempt of the same request sends the same Idempotency-Key (an endpoint that honours
+    it charges a resent request once); a retry is a new attempt with its own key."""
+    server.inject("500")
+    backend_for(server, max_concurrency=1).generate([fine(0)])
+    first, retry = server.idempotency_keys
+    assert first and retry and first != retry and first.endswith("-0") and retry.endswith("-1")
+    assert KEY not in first
+    backend_for(server, cache_dir=str(tmp_path / "other-cache")).generate([fine(0)])  # a rerun without the cache
+    assert server.idempotency_keys[-1] == first
+
+
+def test_an_interrupted_run_says_what_was_in_flight(backend_for, caplog):
+    """Ctrl-C cancels the requests in flight: the log says how many (their answers are lost: OpenAI's
+    chat endpoint keeps none for a resent request), and nothing half-received is cached."""
+    import asyncio
+
+    with FakeOpenAIServer(api_key=KEY, delay_s=2.0) as srv:
+        be = backend_for(srv, max_concurrency=2, timeout_s=5.0)
+
+        async def interrupted():
+            task = asyncio.ensure_future(be.agenerate([fine(i) for i in range(4)]))
+            while srv.requests_received < 2:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(interrupted())
+    assert be.endpoint.interrupted == 2
+    assert "interrupted with 2 request(s) in flight" in caplog.text
+    assert not list(be.cache.root.glob("*/*.json"))
