@@ -195,6 +195,7 @@ class Endpoint:
         self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
                                           timeout=self.policy.timeout_s)
         self._sem = asyncio.Semaphore(self.policy.max_concurrency)
+        self.interrupted = 0
         try:
             yield self
         finally:

@@ -5,14 +5,14 @@ name or a missing folder, a hub id while the hub is offline (`HF_HUB_OFFLINE`) o
 
 from __future__ import annotations
 
-import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from longcurate.cli import main
 from longcurate.core.jsonl import write_jsonl
 
 
@@ -41,11 +41,12 @@ def _remote_code_folder(root: Path, tokenizer) -> Path:
     return folder
 
 
-def _full_disk(monkeypatch) -> None:
-    def full(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full)
+# The command runs in its own process, as a user runs it; for "a full disk", after making every fsync
+# fail the way a full disk does (the OS error of a write carries no file name).
+FULL_DISK = ("import errno, os\n"
+             "def full(fd):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+             "os.fsync = full\n")
+RUN_CLI = "import sys\nfrom longcurate.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
 
 
 CASES = {
@@ -67,25 +68,24 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_user_errors_are_one_line_and_exit_2(case, tmp_path, tokenizer, monkeypatch, capsys):
+def test_user_errors_are_one_line_and_exit_2(case, tmp_path, tokenizer):
     argv, said = CASES[case]
     root = tmp_path / "run"
     write_jsonl(root / "samples.jsonl", [_sample(i) for i in range(3)])
     write_jsonl(root / "probes.jsonl", [{"id": "p0", "task": "document", "key": "blue item", "answer": "Blue."}])
     _tokenized(root)
     custom = _remote_code_folder(tmp_path, tokenizer)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "HF_HUB_OFFLINE": "1"}
     if case == "a hub id with downloads off":  # the hub is reachable as far as the process knows
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    else:
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    if case == "a full disk":
-        _full_disk(monkeypatch)
+        env.pop("HF_HUB_OFFLINE")
+        env.pop("TRANSFORMERS_OFFLINE", None)
     argv = [a.format(root=root, custom=custom) for a in argv]
-    code = main(argv if argv[0] == "check" else [*argv, f"output_dir={root}"])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("longcurate:")]  # progress bars aside
-    assert code == 2 and "Traceback" not in err, err
+    argv = argv if argv[0] == "check" else [*argv, f"output_dir={root}"]
+    prelude = FULL_DISK if case == "a full disk" else ""
+    done = subprocess.run([sys.executable, "-c", prelude + RUN_CLI, *argv], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("longcurate:")]  # progress bars aside
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(lines) == 1 and all(s in lines[0] for s in said), lines
     if case == "a hub id with downloads off":
         assert "HF_HUB_OFFLINE" not in lines[0]

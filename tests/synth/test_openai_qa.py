@@ -591,3 +591,17 @@ def test_an_interrupted_run_says_what_was_in_flight(backend_for, caplog):
     assert be.endpoint.interrupted == 2
     assert "interrupted with 2 request(s) in flight" in caplog.text
     assert not list(be.cache.root.glob("*/*.json"))
+
+
+def test_a_cached_non_answer_from_an_older_version_is_treated_as_absent(server, backend_for):
+    """Older versions cached the last unusable reply as final; such an entry must not keep the sample
+    pending for good: it is ignored, the request is sent, and the answer replaces it."""
+    be = backend_for(server)
+    [first] = be.generate([fine(0)])
+    [entry] = list(be.cache.root.glob("*/*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**stored, "content": "Sure! Here is a question", "finish_reason": "stop"}))
+    sent = server.requests_received
+    [again] = backend_for(server).generate([fine(0)])
+    assert again.ok and again.question == first.question and server.requests_received == sent + 1
+    assert json.loads(entry.read_text())["content"] == stored["content"]
