@@ -113,7 +113,8 @@ def user_error_message(e: BaseException) -> str | None:
     if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        return f"{e.strerror}: {e.filename or ''} (free some space or write elsewhere)".rstrip()
+        where = f": {e.filename}" if e.filename else " (the file is not known)"
+        return f"{e.strerror}{where}; free some space or write elsewhere"
     return None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.cli import add_config_args, add_flag, resolve_config
+from longcurate.core.errors import Incomplete
 
 
 def _cmd_val(args: argparse.Namespace) -> int:
@@ -44,6 +45,9 @@ def _cmd_longbench_chat(args: argparse.Namespace) -> int:
         result = run_longbench_chat(cfg, label=args.label)
     print(format_result(result))
     print(f"wrote {result['_path']}")
+    if not result["complete"]:
+        raise Incomplete(f"LongBench-Chat incomplete: {result['n_pending']} pending, {result['n_failed']} failed "
+                         "(rerun to ask the judge again)")
     return 0
 
 

@@ -142,10 +142,15 @@ class JudgeConfig:
     model: str = "gpt-4"  # LongAlign's and GATEAU's judge
     api_key_env: str = "OPENAI_API_KEY"  # unset: a dummy key for a local server (127.0.0.1), else an error
     max_concurrency: int = 4
-    max_retries: int = 4  # a reply without a rating is asked again this many times (5 tries, as released);
-    #                       429 / 5xx / timeouts are retried by the SDK as often
+    # a failed attempt (no reply, 429 / 5xx / timeout, a reply without a rating on the 1-10 scale) is
+    # tried again this many times (5 tries, as released), with exponential backoff
+    max_retries: int = 4
     timeout_s: float = 120.0
-    cache_dir: str | None = None  # every reply, keyed by its request (default <eval.output_dir>/judge-cache)
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    # after this many failed attempts in a row nothing more is sent this run (the cases stay pending); null: never
+    max_consecutive_failures: int | None = 10
+    cache_dir: str | None = None  # usable replies, keyed by their request (default <eval.output_dir>/judge-cache)
     max_requests: int | None = None  # at most this many requests per run (cases left unrated are rated next run)
 
     def __post_init__(self) -> None:
@@ -155,6 +160,11 @@ class JudgeConfig:
             raise ConfigError("eval.judge: max_concurrency must be >= 1 and max_retries >= 0")
         if self.max_requests is not None and self.max_requests < 1:
             raise ConfigError(f"eval.judge.max_requests must be >= 1 (or null), got {self.max_requests}")
+        if self.max_consecutive_failures is not None and self.max_consecutive_failures < 1:
+            raise ConfigError("eval.judge.max_consecutive_failures must be >= 1 (or null), "
+                              f"got {self.max_consecutive_failures}")
+        if not (self.timeout_s > 0 and 0 <= self.backoff_initial_s <= self.backoff_max_s):
+            raise ConfigError("eval.judge: timeout_s must be > 0 and 0 <= backoff_initial_s <= backoff_max_s")
 
 
 @dataclass

@@ -181,7 +181,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
 
     name_b = model_b_name(cfg)
     tok = load_tokenizer(name_b, cfg.allow_download, cfg.trust_remote_code)
-    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download))
+    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download, cfg.trust_remote_code))
     cache: dict = {}  # sample id -> Prepared | InputReject: one tokenization per sample
     rejects = {kind: Rejects(part.rejected) for kind, part in jobs.items()}
     prepared = {kind: _prepared_for(cfg, kind, builder, spec, rejects[kind], cache, parsed) for kind in jobs}

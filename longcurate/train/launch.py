@@ -153,7 +153,7 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
     import torch
     from transformers import AutoModelForCausalLM
 
-    from longcurate.core.models import local_files_only, materialize
+    from longcurate.core.models import local_files_only, materialize, model_errors
 
     extra: dict[str, Any] = {}
     world = dist_env()[1]
@@ -162,9 +162,10 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
 
         extra["distributed_config"] = DistributedConfig(
             fsdp_size=world, fsdp_cpu_offload=bool((fsdp[1] or {}).get("cpu_offload", False)))
-    model = AutoModelForCausalLM.from_pretrained(materialize(name), dtype=torch.float32, attn_implementation=attn,
-                                                 local_files_only=local_files_only(allow_download),
-                                                 trust_remote_code=trust_remote_code, **extra)
+    with model_errors(name, allow_download):
+        model = AutoModelForCausalLM.from_pretrained(materialize(name), dtype=torch.float32, attn_implementation=attn,
+                                                     local_files_only=local_files_only(allow_download),
+                                                     trust_remote_code=trust_remote_code, **extra)
     model.config.use_cache = False
     if native_fsdp(fsdp):
         accept_full_state_dict(model)
