@@ -32,7 +32,7 @@ from longcurate.core.jsonl import ResumableWriter, dumps, read_valid_prefix
 from longcurate.core.lock import output_lock
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.eval.config import EvalRunConfig
     from longcurate.eval.config import JudgeConfig
 
 log = logging.getLogger("longcurate.eval.judge")
@@ -200,7 +200,7 @@ class Judge:
                 "cache_hits": self.cache_hits, "cache": str(self.cache_path)}
 
 
-def judge_cache(cfg: RunConfig) -> Path:
+def judge_cache(cfg: EvalRunConfig) -> Path:
     """Where the judge keeps its replies: `eval.judge.cache_dir`, else `<eval dir>/judge-cache`."""
     return Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else cfg.layout().eval_dir / "judge-cache"
 
