@@ -40,9 +40,8 @@ from longcurate.core.runner import raise_if_incomplete, step_state
 from longcurate.eval.bench_cli import add_longbench_chat, add_val
 from longcurate.eval.config import NeedleConfig, ProbesConfig
 from longcurate.eval.flags import add_backend_flags, add_label, add_max_new_tokens, add_model_flags
+from longcurate.eval.items import ITEM_FILES
 from longcurate.eval.tasks import task_names
-
-ITEM_FILES = ("probes", "needle")
 
 LONGBENCH_DOC = """LongBench (v1) or LongBench-E on one model: predict what is missing, then score.
 
@@ -205,7 +204,7 @@ def _add_build(verbs: Any) -> None:
                                      "is rebuilt only when its settings change; a file there without a .done "
                                      "marker is the user's own and is kept as it is.")
     add_config_args(b)
-    b.add_argument("--only", choices=ITEM_FILES, default=None, help="build only this item file (default: both)")
+    b.add_argument("--only", choices=list(ITEM_FILES), default=None, help="build only this item file (default: both)")
     add_flag(b, "--length", "eval.probes.context_tokens", "probe context length in tokens", type=int)
     add_flag(b, "--positions", "eval.probes.num_positions", "key positions per context (position_id)", type=int)
     add_flag(b, "--sets", "eval.probes.num_sets", "contexts per task (set_id)", type=int)

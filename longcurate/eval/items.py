@@ -119,6 +119,10 @@ def given_by_user(spec: StepSpec) -> bool:
     return False
 
 
+# The shared item files, each with its builder (`eval build --only` takes these names).
+ITEM_FILES: dict[str, Callable[..., Path]] = {"probes": ensure_probes, "needle": ensure_needles}
+
+
 def item_tokenizer(cfg: EvalRunConfig) -> Any:
     """The tokenizer that measures the item files' lengths: the run's model's."""
     from longcurate.core.models import load_tokenizer
@@ -130,10 +134,9 @@ def build_items(cfg: EvalRunConfig, kinds: Iterable[str]) -> dict[str, Path]:
     """The item files of `kinds` (probes, needle: what `tasks.Task.items` names), built when missing or
     made with other settings; the tokenizer is loaded once, and only when a file is built."""
     tokenizer = functools.cache(lambda: item_tokenizer(cfg))
-    builders = {"probes": ensure_probes, "needle": ensure_needles}
     wanted = set(kinds)
-    return {kind: build(cfg, tokenizer) for kind, build in builders.items() if kind in wanted}
+    return {kind: build(cfg, tokenizer) for kind, build in ITEM_FILES.items() if kind in wanted}
 
 
-__all__ = ["ITEM_FORMAT", "eval_corpus", "probes_step", "needle_step", "ensure_probes", "ensure_needles",
+__all__ = ["ITEM_FORMAT", "ITEM_FILES", "eval_corpus", "probes_step", "needle_step", "ensure_probes", "ensure_needles",
            "build_items", "item_tokenizer", "given_by_user"]
