@@ -151,7 +151,7 @@ class ChatFiles:
 @dataclass(frozen=True)
 class EvalFiles:
     """The eval folder's own files beside the models' folders: the contamination check, the report and
-    its plots (`report.md` links them as `plots/<name>.png`)."""
+    its plots (`report.md` links them as `plots/<name>.png`), the judge's cache."""
 
     folder: Path
 
@@ -165,6 +165,11 @@ class EvalFiles:
     @property
     def report(self) -> Path:
         return self.folder / "report.md"
+
+    @property
+    def judge_cache(self) -> Path:
+        """The judge's replies, keyed by request, unless `eval.judge.cache_dir` puts them elsewhere."""
+        return self.folder / "judge-cache"
 
     @staticmethod
     def plot_link(name: str) -> str:

@@ -41,7 +41,7 @@ from longcurate.eval.bench_cli import add_longbench_chat, add_val
 from longcurate.eval.config import NeedleConfig, ProbesConfig
 from longcurate.eval.flags import add_backend_flags, add_label, add_max_new_tokens, add_model_flags
 from longcurate.eval.items import ITEM_FILES
-from longcurate.eval.tasks import task_names
+from longcurate.eval.tasks import TASKS
 
 LONGBENCH_DOC = """LongBench (v1) or LongBench-E on one model: predict what is missing, then score.
 
@@ -57,6 +57,11 @@ prediction is reused only for the same model, prompt, length and settings. Max n
 Failures (bad lines, generation errors, missing predictions) are excluded from the task means,
 counted, listed in result.json and printed; generation errors leave the run incomplete (exit 75).
 """
+
+
+def needs() -> str:
+    """`probes (generate), nll (loglikelihood), ...`: each registered task and what it needs."""
+    return ", ".join(f"{t.name} ({' + '.join(t.needs)})" for t in TASKS.values())
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -272,10 +277,10 @@ def register(sub: Any) -> None:
     r.set_defaults(func=_cmd_report)
 
     s = verbs.add_parser("run", help="the eval stage: eval.run's tasks on every model of eval.models, then the report",
-                         description=f"Item files, the contamination check, then eval.run's tasks ({', '.join(task_names())}) "
-                                     "on every model of eval.models, each into <output dir>/<label>/ (label: "
-                                     "checkpoint, base, or the model's last path component), then the report. Exits 75 "
-                                     "when a task left items failed or pending (after writing all it could).")
+                         description="Item files, the contamination check, then eval.run's tasks on every model of "
+                                     "eval.models, each into <output dir>/<label>/ (label: checkpoint, base, or the "
+                                     "model's last path component), then the report. Exits 75 when a task left items "
+                                     f"failed or pending (after writing all it could). Tasks (what each needs): {needs()}.")
     add_config_args(s)
     add_flag(s, "--models", "eval.models", "comma-separated models to evaluate: checkpoint, base, or names/paths",
              type=comma_words)

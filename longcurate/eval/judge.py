@@ -202,7 +202,7 @@ class Judge:
 
 def judge_cache(cfg: EvalRunConfig) -> Path:
     """Where the judge keeps its replies: `eval.judge.cache_dir`, else `<eval dir>/judge-cache`."""
-    return Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else cfg.layout().eval_dir / "judge-cache"
+    return Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else cfg.layout().evals.judge_cache
 
 
 def usage_total(ratings: list[Rating]) -> dict[str, int]:

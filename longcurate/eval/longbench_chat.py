@@ -31,7 +31,7 @@ from typing import Any
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import Rejects, read_json_if_valid, rejected_path, write_json
-from longcurate.core.layout import ChatFiles
+from longcurate.core.layout import ChatFiles, EvalFiles
 from longcurate.core.reader import read_parsed, source_digest
 from longcurate.core.records import RecordError
 from longcurate.core.runner import StepRun, StepSpec, run_step
@@ -189,7 +189,7 @@ def score_only(cfg: EvalRunConfig, pred_file: str | Path, output_dir: str | Path
         bad_lines.unlink(missing_ok=True)  # this run's bad lines replace the last run's
         with Rejects(bad_lines) as rejects:
             preds = read_predictions(pred_file, cases, rejects)
-        cache = Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else files.folder / "judge-cache"
+        cache = Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else EvalFiles(files.folder).judge_cache
         return outcome(rate_predictions(cfg, cases, template, preds, files.result,
                                         {"predictions": str(pred_file), "n_bad_lines": rejects.total}, cache))
 

@@ -45,11 +45,11 @@ class PromptFitter:
     def template(self, task: str) -> str:
         if task in RAW_PROMPT_TASKS:
             return "raw"
-        return getattr(self.generator, "template", None) or "chat"
+        return self.generator.template
 
     def __call__(self, request: GenRequest, task: str) -> GenRequest:
         template = self.template(task)
-        tokenizer = getattr(self.generator, "tokenizer", None)
+        tokenizer = self.generator.tokenizer
         if tokenizer is None:
             if not self._warned:
                 log.warning("the generation backend has no tokenizer: prompts are sent without middle truncation")

@@ -86,6 +86,7 @@ def failed_ll(request: LLRequest, error: str) -> LLResult:
 class EvalModel(Protocol):
     tokenizer: Any | None  # the HF tokenizer of a local backend, else None
     max_context: int
+    template: str  # how prompts are rendered (`backends.TEMPLATES`)
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
 
@@ -119,8 +120,8 @@ class LazyModel:
         return self.get().max_context
 
     @property
-    def template(self) -> str | None:
-        return getattr(self.get(), "template", None)
+    def template(self) -> str:
+        return self.get().template
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         return self.get().generate(requests) if requests else []

@@ -7,11 +7,11 @@ that runs it, and its section of the report, are named as `"module:function"` an
 used, so reading the registry (config validation, the ablation's bookkeeping) loads nothing heavy.
 
 `eval run` (`eval.run`), the config's validation, the report and the ablation read task names, files
-and metric directions from here; no other list of task names exists. FILM's released VaL files are scored from
-predictions the user gives (`eval val`), not per model of a run, so VaL is not a task here.
+and metric directions from here; no other list of task names exists. FILM's released VaL files are
+scored from predictions the user gives (`eval val`), not per model of a run, so VaL is not a task here.
 
-A task's runner takes one `model.ModelRun` and returns its stats, with `complete: False` and `pending` / `failed` counts when items
-are left (the shared "incomplete" rule of `core.runner`).
+A task's runner takes one `model.ModelRun` and returns its stats, with `complete: False` and
+`pending` / `failed` counts when items are left (the shared "incomplete" rule of `core.runner`).
 """
 
 from __future__ import annotations
