@@ -235,6 +235,10 @@ class JudgeConfig:
             raise ConfigError(f"eval.judge.timeout_s must be > 0, got {self.timeout_s!r}")
         at_least("judge.max_requests", self.max_requests, 1, optional=True)
 
+    def rating_settings(self) -> dict[str, Any]:
+        """What decides a rating besides its request (a step's settings): the judge, its endpoint, its tries."""
+        return {"model": self.model, "base_url": self.base_url, "max_retries": self.max_retries}
+
 
 @dataclass
 class LongBenchChatConfig:
@@ -279,7 +283,10 @@ class EvalConfig:
     limit: int | None = None  # at most this many items per model and command
 
     def __post_init__(self) -> None:
-        distinct("run", self.run, known=tasks.task_names())
+        unknown = [name for name in self.run if name not in tasks.TASKS]
+        if unknown:
+            raise ConfigError(f"eval.run: unknown task(s) {unknown}; the eval tasks are {', '.join(tasks.task_names())}")
+        distinct("run", self.run)
         distinct("models", self.models, empty_ok=True)  # none: a config only asked for its layout
         if any(not m for m in self.models):
             raise ConfigError(f"eval.models entries must be model names or paths, got {self.models}")

@@ -162,12 +162,6 @@ def case_line(case: ChatCase, pred: str | None, r: Rating | None) -> dict[str, A
             **({"error": r.error} if r.error else {})}
 
 
-def judge_settings(cfg: EvalRunConfig) -> dict[str, Any]:
-    """What decides a rating besides the request: the judge model, its endpoint and its tries."""
-    j = cfg.eval.judge
-    return {"model": j.model, "base_url": j.base_url, "max_retries": j.max_retries}
-
-
 def outcome(result: dict[str, Any], failed: int = 0) -> dict[str, Any]:
     """The step's stats: the score and counts; incomplete while a case is failed or pending."""
     stats = {k: result[k] for k in ("score", "n_rated", "n_failed", "n_pending", "n_missing")}
@@ -181,7 +175,7 @@ def score_only(cfg: EvalRunConfig, pred_file: str | Path, output_dir: str | Path
     data_dir, pred_file = require_data(cfg), Path(pred_file)
     files = ChatFiles(Path(output_dir) if output_dir else pred_file.parent)
     settings = {"predictions": source_digest(pred_file), "data": source_digest(data_dir), "limit": _limit(cfg),
-                "judge": judge_settings(cfg), "format": 1}
+                "judge": cfg.eval.judge.rating_settings(), "format": 1}
 
     def work(run: StepRun) -> dict[str, Any]:
         cases, template = load_cases(data_dir, _limit(cfg))
@@ -204,8 +198,8 @@ def chat_step(run: ModelRun, n: int) -> StepSpec:
     cfg, lc = run.cfg, run.cfg.eval.longbench_chat
     files = run.files.longbench_chat
     settings = {**generation_settings(cfg, run.model, lc.max_input_tokens), "max_new_tokens": n,
-                "data": source_digest(require_data(cfg)), "limit": _limit(cfg), "judge": judge_settings(cfg),
-                "format": 1}
+                "data": source_digest(require_data(cfg)), "limit": _limit(cfg),
+                "judge": cfg.eval.judge.rating_settings(), "format": 1}
     return StepSpec(f"LongBench-Chat on {run.label}", files.predictions, settings, also_outputs=(files.result,))
 
 

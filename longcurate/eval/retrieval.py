@@ -23,6 +23,7 @@ from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.eval.items import ensure_needles, ensure_probes
 from longcurate.eval.labels import model_identity
 from longcurate.eval.model import EvalModel, GenRequest, ModelRun, task_stats
+from longcurate.eval.needle import judge_needles
 from longcurate.eval.predict import Failed, predict
 from longcurate.eval.probes import Probe
 from longcurate.eval.scoring import aggregate_needle, aggregate_probes, needle_recall, score_probe
@@ -137,8 +138,7 @@ def needle_task(run: ModelRun) -> dict[str, Any]:
     cfg = run.cfg
     items_path = ensure_needles(cfg)
     n = cfg.eval.generate.new_tokens(cfg.eval.needle.max_new_tokens)
-    j = cfg.eval.judge
-    judge = {"model": j.model, "base_url": j.base_url, "max_retries": j.max_retries} if cfg.eval.needle.judge else None
+    judge = cfg.eval.judge.rating_settings() if cfg.eval.needle.judge else None
 
     def work(step: StepRun) -> dict[str, Any]:
         items, rejects = load_items(items_path, check_needle, cfg.eval.limit, step.rejected)
@@ -148,8 +148,6 @@ def needle_task(run: ModelRun) -> dict[str, Any]:
                  "n_rejected": rejects.total}
         if judge is None:
             return task_stats(stats, failed=res["n_failed"])
-        from longcurate.eval.needle import judge_needles
-
         res = judge_needles(cfg, items, res, step.output)
         write_json(run.files.results("needle"), res)
         rated = {k: res["judge"][k] for k in ("n_rated", "n_failed", "n_pending")}
