@@ -102,7 +102,7 @@ def test_protocol_and_backend_names():
     from longcurate.core.errors import ConfigError
 
     gen = HFModel.__new__(HFModel)
-    gen.tokenizer, gen.max_context = None, 1
+    gen.tokenizer, gen.max_context, gen.template = None, 1, "chat"
     assert isinstance(gen, EvalModel)  # generate and loglikelihood
     with pytest.raises(ConfigError, match=r"eval.generate.backend must be one of \['hf', 'openai', 'vllm'\]"):
         build(RunConfig, {"eval": {"generate": {"backend": "nope"}}})
