@@ -13,7 +13,8 @@ CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu
 
 Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
 config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
-`--debug` shows their traceback too. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
+`--debug` shows their traceback too. A command that did all it could but left items pending or failed
+prints one line naming them and exits 75; rerunning it retries what is left. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
 `train --dataset ...`, `synth --num-samples ...`, `synth-report`, `probe build`) still work for one
 release and print their new name.
 """
@@ -112,7 +113,8 @@ def user_error_message(e: BaseException) -> str | None:
     if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        return f"{e.strerror}: {e.filename or ''} (free some space or write elsewhere)".rstrip()
+        where = f": {e.filename}" if e.filename else " (the file is not known)"
+        return f"{e.strerror}{where}; free some space or write elsewhere"
     return None
 
 

@@ -1,7 +1,10 @@
 """`longcurate run CONFIG`: every stage in order, each resumable, so a re-run redoes nothing.
 
 Each stage package has `stage.py` with `run_stage(cfg: RunConfig) -> dict` (its stats); the stages
-talk only through the files of the run's layout (`RunConfig.layout()`).
+talk only through the files of the run's layout (`RunConfig.layout()`). A stage that finishes with
+items pending or failed (`core.runner.incomplete_parts`) is the last one run: the later stages would
+read its partial output. The run's manifest is written either way, and the command then exits
+"incomplete" (75) naming what is left.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any, Callable
 
 from longcurate.config import RunConfig, resolve_config
 from longcurate.core.cli import add_config_args
-from longcurate.core.config import dump_yaml, to_dict
+from longcurate.core.config import dump_yaml
 from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import atomic_open
 from longcurate.core.runinfo import write_manifest
+from longcurate.core.runner import incomplete_parts, raise_if_incomplete
 
 log = logging.getLogger("longcurate.run")
 
@@ -35,6 +39,7 @@ STAGE_ORDER = ("synth", "select", "train", "eval")
 
 
 def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
+    """Every stage in `cfg.stages`, in pipeline order, up to the first incomplete one; their stats."""
     unknown = [s for s in cfg.stages if s not in STAGE_ORDER]
     if unknown:
         raise ConfigError(f"stages: unknown stage(s) {unknown}; stages are {list(STAGE_ORDER)}")
@@ -51,8 +56,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         log.info("=== stage %s ===", name)
         stats[name] = runners[name](cfg)
         stats[name]["seconds"] = round(time.time() - t0, 1)
+        if incomplete_parts(stats[name]):
+            log.info("stage %s is incomplete after %.1f s: the later stages are not run", name, stats[name]["seconds"])
+            break
         log.info("stage %s done in %.1f s", name, stats[name]["seconds"])
-    write_manifest(layout.manifest("run"), "run", to_dict(cfg), stats)
+    write_manifest(layout.manifest("run"), "run", cfg, stats)
     return stats
 
 
@@ -67,7 +75,7 @@ def config_from_positional(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    run_pipeline(config_from_positional(args))
+    raise_if_incomplete(run_pipeline(config_from_positional(args)), "run")
     return 0
 
 

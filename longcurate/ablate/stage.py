@@ -29,6 +29,7 @@ from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import file_digest, write_json
 from longcurate.core.runinfo import write_manifest
+from longcurate.core.runner import raise_if_incomplete
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -47,7 +48,7 @@ def prepare_pool(cfg: RunConfig) -> dict[str, Any]:
     for name, stage in (("synth", synth_stage), ("select", select_stage)):
         if name in cfg.stages:
             t0 = time.time()
-            stage(cfg)
+            raise_if_incomplete(stage(cfg), name)  # the arms need the whole pool
             stats[name] = {"seconds": round(time.time() - t0, 1)}
     if not cfg.layout().ranked.exists():
         raise UserError(f"ablate: no ranked pool at {cfg.layout().ranked} (keep select in `stages`)")

@@ -11,8 +11,8 @@ policy for what happens when a later run asks for the same output with other set
 
 The marker `<output>.done` is written last, after the output is closed and fsynced; it holds the
 step's stats and, under `params`, its settings. Steps that append as they go (resumable) also record
-their settings when they start (`<output>.settings.json`), so a resumed run never mixes records made
-under other settings into the same file.
+their settings when they start (`<output>.settings.json`, or the `begun_at` path several writers of
+one output share), so a resumed run never mixes records made under other settings into the same file.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Step:
     settings: dict[str, Any]
     on_change: Policy = "redo"
     name: str = ""
+    begun_at: Path | None = None  # where `begin` records the settings (default <output>.settings.json)
 
     def __post_init__(self) -> None:
         if self.on_change not in POLICIES:
@@ -62,6 +63,12 @@ class Step:
         self.output = Path(self.output)
         self.settings = normalize(self.settings)
         self.name = self.name or self.output.name
+        self.begun_at = Path(self.begun_at) if self.begun_at is not None else settings_file(self.output)
+
+    def begun_settings(self) -> dict[str, Any] | None:
+        """The settings recorded when the output was begun (None when none are)."""
+        recorded = read_json_if_valid(self.begun_at)
+        return recorded if isinstance(recorded, dict) else None
 
     @property
     def marker(self) -> Path:
@@ -100,14 +107,14 @@ class Step:
         """Before an appending step writes: True when partial output made under these settings may
         be resumed. Under `redo`, output begun with other settings is discarded (False); under
         `refuse`, it raises. Records the settings for the next run."""
-        recorded = read_json_if_valid(settings_file(self.output))
-        if isinstance(recorded, dict) and recorded != self.settings:
+        recorded = self.begun_settings()
+        if recorded is not None and recorded != self.settings:
             if self.on_change == "refuse":
                 self._refuse(recorded)
             self.discard()
             recorded = None
         if recorded is None:
-            write_json(settings_file(self.output), self.settings)
+            write_json(self.begun_at, self.settings)
             return False
         return True
 
@@ -126,7 +133,7 @@ class Step:
             shutil.rmtree(self.output)
         else:
             self.output.unlink(missing_ok=True)
-        settings_file(self.output).unlink(missing_ok=True)
+        self.begun_at.unlink(missing_ok=True)
 
     def _refuse(self, recorded: dict[str, Any]) -> None:
         raise SettingsChanged(

@@ -25,6 +25,7 @@ Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass, fields
@@ -61,6 +62,14 @@ def part_path(output: PathLike, index: int, count: int) -> Path:
     p = Path(output)
     stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
     return p.with_name(f"{stem}.part-{index}-of-{count}.jsonl")
+
+
+def part_paths(output: PathLike) -> list[Path]:
+    """Every shard's part file beside `output` that exists, whatever the shard count it was made with."""
+    p = Path(output)
+    stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
+    name = re.compile(rf"{re.escape(stem)}\.part-\d+-of-\d+\.jsonl")
+    return sorted(f for f in p.parent.glob(f"{glob.escape(stem)}.part-*") if name.fullmatch(f.name))
 
 
 def model_label(name: str) -> str:
@@ -283,4 +292,4 @@ class RunLayout:
 
 
 __all__ = ["RunLayout", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
-           "part_path", "model_label", "check_label"]
+           "part_path", "part_paths", "model_label", "check_label"]

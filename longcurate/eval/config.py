@@ -219,10 +219,15 @@ class JudgeConfig:
     model: str = "gpt-4"  # LongAlign's and GATEAU's judge
     api_key_env: str = "OPENAI_API_KEY"  # unset: a dummy key for a local server (127.0.0.1), else an error
     max_concurrency: int = 4
-    max_retries: int = 4  # a reply without a rating is asked again this many times (5 tries, as released);
-    #                       429 / 5xx / timeouts are retried by the SDK as often
+    # a failed attempt (no reply, 429 / 5xx / timeout, a reply without a rating on the 1-10 scale) is
+    # tried again this many times (5 tries, as released), with exponential backoff
+    max_retries: int = 4
     timeout_s: float = 120.0
-    cache_dir: str | None = None  # every reply, keyed by its request (default <eval.output_dir>/judge-cache)
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    # after this many failed attempts in a row nothing more is sent this run (the cases stay pending); null: never
+    max_consecutive_failures: int | None = 10
+    cache_dir: str | None = None  # usable replies, keyed by their request (default <eval.output_dir>/judge-cache)
     max_requests: int | None = None  # at most this many requests per run (cases left unrated are rated next run)
 
     def __post_init__(self) -> None:
@@ -234,6 +239,10 @@ class JudgeConfig:
         if not self.timeout_s > 0 or not math.isfinite(self.timeout_s):
             raise ConfigError(f"eval.judge.timeout_s must be > 0, got {self.timeout_s!r}")
         at_least("judge.max_requests", self.max_requests, 1, optional=True)
+        at_least("judge.max_consecutive_failures", self.max_consecutive_failures, 1, optional=True)
+        if not (0 <= self.backoff_initial_s <= self.backoff_max_s) or not math.isfinite(self.backoff_max_s):
+            raise ConfigError("eval.judge: need 0 <= backoff_initial_s <= backoff_max_s (finite), got "
+                              f"{self.backoff_initial_s} and {self.backoff_max_s}")
 
     def rating_settings(self) -> dict[str, Any]:
         """What decides a rating besides its request (a step's settings): the judge, its endpoint, its tries."""

@@ -13,11 +13,12 @@ greedy. Rating: the judge (`eval/judge.py`) gets the system message "You're a go
 evaluating the quality of texts." and the template filled in order, at temperature 0; the rating is
 the first number in the reply's last `[[...]]`. As in the released script, the prediction the judge
 sees is stripped with its line breaks turned into spaces (it kept one prediction per line). A case
-whose replies hold no rating is *failed*, one whose request did not get through is *pending* (rated by
-the next run); neither counts in the score, and neither is ever a 0, and either leaves the task
-incomplete (`core.runner`: the command exits with the shared "incomplete" code; a rerun rates what is
-left). Generating and rating one model is one step (`chat_task`), and so is rating given predictions
-(`score_only`): locked while they run, skipped when complete with the same settings.
+whose replies hold no rating on the 1-10 scale is *failed*, one whose request did not get through is
+*pending*; neither counts in the score, neither is ever a 0, and `complete` is false while any is left:
+the task is then incomplete (`core.runner`: no completion marker, the command exits with the shared
+"incomplete" code, and a rerun asks the judge again for exactly those). Generating and rating one model
+is one step (`chat_task`), and so is rating given predictions (`score_only`): locked while they run,
+skipped when complete with the same settings.
 """
 
 from __future__ import annotations
@@ -141,10 +142,11 @@ def rate_predictions(cfg: EvalRunConfig, cases: list[ChatCase], template: str, p
         stats = judge.stats()
     by_idx: dict[int, Rating] = {c.idx: r for c, r in zip(asked, ratings)}
     rated = [r.value for r in ratings if r.value is not None]
+    n_failed, n_pending = sum(r.status == "failed" for r in ratings), sum(r.status == "pending" for r in ratings)
     result = {"benchmark": "LongBench-Chat", "score": 10 * sum(rated) / len(rated) if rated else None,
               "scale": "mean judge rating (1-10) x 10 over the rated cases", "n_cases": len(cases),
-              "n_rated": len(rated), "n_failed": sum(r.status == "failed" for r in ratings),
-              "n_pending": sum(r.status == "pending" for r in ratings), "n_missing": len(cases) - len(asked),
+              "n_rated": len(rated), "n_failed": n_failed, "n_pending": n_pending, "n_missing": len(cases) - len(asked),
+              "complete": n_failed == n_pending == 0,
               **(extra or {}),
               "judge": {**stats, "max_retries": cfg.eval.judge.max_retries, "system": SYSTEM},
               "usage": {**usage_total(ratings), "requests_sent": stats["requests_sent"],

@@ -89,7 +89,7 @@ def _merge(args: argparse.Namespace) -> int:
     count = shard_spec(cfg.select.num_shards, 0).count  # --num-shards, else WORLD_SIZE, else 1
     # The merged file records the settings the shards scored with (beside the parts), not this command's.
     steps = ScoreSteps.recorded(cfg, args.kind)
-    stats = merge_scores(cfg, steps, count)
+    stats = merge_scores(cfg, steps, count, again=True)  # asked for: merges even a complete file again
     print(f"merged {steps.output}: {stats}")
     return 0
 

@@ -25,14 +25,11 @@ class Engines:
     short_window: int | None = None
 
 
-def max_positions(name: str, allow_download: bool) -> int:
+def max_positions(name: str, allow_download: bool, trust_remote_code: bool = False) -> int:
     """A model's max_position_embeddings, from its config alone (no weights loaded)."""
-    from transformers import AutoConfig
+    from longcurate.core.models import load_config
 
-    from longcurate.core.models import materialize
-
-    conf = AutoConfig.from_pretrained(materialize(name), local_files_only=not allow_download)
-    return int(conf.max_position_embeddings)
+    return int(load_config(name, allow_download, trust_remote_code).max_position_embeddings)
 
 
 def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
@@ -62,7 +59,8 @@ def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engi
         model_a = model_b
     else:
         name_a = sel.model_a or name_b
-        overrides = rope_overrides(name_a, sel.rope_scaling, cfg.allow_download) if sel.rope_scaling else None
+        overrides = (rope_overrides(name_a, sel.rope_scaling, cfg.allow_download, cfg.trust_remote_code)
+                     if sel.rope_scaling else None)
         model_a = load_model(name_a, config_overrides=overrides, **kw)
         dyn = bool(sel.rope_scaling) and "dynamic" in str(sel.rope_scaling.get("rope_type", sel.rope_scaling.get("type")))
         # Dynamic NTK rescales RoPE by the longest sequence in the batch: score θ_A one sample at a time.

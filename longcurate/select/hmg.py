@@ -33,14 +33,13 @@ class ShortModel:
     same_as_b: bool  # same weights and RoPE as θ_B: inputs that fit the window reuse θ_B's result
 
 
-def rope_overrides(name: str, rope_scaling: dict[str, Any], allow_download: bool = False) -> dict[str, Any]:
+def rope_overrides(name: str, rope_scaling: dict[str, Any], allow_download: bool = False,
+                   trust_remote_code: bool = False) -> dict[str, Any]:
     """Config overrides that give a checkpoint another RoPE. transformers 5 keeps RoPE settings in
     `config.rope_parameters` (with `rope_theta` inside), so the given keys are merged into it."""
-    from transformers import AutoConfig
+    from longcurate.core.models import load_config
 
-    from longcurate.core.models import materialize
-
-    conf = AutoConfig.from_pretrained(materialize(name), local_files_only=not allow_download)
+    conf = load_config(name, allow_download, trust_remote_code)
     params = dict(getattr(conf, "rope_parameters", None) or {})
     extra = dict(rope_scaling)
     if "type" in extra and "rope_type" not in extra:

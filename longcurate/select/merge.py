@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from longcurate.core.completion import Step
-from longcurate.core.errors import UserError
+from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import dumps, rejected_path, write_jsonl
+from longcurate.core.runner import StepSpec, step_state
 from longcurate.select.shard import read_scores
 
 log = logging.getLogger("longcurate.select")
@@ -69,46 +69,52 @@ def top_reasons(rejected: Sequence[dict[str, Any]], n: int = 5) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counts.most_common(n))
 
 
-def merge_parts(merged: Step, parts: Sequence[Step], expected: Sequence[str],
+def finished(part: StepSpec) -> bool:
+    """Whether a part file is complete with the settings the merge asks for."""
+    try:
+        return step_state(part) is not None
+    except SettingsChanged:  # finished, but with other settings
+        return False
+
+
+def merge_parts(output: Path, parts: Sequence[StepSpec], expected: Sequence[str],
                 finalize: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
                 source: str | None = None, lines: dict[str, int] | None = None) -> dict[str, Any]:
-    """Check every part is complete and every expected id is scored exactly once or rejected by its
-    shard; write `merged.output` in the order of `expected` (atomic), merged rejects beside it, then
-    finish `merged` (its marker records its settings). Records the scorer rejected go to the
-    quarantine as lines of `source` (`lines`: id -> line number)."""
-    missing_parts = [str(p.output) for p in parts if not p.output.exists()]
+    """The merge step's work: check every part is complete and every expected id is scored exactly
+    once or rejected by its shard; write `output` in the order of `expected` (atomic) and the merged
+    rejects beside it; return its stats (the step runner marks it). Records the scorer rejected go to
+    the quarantine as lines of `source` (`lines`: id -> line number)."""
+    missing_parts = [str(p.output) for p in parts if not Path(p.output).exists()]
     if missing_parts:
         raise UserError(f"missing part files: {', '.join(missing_parts)}")
-    unfinished = [str(p.output) for p in parts if not p.is_complete()]
+    unfinished = [str(p.output) for p in parts if not finished(p)]
     if unfinished:
         raise UserError(f"shards not finished (no .done marker with these settings): {', '.join(unfinished)}")
-    found = PartRecords.read([p.output for p in parts])
+    found = PartRecords.read([Path(p.output) for p in parts])
     rejected_lines: list[dict[str, Any]] = []
     for p in parts:
         rp = rejected_path(p.output)
         if rp.exists():
             rejected_lines.extend(read_scores(rp))
-    check_coverage(merged.output, expected, found, {str(r["id"]) for r in rejected_lines if r.get("id") is not None})
+    check_coverage(output, expected, found, {str(r["id"]) for r in rejected_lines if r.get("id") is not None})
     if found.repeated:
         log.warning("%s: %d id(s) were scored twice with identical values; kept one of each, e.g. %s",
-                    merged.output, len(found.repeated), sorted(set(found.repeated))[:5])
+                    output, len(found.repeated), sorted(set(found.repeated))[:5])
     records = [found.by_id[i] for i in expected if i in found.by_id]
     rejected_lines += [{"file": source, "line": (lines or {}).get(str(r["id"])), "field": r.get("field"),
                         "id": str(r["id"]), "reason": str(r["rejected"])} for r in records if "rejected" in r]
     records = [r for r in records if "rejected" not in r]
     rejected_lines.sort(key=lambda r: (r.get("line") or 0, r.get("id") or "", r.get("reason") or ""))
-    _write_rejects(rejected_path(merged.output), rejected_lines)
+    _write_rejects(rejected_path(output), rejected_lines)
     if not records and rejected_lines:
-        merged.unfinish()
-        raise UserError(f"no sample could be scored into {merged.output}: all {len(rejected_lines)} were rejected "
-                        f"({top_reasons(rejected_lines)}); see {rejected_path(merged.output)}")
+        raise UserError(f"no sample could be scored into {output}: all {len(rejected_lines)} were rejected "
+                        f"({top_reasons(rejected_lines)}); see {rejected_path(output)}")
     if finalize is not None:
         records = finalize(records)
-    write_jsonl(merged.output, records)
+    write_jsonl(output, records)
     stats = {"scored": len(records), "rejected": len(rejected_lines), "shards": len(parts)}
     if found.repeated:
         stats["repeated_identical"] = len(set(found.repeated))
-    merged.finish(stats)
     return stats
 
 
@@ -119,4 +125,4 @@ def _write_rejects(path: Path, lines: list[dict[str, Any]]) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["PartRecords", "merge_parts", "check_coverage", "top_reasons"]
+__all__ = ["PartRecords", "merge_parts", "finished", "check_coverage", "top_reasons"]

@@ -5,22 +5,21 @@ models, score the shard's samples into its part files, finish them, merge when t
     torchrun --nproc_per_node 8 -m longcurate select score hmg --input ...   # one part per rank, rank 0 merges
 
 The select stage scores HMG and CAM together (`run_scores`): one tokenization and one θ_B forward per
-sample serve both, written to the same part files as the two separate commands. The completion steps
-and their policies are in `steps.py`.
+sample serve both, written to the same part files as the two separate commands. Each part file and
+each merge is a step of the step runner (`core.runner`); the steps and their policies are in
+`steps.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from longcurate.core.completion import Step
-from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RecordedRejects, Rejects, RejectSink, rejected_path
-from longcurate.core.lock import output_lock
+from longcurate.core.errors import SettingsChanged, UserError
+from longcurate.core.jsonl import RecordedRejects, Rejects, RejectSink
 from longcurate.core.records import Sample
+from longcurate.core.runner import StepRun, run_step, run_steps, step_state
 from longcurate.select.engines import lazy, load_engines, max_positions
 from longcurate.select.inputs import Prepared, PromptBuilder, load_samples, prepare_all
 from longcurate.select.merge import merge_parts
@@ -62,9 +61,10 @@ def expected_ids(cfg: RunConfig, kind: str, parsed: Parsed | None = None) -> lis
     return [s.id for _, s in samples]
 
 
-def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed | None = None) -> dict[str, Any]:
+def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed | None = None,
+                 again: bool = False) -> dict[str, Any]:
     """Merge `count` finished part files into the score file; HMG's normalisation and CAM's importance
-    temperature are applied here, over the whole dataset."""
+    temperature are applied here, over the whole dataset. `again`: even when it is complete."""
     from longcurate.select.cam import finalize_cam
     from longcurate.select.hmg import finalize_hmg
 
@@ -74,9 +74,9 @@ def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed |
         return finalize_cam(records, steps.importance_temperature)
 
     samples, _ = parsed_samples(cfg, steps.kind, parsed)
-    with output_lock(steps.output):
-        return merge_parts(steps.merged(), steps.parts(count), [s.id for _, s in samples], finalize,
-                           source=str(input_path(cfg)), lines={s.id: line for line, s in samples})
+    return run_step(steps.merged(again), lambda run: merge_parts(
+        run.output, steps.parts(count), [s.id for _, s in samples], finalize, source=str(input_path(cfg)),
+        lines={s.id: line for line, s in samples}))
 
 
 def chunk_sizer(cfg: RunConfig) -> ChunkSizer:
@@ -102,8 +102,8 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
     tokenized once and its full prompt goes through θ_B once, giving HMG's θ_B NLL and CAM's
     segment attention from the same forward. The part files, resume and merge are those of the
-    separate commands. This shard's part files are locked (`core.lock.output_lock`) from before
-    anything is checked until the merge is done: a second run on them stops at once."""
+    separate commands. This shard's part files are locked while they are scored, each merged file
+    while it is merged (`core.runner.run_steps`): a second run on them stops at once."""
     if len(set(kinds)) != len(kinds):
         raise UserError(f"score kinds repeated: {kinds}")
     if len(kinds) > 1 and cfg.select.output:
@@ -113,32 +113,46 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     if not inp.exists() and not cfg.allow_download:
         raise FileNotFoundError(2, "input not found", str(inp))
     stats: dict[str, dict[str, Any]] = {}
-    jobs: dict[str, Step] = {}  # kind -> its pending part
     to_merge: list[ScoreSteps] = []
-    parsed: Parsed = {}
-    with ExitStack() as locks:
-        for kind in kinds:
-            steps = ScoreSteps.of(cfg, kind)
-            part = steps.part(spec.index, spec.count)
-            locks.enter_context(output_lock(part.output))
-            steps.begin_scoring(inp)
-            if steps.merged().is_complete():
-                log.info("%s: %s is complete; nothing to do", kind, steps.output)
-                stats[kind] = {"skipped": True, "output": str(steps.output)}
-                continue
+    for kind in kinds:
+        steps = ScoreSteps.of(cfg, kind)
+        if step_state(steps.merged()) is not None:
+            log.info("%s: %s is complete; nothing to do", kind, steps.output)
+            stats[kind] = {"skipped": True, "output": str(steps.output)}
+        else:
             to_merge.append(steps)
             stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
-            if not part.is_complete():
-                jobs[kind] = part
-        if jobs:
-            for kind, counts in _score_parts(cfg, jobs, spec, show_progress, parsed).items():
-                stats[kind].update(counts)
-        for steps in to_merge:  # (a part's counts also have a "skipped" key: the number of ids already there)
-            merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))
-            if merged:
-                stats[steps.kind]["merged"] = merged
-                log.info("%s: %s", steps.kind, merged)
+    parsed: Parsed = {}
+    _score_shard(cfg, to_merge, spec, show_progress, parsed, stats)
+    for steps in to_merge:
+        merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))
+        if merged:
+            stats[steps.kind]["merged"] = merged
+            log.info("%s: %s", steps.kind, merged)
     return stats
+
+
+def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
+                 parsed: Parsed, stats: dict[str, dict[str, Any]]) -> None:
+    """This shard's part file of each kind in `to_score`, made in one pass (`run_steps`: finished parts
+    are skipped); their counts go into `stats`. A refusal caused by an edited input says so."""
+    parts = {s.kind: s.part(spec.index, spec.count) for s in to_score}
+
+    def score(runs: list[StepRun]) -> dict[str, dict[str, Any]]:
+        jobs = {kind: run for run in runs for kind, part in parts.items() if run.spec.name == part.name}
+        counts = _score_parts(cfg, jobs, spec, show_progress, parsed)
+        for kind, c in counts.items():  # (a part's counts also have a "skipped" key: the ids already there)
+            stats[kind].update(c)
+        return {parts[kind].name: c for kind, c in counts.items()}
+
+    try:
+        run_steps(list(parts.values()), score)
+    except SettingsChanged as e:
+        changed = [s for s in to_score if s.input_changed()]
+        if changed:
+            raise SettingsChanged(f"the input {input_path(cfg)} changed since {changed[0].output} was begun: {e}"
+                                  ) from None
+        raise
 
 
 def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: ShardSpec, rejects: RejectSink,
@@ -160,16 +174,16 @@ def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: Shard
     return prepared
 
 
-def _score_parts(cfg: RunConfig, jobs: dict[str, Step], spec: ShardSpec,
+def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
                  show_progress: bool, parsed: Parsed) -> dict[str, dict[str, Any]]:
-    """Score the pending part files of this shard (kind -> its part's step); finishes each."""
+    """Score the pending part files of this shard (kind -> its part's run); their counts."""
     from longcurate.core.models import load_tokenizer
 
     name_b = model_b_name(cfg)
     tok = load_tokenizer(name_b, cfg.allow_download, cfg.trust_remote_code)
-    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download))
+    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download, cfg.trust_remote_code))
     cache: dict = {}  # sample id -> Prepared | InputReject: one tokenization per sample
-    rejects = {kind: Rejects(rejected_path(part.output)) for kind, part in jobs.items()}
+    rejects = {kind: Rejects(part.rejected) for kind, part in jobs.items()}
     prepared = {kind: _prepared_for(cfg, kind, builder, spec, rejects[kind], cache, parsed) for kind in jobs}
     desc = f"score {'+'.join(jobs)} [{spec.index}/{spec.count}]"
     if set(jobs) == {"hmg", "cam"}:
@@ -181,12 +195,11 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, Step], spec: ShardSpec,
         counts = {kind: run_parts(part.output, units, [p.id for p in units], [len(p.input_ids) for p in units],
                                   _compute_fn(cfg, kind, builder, show_progress), chunk_sizer(cfg),
                                   progress_desc=desc, show_progress=show_progress)}
-    for kind, part in jobs.items():
+    for kind in jobs:
         rejects[kind].close()
         counts[kind]["rejected"] = rejects[kind].total
         if rejects[kind].total:
             log.info("%s shard %d: %s", kind, spec.index, rejects[kind].summary())
-        part.finish(counts[kind])
     return counts
 
 

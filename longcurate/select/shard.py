@@ -2,11 +2,12 @@
 
 A scoring command run as shard k of n (flags, or RANK / WORLD_SIZE under torchrun) scores the samples
 at positions p with p % n == k, appends one line per id to its part file (`core.layout.part_path`:
-`<stem>.part-<k>-of-<n>.jsonl`) with fsync, skips ids already there (resume after a crash), and
-finishes the part's `Step` when done. `merge` checks that every input id is scored exactly once (or
-rejected), then writes the merged file atomically and finishes its `Step`. A scorer that finds a sample
-unscorable only once it has run (a non-finite perplexity) writes `{"id", "field", "rejected": reason}`
-to the part; the merge moves such records to the quarantine beside the merged file.
+`<stem>.part-<k>-of-<n>.jsonl`) with fsync and skips ids already there (resume after a crash); the
+step runner marks the part done (`steps.ScoreSteps.part`). `merge` checks that every input id is
+scored exactly once (or rejected), then writes the merged file atomically, marked by its step. A
+scorer that finds a sample unscorable only once it has run (a non-finite perplexity) writes
+`{"id", "field", "rejected": reason}` to the part; the merge moves such records to the quarantine
+beside the merged file.
 
 Chunks: the shard's samples, longest first, are scored a chunk at a time (a crash loses at most one
 chunk). The engine batches within a chunk, so the chunk's members decide each sample's batches and

@@ -1,9 +1,10 @@
 """The select stage over files: score HMG and CAM, rank, write budgets, print diagnostics.
 
-Each step skips itself when its output is complete and was made with the same settings from the same
-inputs (its `core.completion.Step`; the steps and their policies are listed in `steps.py`), so a
-re-run of the pipeline redoes nothing and leaves the same bytes, and a run with, say, another `alpha`
-redoes rank and budgets only. Scores made under other scoring settings are refused, not mixed.
+Each step runs through the step runner (`core.runner`): it is skipped when its output is complete and
+was made with the same settings from the same inputs (the steps and their policies are listed in
+`steps.py`), so a re-run of the pipeline redoes nothing and leaves the same bytes, and a run with,
+say, another `alpha` redoes rank and budgets only. Scores made under other scoring settings are
+refused, not mixed.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, rejected_path, write_json, write_jsonl
+from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, write_json, write_jsonl
 from longcurate.core.layout import parse_budget
-from longcurate.core.lock import output_lock
+from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
+from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
-from longcurate.core.reader import source_digest
-from longcurate.select.steps import budget_step, cam_scores, command_output, input_path, rank_step
+from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -34,7 +34,8 @@ log = logging.getLogger("longcurate.select")
 def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
              output: Path | None = None) -> dict[str, Any]:
     """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's);
-    records with unusable figures go to `<output>.rejected.jsonl` (`rank_input`)."""
+    records with unusable figures go to `<output>.rejected.jsonl` (`rank_input`). Prints both
+    correlations on every run, a skipped one too."""
     from longcurate.select.rank import format_stats, rank_scores
     from longcurate.select.rank_input import read_rank_input
 
@@ -42,26 +43,23 @@ def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None
     hmg_path = hmg_path or cfg.layout().score("hmg")
     cam_path = cam_path or cam_scores(cfg)
     has_cam = cam_path is not None and cam_path.exists()
-    step = rank_step(output or command_output(cfg, cfg.layout().ranked),
+    if not hmg_path.exists():
+        raise FileNotFoundError(2, "HMG scores not found (run `longcurate select score hmg`)", str(hmg_path))
+    spec = rank_spec(output or command_output(cfg, cfg.layout().ranked),
                      {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
                       "cam": file_digest(cam_path) if has_cam else None})
-    with output_lock(step.output):
-        if step.is_complete():
-            log.info("rank: %s is complete; nothing to do", step.output)
-            print(format_stats(step.stats()))  # both correlations, on every run
-            return {"skipped": True}
-        if not hmg_path.exists():
-            raise FileNotFoundError(2, "HMG scores not found (run `longcurate select score hmg`)", str(hmg_path))
-        step.unfinish()
-        rejected_path(step.output).unlink(missing_ok=True)
-        with Rejects(rejected_path(step.output)) as rejects:
+
+    def rank(run: StepRun) -> dict[str, Any]:
+        with Rejects(run.rejected) as rejects:
             found = read_rank_input(hmg_path, cam_path if has_cam else None, rejects)
         ranked, stats = rank_scores(found.hmg, found.cam, alpha=sel.alpha, normalize=sel.normalize)
         stats.update(found.stats())
         if found.quarantined:
-            stats["rejected_file"] = str(rejected_path(step.output))
-        write_jsonl(step.output, ranked)
-        step.finish(stats)
+            stats["rejected_file"] = str(run.rejected)
+        write_jsonl(run.output, ranked)
+        return stats
+
+    stats = run_step(spec, rank)
     print(format_stats(stats))
     return stats
 
@@ -82,34 +80,32 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
     sel, layout = cfg.select, cfg.layout()
     ranked = ranked or layout.ranked
     budgets = list(budgets or sel.budgets)
-    for spec in budgets:
-        parse_budget(spec)  # a size of 0, -5 or 2.5 stops here, before any file is written
+    for size in budgets:
+        parse_budget(size)  # a size of 0, -5 or 2.5 stops here, before any file is written
     hmg_path = layout.score("hmg")
     methods = ["gateau", *sel.baselines]
-    step = budget_step(layout.budget_index, {
+    spec = budget_spec(layout.budget_index, {
         "budgets": budgets, "methods": methods, "seed": cfg.seed, "overflow": sel.budget_overflow,
         "ranked": file_digest(ranked), "hmg": file_digest(hmg_path), "input_sha256": source_digest(input_path(cfg))})
-    with output_lock(step.output):
-        if step.is_complete():
-            log.info("budget: %s is complete; nothing to do", layout.budgets_dir)
-            return {"skipped": True}
+
+    def write(run: StepRun) -> dict[str, Any]:
         recs = read_scores(ranked)
         if not recs:
             raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
         ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
         lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
                    if str(r["id"]) in ranked_ids and "n_tokens" in r} if hmg_path.exists() else None
-        step.unfinish()
         written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
                                 budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
-        previous = {str(r["file"]) for r in read_scores(step.output)} if step.output.exists() else set()
+        previous = {str(r["file"]) for r in read_scores(run.output)} if run.output.exists() else set()
         for name in sorted(previous - set(written)):  # files of budgets no longer asked for
             (layout.budgets_dir / name).unlink(missing_ok=True)
-        write_jsonl(step.output, [{"file": k, "samples": v} for k, v in written.items()])
-        step.finish({"files": len(written)})
-    for name, n in written.items():
-        print(f"{layout.budgets_dir / name}: {n} samples")
-    return {"files": written}
+        write_jsonl(run.output, [{"file": k, "samples": v} for k, v in written.items()])
+        for name, n in written.items():
+            print(f"{layout.budgets_dir / name}: {n} samples")
+        return {"files": len(written)}
+
+    return run_step(spec, write)
 
 
 def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
@@ -147,7 +143,7 @@ def run_stage(cfg: RunConfig) -> dict[str, Any]:
     stats["budget"] = run_budget(cfg, samples=samples)
     if sel.diagnose:  # gold-based figures on synth data; the CAS sanity figures on any data
         stats["diagnose"] = run_diagnose(cfg, samples=samples)
-    write_manifest(cfg.layout().manifest("select"), "select", to_dict(cfg), stats)
+    write_manifest(cfg.layout().manifest("select"), "select", cfg, stats)
     return stats
 
 

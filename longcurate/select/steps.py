@@ -1,9 +1,9 @@
-"""Where the select stage reads and writes (from the run's layout), and the completion step of each
-output, one policy per step (`core.completion.Step`):
+"""Where the select stage reads and writes (from the run's layout), and the step of each output as the
+step runner runs it (`core.runner.StepSpec`), one policy per step:
 
     output                                policy  settings
-    scoring settings (<score>.settings.json)  refuse  score_settings: models, prompts, segments, input digest, limit
-    a shard's part file                   redo    score_settings
+    a shard's part file (resumable)       refuse  score_settings: models, prompts, segments, input digest, limit,
+                                                  recorded once for all shards (<score>.settings.json)
     a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG, importance_temperature for CAM)
     select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
     budgets/budgets.jsonl (the set)       redo    budgets, methods, seed, overflow, digests of the inputs
@@ -17,16 +17,16 @@ mixed into scores made with the old one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.completion import Step, settings_file
-from longcurate.core.errors import SettingsChanged, UserError
+from longcurate.core.completion import settings_file
+from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_json_if_valid
-from longcurate.core.layout import part_path
+from longcurate.core.layout import part_path, part_paths
 from longcurate.core.reader import source_digest
+from longcurate.core.runner import StepSpec, holds_records
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -76,7 +76,7 @@ def score_settings(cfg: RunConfig, kind: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ScoreSteps:
-    """The completion steps of one score file (`kind` hmg or cam) and of its shards' part files."""
+    """The steps of one score file (`kind` hmg or cam): its shards' part files and their merge."""
 
     kind: str
     output: Path
@@ -102,53 +102,52 @@ class ScoreSteps:
             raise UserError(f"nothing was scored into {steps.output} yet (no {settings_file(steps.output)})")
         return cls(kind, steps.output, recorded, steps.hmg_scale, steps.importance_temperature)
 
-    def scoring(self) -> Step:
-        """Policy refuse. `begin()` records the settings in `<output>.settings.json` before any part is
-        written, and raises (naming the keys) when parts were begun under other settings: scores are
-        expensive and appended to, so they are neither mixed nor silently thrown away. Only `begin()`
-        is used (the merged file's marker also records hmg_scale, which this step does not decide)."""
-        return Step(self.output, self.settings, "refuse", name=f"{self.kind} scoring")
+    def input_changed(self) -> bool:
+        """Whether the score file was begun on another input's content (its recorded settings say so)."""
+        recorded = read_json_if_valid(settings_file(self.output))
+        return isinstance(recorded, dict) and recorded.get("input_sha256") != self.settings.get("input_sha256")
 
-    def begin_scoring(self, source: str | os.PathLike) -> None:
-        """`scoring().begin()`, saying so in words when what changed is the input's content."""
-        try:
-            self.scoring().begin()
-        except SettingsChanged as e:
-            recorded = read_json_if_valid(settings_file(self.output)) or {}
-            if recorded.get("input_sha256") != self.settings.get("input_sha256"):
-                raise SettingsChanged(f"the input {source} changed since {self.output} was begun: {e}") from None
-            raise
+    def scored_any(self) -> bool:
+        """Whether any score was made under the recorded settings: a part file (of any shard count) or
+        the merged file holds a record."""
+        return any(holds_records(p) for p in (*part_paths(self.output), self.output))
 
-    def part(self, index: int, count: int) -> Step:
-        """Policy redo: shard `index` of `count` is complete when its marker records these settings.
-        Resuming into a partial part is safe: `scoring()` has checked what the parts were begun with."""
-        return Step(part_path(self.output, index, count), self.settings, "redo",
-                    name=f"{self.kind} shard {index} of {count}")
+    def part(self, index: int, count: int) -> StepSpec:
+        """Shard `index` of `count`, appended a chunk at a time and resumed by a rerun. Its settings are
+        recorded once for every shard of the score file (`<output>.settings.json`) before any part's
+        first record; policy refuse: scores are expensive and appended to, so a part is neither begun
+        nor mixed under settings the score file was begun with, nor silently thrown away (unless no
+        score was made yet: `scored_any`). Its marker also holds its counts."""
+        return StepSpec(f"{self.kind} shard {index} of {count}", part_path(self.output, index, count), self.settings,
+                        on_change="refuse", resumable=True, begun_at=settings_file(self.output),
+                        partial=self.scored_any)
 
-    def parts(self, count: int) -> list[Step]:
+    def parts(self, count: int) -> list[StepSpec]:
         return [self.part(k, count) for k in range(count)]
 
-    def merged(self) -> Step:
+    def merged(self, again: bool = False) -> StepSpec:
         """Policy redo: the merged file records the scoring settings and what the merge applied (HMG:
         the `hmg_scale` of its normalisation; CAM: the importance temperature), so changing only those
-        re-merges the parts (nothing is re-scored)."""
+        re-merges the parts (nothing is re-scored). `again`: merge even when it is complete (what the
+        `select merge` command asks for, e.g. after a shard was rerun)."""
         extra = ({"hmg_scale": self.hmg_scale} if self.kind == "hmg"
                  else {"importance_temperature": self.importance_temperature})
-        return Step(self.output, {**self.settings, **extra}, "redo", name=f"{self.kind} merge")
+        return StepSpec(f"{self.kind} merge", self.output, {**self.settings, **extra},
+                        done_when=(lambda stats: False) if again else None)
 
 
-def rank_step(output: Path, settings: dict[str, Any]) -> Step:
+def rank_spec(output: Path, settings: dict[str, Any]) -> StepSpec:
     """Policy redo: the ranking is cheap and derived; `settings` are alpha, normalize and the digests
     of the score files it read, so new scores or another alpha rank again."""
-    return Step(output, settings, "redo", name="rank")
+    return StepSpec("rank", output, settings)
 
 
-def budget_step(index: Path, settings: dict[str, Any]) -> Step:
+def budget_spec(index: Path, settings: dict[str, Any]) -> StepSpec:
     """Policy redo, marked on the budget index (budgets.jsonl) for the whole set of budget files:
     cheap copies of records, redone (and files no longer asked for removed) when the budgets, methods,
-    seed, input or ranking change."""
-    return Step(index, settings, "redo", name="budgets")
+    seed, input or ranking change. The budget files have no quarantine of their own."""
+    return StepSpec("budgets", index, settings, quarantine=False)
 
 
 __all__ = ["KINDS", "ScoreSteps", "input_path", "command_output", "cam_scores", "model_b_name", "score_limit",
-           "score_settings", "rank_step", "budget_step"]
+           "score_settings", "rank_spec", "budget_spec"]

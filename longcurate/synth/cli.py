@@ -15,9 +15,10 @@ from longcurate.core.cli import add_config_args, add_flag, add_switch, resolve_c
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from longcurate.core.runner import raise_if_incomplete
     from longcurate.synth.stage import run_stage
 
-    run_stage(resolve_config(args), progress=not args.no_progress)  # an unfinished file raises (exit 2)
+    raise_if_incomplete(run_stage(resolve_config(args), progress=not args.no_progress), "synth")
     return 0
 
 

@@ -1,12 +1,12 @@
 """The synth stage as plain functions: corpus -> segments -> QA requests -> contexts -> samples files.
 
 What each sample is comes from `plan.py` and how it is made from `generate.py`; this module writes the
-files. Each samples file (the training samples and the held-out ones, `streams.py`) is written under
-an exclusive lock on its output (`core.lock.output_lock`: a second run on the same output stops at
-once, naming the holder), appended as samples are made, resumed by a later run, put in index order
-once nothing is pending, and marked done (`Step.finish`) only then. A run that leaves samples pending
-(the endpoint failed, a cap or the circuit breaker stopped it) says "incomplete: N pending, rerun to
-retry"; one that made no sample at all from a non-empty corpus is an error that names the top reasons.
+files. Each samples file (the training samples and the held-out ones, `streams.py`) is a step of the
+step runner (`core.runner`, `streams.stream_spec`): locked while it is written, appended as samples
+are made, resumed by a later run, put in index order once nothing is pending, and marked done only
+then. A run that leaves samples pending (the endpoint failed, a cap or the circuit breaker stopped
+it) returns `complete: False` with the count and why, and the command exits "incomplete"; one that
+made no sample at all from a non-empty corpus is an error that names the top reasons.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from longcurate.core.completion import Step, settings_file
-from longcurate.core.errors import SettingsChanged, UserError
+from longcurate.core.errors import UserError
 from longcurate.core.holdout import keeps
-from longcurate.core.jsonl import Rejects, ResumableWriter, rejected_path
-from longcurate.core.lock import output_lock
+from longcurate.core.jsonl import Rejects, ResumableWriter
+from longcurate.core.runner import StepRun, run_step
 from longcurate.synth.assemble import LengthModel
 from longcurate.synth.corpus import read_corpus
 from longcurate.synth.generate import DONE, GIVEN_UP, Outcome, generate
@@ -31,7 +30,7 @@ from longcurate.synth.order import sort_by_index
 from longcurate.synth.plan import check_multihop, index_of, sample_id
 from longcurate.synth.qa import PENDING, QABackend, backend_class
 from longcurate.synth.segment import SegmentPool, build_pool
-from longcurate.synth.streams import Stream, holdout_record, stream_step, streams
+from longcurate.synth.streams import Stream, holdout_record, stream_spec, streams
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -70,7 +69,8 @@ def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> d
     resumable, each with its quarantine and completion marker).
 
     Returns the training samples' stats, with the held-out ones under "heldout"; a finished output
-    (same settings and count) is left as is. An unfinished one has `complete: False` and `pending`.
+    (same settings and count) is left as is. An unfinished one has `complete: False`, `pending` and
+    `why` (`core.runner.incomplete_parts` finds either).
     """
     _validate(cfg)
     tools = Tools(cfg, tokenizer)
@@ -78,45 +78,27 @@ def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> d
     stats = write_stream(cfg, training, tools, progress)
     for stream in others:
         stats[stream.name] = write_stream(cfg, stream, tools, progress)
-        stats["complete"] = stats.get("complete", True) and stats[stream.name].get("complete", True)
     return stats
 
 
 def write_stream(cfg: RunConfig, stream: Stream, tools: Tools, progress: bool = True) -> dict:
-    """One samples file, under its lock: skipped when finished with the same settings and count (and,
-    with `synth.retry_failed`, nothing refused), else resumed."""
-    step = stream_step(cfg, stream)
-    out = step.output
-    with output_lock(out):
-        done = step.stats() if step.is_complete() else {}
-        retry = stream.synth.retry_failed and done.get("refused", 0) > 0
-        if done.get("num_samples") == stream.count and not retry:
-            log.info("%s is complete (%d samples); nothing to do", out, stream.count)
-            return {**done, "skipped": True}
-        _begin(step)
-        with Rejects(rejected_path(out)) as rejects:
+    """One samples file through the step runner: skipped when finished with the same settings and
+    count (and, with `synth.retry_failed`, nothing refused), else resumed (`stream_spec`)."""
+    def work(run: StepRun) -> dict:
+        with Rejects(run.rejected) as rejects:
             stats = _synthesize(cfg, stream, tools, rejects, progress)
-        stats.update(output=str(out), num_samples=stream.count, holdout=holdout_record(cfg, stream))
+        stats.update(output=str(run.output), num_samples=stream.count, holdout=holdout_record(cfg, stream))
         if stats["complete"]:
-            stats["reordered"] = sort_by_index(out, index_of)
+            stats["reordered"] = sort_by_index(run.output, index_of)
         print(format_stats(stats, rejects))
         if stats["complete"] and stats["in_file"] == 0:
-            raise UserError(f"synth made no sample for {out} from {stats['corpus']['documents']} documents; "
+            raise UserError(f"synth made no sample for {run.output} from {stats['corpus']['documents']} documents; "
                             f"top reasons: {_top_reasons(stats)}")
-        if stats["complete"]:
-            step.finish(stats)
-    return stats
+        if not stats["complete"]:
+            stats["why"] = pending_why(stats)
+        return stats
 
-
-def _begin(step: Step) -> None:
-    """Record the settings before the first sample is written; a file whose settings were never
-    recorded (made by hand or by an older version) is refused rather than mixed into."""
-    out = step.output
-    if out.exists() and out.stat().st_size and not settings_file(out).exists():
-        raise SettingsChanged(f"{out} exists but records no settings ({settings_file(out).name} is missing); "
-                              f"use another output (or output_dir), or delete it to redo {step.name}")
-    step.begin()
-    step.unfinish()  # the file is about to change (resumed, or extended to more samples)
+    return run_step(stream_spec(cfg, stream), work)
 
 
 def _synthesize(cfg: RunConfig, stream: Stream, tools: Tools, rejects: Rejects, progress: bool) -> dict:
@@ -230,9 +212,9 @@ def _top_reasons(stats: dict, k: int = 3) -> str:
     return ", ".join(f"{r}: {v}" for r, v in reasons.most_common(k)) or "none recorded"
 
 
-def incomplete_message(stats: dict) -> str:
-    why = stats.get("stop_reason") or ", ".join(f"{r}: {v}" for r, v in (stats.get("pending_reasons") or {}).items())
-    return f"incomplete: {stats['pending']} pending, rerun to retry ({why})"
+def pending_why(stats: dict) -> str:
+    """Why samples are pending: what stopped the backend, else the pending samples' reasons."""
+    return stats.get("stop_reason") or ", ".join(f"{r}: {v}" for r, v in (stats.get("pending_reasons") or {}).items())
 
 
 def format_stats(stats: dict, rejects: Rejects | None = None) -> str:
@@ -251,7 +233,7 @@ def format_stats(stats: dict, rejects: Rejects | None = None) -> str:
     if rejects is not None:
         lines.append("  " + rejects.summary())
     if not stats["complete"]:
-        lines.append("  " + incomplete_message(stats))
+        lines.append(f"  incomplete: {stats['pending']} pending, rerun to retry ({pending_why(stats)})")
     return "\n".join(lines)
 
 
@@ -260,4 +242,4 @@ def _part(stats: dict) -> str:
     return f" ({h['side']} part, holdout.fraction={h['fraction']})" if h.get("side") else ""
 
 
-__all__ = ["Tools", "run_synth", "write_stream", "format_stats", "incomplete_message", "generate"]
+__all__ = ["Tools", "run_synth", "write_stream", "format_stats", "pending_why", "generate"]

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.completion import Step
 from longcurate.core.config import to_dict
 from longcurate.core.holdout import Side, partitioned
+from longcurate.core.runner import StepSpec
 from longcurate.synth.config import SynthConfig
 from longcurate.synth.corpus import corpus_digest
 from longcurate.synth.plan import derived_seed
@@ -101,13 +101,19 @@ def _dotted(prefix: str, tree: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stream_step(cfg: RunConfig, stream: Stream) -> Step:
-    """A samples file (training or held-out). Policy `refuse`: a file begun or finished with other
-    settings is kept and the run stops naming the keys (the samples may have cost API money); a partial
-    file with the same settings is resumed. Settings: `stream_settings` (with the holdout split's side,
-    fraction and salt). A finished file counts as done when its marker records the count asked for."""
-    return Step(stream.output, stream_settings(cfg, stream), on_change="refuse", name=stream.name)
+def stream_spec(cfg: RunConfig, stream: Stream) -> StepSpec:
+    """A samples file (training or held-out) as a step. Policy `refuse`: a file begun or finished with
+    other settings is kept and the run stops naming the keys (the samples may have cost API money);
+    a partial file with the same settings is resumed (resumable). Settings: `stream_settings` (with
+    the holdout split's side, fraction and salt). A finished file counts as done when its marker
+    records the count asked for and, with `synth.retry_failed`, no sample the endpoint refused."""
+    def done(stats: dict[str, Any]) -> bool:
+        retry = stream.synth.retry_failed and stats.get("refused", 0) > 0
+        return stats.get("num_samples") == stream.count and not retry
+
+    return StepSpec(stream.name, stream.output, stream_settings(cfg, stream), on_change="refuse", resumable=True,
+                    done_when=done)
 
 
 __all__ = ["Stream", "TRAINING", "HELDOUT", "training_side", "derived_seed", "training_stream", "heldout_stream",
-           "streams", "holdout_record", "stream_settings", "stream_step"]
+           "streams", "holdout_record", "stream_settings", "stream_spec"]

@@ -19,6 +19,17 @@ def dist_env() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def no_step_reason(tc: TrainConfig) -> str | None:
+    """Why a run would make no optimiser step, None when it makes at least one. The Trainer takes
+    `max_steps` steps when it is >= 0, else ceil(epochs x updates per epoch), with at least one update
+    per epoch of a non-empty dataset: so only `max_steps: 0`, or `epochs <= 0` without `max_steps`, make none."""
+    if tc.max_steps == 0:
+        return "train.max_steps is 0"
+    if tc.max_steps < 0 and tc.epochs <= 0:
+        return f"train.epochs is {tc.epochs:g} and train.max_steps is not set"
+    return None
+
+
 def resolve_precision(spec: str) -> str:
     """`auto` -> bf16 mixed precision where the device supports it, else fp32."""
     import torch
@@ -142,7 +153,7 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
     import torch
     from transformers import AutoModelForCausalLM
 
-    from longcurate.core.models import local_files_only, materialize
+    from longcurate.core.models import local_files_only, materialize, model_errors
 
     extra: dict[str, Any] = {}
     world = dist_env()[1]
@@ -151,9 +162,10 @@ def load_model_for_training(name: str, attn: str, *, fsdp: tuple[bool, dict | No
 
         extra["distributed_config"] = DistributedConfig(
             fsdp_size=world, fsdp_cpu_offload=bool((fsdp[1] or {}).get("cpu_offload", False)))
-    model = AutoModelForCausalLM.from_pretrained(materialize(name), dtype=torch.float32, attn_implementation=attn,
-                                                 local_files_only=local_files_only(allow_download),
-                                                 trust_remote_code=trust_remote_code, **extra)
+    with model_errors(name, allow_download):
+        model = AutoModelForCausalLM.from_pretrained(materialize(name), dtype=torch.float32, attn_implementation=attn,
+                                                     local_files_only=local_files_only(allow_download),
+                                                     trust_remote_code=trust_remote_code, **extra)
     model.config.use_cache = False
     if native_fsdp(fsdp):
         accept_full_state_dict(model)

@@ -19,15 +19,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, Rejects, rejected_path, write_jsonl
-from longcurate.core.lock import output_lock
+from longcurate.core.jsonl import RejectSink, Rejects, write_jsonl
 from longcurate.core.prompts import messages_for
-from longcurate.core.reader import read_rows
+from longcurate.core.reader import read_rows, source_digest
 from longcurate.core.records import RecordError, Sample, content_id
+from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.train.chat import SOURCES, Message, check_conversation, conversation_hash, parse_conversation
-from longcurate.core.reader import source_digest
 
 
 @dataclass
@@ -100,16 +98,16 @@ def read_conversations(path: str, source: str, rejects: Rejects, *, limit: int |
     return out, {"read": rows + bad_lines, "valid": len(out), "rejected": rejects.total - before}
 
 
-def mix_step(long_paths: list[str], short_path: str | None, output: str | Path, *, short_size: int | None,
-             short_ratio: float | None, seed: int, limit: int | None) -> Step:
-    """The mixture's completion step. Policy `redo`: a mixture is cheap and wholly decided by its inputs
+def mix_spec(long_paths: list[str], short_path: str | None, output: str | Path, *, short_size: int | None,
+             short_ratio: float | None, seed: int, limit: int | None) -> StepSpec:
+    """The mixture as a step of the step runner. Policy `redo`: a mixture is cheap and wholly decided by its inputs
     and settings, so other inputs (content) or settings rebuild it. Settings: every input's content
     digest (`source_digest`) and path (the mixture's lines name it as their `origin`), short size /
     ratio, seed, limit. Its marker (`<output>.done`) holds the per-source counts."""
     settings = {"long": [{"path": p, "sha256": source_digest(p)} for p in long_paths],
                 "short": {"path": str(short_path), "sha256": source_digest(short_path)} if short_path else None,
                 "short_size": short_size, "short_ratio": short_ratio, "seed": seed, "limit": limit}
-    return Step(Path(output), settings, on_change="redo", name="train mix")
+    return StepSpec("train mix", Path(output), settings)
 
 
 def check_mix_args(long_paths: list[str], short_path: str | None, short_size: int | None,
@@ -218,31 +216,28 @@ def build_mixture(long_paths: list[str], short_path: str | None, output: str | P
     duplicates dropped, rejected by reason, short/long totals, `skipped` when it was already made).
 
     `limit` caps the valid records taken from each input file (quick runs). A re-run on the same input
-    content and settings rewrites nothing (`mix_step`). The output is locked while it is made."""
+    content and settings rewrites nothing (`mix_spec`). The output is locked while it is made."""
     long_paths = [str(p) for p in long_paths]
     check_mix_args(long_paths, short_path, short_size, short_ratio, allow_download)
-    step = mix_step(long_paths, short_path, output, short_size=short_size, short_ratio=short_ratio, seed=seed,
+    spec = mix_spec(long_paths, short_path, output, short_size=short_size, short_ratio=short_ratio, seed=seed,
                     limit=limit)
-    with output_lock(output):
-        if step.is_complete():
-            return step.stats() | {"skipped": True}
-        step.unfinish()
-        rej_path = rejected_path(output)
-        rej_path.unlink(missing_ok=True)  # a stale quarantine from an earlier run must not linger
-        with Rejects(rej_path) as rejects:
+
+    def mix(run: StepRun) -> dict[str, Any]:
+        with Rejects(run.rejected) as rejects:
             got = read_inputs(long_paths, short_path, rejects, short_size=short_size, short_ratio=short_ratio,
                               seed=seed, limit=limit, progress=progress, allow_download=allow_download)
-            stats = mix_stats(len(got.long), len(got.short), got.requested, got.per_file, rejects, rej_path)
+            stats = mix_stats(len(got.long), len(got.short), got.requested, got.per_file, rejects, run.rejected)
         files = got.per_file.values()
         if not any(s["valid"] for s in files) and any(s["read"] for s in files):
             reasons = ", ".join(f"{k}: {v}" for k, v in rejects.counts.most_common(5))
             raise UserError(f"the mixture would be empty: all {sum(s['read'] for s in files)} records of "
-                            f"{', '.join(got.per_file)} were rejected ({reasons}); see {rej_path}")
+                            f"{', '.join(got.per_file)} were rejected ({reasons}); see {run.rejected}")
         mixture = got.long + got.short
         random.Random(f"{seed}:mix").shuffle(mixture)
-        write_jsonl(output, (c.to_record() for c in mixture))
-        step.finish(stats)
-    return stats
+        write_jsonl(run.output, (c.to_record() for c in mixture))
+        return stats
+
+    return run_step(spec, mix)
 
 
 def mix_stats(n_long: int, n_short: int, requested: int | None, per_file: dict[str, dict[str, Any]],
@@ -275,4 +270,4 @@ def summary(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["build_mixture", "mix_step", "read_conversations", "parse_long", "summary", "Conversation", "SOURCES"]
+__all__ = ["build_mixture", "mix_spec", "read_conversations", "parse_long", "summary", "Conversation", "SOURCES"]

@@ -2,26 +2,28 @@
 
 Every path comes from the run's layout (`cfg.layout()`):
     long input   the largest gateau budget file (`layout.top_budget`), unless `train.mix.long` names files
-    mixture      mixture/mixture.jsonl            step `train mix`       (mix.mix_step, redo on change)
-    tokenized    mixture/tokenized/ (datasets)    step `train tokenize`  (tokenize.tokenize_step, redo on change)
+    mixture      mixture/mixture.jsonl            step `train mix`       (mix.mix_spec, redo on change)
+    tokenized    mixture/tokenized/ (datasets)    step `train tokenize`  (tokenize.tokenize_spec, redo on change)
     checkpoints  train/checkpoint-N (Trainer checkpoints, resumed under the same settings only; the newest
                  complete one resumes, torn ones are moved aside; optimizer state only where resume needs it)
-    model        checkpoint/ (safetensors + tokenizer; eval loads it)   step `train fit` (fit_step, refuse)
-Each step's marker (`<output>.done`) holds its stats and settings, so a re-run with equal settings does
-nothing; `train.manifest.json` (written by `run_stage` only) records the whole stage.
+    model        checkpoint/ (safetensors + tokenizer; eval loads it)   step `train fit` (fit_spec, refuse)
+Every step runs through the step runner (`core.runner`); its marker (`<output>.done`) holds its stats
+and settings, so a re-run with equal settings does nothing; `train.manifest.json` (written by
+`run_stage` only) records the whole stage.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.completion import Step, settings_file
+from longcurate.core.completion import settings_file
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
-from longcurate.core.lock import output_lock
+from longcurate.core.runinfo import write_manifest
+from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.train.launch import dist_env, no_step_reason
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -76,12 +78,15 @@ def run_tokenize(cfg: RunConfig, tokenizer=None, progress: bool = True) -> dict[
     return stats
 
 
-def fit_step(cfg: RunConfig) -> Step:
-    """The trained model's completion step. Policy `refuse`: training is the expensive step, and a
-    finished model asked for with other data or settings is kept and the run stops naming what
+def fit_spec(cfg: RunConfig) -> StepSpec:
+    """The trained model as a step of the step runner. Policy `refuse`: training is the expensive step,
+    and a finished model asked for with other data or settings is kept and the run stops naming what
     changed (use another `train.output` / output_dir, or delete the model to retrain). Settings: the
     tokenized data (digest of its Arrow files), the base model, the seed and every train setting that
-    changes the weights (not NOT_FIT_SETTINGS)."""
+    changes the weights (not NOT_FIT_SETTINGS). With `train.resume: auto` it is resumable: its partial
+    output is the newest complete checkpoint (`resume_point`), resumed only when the checkpoints were
+    begun under the same settings (recorded beside them, `<checkpoints>.settings.json`). The main
+    process holds the model's and the checkpoints' locks and writes the marker."""
     from longcurate.core.reader import source_digest
 
     layout = cfg.layout()
@@ -91,67 +96,66 @@ def fit_step(cfg: RunConfig) -> Step:
     settings = {"dataset_sha256": source_digest(layout.tokenized),
                 "base_model": base_model(cfg), "seed": cfg.seed,
                 **{k: v for k, v in to_dict(cfg.train).items() if k not in NOT_FIT_SETTINGS}}
-    return Step(layout.model, settings, on_change="refuse", name="train fit")
+    auto = cfg.train.resume == "auto"
+    return StepSpec("train fit", layout.model, settings, on_change="refuse", resumable=auto,
+                    begun_at=settings_file(layout.checkpoints),
+                    partial=lambda: resume_point(cfg, move=False) is not None,
+                    also_locks=(layout.checkpoints,), quarantine=False, main_process=dist_env()[0] == 0)
 
 
-def resume_point(cfg: RunConfig, step: Step) -> str | None:
+def resume_point(cfg: RunConfig, move: bool = True) -> str | None:
     """The checkpoint to resume from: `train.resume` names one, `never` none, `auto` the newest
-    complete one in the checkpoints folder (incomplete ones are moved aside: `checkpoints.py`), which
-    counts as partial output of `step`: resumed only when it was begun under the same settings (else
-    SettingsChanged), and a folder with none starts afresh."""
+    complete one in the checkpoints folder (with `move`, the main process moves incomplete ones aside:
+    `checkpoints.py`); None when there is none."""
     from longcurate.train.checkpoints import resumable_checkpoint
-    from longcurate.train.launch import dist_env, fsdp_settings, native_fsdp
+    from longcurate.train.launch import fsdp_settings, native_fsdp
 
-    tc, folder = cfg.train, cfg.layout().checkpoints
+    tc = cfg.train
     if tc.resume in ("never", "", None):
         return None
     if tc.resume != "auto":
         return tc.resume
     # A model sharded at load time is checkpointed without optimizer state (launch.training_arguments).
-    chosen = resumable_checkpoint(folder, need_optimizer=not native_fsdp(fsdp_settings(tc.fsdp, tc.fsdp_config)),
-                                  move=dist_env()[0] == 0)
-    if chosen is None:
-        settings_file(folder).unlink(missing_ok=True)  # nothing begun to guard
-    Step(folder, step.settings, on_change="refuse", name=step.name).begin()
-    return chosen
+    return resumable_checkpoint(cfg.layout().checkpoints,
+                                need_optimizer=not native_fsdp(fsdp_settings(tc.fsdp, tc.fsdp_config)),
+                                move=move and dist_env()[0] == 0)
+
+
+def check_steps(cfg: RunConfig) -> None:
+    """Refuse a run that would make no optimiser step, before any data or model is read."""
+    why = no_step_reason(cfg.train)
+    if why:
+        raise UserError(f"train: {why}, so no optimiser step would be taken; set train.max_steps > 0 "
+                        "or train.epochs > 0")
 
 
 def run_fit(cfg: RunConfig, *, model=None, tokenizer=None, callbacks: list | None = None) -> dict[str, Any]:
-    """Train unless the model is finished with these settings (policy refuse: `fit_step`). The model
-    and checkpoint folders are locked by the main process while it trains; once the model is written
+    """Train unless the model is finished with these settings (`fit_spec`); once the model is written
     the checkpoints' optimizer state, needed only to resume, is removed."""
     from longcurate.train.checkpoints import prune_optimizer_state
-    from longcurate.train.launch import dist_env
     from longcurate.train.trainer import train
 
+    check_steps(cfg)
     layout = cfg.layout()
-    main_process = dist_env()[0] == 0
-    step = fit_step(cfg)
-    with ExitStack() as locks:
-        if main_process:
-            locks.enter_context(output_lock(layout.model))
-            locks.enter_context(output_lock(layout.checkpoints))
-        if step.is_complete():
-            log.info("train: %s is complete; nothing to do", layout.model)
-            return step.stats() | {"skipped": True}
-        stats = train(layout.tokenized, layout.model, cfg.train, model_name=base_model(cfg),
-                      checkpoints=layout.checkpoints, resume=resume_point(cfg, step), seed=cfg.seed, model=model,
+
+    def fit(run: StepRun) -> dict[str, Any]:
+        stats = train(layout.tokenized, run.output, cfg.train, model_name=base_model(cfg),
+                      checkpoints=layout.checkpoints, resume=resume_point(cfg), seed=cfg.seed, model=model,
                       tokenizer=tokenizer, allow_download=cfg.allow_download,
                       trust_remote_code=cfg.trust_remote_code, callbacks=callbacks)
-        if main_process:
-            step.finish(stats)
+        if run.spec.main_process:
             freed = prune_optimizer_state(layout.checkpoints, keep=None)
             if freed:
                 log.info("removed %.1f MB of optimizer state from %s (the model is finished)", freed / 1e6,
                          layout.checkpoints)
-    return stats
+        return stats
+
+    return run_step(fit_spec(cfg), fit)
 
 
 def run_stage(cfg: RunConfig) -> dict[str, Any]:
     """mix -> tokenize -> fit; a re-run with equal settings redoes (and rewrites) nothing."""
-    from longcurate.core.runinfo import write_manifest
-    from longcurate.train.launch import dist_env
-
+    check_steps(cfg)
     rank, world = dist_env()
     layout = cfg.layout()
     if world > 1 and not (layout.tokenized / "dataset_info.json").exists():
@@ -165,7 +169,7 @@ def run_stage(cfg: RunConfig) -> dict[str, Any]:
     skipped = all(s.get("skipped") is True for s in stats.values())
     manifest = layout.manifest("train")
     if rank == 0 and not (skipped and manifest.exists()):
-        write_manifest(manifest, "train", to_dict(cfg.train), stats)
+        write_manifest(manifest, "train", cfg, stats)
     return stats | ({"skipped": True} if skipped else {})
 
 

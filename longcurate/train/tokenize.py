@@ -4,7 +4,7 @@ skipped, and counted.
 
 Labels come from character spans (chat.render) mapped onto tokens through the tokenizer's offsets,
 so each sample is tokenized once (tests/oracles/train.py has the prefix-diff version the tests and
-the benchmark compare against). The dataset is one completion step (`tokenize_step`).
+the benchmark compare against). The dataset is one step of the step runner (`tokenize_spec`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.completion import Step
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, Rejects, rejected_path
-from longcurate.core.lock import output_lock
-from longcurate.core.reader import read_rows
+from longcurate.core.jsonl import RejectSink, Rejects
+from longcurate.core.reader import read_rows, source_digest
 from longcurate.core.records import RecordError, content_id
+from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.train.chat import SOURCES, Message, parse_conversation, render
-from longcurate.core.reader import source_digest
 from longcurate.train.loss import IGNORE
 
 IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
@@ -183,16 +181,16 @@ def read_mixture(path: str | os.PathLike, rejects: RejectSink, limit: int | None
     return rows
 
 
-def tokenize_step(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: Any, *, template: str,
-                  max_length: int, overlong: str, limit: int | None) -> Step:
-    """The tokenized dataset's completion step. Policy `redo`: the dataset is wholly decided by the
+def tokenize_spec(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: Any, *, template: str,
+                  max_length: int, overlong: str, limit: int | None) -> StepSpec:
+    """The tokenized dataset as a step of the step runner. Policy `redo`: the dataset is wholly decided by the
     mixture's content, the tokenizer and these settings, so any change rebuilds it. Settings: the
     mixture's content digest (not its path), the tokenizer's fingerprint, template, max_length,
     overlong, limit (not num_proc: it gives the same rows). The marker `<output_dir>.done` holds the stats."""
     settings = {"mixture_sha256": source_digest(mixture_path) or str(mixture_path),
                 "tokenizer": tokenizer_fingerprint(tokenizer), "template": template,
                 "max_length": max_length, "overlong": overlong, "limit": limit}
-    return Step(Path(output_dir), settings, on_change="redo", name="train tokenize")
+    return StepSpec("train tokenize", Path(output_dir), settings)
 
 
 def check_tokenize_args(tokenizer: Any, template: str, max_length: int, overlong: str) -> None:
@@ -264,22 +262,18 @@ def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathL
     """Write a `datasets` Arrow dataset (save_to_disk into a temp folder, then swapped in) with columns
     id, source ("long"/"short"), input_ids, labels, length, n_response_tokens; never padded. Returns
     stats (kept, truncated, skipped_samples, rejected by reason, total and response tokens), and
-    `skipped: True` when it was already made (`tokenize_step`). Malformed mixture lines go to
+    `skipped: True` when it was already made (`tokenize_spec`). Malformed mixture lines go to
     `<output_dir>.rejected.jsonl`. The output is locked while it is made; a mixture none of whose
     records could be kept is a UserError (no dataset, no marker) that gives the reasons."""
     check_tokenize_args(tokenizer, template, max_length, overlong)
-    out = Path(output_dir)
-    step = tokenize_step(mixture_path, out, tokenizer, template=template, max_length=max_length,
+    spec = tokenize_spec(mixture_path, output_dir, tokenizer, template=template, max_length=max_length,
                          overlong=overlong, limit=limit)
-    with output_lock(out):
-        if step.is_complete():
-            return step.stats() | {"skipped": True}
-        rej_path = rejected_path(out)
-        rej_path.unlink(missing_ok=True)
-        with Rejects(rej_path) as rejects:
+
+    def tokenize(run: StepRun) -> dict[str, Any]:
+        with Rejects(run.rejected) as rejects:
             rows = read_mixture(mixture_path, rejects, limit, allow_download)
             n_input = len(rows) + rejects.total
-            fingerprint = hashlib.sha256(json.dumps(step.settings, sort_keys=True).encode()).hexdigest()[:16]
+            fingerprint = hashlib.sha256(json.dumps(spec.settings, sort_keys=True).encode()).hexdigest()[:16]
             ds = encode_rows(rows, tokenizer, template=template, max_length=max_length, overlong=overlong,
                              num_proc=num_proc, fingerprint=fingerprint, progress=progress)
             kept, status, skipped_reasons = keep_rows(ds, str(mixture_path), rejects)
@@ -287,11 +281,11 @@ def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathL
         if n_input and not len(kept):
             reasons = (rejects.counts + skipped_reasons).most_common(5)
             raise UserError(f"no sample of {mixture_path} could be tokenized ({n_input} read; "
-                            + ", ".join(f"{k}: {v}" for k, v in reasons) + f"); see {rej_path}")
-        step.unfinish()
-        _save_atomic(kept.select_columns(list(COLUMNS)), out)
-        step.finish(stats)
-    return stats
+                            + ", ".join(f"{k}: {v}" for k, v in reasons) + f"); see {run.rejected}")
+        _save_atomic(kept.select_columns(list(COLUMNS)), run.output)
+        return stats
+
+    return run_step(spec, tokenize)
 
 
 def _save_atomic(ds: Any, out: Path) -> None:

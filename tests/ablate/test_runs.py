@@ -18,7 +18,7 @@ from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_jsonl
 from longcurate.eval.items import probes_step
 from longcurate.eval.nll import nll_step
-from longcurate.train.stage import fit_step, run_mix, run_tokenize
+from longcurate.train.stage import fit_spec, run_mix, run_tokenize
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ["gateau", "random", "length", "full", "short-only"]
@@ -81,7 +81,7 @@ def test_fit_settings_differ_only_by_data_and_seed(tmp_path, fake_pool, tokenize
     for run in plan_runs(cfg, ab, write_arms(cfg, ab))[:-1]:
         run_mix(run.train_cfg, progress=False)
         run_tokenize(run.train_cfg, tokenizer=tokenizer, progress=False)
-        settings.append(fit_step(run.train_cfg).settings)
+        settings.append(fit_spec(run.train_cfg).settings)
     rest = {json.dumps({k: v for k, v in s.items() if k not in ("dataset_sha256", "seed")}) for s in settings}
     assert len(rest) == 1 and json.loads(rest.pop())["base_model"] == "the-base"
     assert len({(s["dataset_sha256"], s["seed"]) for s in settings}) == len(settings)

@@ -7,7 +7,7 @@ import pytest
 from longcurate.config import RunConfig
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import write_jsonl
-from longcurate.core.layout import RunLayout, budget_name, model_label, parse_budget, part_path
+from longcurate.core.layout import RunLayout, budget_name, model_label, parse_budget, part_path, part_paths
 
 
 def test_default_layout_under_output_dir():
@@ -56,3 +56,11 @@ def test_bad_budgets_are_user_errors(bad):
 def test_part_and_label_names():
     assert part_path("a/hmg.jsonl", 3, 8) == Path("a/hmg.part-3-of-8.jsonl")
     assert model_label("runs/demo/checkpoint") == "checkpoint" and model_label("org/My Model") == "My_Model"
+
+
+def test_part_paths_finds_every_shard_count_of_one_output_only(tmp_path):
+    for name in ("hmg.part-0-of-2.jsonl", "hmg.part-1-of-2.jsonl", "hmg.part-0-of-1.jsonl", "cam.part-0-of-1.jsonl",
+                 "hmg.jsonl", "hmg.part-0-of-1.jsonl.done", "hmg.part-0-of-1.rejected.jsonl", "hmg.part-x-of-1.jsonl"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in part_paths(tmp_path / "hmg.jsonl")] == [
+        "hmg.part-0-of-1.jsonl", "hmg.part-0-of-2.jsonl", "hmg.part-1-of-2.jsonl"]

@@ -9,7 +9,8 @@ from longcurate.core.completion import settings_file
 from longcurate.core.errors import Incomplete, SettingsChanged
 from longcurate.core.jsonl import ResumableWriter, done_marker, read_jsonl, rejected_path, write_jsonl
 from longcurate.core.lock import OutputLocked, output_lock
-from longcurate.core.runner import (StepSpec, incomplete_parts, raise_if_incomplete, run_step, step_state)
+from longcurate.core.runner import (StepSpec, holds_records, incomplete_parts, raise_if_incomplete, run_step,
+                                     run_steps, step_state)
 
 
 def _writer(records):
@@ -158,3 +159,75 @@ def test_non_main_ranks_neither_lock_nor_mark(tmp_path):
     with output_lock(out):  # rank 0 holds it
         stats = run_step(StepSpec("x", out, {}, main_process=False), _writer([]))
     assert stats == {"n": 0} and not done_marker(out).exists()
+
+
+def test_run_steps_makes_only_the_pending_outputs_each_with_its_own_marker(tmp_path):
+    a, b = StepSpec("a", tmp_path / "a.jsonl", {"k": 1}), StepSpec("b", tmp_path / "b.jsonl", {"k": 2})
+    run_step(a, _writer([{"id": "x"}]))
+    got = []
+
+    def both(runs):
+        got.append([r.spec.name for r in runs])
+        return {r.spec.name: _writer([{"id": "y"}])(r) for r in runs}
+
+    assert run_steps([a, b], both) == {"a": {"n": 1, "skipped": True}, "b": {"n": 1}}
+    assert got == [["b"]] and json.loads(done_marker(b.output).read_text())["params"] == {"k": 2}
+    assert run_steps([a, b], both) == {"a": {"n": 1, "skipped": True}, "b": {"n": 1, "skipped": True}}
+    assert got == [["b"]]  # nothing pending: no work
+
+
+def test_run_steps_checks_every_output_before_touching_any(tmp_path):
+    a = StepSpec("a", tmp_path / "a.jsonl", {"k": 1})
+    run_step(a, _writer([{"id": "x"}]))
+    b = StepSpec("b", tmp_path / "b.jsonl", {"k": 1}, on_change="refuse")
+    run_step(b, _writer([{"id": "y"}]))
+    with pytest.raises(SettingsChanged):
+        run_steps([StepSpec("a", a.output, {"k": 2}), StepSpec("b", b.output, {"k": 2}, on_change="refuse")],
+                  lambda runs: {})
+    assert done_marker(a.output).exists()  # a's old marker was not dropped before b refused
+
+
+def _shard(tmp_path, k, settings, **kw):
+    merged = tmp_path / "s.jsonl"
+    parts = [tmp_path / f"s.part-{i}-of-2.jsonl" for i in range(2)]
+    return StepSpec(f"shard {k}", parts[k], settings, on_change="refuse", resumable=True,
+                    begun_at=settings_file(merged), partial=lambda: any(holds_records(p) for p in parts), **kw)
+
+
+def test_shards_share_the_settings_they_began_with(tmp_path):
+    run_step(_shard(tmp_path, 0, {"w": 1}), _writer([{"id": "a"}]))
+    assert json.loads(settings_file(tmp_path / "s.jsonl").read_text()) == {"w": 1}
+    with pytest.raises(SettingsChanged, match="w: 1 -> 2"):  # shard 1 may not start under other settings
+        run_step(_shard(tmp_path, 1, {"w": 2}), _writer([{"id": "b"}]))
+    seen = []
+    run_step(_shard(tmp_path, 1, {"w": 1}), lambda run: seen.append(run.resumed) or {"n": 0})
+    assert seen == [True]
+
+
+def test_a_finished_output_that_holds_no_record_does_not_bind_its_settings(tmp_path):
+    empty = _shard(tmp_path, 0, {"input": "bad"})
+    run_step(empty, _writer([]))  # every record rejected: an empty, finished part
+    assert done_marker(empty.output).exists() and step_state(empty) == {"n": 0}
+    fixed = _shard(tmp_path, 0, {"input": "good"})
+    assert step_state(fixed) is None
+    assert run_step(fixed, _writer([{"id": "a"}])) == {"n": 1}
+    with pytest.raises(SettingsChanged):  # now it holds a record: other settings are refused
+        run_step(_shard(tmp_path, 0, {"input": "other"}), _writer([]))
+
+
+def test_an_incomplete_part_is_named_by_its_output_and_says_why():
+    stats = {"output": "run/samples.jsonl", "complete": False, "pending": 12, "why": "circuit breaker",
+             "heldout": {"output": "run/heldout.jsonl", "complete": False, "pending": 2}}
+    assert incomplete_parts({"synth": stats}) == ["run/samples.jsonl: 12 pending (circuit breaker)",
+                                                  "run/heldout.jsonl: 2 pending"]
+
+
+def test_non_main_ranks_leave_what_binds_nobody_to_rank_0(tmp_path):
+    out = tmp_path / "x.jsonl"
+    run_step(StepSpec("x", out, {"k": 1}, resumable=True, on_change="refuse"), _writer([]))  # finished, empty
+    marker, begun = done_marker(out).read_text(), settings_file(out).read_text()
+    seen = []
+    stats = run_step(StepSpec("x", out, {"k": 2}, resumable=True, on_change="refuse", main_process=False),
+                     lambda run: seen.append(run.resumed) or {"n": 0})
+    assert stats == {"n": 0} and seen == [False]
+    assert done_marker(out).read_text() == marker and settings_file(out).read_text() == begun  # untouched

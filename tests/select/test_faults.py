@@ -137,6 +137,22 @@ def test_nothing_scored_is_an_error_without_a_marker(tmp_path, tiny_folder, caps
     assert len((tmp_path / "hmg.rejected.jsonl").read_text().splitlines()) == 3
 
 
+def test_a_score_that_rejected_every_sample_does_not_block_the_corrected_rerun(tmp_path, tiny_folder, capsys):
+    """Every sample rejected: the part is finished but holds no score, so its settings bind nobody and
+    the rerun on the corrected input (another digest) is not refused as "changed since it was begun"."""
+    recs = make_samples(3, seed=8, min_par=3, max_par=4)
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, [dict(r, response=" ") for r in recs])
+    out = tmp_path / "hmg.jsonl"
+    assert main(_score_args(inp, out, tiny_folder)) == 2
+    assert "no sample could be scored" in _one_line_error(capsys)
+    assert (tmp_path / "hmg.part-0-of-1.jsonl.done").exists()
+    write_jsonl(inp, recs)  # the responses put back
+    assert main(_score_args(inp, out, tiny_folder)) == 0
+    assert len(out.read_text().splitlines()) == 3 and not (tmp_path / "hmg.rejected.jsonl").exists()
+    assert json.loads((tmp_path / "hmg.jsonl.done").read_text())["scored"] == 3
+
+
 def test_changed_scoring_settings_and_input_are_refused_in_one_line(tmp_path, tiny_folder, capsys):
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, make_samples(3, seed=9, min_par=3, max_par=4))

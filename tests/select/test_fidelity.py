@@ -12,10 +12,10 @@ import shutil
 import numpy as np
 import pytest
 
-from longcurate.core.completion import Step
 from longcurate.core.engine import NLLResult, ScoringEngine
 from longcurate.core.errors import UserError
 from longcurate.core.records import Sample
+from longcurate.core.runner import StepSpec, run_step
 from longcurate.select.budget import METHODS, method_orders, write_budgets
 from longcurate.select.cam import finalize_cam, softmax
 from longcurate.select.diagnose import cas_sanity, diagnose, format_report
@@ -80,10 +80,11 @@ def test_non_finite_perplexity_is_quarantined_with_a_reason_not_normalised(token
         minmax([1.0, math.inf])
     part = tmp_path / "hmg.part-0-of-1.jsonl"
     part.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    Step(part, {}, "redo").finish({})
-    merged = Step(tmp_path / "hmg.jsonl", {}, "redo")
-    stats = merge_parts(merged, [Step(part, {}, "redo")], [p.id for p in ps], lambda rs: finalize_hmg(rs),
-                        source="samples.jsonl", lines={p.id: k + 1 for k, p in enumerate(ps)})
+    part_step = StepSpec("hmg shard 0 of 1", part, {})
+    run_step(part_step, lambda run: {})  # the part, as written above, marked finished
+    stats = run_step(StepSpec("hmg merge", tmp_path / "hmg.jsonl", {}), lambda run: merge_parts(
+        run.output, [part_step], [p.id for p in ps], lambda rs: finalize_hmg(rs), source="samples.jsonl",
+        lines={p.id: k + 1 for k, p in enumerate(ps)}))
     assert stats["scored"] == 2 and stats["rejected"] == 1
     kept = [json.loads(x) for x in (tmp_path / "hmg.jsonl").read_text().splitlines()]
     assert [r["id"] for r in kept] == [ps[0].id, ps[2].id] and all(math.isfinite(r["hmg"]) for r in kept)

@@ -1,5 +1,4 @@
-"""The select stage's paths and completion steps (no model needed): the layout's names, each step's
-policy, the config rule for `window`, the reject sinks, and user errors on the command line."""
+"""The select stage's paths and steps (no model needed): the layout's names, each step's policy, the config rule for `window`, the reject sinks, and user errors on the command line."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ import pytest
 from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import SettingsChanged, UserError
-from longcurate.core.jsonl import DiscardRejects, RecordedRejects, Rejects, file_digest
+from longcurate.core.jsonl import DiscardRejects, RecordedRejects, Rejects, file_digest, write_jsonl
+from longcurate.core.runner import run_step, step_state
 from longcurate.select.rejects import ShardRejects
 from longcurate.select.shard import ShardSpec
 from longcurate.select.steps import ScoreSteps, cam_scores, input_path, score_settings
@@ -48,27 +48,31 @@ def test_paths_come_from_the_layout(tmp_path):
         ScoreSteps.of(cfg, "ppl")
 
 
-def test_scoring_settings_refuse_and_merge_redoes_on_hmg_scale(tmp_path):
+def test_parts_share_refused_scoring_settings_and_merge_redoes_on_hmg_scale(tmp_path):
     cfg = _cfg(tmp_path, window=256)
     steps = ScoreSteps.of(cfg, "hmg")
-    assert steps.scoring().on_change == "refuse" and steps.merged().on_change == "redo"
-    assert steps.part(0, 1).on_change == "redo"
-    assert steps.scoring().begin() is False  # nothing begun yet: the settings are recorded
+    part = steps.part(0, 1)
+    assert part.on_change == "refuse" and part.resumable and steps.merged().on_change == "redo"
+    assert part.begun_at == tmp_path / "run/select/hmg.jsonl.settings.json"  # one for every shard
+
+    def write(run):
+        write_jsonl(run.output, [{"id": "a"}])
+        return {"written": 1}
+
+    run_step(part, write)
     recorded = json.loads((tmp_path / "run/select/hmg.jsonl.settings.json").read_text())
     assert recorded == json.loads(json.dumps(score_settings(cfg, "hmg")))
-    assert steps.scoring().begin() is True  # same settings: resume
     other = ScoreSteps.of(_cfg(tmp_path, window=128), "hmg")
     with pytest.raises(SettingsChanged, match="window: 256 -> 128"):
-        other.scoring().begin()
+        run_step(other.part(1, 2), write)  # another shard of the same score file, under other settings
 
-    steps.output.write_text("{}\n")
-    steps.merged().finish({"scored": 1})
+    run_step(steps.merged(), write)
     marker = json.loads((tmp_path / "run/select/hmg.jsonl.done").read_text())
-    assert marker == {"scored": 1, "params": {**recorded, "hmg_scale": "ppl"}}
-    assert steps.merged().is_complete()
+    assert marker == {"written": 1, "params": {**recorded, "hmg_scale": "ppl"}}
+    assert step_state(steps.merged()) == {"written": 1}
     rescaled = ScoreSteps.of(_cfg(tmp_path, window=256, hmg_scale="log"), "hmg")
-    assert not rescaled.merged().is_complete()  # re-merge ...
-    assert rescaled.scoring().begin() is True  # ... of the parts scored under the same settings
+    assert step_state(rescaled.merged()) is None  # re-merge ...
+    assert step_state(rescaled.part(0, 1)) == {"written": 1}  # ... of the parts scored under the same settings
     assert ScoreSteps.recorded(_cfg(tmp_path, window=64), "hmg").settings == recorded
 
 

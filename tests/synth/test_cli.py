@@ -234,3 +234,18 @@ def test_a_run_that_makes_nothing_fails_and_says_why(tmp_path, capsys):
     assert "synth made no sample" in captured.err and "qa: no topic: 20" in captured.err
     assert "samples given up: 10" in captured.out
     assert not out.with_name(out.name + ".done").exists()
+
+
+def test_a_run_stopped_by_a_bad_text_field_does_not_block_the_corrected_rerun(corpus, tmp_path, capsys):
+    """The first run records its settings, then finds no text in the corpus and writes no sample: its
+    settings bind nobody, so the rerun with the right field is not refused as "made with other settings"."""
+    body = tmp_path / "body.jsonl"
+    body.write_text("".join(json.dumps({"id": r["id"], "title": r["title"], "body": r["text"]}) + "\n"
+                            for r in map(json.loads, corpus.read_text().splitlines()[:40])))
+    out = tmp_path / "run" / "s.jsonl"
+    assert main(_args(body, out, 6, 256, 512)) == 2
+    assert "no column 'text' in any record" in capsys.readouterr().err
+    assert out.with_name(out.name + ".settings.json").exists() and not out.exists()
+    assert main([*_args(body, out, 6, 256, 512), "synth.corpus.text_field=body"]) == 0
+    assert len(out.read_text().splitlines()) == 6 and out.with_name(out.name + ".done").exists()
+    assert not out.with_name("s.rejected.jsonl").exists()  # the first run's quarantine went with its settings

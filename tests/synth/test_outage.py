@@ -1,6 +1,7 @@
 """An endpoint outage loses no sample and pays no request twice (issue 14): against a local endpoint
 that first refuses connections, then answers 400 to everything, then recovers, the first two runs stop
-early (circuit breaker) with pending samples, exit non-zero and write no `.done`; the third completes,
+early (circuit breaker) with pending samples, exit 75 ("incomplete", `core.errors.EXIT_INCOMPLETE`) with
+one line naming the file, and write no `.done`; the third completes,
 and its samples equal an uninterrupted run's. An item the endpoint refuses on its own is recorded with
 the server's reason and tried again by `--retry-failed`."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from longcurate.cli import main
+from longcurate.core.errors import EXIT_INCOMPLETE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
@@ -52,16 +54,18 @@ def test_outage_then_recovery_equals_an_uninterrupted_run(docs_corpus, tmp_path,
     root = tmp_path / "run"
     argv = _argv(docs_corpus, root, port)
     # 1. nothing listens on the port: connections are refused
-    assert main(argv) == 2
+    assert main(argv) == EXIT_INCOMPLETE
     err = capsys.readouterr().err
-    assert "incomplete: 12 pending, rerun to retry" in err and "circuit breaker" in err and "Traceback" not in err
+    (line,) = err.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"longcurate: synth incomplete: {root / 'samples.jsonl'}: 12 pending (circuit breaker")
+    assert line.endswith("(rerun to retry)")
     assert not _done(root).exists()
     with FakeOpenAIServer(api_key=KEY, port=port) as srv:
         # 2. the endpoint answers 400 to everything: the breaker stops the run after 3 refusals in a row
         srv.always("400")
-        assert main(argv) == 2
+        assert main(argv) == EXIT_INCOMPLETE
         err = capsys.readouterr().err
-        assert "incomplete: 12 pending, rerun to retry" in err and "HTTP 400" in err
+        assert "synth incomplete:" in err and "12 pending" in err and "HTTP 400" in err
         assert not _done(root).exists() and srv.requests_received <= 3 + 2  # + what was in flight
         assert not (root / "samples.jsonl").exists() or not (root / "samples.jsonl").read_text()
         # 3. the endpoint recovers: the run completes
@@ -97,3 +101,18 @@ def test_refused_items_are_recorded_and_retried_on_request(docs_corpus, tmp_path
         done = json.loads(_done(root).read_text())
         assert done["refused"] == 0 and done["written"] == len(rejected) and done["reordered"] > 0
     assert (root / "samples.jsonl").read_bytes() == (ref / "samples.jsonl").read_bytes()
+
+
+def test_longcurate_run_stops_after_an_incomplete_synth_and_exits_75(docs_corpus, tmp_path, capsys):
+    """`longcurate run` runs no stage after one that left items pending, records what it did in its
+    manifest and exits 75 naming what is pending."""
+    root = tmp_path / "run"
+    overrides = [a for a in _argv(docs_corpus, root, _free_port())[2:] if "=" in a]  # nothing listens there
+    argv = ["run", "stages=[synth,select]", "synth.backend=openai", f"synth.corpus.path={docs_corpus}",
+            "synth.num_samples=12", "synth.min_tokens=200", "synth.max_tokens=400", *overrides]
+    assert main(argv) == EXIT_INCOMPLETE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"longcurate: run incomplete: {root / 'samples.jsonl'}: 12 pending (circuit breaker")
+    assert not (root / "select").exists() and not _done(root).exists()
+    manifest = json.loads((root / "run.manifest.json").read_text())
+    assert list(manifest["stats"]) == ["synth"] and manifest["stats"]["synth"]["pending"] == 12

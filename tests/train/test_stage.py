@@ -85,3 +85,15 @@ def test_train_config_rejects_unknown_keys():
 
     with pytest.raises(ConfigError, match="batchng"):
         build(RunConfig, {"train": {"batchng": "sorted"}})
+
+
+@pytest.mark.parametrize("override, named", [("train.max_steps=0", "max_steps"), ("train.epochs=0", "epochs")])
+def test_fit_refuses_a_run_of_no_optimiser_step_before_reading_anything(tmp_path, capsys, override, named):
+    """Exit 2 in one line, before the data or the model is looked at (neither exists here)."""
+    from longcurate.cli import main
+
+    for verb in ("fit", "run"):
+        assert main(["train", verb, f"output_dir={tmp_path / 'run'}", "model=/nowhere/model", override]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "Traceback" not in err[0], err
+    assert not (tmp_path / "run").exists()
