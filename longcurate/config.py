@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Mapping
 
 from longcurate.ablate.config import AblateConfig
 from longcurate.core.cli import resolve
+from longcurate.core.config import build, set_path, to_dict
 from longcurate.core.holdout import HoldoutConfig
 from longcurate.core.layout import RunLayout
 from longcurate.eval.config import EvalConfig
@@ -47,6 +49,27 @@ class RunConfig:
         "train.fsdp_config", "eval.corpus", "eval.checkpoint", "eval.longbench.data_dir",
         "eval.longbench.prompt_file", "eval.longbench.maxlen_file", "eval.probes.pieces_dir",
         "eval.longbench_chat.data_dir")
+
+    # Keys that put one of the run's files away from `output_dir` (or hand a stage an input the layout
+    # would otherwise name): `moved_to` clears them all, so a copy of a config writes only under its folder.
+    PLACED_PATHS: ClassVar[tuple[str, ...]] = (
+        "synth.output", "synth.heldout_output", "synth.openai.cache_dir", "select.input", "select.output",
+        "select.scores_dir", "select.budget_dir", "train.mix.output", "train.tokenize.input", "train.tokenize.output",
+        "train.dataset", "train.checkpoints", "train.output", "eval.output_dir", "eval.checkpoint",
+        "eval.probes.output", "eval.needle.output", "eval.judge.cache_dir")
+
+    def moved_to(self, output_dir: str | Path, placed: Mapping[str, str] | None = None) -> "RunConfig":
+        """This config with every file under `output_dir`: each of `PLACED_PATHS` cleared, except the
+        ones `placed` sets (dotted key -> path)."""
+        data = to_dict(self)
+        data["output_dir"] = str(output_dir)
+        keep = dict(placed or {})
+        unknown = sorted(set(keep) - set(self.PLACED_PATHS))
+        if unknown:
+            raise TypeError(f"not placed paths: {unknown}")
+        for key in self.PLACED_PATHS:
+            set_path(data, key, keep.get(key))
+        return build(RunConfig, data)
 
     def layout(self) -> RunLayout:
         """Where every file of this run lives: `output_dir`, with the paths the config places elsewhere."""

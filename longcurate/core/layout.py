@@ -18,6 +18,7 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       eval/<label>/                 one model's eval results (`EvalModelFiles`)
       eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
+      ablation/                     `longcurate ablate` (`AblationLayout`; each run folder in it is a RunLayout)
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in.
@@ -190,6 +191,67 @@ class EvalFiles:
 
 
 @dataclass(frozen=True)
+class AblationLayout:
+    """Every path of an ablation (`ablate.output`, default `<output_dir>/ablation`):
+
+        arms/<arm>.jsonl (+ .done)               a deterministic arm's long samples (Sample records)
+        arms/<arm>.subset-<k>.jsonl (+ .done)    a drawn arm's (random, control) long samples, draw k
+        eval/probes.jsonl, eval/needle.jsonl     the eval items every run reads (built once)
+        runs/<arm>/seed-<s>/                     one run folder (a RunLayout) per arm and training seed
+        runs/<arm>/subset-<k>/seed-<s>/          ... per drawn arm, draw and seed
+        runs/base/                               the untrained base model's evaluation
+        report.json (+ .done), report.md, plots/<name>.png
+        ablation.manifest.json                   what ran, with timings
+    """
+
+    root: Path
+
+    def arm_file(self, arm: str, subset: int | None = None) -> Path:
+        name = arm if subset is None else f"{arm}.subset-{subset}"
+        return self.root / "arms" / f"{name}.jsonl"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def probes(self) -> Path:
+        return self.eval_dir / "probes.jsonl"
+
+    @property
+    def needle(self) -> Path:
+        return self.eval_dir / "needle.jsonl"
+
+    def run(self, arm: str, seed: int, subset: int | None = None) -> Path:
+        folder = self.root / "runs" / arm
+        return (folder if subset is None else folder / f"subset-{subset}") / f"seed-{seed}"
+
+    @property
+    def base_run(self) -> Path:
+        return self.root / "runs" / "base"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def plot(self, name: str) -> Path:
+        """A figure of the report (`report.md` links it relative to the ablation folder)."""
+        return self.plots / f"{name}.png"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "ablation.manifest.json"
+
+
+@dataclass(frozen=True)
 class RunLayout:
     """The paths of one run; build it with `RunLayout.under(output_dir, **placed_elsewhere)`."""
 
@@ -281,6 +343,10 @@ class RunLayout:
     def report(self) -> Path:
         return self.evals.report
 
+    def ablation(self, output: PathLike | None = None) -> AblationLayout:
+        """The ablation's folder: `output` (ablate.output), else <root>/ablation."""
+        return AblationLayout(Path(output) if output else self.root / "ablation")
+
     # --- run bookkeeping ---------------------------------------------------------------------
     def manifest(self, stage: str) -> Path:
         """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json."""
@@ -291,5 +357,5 @@ class RunLayout:
         return self.root / "config.resolved.yaml"
 
 
-__all__ = ["RunLayout", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
+__all__ = ["RunLayout", "AblationLayout", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
            "part_path", "part_paths", "model_label", "check_label"]
