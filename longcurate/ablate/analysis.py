@@ -50,7 +50,8 @@ class ArmTable:
         out = {}
         for a, k in enumerate(self.subsets):
             for b, s in enumerate(self.seeds):
-                out["/".join(([] if k is None else [f"subset-{k}"]) + [f"seed-{s}"])] = float(self.values[a, b].mean())
+                seed = "untrained" if s == "-" else f"seed-{s}"
+                out["/".join(([] if k is None else [f"subset-{k}"]) + [seed])] = float(self.values[a, b].mean())
         return out
 
 

@@ -105,14 +105,18 @@ def measure_section(name: str, m: dict[str, Any], setup: dict[str, Any], primary
                 if m["dropped_items"] else "") + ".", "",
              "### The positive control", "", *control_lines, ""]
     lines += measure_table(m, baseline) + [""]
-    compared = [a for a, r in m["rows"].items() if r["vs_baseline"] and a != setup.get("control")]
+    rows = m["rows"]
+    compared = [a for a, r in rows.items() if r["vs_baseline"] and r["vs_baseline"].get("p_holm") is not None
+                and a != setup.get("control")]
     heading = "What the intervals show" + ("" if readable and primary else " (description only: no conclusion)")
-    lines += [f"{heading}:", ""] + [verdict(a, baseline, m["better"], m["rows"][a]["vs_baseline"], alpha)
-                                     for a in compared] + [""]
+    lines += [f"{heading}:", ""] + [verdict(a, baseline, m["better"], rows[a]["vs_baseline"], alpha) for a in compared]
+    lines += [f"- `{a}` (a reference row, outside the adjusted family) − `{baseline}` = "
+              f"{fmt(r['vs_baseline']['difference'])} (unadjusted p {p_text(r['vs_baseline']['p_value'])})."
+              for a, r in rows.items() if r["vs_baseline"] and r["vs_baseline"].get("p_holm") is None] + [""]
     lines += ["### Variance components and the smallest detectable difference", ""] + component_table(m, setup) + [""]
-    lines += [f"### By question type (`arm` − `{baseline}`, 95% CI; unadjusted, descriptive)", ""]
+    lines += [f"### By question type (each arm's mean, then `arm` − `{baseline}`; 95% CI, unadjusted, descriptive)", ""]
     lines += type_table(m, baseline) + [""]
-    lines += [f"### By evidence position (0 = start of the context; unadjusted, descriptive)", ""]
+    lines += ["### By evidence position (0 = start of the context; 95% CI, unadjusted, descriptive)", ""]
     lines += position_table(m, baseline) + [""]
     lines += ["### Every model's mean", ""] + model_table(m) + [""]
     return lines

@@ -48,19 +48,20 @@ def measure_table(m: dict[str, Any], baseline: str) -> list[str]:
 def component_table(m: dict[str, Any], setup: dict[str, Any]) -> list[str]:
     """The variance components, each one's share of Var(one-subset arm − random), and the MDD."""
     c, shares = m["variance_components"], m["variance_shares"]
-    total = sum(v for v in shares.values() if v is not None) or math.nan
+    total = sum(shares.values())
     what = {"items": "items (model x item interaction, per item)", "seeds": "training seeds (per model mean)",
             "subsets": f"`{setup['baseline']}` subsets (per subset mean)"}
     rows = [[what[k], "n/a" if c[k] is None else f"{c[k]:.6f}", str(c["df"][k]),
-             f"{100 * shares[k] / total:.0f}%" if shares.get(k) is not None and total == total else "n/a"]
-            for k in ("items", "seeds", "subsets")]
+             f"{100 * shares[k] / total:.0f}%" if total > 0 else "n/a"] for k in ("items", "seeds", "subsets")]
     lines = table(["component", "variance", "df", "share of Var(arm − random)"], rows)
-    biggest = max(shares, key=lambda k: shares[k] or 0.0)
     crit = setup["criteria"]
     lines += ["", f"Smallest difference this run detects with {crit['power']:.0%} power at a two-sided "
               f"{crit['alpha']:g} level (a one-subset arm against `{setup['baseline']}`, normal approximation, "
-              f"from the components above): **{m['min_detectable_difference']:.3f}**. The largest share of the "
-              f"difference's variance comes from **{biggest}**: more {biggest} narrow the intervals most."]
+              f"from the components above): **{m['min_detectable_difference']:.3f}**."]
+    if total > 0:
+        biggest = max(shares, key=lambda k: shares[k])
+        lines[-1] += (f" The largest share of the difference's variance comes from **{biggest}**: more {biggest} "
+                      "narrow the intervals most.")
     return lines
 
 
