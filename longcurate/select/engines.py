@@ -10,7 +10,7 @@ from longcurate.select.hmg import ShortModel
 from longcurate.select.steps import model_b_name
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
     from longcurate.core.engine import ScoringEngine
 
 
@@ -32,7 +32,7 @@ def max_positions(name: str, allow_download: bool, trust_remote_code: bool = Fal
     return int(load_config(name, allow_download, trust_remote_code).max_position_embeddings)
 
 
-def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
+def load_engines(cfg: SelectRun, kind: str, show_progress: bool = False) -> Engines:
     """θ_B's engine, and for HMG θ_A as a ShortModel (its own checkpoint / RoPE, or θ_B windowed)."""
     from longcurate.core.models import load_model, load_tokenizer
     from longcurate.core.engine import ScoringEngine
