@@ -97,4 +97,4 @@ def test_budget_sizes_must_be_numbers(capsys):
 
     assert main(["select", "budget", "1000", "lots"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["longcurate: error: budget must be a number, got 'lots'"]
+    assert err == ["longcurate: error: command line: 'select.budgets[1]' must be a number, got 'lots'"]
