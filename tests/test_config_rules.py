@@ -13,9 +13,10 @@ from longcurate.core import rules
 from longcurate.core.config import build
 from longcurate.core.errors import ConfigError, FieldError
 from longcurate.select.budget import method_orders
-from longcurate.select.config import METHODS, SelectConfig
-from longcurate.synth.config import FINE_TYPES, MULTIHOP_TYPES
+from longcurate.select.config import METHODS, SelectConfig, SelectRun
+from longcurate.synth.config import FINE_TYPES, MULTIHOP_TYPES, SynthRun
 from longcurate.synth.template_qa import TemplateBackend
+from longcurate.train.config import TrainRun
 
 # (a config mapping, the key the error must name); each is refused
 REFUSED = [
@@ -42,6 +43,7 @@ REFUSED = [
     ({"select": {"alpha": float("nan")}}, "select.alpha"),
     ({"select": {"normalize": "bogus"}}, "select.normalize"),
     ({"select": {"window": -1}}, "select.window"),
+    ({"select": {"window": 0}}, "select.window"),  # the full input, and no other θ_A: θ_A = θ_B
     ({"select": {"hmg_scale": "sqrt"}}, "select.hmg_scale"),
     ({"select": {"cas_metric": "l2"}}, "select.cas_metric"),
     ({"select": {"importance_temperature": 0}}, "select.importance_temperature"),
@@ -96,8 +98,9 @@ def test_a_bad_value_is_refused_naming_its_key_and_source(data, key):
 
 
 ACCEPTED = [
-    {"select": {"window": 0}},  # 0 means the full input, as null does
-    {"select": {"window": None, "chunk_size": None, "overlong": None, "baselines": []}},
+    {"select": {"window": 0, "model_a": "short-model"}},  # 0 means the full input, as null does
+    {"select": {"window": None, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0}, "chunk_size": None,
+                "overlong": None, "baselines": []}},
     {"synth": {"multihop_fraction": 0, "multihop_types": []}},
     {"synth": {"backend": "openai", "fine_types": []}},  # the types are the template backend's
     {"train": {"max_steps": 10, "epochs": 0}},
@@ -115,7 +118,7 @@ def test_meaningful_values_are_accepted(data):
 
 
 def test_window_zero_means_the_full_input():
-    assert SelectConfig(window=0).window is None
+    assert SelectConfig(window=0, model_a="short-model").window is None
 
 
 def test_the_rules_refuse_nan_and_infinity_everywhere():
@@ -131,6 +134,18 @@ def test_the_rules_refuse_nan_and_infinity_everywhere():
     with pytest.raises(FieldError, match="repeats"):
         rules.each_of("k", ["a", "a"], ["a", "b"])
     rules.each_of("k", [], ["a"], empty=True)
+
+
+@pytest.mark.parametrize("protocol", [SynthRun, SelectRun, TrainRun], ids=lambda p: p.__name__)
+def test_the_run_config_offers_what_each_stage_reads(protocol):
+    """A stage types its `cfg` with its own Protocol (it may not import `longcurate.config`); the run
+    config must have every attribute and method the Protocol names."""
+    methods = {name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
+    wanted = set(protocol.__annotations__) | methods
+    assert {"layout", "seed", "model"} <= wanted
+    cfg = RunConfig()
+    assert [name for name in sorted(wanted) if not hasattr(cfg, name)] == []
+    assert all(callable(getattr(cfg, name)) for name in methods)
 
 
 def test_every_budget_method_has_an_order():

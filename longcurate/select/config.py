@@ -97,6 +97,9 @@ class SelectConfig:
     def _check_models_and_prompts(self) -> None:
         for name in ("limit", "window", "max_length", "batch_tokens", "cam_limit"):
             at_least(f"select.{name}", getattr(self, name), 1, optional=True)
+        require(self.window is not None or self.model_a is not None or self.rope_scaling is not None,
+                "select.window", "is null (the full input) and neither select.model_a nor select.rope_scaling "
+                "is set: θ_A would equal θ_B")
         one_of("select.dtype", self.dtype, DTYPES)
         one_of("select.prompt_format", self.prompt_format, PROMPT_FORMATS)
         one_of("select.overlong", self.overlong, OVERLONG, optional=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from longcurate.core.errors import UserError
 from longcurate.select.hmg import ShortModel
 from longcurate.select.steps import model_b_name
 
@@ -52,9 +51,7 @@ def load_engines(cfg: SelectRun, kind: str, show_progress: bool = False) -> Engi
     engine_b = ScoringEngine(model_b, **eng)
     if kind != "hmg":
         return Engines(engine_b, name_b)
-    if sel.model_a is None and sel.rope_scaling is None:
-        if not sel.window:
-            raise UserError("θ_A equals θ_B: set select.window, select.model_a or select.rope_scaling")
+    if sel.model_a is None and sel.rope_scaling is None:  # then `select.window` is set (SelectConfig)
         short = ShortModel(f"{name_b}@window{sel.window}", engine_b, sel.window, same_as_b=True)
         model_a = model_b
     else:

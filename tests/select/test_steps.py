@@ -22,8 +22,8 @@ def _cfg(tmp_path: Path, **select) -> RunConfig:
 
 
 def test_window_zero_means_the_full_input(tmp_path):
-    assert _cfg(tmp_path, window=0).select.window is None
-    assert _cfg(tmp_path, window=None).select.window is None
+    assert _cfg(tmp_path, window=0, model_a="other").select.window is None
+    assert _cfg(tmp_path, window=None, model_a="other").select.window is None
     assert _cfg(tmp_path, window=512).select.window == 512
 
 
