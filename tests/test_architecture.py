@@ -17,7 +17,6 @@ plants a violation and sees it caught.
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -28,24 +27,6 @@ STAGES = ("synth", "select", "train", "eval")
 ROOT_MODULES = ("longcurate.config", "longcurate.cli", "longcurate.pipeline", "longcurate.ablate")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-# Violations inside `longcurate/eval/`, which the `evalreg` branch removes (eval's config Protocol,
-# its two cycles). The lead empties this when that branch is merged; an entry that no longer occurs
-# fails `test_pending_eval_fixes_still_occur`, so the list cannot outlive its reason.
-PENDING_EVAL_FIXES = frozenset({
-    "longcurate/eval/generate.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/hf_backend.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/items.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/judge.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/labels.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/longbench.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/longbench_chat.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/nll.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/openai_backend.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/stage.py: stage eval imports the root (longcurate.config)",
-    "longcurate/eval/vllm_backend.py: stage eval imports the root (longcurate.config)",
-    "import cycle: longcurate.eval.bench_cli -> longcurate.eval.cli -> longcurate.eval.bench_cli",
-    "import cycle: longcurate.eval.plots -> longcurate.eval.report -> longcurate.eval.plots",
-})
 
 
 def _modules(*folders: Path) -> list[Path]:
@@ -101,8 +82,7 @@ def _targets(module: str, names: list[str]) -> dict[str, str]:
 
 
 def boundary_violations(paths: list[Path], root: Path = ROOT) -> list[str]:
-    """`<file>: <what>` for every import across a boundary (the line numbers are left out, so an
-    entry of `PENDING_EVAL_FIXES` survives edits elsewhere in the file)."""
+    """`<file>: <what>` for every import across a boundary (once per file and target)."""
     bad = []
     for path in paths:
         me, rel = _owner(_module_name(path, root)), path.relative_to(root).as_posix()
@@ -209,23 +189,12 @@ def size_violations(paths: list[Path], root: Path = ROOT) -> list[str]:
     return bad
 
 
-def _package_violations() -> set[str]:
-    paths = _modules(PACKAGE)
-    return set(boundary_violations(paths)) | set(import_cycles(import_graph(paths)))
-
-
 def test_stages_import_no_other_stage_nor_the_root_and_core_imports_neither():
-    assert sorted(set(boundary_violations(_modules(PACKAGE))) - PENDING_EVAL_FIXES) == []
+    assert boundary_violations(_modules(PACKAGE)) == []
 
 
 def test_no_import_cycle_inside_a_package():
-    assert sorted(set(import_cycles(import_graph(_modules(PACKAGE)))) - PENDING_EVAL_FIXES) == []
-
-
-def test_pending_eval_fixes_still_occur():
-    """Every allowed violation is in eval/ and still there; once fixed, its entry goes."""
-    assert all(re.match(r"(longcurate/eval/|import cycle: longcurate\.eval\.)", v) for v in PENDING_EVAL_FIXES)
-    assert sorted(PENDING_EVAL_FIXES - _package_violations()) == []
+    assert import_cycles(import_graph(_modules(PACKAGE))) == []
 
 
 def test_no_module_imports_a_private_name():

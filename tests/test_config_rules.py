@@ -12,6 +12,7 @@ from longcurate.config import RunConfig
 from longcurate.core import rules
 from longcurate.core.config import build
 from longcurate.core.errors import ConfigError, FieldError
+from longcurate.eval.config import EvalRunConfig
 from longcurate.select.budget import method_orders
 from longcurate.select.config import METHODS, SelectConfig, SelectRun
 from longcurate.synth.config import FINE_TYPES, MULTIHOP_TYPES, SynthRun
@@ -136,7 +137,7 @@ def test_the_rules_refuse_nan_and_infinity_everywhere():
     rules.each_of("k", [], ["a"], empty=True)
 
 
-@pytest.mark.parametrize("protocol", [SynthRun, SelectRun, TrainRun], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("protocol", [SynthRun, SelectRun, TrainRun, EvalRunConfig], ids=lambda p: p.__name__)
 def test_the_run_config_offers_what_each_stage_reads(protocol):
     """A stage types its `cfg` with its own Protocol (it may not import `longcurate.config`); the run
     config must have every attribute and method the Protocol names."""
