@@ -2,7 +2,7 @@
 measures and pass criteria.
 
 An arm is a way to pick the long training data from one scored pool: each of the select stage's
-methods (`gateau`, `random`, `hmg-only`, `cam-only`, `length`, `ifd`, `perplexity`: select.budget.METHODS)
+methods (`gateau`, `random`, `hmg-only`, `cam-only`, `length`, `ifd`, `perplexity`: select.config.METHODS)
 at one budget; `oracle` (only the pool's planted `far` samples: those that need distant context); the
 positive control `control-wrong` (the `random` arm's samples with answers swapped between samples of one
 question type); and two references, `full` (the whole scored pool) and `short-only` (no long data).
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from longcurate.core.errors import ConfigError
-from longcurate.select.budget import METHODS
+from longcurate.core.rules import above, at_least, between, each_of, one_of, require
+from longcurate.select.config import METHODS
 
 ORACLE = "oracle"
 CONTROL = "control-wrong"
@@ -43,8 +43,10 @@ class AblateCriteria:
     power: float = 0.8
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1 or not 0 < self.power < 1:
-            raise ConfigError(f"ablate.criteria: alpha and power must lie in (0, 1), got {self.alpha}, {self.power}")
+        between("ablate.criteria.alpha", self.alpha, 0, 1, high_open=True)
+        above("ablate.criteria.alpha", self.alpha)
+        between("ablate.criteria.power", self.power, 0, 1, high_open=True)
+        above("ablate.criteria.power", self.power)
 
 
 @dataclass
@@ -64,28 +66,23 @@ class AblateConfig:
     output: str | None = None  # default: <output_dir>/ablation
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise ConfigError(f"ablate.arms: unknown arm(s) {unknown}; arms are {list(ARMS)}")
-        if len(set(self.arms)) != len(self.arms) or not self.arms:
-            raise ConfigError(f"ablate.arms must name distinct arms, got {self.arms}")
-        if BASELINE not in self.arms:
-            raise ConfigError(f"ablate.arms must include `{BASELINE}`: every arm is compared with it")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"ablate.seeds must be distinct seeds, got {self.seeds}")
-        if self.subsets < 1:
-            raise ConfigError(f"ablate.subsets must be >= 1, got {self.subsets}")
-        if self.budget_unit not in UNITS:
-            raise ConfigError(f"ablate.budget_unit must be one of {list(UNITS)}, got {self.budget_unit!r}")
-        if not self.budget > 0 or (self.budget_unit != "samples" and self.budget < 1):
-            raise ConfigError(f"ablate.budget must be positive (tokens: at least 1), got {self.budget}")
-        bad = [m for m in self.measures if m not in MEASURES]
-        if bad or not self.measures or len(set(self.measures)) != len(self.measures):
-            raise ConfigError(f"ablate.measures must be distinct entries of {list(MEASURES)}, got {self.measures}")
-        if self.position_buckets < 1:
-            raise ConfigError(f"ablate.position_buckets must be >= 1, got {self.position_buckets}")
-        if self.bootstrap < 100:
-            raise ConfigError(f"ablate.bootstrap must be >= 100 replicates, got {self.bootstrap}")
+        each_of("ablate.arms", self.arms, ARMS)
+        require(BASELINE in self.arms, "ablate.arms", f"must include `{BASELINE}`: every arm is compared with it")
+        require(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "ablate.seeds",
+                f"must be distinct seeds, got {self.seeds}")
+        for seed in self.seeds:
+            at_least("ablate.seeds", seed, 0)
+        at_least("ablate.subsets", self.subsets, 1)
+        one_of("ablate.budget_unit", self.budget_unit, UNITS)
+        above("ablate.budget", self.budget)
+        if self.budget_unit == "samples":
+            require(self.budget < 1 or self.budget == int(self.budget), "ablate.budget",
+                    f"must be a whole sample count or a fraction below 1, got {self.budget:g}")
+        else:
+            at_least("ablate.budget", self.budget, 1)  # a token total, not a fraction
+        each_of("ablate.measures", self.measures, MEASURES)
+        at_least("ablate.position_buckets", self.position_buckets, 1)
+        at_least("ablate.bootstrap", self.bootstrap, 100)
 
     def draws(self, arm: str) -> list[int | None]:
         """The subsets an arm is trained on: 0..subsets-1 for a drawn arm, [None] for any other."""

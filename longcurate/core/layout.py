@@ -21,7 +21,8 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       ablation/                     `longcurate ablate` (`AblationLayout`; each run folder in it is a RunLayout)
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
-`train.output`); `RunConfig.layout()` passes those choices in.
+`train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
+(`select.budgets`), which name its budget files.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -253,7 +255,7 @@ class AblationLayout:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The paths of one run; build it with `RunLayout.under(output_dir, **placed_elsewhere)`."""
+    """The paths of one run; build it with `RunLayout.under(output_dir, budgets, **placed_elsewhere)`."""
 
     root: Path
     samples: Path
@@ -268,12 +270,13 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
 
     @classmethod
-    def under(cls, root: PathLike, **placed: PathLike | None) -> "RunLayout":
+    def under(cls, root: PathLike, budgets: Sequence[float] = (1000,), **placed: PathLike | None) -> "RunLayout":
         """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere."""
         root = Path(root)
-        unknown = set(placed) - {f.name for f in fields(cls)} - {"root"}
+        unknown = set(placed) - {f.name for f in fields(cls)} - {"root", "budget_specs"}
         if unknown:
             raise TypeError(f"unknown layout path(s) {sorted(unknown)}")
         chosen = {k: Path(v) for k, v in placed.items() if v}
@@ -292,7 +295,7 @@ class RunLayout:
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
         }
-        return cls(root=root, **{k: chosen.get(k, v) for k, v in defaults.items()})
+        return cls(root=root, budget_specs=tuple(budgets), **{k: chosen.get(k, v) for k, v in defaults.items()})
 
     # --- select ------------------------------------------------------------------------------
     def score(self, kind: str) -> Path:
@@ -315,9 +318,9 @@ class RunLayout:
     def budget(self, method: str, spec: float | int | str) -> Path:
         return self.budgets_dir / budget_name(method, spec)
 
-    def top_budget(self, method: str, budgets: list[float]) -> Path:
+    def top_budget(self, method: str) -> Path:
         """The largest budget file of `method`: from the index when select wrote one (the file with
-        the most samples), else named from the largest size asked for (sizes before fractions)."""
+        the most samples), else named from the largest size in `budget_specs` (sizes before fractions)."""
         from longcurate.core.jsonl import read_jsonl
 
         if self.budget_index.exists():
@@ -325,7 +328,7 @@ class RunLayout:
             if rows:
                 best = max(rows, key=lambda r: (int(r.get("samples", 0)), r["file"]))
                 return self.budgets_dir / best["file"]
-        values = [parse_budget(b)[1] for b in (budgets or [1000])]
+        values = [parse_budget(b)[1] for b in (self.budget_specs or (1000,))]
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
 

@@ -12,7 +12,7 @@ from longcurate.core.errors import UserError
 from longcurate.core.records import Sample, is_count
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ScoredPool:
     response_tokens: dict[str, int | None]
 
 
-def scored_pool(cfg: RunConfig) -> ScoredPool:
+def scored_pool(cfg: SelectRun) -> ScoredPool:
     """The run's ranked pool (`select rank`'s output) with its samples and token counts."""
     from longcurate.select.shard import read_scores
     from longcurate.select.stage import load_sample_map
@@ -50,7 +50,7 @@ def scored_pool(cfg: RunConfig) -> ScoredPool:
     return ScoredPool(ranked, samples, lengths, response)
 
 
-def pool_digests(cfg: RunConfig) -> dict[str, str | None]:
+def pool_digests(cfg: SelectRun) -> dict[str, str | None]:
     """Digests of what the scored pool is read from (ranked file, HMG scores, the samples select scored),
     for a step that derives its output from the pool and must notice when it changes."""
     from longcurate.core.jsonl import file_digest
