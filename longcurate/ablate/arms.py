@@ -154,7 +154,7 @@ def write_arm(cfg: RunConfig, pool: ScoredPool, arm: str, subset: int | None, ou
     if arm == CONTROL:
         from longcurate.ablate.control import swap_answers
 
-        records, extra = swap_answers(cfg, records, pool, subset or 0)
+        records, extra = swap_answers(cfg, records, pool, subset_seed(cfg.seed, subset or 0))
     write_jsonl(output, (s.to_dict() for s in records))
     cap = cfg.train.tokenize.max_length
     return {"samples": len(ids), "tokens": sum(min(pool.lengths[i], cap) for i in ids),
