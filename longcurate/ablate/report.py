@@ -132,6 +132,24 @@ def contamination_line(arms: dict[str, Any]) -> str:
             "(case- and whitespace-normalised exact match; distinct counts over its models): " + ", ".join(parts) + ".")
 
 
+def coverage_lines(arms: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """Where the fixed number of optimiser steps did not train on an arm's file as it is: an arm with
+    more long samples than its share of the steps' samples saw only some of them, one with fewer saw
+    some twice, so what it trained on differs from what its budget bought."""
+    out = []
+    for arm, a in arms.items():
+        seen = (a.get("trained") or {}).get("long_samples")
+        if seen is None or not a["samples"] or abs(seen - a["samples"]) < 0.5:
+            continue
+        how = "only part of its samples" if seen < a["samples"] else "some of its samples more than once"
+        out.append(f"- `{arm}`: {seen:.0f} long samples seen for {a['samples']:.0f} in its file ({how}).")
+    if not out:
+        return []
+    return [f"Every arm trains {s['max_steps']} optimiser steps of {s['global_batch']} samples, so an arm whose "
+            "file holds more or fewer long samples than fit in them trains on other totals than its budget "
+            "bought (see `response tokens seen`):", ""] + out + [""]
+
+
 def setup_lines(s: dict[str, Any], p: dict[str, Any], family: int) -> list[str]:
     g = s["gateau"]
     window = f"θ_A window {g['window']} tokens" if g.get("window") else f"θ_A `{g.get('model_a')}`"
@@ -159,7 +177,7 @@ def markdown(data: dict[str, Any], plots: dict[str, str]) -> str:
               "`file`: the arm's long samples, mean over its draws (all tokens capped at the tokenizer's max_length; "
               "response tokens as θ_B scored them). `seen`: what the optimiser saw in its steps, mean over the arm's "
               "models (repeats counted, padding not); context = long tokens − response tokens.", ""]
-    lines += tokens_table(data["arms"]) + [""]
+    lines += tokens_table(data["arms"]) + [""] + coverage_lines(data["arms"], s)
     if plots:
         lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
     return "\n".join(lines)

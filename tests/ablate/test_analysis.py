@@ -168,3 +168,16 @@ def test_report_without_a_control_says_a_null_result_cannot_be_read():
     m = measure_stats("nll", data, Design("random", None, "lower", 0.05, 0.8, 4, 500, qtype))
     text = markdown(report_data(setup(arms), arm_info(arms), {"nll": m}), {})
     assert "No positive control in this run" in text and "no selection conclusion" in text
+
+
+def test_report_says_when_the_fixed_steps_did_not_train_an_arm_as_its_file_holds():
+    from longcurate.ablate.report import coverage_lines
+
+    arms = arm_info(["gateau", "random", "length"])
+    arms["gateau"]["trained"]["long_samples"] = 4.0  # of 10 in its file
+    arms["random"]["trained"]["long_samples"] = 10.0
+    arms["length"]["trained"]["long_samples"] = 14.0
+    lines = coverage_lines(arms, setup(list(arms)))
+    assert "`gateau`: 4 long samples seen for 10 in its file (only part of its samples)." in lines
+    assert "`length`: 14 long samples seen for 10 in its file (some of its samples more than once)." in lines
+    assert not any("`random`" in line for line in lines)
