@@ -178,6 +178,6 @@ def test_report_says_when_the_fixed_steps_did_not_train_an_arm_as_its_file_holds
     arms["random"]["trained"]["long_samples"] = 10.0
     arms["length"]["trained"]["long_samples"] = 14.0
     lines = coverage_lines(arms, setup(list(arms)))
-    assert "`gateau`: 4 long samples seen for 10 in its file (only part of its samples)." in lines
-    assert "`length`: 14 long samples seen for 10 in its file (some of its samples more than once)." in lines
+    assert "- `gateau`: 4 long samples seen for 10 in its file (only part of its samples)." in lines
+    assert "- `length`: 14 long samples seen for 10 in its file (some of its samples more than once)." in lines
     assert not any("`random`" in line for line in lines)
