@@ -51,7 +51,7 @@ def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: i
         "random": shuffled,
         "hmg-only": sorted(ids, key=lambda i: (-by_id[i]["hmg"], i)),
         "cam-only": cam_order,
-        "length": sorted(ids, key=lambda i: (-lengths.get(i, 0), i)),
+        "length": sorted(ids, key=lambda i: (i not in lengths, -lengths.get(i, 0), i)),
         "ifd": sorted(ids, key=lambda i: ifd_key(by_id[i].get("ifd"), i)),
         "perplexity": sorted(ids, key=lambda i: (by_id[i].get("perplexity") is None,
                                                  -(by_id[i].get("perplexity") or 0.0), i)),
@@ -74,6 +74,24 @@ def require_figures(ranked: list[dict[str, Any]], methods: list[str]) -> None:
                             f"e.g. {lacking[:3]} (HMG scores made before IFD existed: score HMG again)")
 
 
+def token_counts(ranked: list[dict[str, Any]], samples: dict[str, Sample], scored: dict[str, int] | None,
+                 required: bool) -> dict[str, int]:
+    """Each ranked sample's token count: the scoring pass's (`scored`, from `n_tokens`), else the
+    input's own `length`. A sample with neither has no count — never 0: when the `length` order is
+    `required` that stops here, naming the samples."""
+    scored = scored or {}
+    counts = {r["id"]: scored[r["id"]] if r["id"] in scored else samples[r["id"]].length for r in ranked}
+    absent = [i for i, n in counts.items() if n is None]
+    if absent and required:
+        raise UserError(f"budget method 'length': {len(absent)} sample(s) have no token count, e.g. {absent[:3]} "
+                        "(the input has no `length` and the HMG scores hold no `n_tokens` for them: score HMG)")
+    derived = sum(1 for r in ranked if r["id"] in scored and samples[r["id"]].length is None)
+    if derived and required:
+        log.info("length order: token counts from scoring (n_tokens) for %d sample(s) whose input has no length",
+                 derived)
+    return {i: n for i, n in counts.items() if n is not None}
+
+
 def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
                   budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
                   seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
@@ -88,8 +106,7 @@ def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_
     missing = [r["id"] for r in ranked if r["id"] not in samples]
     if missing:
         raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
-    lengths = lengths or {i: s.length for i, s in samples.items()}
-    orders = method_orders(ranked, lengths, seed)
+    orders = method_orders(ranked, token_counts(ranked, samples, lengths, "length" in methods), seed)
     out_dir = Path(out_dir)
     written: dict[str, int] = {}
     for spec in budgets:

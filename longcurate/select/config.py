@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from longcurate.core.chat_formats import InputFormat
+from longcurate.core.errors import ConfigError
+from longcurate.select.conversations import SPLIT_RULES, TURN_POLICIES
+
 
 @dataclass
 class SelectConfig:
@@ -17,6 +21,11 @@ class SelectConfig:
     scores_dir: str | None = None  # default <output_dir>/select (hmg.jsonl, cam.jsonl, ranked.jsonl)
     budget_dir: str | None = None  # default <output_dir>/budgets
     limit: int | None = None  # score at most this many records (the first N valid ones)
+
+    # --- reading the input (select/conversations.py; README "Use your own data") ---
+    input_format: InputFormat = field(default_factory=InputFormat)  # shape (auto) and column / role mapping
+    split: str = "last-blank-line"  # context | instruction in the user turn: last-blank-line | first-blank-line | film-markers | whole-turn
+    turns: str = "last"  # the answer a multi-turn conversation is scored on: last (whole history before it) | first
 
     # --- models ---
     model: str | None = None  # θ_B (long model); default: the run's `model`
@@ -72,3 +81,7 @@ class SelectConfig:
         # `--window 0` and `select.window=0` mean "θ_A sees the full input", the same as null.
         if self.window == 0:
             self.window = None
+        if self.split not in SPLIT_RULES:
+            raise ConfigError(f"select.split: unknown rule {self.split!r}; use one of {list(SPLIT_RULES)}")
+        if self.turns not in TURN_POLICIES:
+            raise ConfigError(f"select.turns: unknown policy {self.turns!r}; use one of {list(TURN_POLICIES)}")

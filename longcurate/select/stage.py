@@ -23,7 +23,7 @@ from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
-from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec
+from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec, sample_reading
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
@@ -69,7 +69,7 @@ def load_sample_map(cfg: RunConfig) -> dict[str, Sample]:
     from longcurate.select.inputs import load_samples
 
     return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
-                                             allow_download=cfg.allow_download)}
+                                             allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
 def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None,

@@ -74,7 +74,7 @@ def _register_mix(verbs) -> None:
     add_config_args(p)
     add_flag(p, "--long", "train.mix.long", "budget file(s) (default: the select stage's largest gateau budget)",
              nargs="+")
-    add_flag(p, "--short", "train.mix.short", "short chat JSONL (messages or conversations)")
+    add_flag(p, "--short", "train.mix.short", "short chat data: messages, ShareGPT or alpaca records (any container)")
     add_flag(p, "--short-size", "train.mix.short_size", "number of short samples", type=int)
     add_flag(p, "--short-ratio", "train.mix.short_ratio", "short samples per long sample", type=float)
     add_flag(p, "--output", "train.mix.output", "mixture JSONL (its counts go to <output>.done)")

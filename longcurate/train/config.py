@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from longcurate.core.chat_formats import InputFormat
+
 
 @dataclass
 class MixConfig:
     long: list[str] = field(default_factory=list)  # budget files; default: the select stage's top budget
-    short: str | None = None  # ShareGPT-format JSONL (messages or conversations); None: no short data
+    short: str | None = None  # chat data in any shape (messages, ShareGPT, alpaca; README "Use your own data"); None: none
     short_size: int | None = None  # number of short samples to take ...
     short_ratio: float | None = None  # ... or short : long ratio (e.g. 10.0 = ten short per long)
     output: str | None = None  # default: <output_dir>/mixture/mixture.jsonl
     limit: int | None = None
+    long_format: InputFormat = field(default_factory=InputFormat)  # shape (auto) and column / role mapping of `long`
+    short_format: InputFormat = field(default_factory=InputFormat)  # ... and of `short`
 
 
 @dataclass
