@@ -7,6 +7,7 @@
     longcurate select diagnose --hmg scores/hmg.jsonl --cam scores/cam.jsonl --input samples.jsonl
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
     longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
+    longcurate select run --input mine.jsonl --dry-run        # samples, tokens per pass, time estimate; writes nothing
 
 Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
 """
@@ -95,9 +96,15 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    if args.dry_run:
+        from longcurate.select.estimate import dry_run
+
+        dry_run(cfg)
+        return 0
     from longcurate.select.stage import run_stage
 
-    run_stage(resolve_config(args))
+    run_stage(cfg)
     return 0
 
 
@@ -167,4 +174,7 @@ def register(sub: Any) -> None:
                          description="Each step resumes or skips itself, so a re-run redoes nothing.")
     add_config_args(p)
     _input(p, "samples to score (default <output_dir>/samples.jsonl)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sample count, the tokens of every scoring pass and an estimate of the scoring "
+                        "time on this device (a few timed forwards of θ_B), then stop: nothing is scored or written")
     p.set_defaults(func=_run)

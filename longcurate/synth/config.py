@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from longcurate.core.errors import ConfigError
 
 MULTIHOP_SOURCES = ("document", "cross")
+TXT_SPLITS = ("file", "blank-line", "line")
 
 
 def _at_least(section: str, name: str, value: float | None, low: float, *, optional: bool = False) -> None:
@@ -34,8 +35,14 @@ class CorpusConfig:
     # Longer documents are cut to their first this many tokens (before they are segmented, so one
     # huge document neither fills memory nor the segment pool); None keeps every document whole.
     max_doc_tokens: int | None = 32768
+    # How a .txt file holds documents: file (the whole file is one) | blank-line (documents are
+    # separated by blank lines) | line (one per line); null: blank-line for a .txt file given as the
+    # path, file for the .txt files of a folder.
+    txt_split: str | None = None
 
     def __post_init__(self) -> None:
+        if self.txt_split not in (None, *TXT_SPLITS):
+            raise ConfigError(f"synth.corpus.txt_split must be one of {list(TXT_SPLITS)} (or null), got {self.txt_split!r}")
         _at_least("synth.corpus", "limit", self.limit, 1, optional=True)
         _at_least("synth.corpus", "min_doc_tokens", self.min_doc_tokens, 1, optional=True)
         _at_least("synth.corpus", "max_doc_tokens", self.max_doc_tokens, 1, optional=True)
