@@ -30,16 +30,16 @@ class JsonStream:
         self.line = 1  # the line at `pos`
         self.decoder = json.JSONDecoder()
 
-    def _fill(self, want: int = READ_CHARS) -> bool:
-        """Read more text (keeping what is left of the buffer); False at the end of the stream."""
+    def _fill(self) -> bool:
+        """Read more text onto what is left of the buffer (at least as much again, so an entry longer
+        than the buffer takes few refills); False, the buffer untouched, at the end of the stream."""
         if self.eof:
             return False
-        self.buf, self.pos = self.buf[self.pos:], 0
-        more = self.stream.read(max(want, len(self.buf)))
+        more = self.stream.read(max(READ_CHARS, len(self.buf) - self.pos))
         if not more:
             self.eof = True
             return False
-        self.buf += more
+        self.buf, self.pos = self.buf[self.pos:] + more, 0
         return True
 
     def _advance(self, end: int) -> None:

@@ -120,3 +120,39 @@ def test_the_report_counts_shapes_turns_splits_and_derived_fields():
     assert r["derived"] == {"id": 3, "length": 3, "kind": 3}
     assert r["normalised"]["leading assistant turn dropped"] == 1
     assert "derived: id 3 (content id)" in InputReport.of(list(enumerate(samples))).format()
+
+
+def test_a_multi_turn_prompt_holds_the_history_and_scores_the_last_answer(tokenizer):
+    """The chat prompt is the conversation up to the scored answer (system, earlier turns, the context
+    turn in FILM's form, the turns after it); the scored tokens are that answer's; the context's
+    tokens are where the context is. `gateau` has no place for turns around the exchange: refused."""
+    from longcurate.core.prompts import user_prompt
+    from longcurate.select.inputs import InputReject, PromptBuilder
+
+    s = SampleReading(turns="last").sample(CHAT)
+    p = PromptBuilder(tokenizer, max_length=4096, segment_tokens=4).prepare(s)
+    text = tokenizer.decode(p.input_ids)
+    for piece in ("Be brief.", user_prompt(s.context, s.instruction), "Ok.", "Second question?"):
+        assert piece in text
+    assert tokenizer.decode(p.input_ids[p.response_start:]).strip() == "The real answer."
+    assert tokenizer.decode(p.input_ids[p.context_span[0]:p.context_span[1]]).strip() == s.context
+    with pytest.raises(InputReject, match="gateau renders one exchange"):
+        PromptBuilder(tokenizer, prompt_format="gateau", max_length=4096).prepare(s)
+    first = SampleReading(turns="first").sample({"conversations": CHAT["conversations"]})  # no system, one exchange
+    assert PromptBuilder(tokenizer, prompt_format="gateau", max_length=4096).prepare(first).n_response_tokens > 0
+
+
+def test_reading_settings_are_checked_where_they_are_set():
+    from longcurate.core.errors import ConfigError
+    from longcurate.select.config import SelectConfig
+
+    with pytest.raises(ConfigError, match="select.split"):
+        SelectConfig(split="last-line")
+    with pytest.raises(ConfigError, match="select.turns"):
+        SelectConfig(turns="all")
+    with pytest.raises(ConfigError, match="shape"):
+        InputFormat(shape="csv")
+    with pytest.raises(ConfigError, match="not ours to map"):
+        InputFormat(columns={"question": "q"})
+    with pytest.raises(ConfigError, match="must map to one of"):
+        InputFormat(roles={"bot": "model"})
