@@ -14,9 +14,7 @@ CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu
 Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
 config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
 `--debug` shows their traceback too. A command that did all it could but left items pending or failed
-prints one line naming them and exits 75; rerunning it retries what is left. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
-`train --dataset ...`, `synth --num-samples ...`, `synth-report`, `probe build`) still work for one
-release and print their new name.
+prints one line naming them and exits 75; rerunning it retries what is left.
 """
 
 from __future__ import annotations
@@ -39,19 +37,6 @@ from longcurate import pipeline
 # Each module has `register(subparsers)` and imports heavy libraries lazily inside its commands.
 COMMAND_MODULES = (synth_cli, select_cli, train_cli, eval_cli, pipeline, ablate_cli)
 
-# Old spelling (leading words) -> new spelling. Kept for one release; each use prints the new name.
-RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("synth-report",): ("synth", "report"),
-    ("score",): ("select", "score"),
-    ("rank",): ("select", "rank"),
-    ("budget",): ("select", "budget"),
-    ("mix",): ("train", "mix"),
-    ("tokenize",): ("train", "tokenize"),
-    ("probe", "build"): ("eval", "build", "--only", "probes"),
-}
-# A stage noun followed by no verb meant its main step: `synth --num-samples 5` is `synth run ...`.
-DEFAULT_VERB = {"synth": "run", "train": "fit"}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -67,30 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def rewrite_old_spelling(argv: list[str]) -> list[str]:
-    """Map an old command spelling to the new one, telling the user (on stderr) once."""
-    start = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if start is None:
-        return argv
-    head = argv[start:]
-    for old, new in RENAMED.items():
-        if tuple(head[:len(old)]) == old:
-            print(f"longcurate: `{' '.join(old)}` is now `{' '.join(new)}` (the old name goes away in the "
-                  f"next release)", file=sys.stderr)
-            return argv[:start] + list(new) + head[len(old):]
-    noun = head[0]
-    no_verb = len(head) == 1 or (head[1].startswith("-") and head[1] not in ("-h", "--help")) or "=" in head[1]
-    if noun in DEFAULT_VERB and no_verb:
-        verb = DEFAULT_VERB[noun]
-        print(f"longcurate: `{noun}` without a verb is now `{noun} {verb}`", file=sys.stderr)
-        return argv[:start] + [noun, verb] + head[1:]
-    return argv
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parse_command_line(parser, rewrite_old_spelling(argv))
+    args = parse_command_line(parser, argv)
     setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

@@ -27,9 +27,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from longcurate.core.errors import ConfigError
 from longcurate.core.prompts import user_prompt
 from longcurate.core.records import RecordError, content_id
+from longcurate.core.rules import each_of, one_of, require
 
 Message = dict[str, str]
 SHAPES = ("auto", "sample", "messages", "sharegpt", "alpaca")
@@ -54,17 +54,14 @@ class InputFormat:
     role_key: str | None = None  # a turn's speaker key; default: role, else from
     content_key: str | None = None  # a turn's text key; default: content, else value
 
-    def __post_init__(self) -> None:
-        if self.shape not in SHAPES:
-            raise ConfigError(f"input format: shape {self.shape!r} is not one of {list(SHAPES)}")
-        unknown = sorted(set(self.columns) - set(COLUMNS))
-        if unknown:
-            raise ConfigError(f"input format: columns {unknown} are not ours to map; map any of {list(COLUMNS)}")
+    def check(self, key: str) -> None:
+        """The rules of an input format found at `key` (its section calls this from `__post_init__`)."""
+        one_of(f"{key}.shape", self.shape, SHAPES)
+        each_of(f"{key}.columns", list(self.columns), COLUMNS, empty=True)
         bad = {k: v for k, v in self.roles.items() if v not in ROLES}
-        if bad:
-            raise ConfigError(f"input format: roles {bad} must map to one of {list(ROLES)}")
-        if (self.role_key is None) != (self.content_key is None):
-            raise ConfigError("input format: give role_key and content_key together")
+        require(not bad, f"{key}.roles", f"must map speaker names to one of {list(ROLES)}, got {bad}")
+        require((self.role_key is None) == (self.content_key is None), f"{key}.role_key",
+                "and content_key name a turn's two keys: give both or neither")
 
     def role_of(self, speaker: str) -> str | None:
         own = {k.strip().lower(): v for k, v in self.roles.items()}

@@ -38,7 +38,7 @@ from longcurate.core.jsonl import ResumableWriter, dumps, read_valid_prefix
 from longcurate.core.lock import output_lock
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.eval.config import EvalRunConfig
     from longcurate.eval.config import JudgeConfig
 
 log = logging.getLogger("longcurate.eval.judge")
@@ -218,9 +218,9 @@ class Judge:
                 "cache": str(self.cache_path)}
 
 
-def judge_cache(cfg: RunConfig) -> Path:
+def judge_cache(cfg: EvalRunConfig) -> Path:
     """Where the judge keeps its replies: `eval.judge.cache_dir`, else `<eval dir>/judge-cache`."""
-    return Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else cfg.layout().eval_dir / "judge-cache"
+    return Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else cfg.layout().evals.judge_cache
 
 
 def usage_total(ratings: list[Rating]) -> dict[str, int]:

@@ -14,6 +14,10 @@ positions; the released loop reads `range(span_start, span_start + span - 1)`, s
 position is left out, and so it is here. A span's score is the mean over its items, spans are averaged
 over sets (error bars: their standard deviation over sets), avg = mean over spans, gap = max - min;
 "all" averages the tasks' avg and gap. Positions and sets come from the data, never from constants.
+
+Scoring is one step of `core.runner` (`run_val`): locked while it writes, skipped when the files it
+reads (their digests), the span and the label are unchanged. Every line is scored or the command stops
+with the line named, so VaL never finishes with items left over.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import atomic_open, write_json
+from longcurate.core.jsonl import atomic_open, file_digest, read_json_if_valid, write_json
+from longcurate.core.runner import StepRun, StepSpec, run_step
 
 # task -> the released file name (without .jsonl)
 FILES = {"document": "document_bi_32k", "code": "code_backward_32k", "database": "database_forward_32k"}
@@ -274,6 +279,28 @@ def write_val(result: dict[str, Any], output: str | Path, label: str) -> dict[st
     return {"json": output, "markdown": md, "plot": png}
 
 
-__all__ = ["FILES", "SPAN", "Label", "TaskScore", "document_score", "code_score", "database_score", "score_item",
+def val_inputs(data_dir: Path, pred_dir: Path) -> dict[str, list[str | None]]:
+    """The digests of what scoring reads, per task with a data file: data, skip list, predictions."""
+    return {task: [file_digest(data_dir / f"{name}.jsonl"), file_digest(data_dir / f"{name}_skip_list.json"),
+                   file_digest(pred_dir / f"sample_{name}.jsonl")]
+            for task, name in FILES.items() if (data_dir / f"{name}.jsonl").exists()}
+
+
+def run_val(data_dir: str | Path, pred_dir: str | Path, output: str | Path, label: str, span: int = SPAN) -> dict[str, Any]:
+    """Score FILM's files into `output` (with the table and the plot beside it) as a step; the result."""
+    data_dir, pred_dir, output = Path(data_dir), Path(pred_dir), Path(output)
+    written = {"markdown": output.with_suffix(".md"), "plot": output.with_suffix(".png")}
+    settings = {"inputs": val_inputs(data_dir, pred_dir), "span": span, "label": label, "format": 1}
+
+    def work(run: StepRun) -> dict[str, Any]:
+        result = score_val(data_dir, pred_dir, span=span)
+        write_val(result, run.output, label)
+        return {"all": result["all"]}
+
+    run_step(StepSpec("the VaL scores", output, settings, also_outputs=tuple(written.values()), quarantine=False), work)
+    return {**(read_json_if_valid(output) or {}), "_written": {"json": output, **written}}
+
+
+__all__ = ["FILES", "SPAN", "val_inputs", "run_val", "Label", "TaskScore", "document_score", "code_score", "database_score", "score_item",
            "read_labels", "read_skip_list", "prediction_text", "aggregate", "score_task", "score_val", "markdown",
            "val_figure", "write_val"]

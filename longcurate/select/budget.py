@@ -6,7 +6,7 @@ without CAS last); `length` = longest prompt first; `random` = a seeded shuffle;
 θ_B: `ifd` = Cherry's instruction-following difficulty PPL(y | x) / PPL(y) descending, samples with
 IFD > 1 (the prompt makes the response harder: Cherry drops them as noise) after all others, nearest
 to 1 first; `perplexity` = PPL(y | x) descending (the hardest responses first). Samples without a
-figure go last. Ties break by id. Every method is also an `ablate` arm (`METHODS`, `method_orders`).
+figure go last. Ties break by id. Every method (`select.config.METHODS`) is also an `ablate` arm.
 A budget larger than the data is capped with a warning (`budget_overflow: error` makes it an error).
 """
 
@@ -25,7 +25,6 @@ from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
 
-METHODS = ("gateau", "random", "hmg-only", "cam-only", "length", "ifd", "perplexity")
 FIGURES = {"ifd": "ifd", "perplexity": "perplexity"}  # method -> the ranked record's figure it orders by
 
 
@@ -97,11 +96,6 @@ def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_
                   seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
     """Write every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`)
     into `out_dir`; returns {file: count}."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"select.baselines: unknown budget method(s) {unknown}; use {list(METHODS)}")
-    if overflow not in ("cap", "error"):
-        raise UserError(f"select.budget_overflow must be cap or error, got {overflow!r}")
     require_figures(ranked, methods)
     missing = [r["id"] for r in ranked if r["id"] not in samples]
     if missing:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from longcurate.core.cli import add_config_args, add_flag, resolve_config
-from longcurate.core.layout import parse_budget
 
 
 def _input(p: argparse.ArgumentParser, text: str = "samples to score (JSONL, JSON, Parquet, a datasets folder)") -> None:
@@ -68,9 +67,9 @@ def _budget(args: argparse.Namespace) -> int:
 
     sizes = [a for a in args.items if "=" not in a]
     args.overrides = [a for a in args.items if "=" in a]
-    cfg = resolve_config(args)
-    budgets = [parse_budget(s)[1] for s in sizes] or None  # a size that is not a number is a UserError
-    run_budget(cfg, budgets, _p(args.ranked))
+    if sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
+        args.overrides.append(f"select.budgets=[{','.join(sizes)}]")
+    run_budget(resolve_config(args), _p(args.ranked))
     return 0
 
 

@@ -25,7 +25,7 @@ from longcurate.select.conversations import InputReport
 from longcurate.select.inputs import PromptBuilder, prepare_all
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 CALIBRATION_LENGTHS = (256, 2048)  # row lengths timed (the second capped by the longest row scored)
 
@@ -48,7 +48,7 @@ class Workload:
         return sum(sum(r) for r in self.rows.values())
 
 
-def workload(cfg: RunConfig, builder: PromptBuilder) -> Workload:
+def workload(cfg: SelectRun, builder: PromptBuilder) -> Workload:
     """The rows each pass would score, from the input tokenized as scoring tokenizes it."""
     from longcurate.select.scoring import parse_input
     from longcurate.select.steps import input_path, sample_reading, score_limit
@@ -119,7 +119,7 @@ def estimate_seconds(rows: list[int], c: tuple[float, float]) -> float:
     return sum(n * (c[0] + c[1] * n) for n in rows)
 
 
-def calibrate(cfg: RunConfig, longest: int) -> dict[str, Any]:
+def calibrate(cfg: SelectRun, longest: int) -> dict[str, Any]:
     """Load θ_B and time it: (c0, c1) for plain NLL rows and for rows with the attention probe."""
     from longcurate.select.engines import load_engines
 
@@ -174,7 +174,7 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def dry_run(cfg: RunConfig) -> dict[str, Any]:
+def dry_run(cfg: SelectRun) -> dict[str, Any]:
     """Print the sample count and tokens per pass (no model loaded), then the time estimate."""
     from longcurate.core.models import load_tokenizer
     from longcurate.select.engines import max_positions

@@ -33,7 +33,6 @@ from longcurate.core.reader import read_parsed
 from longcurate.core.records import RecordError, Sample
 from longcurate.select.conversations import SampleReading
 
-PROMPT_FORMATS = ("chat", "gateau")
 _SENTINEL = "\x00CONTEXT\x00"
 GATEAU_RESPONSE_HEADER = "### Response: "  # what precedes the response in the gateau format's empty prompt
 
@@ -125,11 +124,7 @@ class PromptBuilder:
     def __init__(self, tokenizer, *, prompt_format: str = "chat", max_length: int = 8192,
                  overlong: str | None = None, segment_tokens: int = 128, max_segments: int | None = None,
                  seed: int = 0):
-        if prompt_format not in PROMPT_FORMATS:
-            raise UserError(f"select.prompt_format: unknown {prompt_format!r}; use one of {PROMPT_FORMATS}")
         overlong = overlong or ("truncate" if prompt_format == "gateau" else "reject")
-        if overlong not in ("reject", "truncate"):
-            raise UserError(f"select.overlong: unknown policy {overlong!r}; use reject or truncate")
         if prompt_format == "chat" and getattr(tokenizer, "chat_template", None) is None:
             raise UserError("select.prompt_format 'chat' needs a tokenizer with a chat template; use 'gateau'")
         self.tok = tokenizer

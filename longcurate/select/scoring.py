@@ -30,7 +30,7 @@ from longcurate.select.shard import ChunkSizer, ShardSpec, barrier_and_merge, ru
 from longcurate.select.steps import ScoreSteps, input_path, model_b_name, sample_reading, score_limit
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
 
@@ -51,19 +51,19 @@ def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allo
     return result
 
 
-def parsed_samples(cfg: RunConfig, kind: str, parsed: Parsed | None = None
+def parsed_samples(cfg: SelectRun, kind: str, parsed: Parsed | None = None
                    ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """`parse_input` of the config's input with `kind`'s limit."""
     return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download, sample_reading(cfg))
 
 
-def expected_ids(cfg: RunConfig, kind: str, parsed: Parsed | None = None) -> list[str]:
+def expected_ids(cfg: SelectRun, kind: str, parsed: Parsed | None = None) -> list[str]:
     """Every id a complete run must have scored or rejected (all shards together)."""
     samples, _ = parsed_samples(cfg, kind, parsed)
     return [s.id for _, s in samples]
 
 
-def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed | None = None,
+def merge_scores(cfg: SelectRun, steps: ScoreSteps, count: int, parsed: Parsed | None = None,
                  again: bool = False) -> dict[str, Any]:
     """Merge `count` finished part files into the score file; HMG's normalisation and CAM's importance
     temperature are applied here, over the whole dataset. `again`: even when it is complete."""
@@ -81,24 +81,24 @@ def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed |
         lines={s.id: line for line, s in samples}))
 
 
-def chunk_sizer(cfg: RunConfig) -> ChunkSizer:
+def chunk_sizer(cfg: SelectRun) -> ChunkSizer:
     """Chunks of `select.chunk_size` samples, or (null) of about `select.chunk_seconds` of work."""
     return ChunkSizer(cfg.select.chunk_size, cfg.select.chunk_seconds)
 
 
-def make_builder(cfg: RunConfig, tokenizer: Any, max_length: int) -> PromptBuilder:
+def make_builder(cfg: SelectRun, tokenizer: Any, max_length: int) -> PromptBuilder:
     sel = cfg.select
     return PromptBuilder(tokenizer, prompt_format=sel.prompt_format, max_length=sel.max_length or max_length,
                          overlong=sel.overlong, segment_tokens=sel.segment_tokens,
                          max_segments=sel.max_segments, seed=cfg.seed)
 
 
-def run_score(cfg: RunConfig, kind: str, show_progress: bool = True) -> dict[str, Any]:
+def run_score(cfg: SelectRun, kind: str, show_progress: bool = True) -> dict[str, Any]:
     """Score this shard and, when this process may, merge. Returns stats."""
     return run_scores(cfg, [kind], show_progress)[kind]
 
 
-def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
+def run_scores(cfg: SelectRun, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
     """Score this shard for each kind, then merge each when this process may; stats per kind.
 
     When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
@@ -138,7 +138,7 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     return stats
 
 
-def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
+def _score_shard(cfg: SelectRun, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
                  parsed: Parsed, stats: dict[str, dict[str, Any]]) -> None:
     """This shard's part file of each kind in `to_score`, made in one pass (`run_steps`: finished parts
     are skipped); their counts go into `stats`. A refusal caused by an edited input says so."""
@@ -161,7 +161,7 @@ def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, sh
         raise
 
 
-def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: ShardSpec, rejects: RejectSink,
+def _prepared_for(cfg: SelectRun, kind: str, builder: PromptBuilder, spec: ShardSpec, rejects: RejectSink,
                   cache: dict, parsed: Parsed) -> list[Prepared]:
     """The shard's samples that `kind` can score, tokenized (through `cache`, shared between kinds);
     the others go to `rejects` with their reason."""
@@ -180,7 +180,7 @@ def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: Shard
     return prepared
 
 
-def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
+def _score_parts(cfg: SelectRun, jobs: dict[str, StepRun], spec: ShardSpec,
                  show_progress: bool, parsed: Parsed) -> dict[str, dict[str, Any]]:
     """Score the pending part files of this shard (kind -> its part's run); their counts."""
     from longcurate.core.models import load_tokenizer
@@ -209,7 +209,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
     return counts
 
 
-def _score_joint(cfg: RunConfig, builder: PromptBuilder, prepared: dict[str, list[Prepared]],
+def _score_joint(cfg: SelectRun, builder: PromptBuilder, prepared: dict[str, list[Prepared]],
                  parts: dict[str, Path], desc: str, show_progress: bool) -> dict[str, dict[str, int]]:
     """HMG and CAM chunk by chunk (HMG's chunks; CAM's samples are a subset of HMG's: the first
     `cam_limit` valid ones that have segments). Per chunk: θ_B once over the full prompts, with the
@@ -244,7 +244,7 @@ def _score_joint(cfg: RunConfig, builder: PromptBuilder, prepared: dict[str, lis
                            show_progress=show_progress)
 
 
-def _compute_fn(cfg: RunConfig, kind: str, builder: PromptBuilder,
+def _compute_fn(cfg: SelectRun, kind: str, builder: PromptBuilder,
                 show_progress: bool) -> Callable[[list[Prepared]], list[dict[str, Any]]]:
     """One kind's scorer; models are loaded on first use, so a finished shard never loads them."""
     from longcurate.select.cam import cam_records

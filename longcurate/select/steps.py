@@ -31,43 +31,43 @@ from longcurate.core.runner import StepSpec, holds_records
 from longcurate.select.conversations import SampleReading
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 KINDS = ("hmg", "cam")
 
 
-def input_path(cfg: RunConfig) -> Path:
+def input_path(cfg: SelectRun) -> Path:
     """The samples to score: `select.input`, else the run's samples file."""
     return Path(cfg.select.input) if cfg.select.input else cfg.layout().samples
 
 
-def sample_reading(cfg: RunConfig) -> SampleReading:
+def sample_reading(cfg: SelectRun) -> SampleReading:
     """How the input's records read as samples: `select.input_format`, `split`, `turns`."""
     return SampleReading(cfg.select.input_format, cfg.select.split, cfg.select.turns)
 
 
-def command_output(cfg: RunConfig, default: Path) -> Path:
+def command_output(cfg: SelectRun, default: Path) -> Path:
     """`select.output` (the output of the one command at hand, e.g. `--output`), else `default`."""
     return Path(cfg.select.output) if cfg.select.output else default
 
 
-def cam_scores(cfg: RunConfig) -> Path | None:
+def cam_scores(cfg: SelectRun) -> Path | None:
     """The CAM score file the stage ranks and diagnoses with; None when `select.cam` is off."""
     return cfg.layout().score("cam") if cfg.select.cam else None
 
 
-def model_b_name(cfg: RunConfig) -> str:
+def model_b_name(cfg: SelectRun) -> str:
     return cfg.select.model or cfg.model
 
 
-def score_limit(cfg: RunConfig, kind: str) -> int | None:
+def score_limit(cfg: SelectRun, kind: str) -> int | None:
     """How many valid records `kind` scores: `limit`, and for CAM also `cam_limit` (the smaller)."""
     sel = cfg.select
     lims = [x for x in (sel.limit, sel.cam_limit if kind == "cam" else None) if x is not None]
     return min(lims) if lims else None
 
 
-def score_settings(cfg: RunConfig, kind: str) -> dict[str, Any]:
+def score_settings(cfg: SelectRun, kind: str) -> dict[str, Any]:
     """The settings that decide a score file's values (not how fast they are computed)."""
     sel = cfg.select
     inp = input_path(cfg)
@@ -93,7 +93,7 @@ class ScoreSteps:
     importance_temperature: float = 1.0
 
     @classmethod
-    def of(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+    def of(cls, cfg: SelectRun, kind: str) -> "ScoreSteps":
         """The steps of `kind`'s score file under this config's settings."""
         if kind not in KINDS:
             raise UserError(f"unknown score kind {kind!r}; use one of {KINDS}")
@@ -101,7 +101,7 @@ class ScoreSteps:
         return cls(kind, output, score_settings(cfg, kind), cfg.select.hmg_scale, cfg.select.importance_temperature)
 
     @classmethod
-    def recorded(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+    def recorded(cls, cfg: SelectRun, kind: str) -> "ScoreSteps":
         """The steps under the settings the shards scored with (recorded when scoring began), for a
         merge that runs apart from them with fewer flags."""
         steps = cls.of(cfg, kind)

@@ -119,14 +119,6 @@ def check_mix_args(long_paths: list[str], short_path: str | None, short_size: in
                    short_ratio: float | None, allow_download: bool = False) -> None:
     if not long_paths and short_path is None:
         raise UserError("nothing to mix: give at least one long (budget) file or a short file")
-    if short_size is not None and short_ratio is not None:
-        raise UserError("give short_size or short_ratio, not both")
-    if short_size is not None and short_size < 0:
-        raise UserError(f"short_size must be >= 0, got {short_size}")
-    if short_ratio is not None and short_ratio < 0:
-        raise UserError(f"short_ratio must be >= 0, got {short_ratio}")
-    if short_path is None and (short_size or short_ratio):
-        raise UserError("short_size/short_ratio given but no short file")
     for p in [*long_paths, *([str(short_path)] if short_path is not None else [])]:
         if not source_exists(p) and not allow_download:  # (a Hub id is checked when it is read)
             raise FileNotFoundError(2, "mixture input not found", p)

@@ -67,7 +67,7 @@ def test_every_way_of_not_rating_then_recovery(chat_data, tmp_path, capsys):
             before = len(judge.requests)
             assert score(data, pred, out, judge.url) == EXIT_INCOMPLETE, fault
             err = capsys.readouterr().err
-            assert "LongBench-Chat incomplete" in err and "Traceback" not in err, fault
+            assert "eval longbench-chat incomplete" in err and "Traceback" not in err, fault
             result = json.loads((out / "result.json").read_text())
             assert result["n_rated"] == 0 and result["complete"] is False and result["score"] is None, fault
             assert len(judge.requests) - before <= BREAKER + CONCURRENCY, fault  # the breaker stopped it

@@ -92,7 +92,7 @@ def test_score_only_against_a_fake_judge(chat_data, tmp_path: Path, monkeypatch,
         again = json.loads((out / "result.json").read_text())
         assert again["score"] == result["score"] and again["usage"]["requests_sent"] == 3
     printed = capsys.readouterr()
-    assert "76.25" in printed.out
+    assert "76.25" in printed.out and "incomplete" in printed.err and "1 failed" in printed.err
     files = [p for p in out.rglob("*") if p.is_file()] + [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "judge.jsonl" for p in files)
     for p in files:
@@ -132,7 +132,7 @@ def test_needle_judge_rating(tmp_path: Path, monkeypatch):
     with FakeJudge(needle_script) as judge:
         cfg.eval.judge.base_url, cfg.eval.judge.api_key_env, cfg.eval.judge.max_retries = judge.url, KEY_ENV, 1
         cfg.eval.judge.backoff_initial_s, cfg.eval.judge.backoff_max_s = 0.01, 0.02
-        res = judge_needles(cfg, items, {"avg": 0.5}, out)
+        res = judge_needles(cfg, items, {"avg": 0.5}, out / "predictions.jsonl")
         req = judge.requests[0]["body"]
         assert req["messages"][0]["content"] == "You are a helpful assistant."
         assert "[Ground truth]\nThe secret is cardamom.\n" in req["messages"][1]["content"]
@@ -141,7 +141,7 @@ def test_needle_judge_rating(tmp_path: Path, monkeypatch):
     assert [r["rating"] for r in j["ratings"]] == [10, 3, None]
     assert (j["n_rated"], j["n_failed"]) == (2, 1)
     assert j["avg"] == pytest.approx((10 + 3) / 2)  # two cells (1024 and 2048 tokens at depth 50)
-    assert json.loads((out / "results.json").read_text())["judge"]["avg"] == j["avg"] and res["avg"] == 0.5
+    assert res["avg"] == 0.5  # the recall's figures are kept beside the judge's
 
 
 class TableGenerator:
@@ -151,7 +151,7 @@ class TableGenerator:
         self.tokenizer, self.max_context, self.template, self.seen = tokenizer, max_context, "raw", []
 
     def generate(self, requests):
-        from longcurate.eval.generate import GenResult
+        from longcurate.eval.model import GenResult
 
         self.seen.extend(requests)
         return [GenResult(r.id, f"my answer to case {r.id}") for r in requests]
@@ -172,14 +172,15 @@ def test_generate_then_rate_and_resume(chat_data, tmp_path: Path, monkeypatch, t
             "judge": {"base_url": judge.url, "api_key_env": KEY_ENV, "max_retries": 2, "backoff_initial_s": 0.01,
                       "backoff_max_s": 0.02}}})
         gen = TableGenerator(tokenizer, max_context=300)
-        result = longbench_chat.run_longbench_chat(cfg, label="m", model="my-model", generator=gen)
+        result = longbench_chat.run_longbench_chat(cfg, label="m", model="my-model", backend=gen)
         assert [r.id for r in gen.seen] == ["1", "2", "3", "4", "5"] and gen.seen[0].max_new_tokens == 16
         assert result["truncated"] == 1 and len(tokenizer(gen.seen[0].prompt)["input_ids"]) <= 300
         assert gen.seen[0].prompt.startswith("BEGIN") and gen.seen[0].prompt.rstrip().endswith("END")
         assert result["score"] == pytest.approx(76.25) and result["label"] == "m"
         out = tmp_path / "run" / "eval" / "m" / "longbench-chat"
         assert [json.loads(x)["idx"] for x in (out / "pred.jsonl").open()] == [1, 2, 3, 4, 5]
+        assert result["_stats"]["complete"] is False and result["_stats"]["failed"] == 1  # case 5: no rating
         sent = len(judge.requests)
-        again = longbench_chat.run_longbench_chat(cfg, label="m", model="my-model", generator=gen)
+        again = longbench_chat.run_longbench_chat(cfg, label="m", model="my-model", backend=gen)
         # nothing generated again; only case 5, never rated, is asked again
         assert len(gen.seen) == 5 and len(judge.requests) == sent + 3 and again["score"] == result["score"]

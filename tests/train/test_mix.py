@@ -9,10 +9,12 @@ import pytest
 
 from longcurate.core.chat_formats import InputFormat
 from longcurate.core.config import to_dict
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import done_marker, dumps, file_digest, rejected_path
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError
 from longcurate.train.chat import conversation_hash, parse_conversation
+from longcurate.train.config import MixConfig
 from longcurate.train.mix import build_mixture, summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,8 +83,8 @@ def test_short_size_and_shortfall(inputs, tmp_path):
     assert (m["short"], m["short_requested"], m["short_shortfall"]) == (100, 500, 400)
     m = build_mixture([budget], None, str(tmp_path / "c.jsonl"), progress=False)
     assert (m["long"], m["short"]) == (30, 0)
-    with pytest.raises(ValueError, match="not both"):
-        build_mixture([budget], short, str(tmp_path / "d.jsonl"), short_size=1, short_ratio=1.0)
+    with pytest.raises(ConfigError, match="give one"):  # the config refuses both, before any work
+        MixConfig(short=str(short), short_size=1, short_ratio=1.0)
 
 
 def test_two_budget_files_and_limit(inputs, tmp_path):
