@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from longcurate.core.chat_formats import InputFormat
 from longcurate.core.rules import above, at_least, between, one_of, require
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ PRECISIONS = ("auto", "bf16", "fp32")
 SAVE_DTYPES = ("auto", "bf16", "fp16", "fp32")
 FSDP_OPTIONS = ("full_shard", "shard_grad_op", "offload", "auto_wrap")
 RESUME = ("auto", "never")  # or a checkpoint folder
-
-from longcurate.core.chat_formats import InputFormat
 
 
 @dataclass

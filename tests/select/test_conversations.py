@@ -145,14 +145,17 @@ def test_a_multi_turn_prompt_holds_the_history_and_scores_the_last_answer(tokeni
 def test_reading_settings_are_checked_where_they_are_set():
     from longcurate.core.errors import ConfigError
     from longcurate.select.config import SelectConfig
+    from longcurate.train.config import MixConfig
 
     with pytest.raises(ConfigError, match="select.split"):
         SelectConfig(split="last-line")
     with pytest.raises(ConfigError, match="select.turns"):
         SelectConfig(turns="all")
-    with pytest.raises(ConfigError, match="shape"):
-        InputFormat(shape="csv")
-    with pytest.raises(ConfigError, match="not ours to map"):
-        InputFormat(columns={"question": "q"})
-    with pytest.raises(ConfigError, match="must map to one of"):
-        InputFormat(roles={"bot": "model"})
+    with pytest.raises(ConfigError, match="select.input_format.shape"):
+        SelectConfig(input_format=InputFormat(shape="csv"))
+    with pytest.raises(ConfigError, match="select.input_format.columns"):
+        SelectConfig(input_format=InputFormat(columns={"question": "q"}))
+    with pytest.raises(ConfigError, match="train.mix.short_format.roles"):
+        MixConfig(short_format=InputFormat(roles={"bot": "model"}))
+    with pytest.raises(ConfigError, match="role_key"):
+        MixConfig(long_format=InputFormat(role_key="speaker"))
