@@ -175,5 +175,6 @@ def register(sub: Any) -> None:
     _input(p, "samples to score (default <output_dir>/samples.jsonl)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the sample count, the tokens of every scoring pass and an estimate of the scoring "
-                        "time on this device (a few timed forwards of θ_B), then stop: nothing is scored or written")
+                        "time on this device (a few timed forwards of θ_B), then stop: nothing is scored or written "
+                        "(default: off)")
     p.set_defaults(func=_run)
