@@ -27,7 +27,7 @@ sample record has them as fields: no rule is needed (`fields`).
 
 The sample records what was done in `source`: `shape`, `split`, `turns` (the conversation's number of
 answers), `scored_turn` and the normalisations (`normalised`), and the scoring report counts them
-(`select.inputs.InputReport`).
+(`InputReport`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from longcurate.core.chat_formats import Chat, InputFormat, canonical, chat_of, shape_of
-from longcurate.core.errors import UserError
 from longcurate.core.prompts import CONTEXT_MARK, INSTRUCTION_MARK
 from longcurate.core.records import KINDS, RecordError, Sample
 
@@ -119,12 +118,6 @@ class SampleReading:
     split: str = "last-blank-line"
     turns: str = "last"
 
-    def __post_init__(self) -> None:
-        if self.split not in SPLIT_RULES:
-            raise UserError(f"select.split: unknown rule {self.split!r}; use one of {list(SPLIT_RULES)}")
-        if self.turns not in TURN_POLICIES:
-            raise UserError(f"select.turns: unknown policy {self.turns!r}; use one of {list(TURN_POLICIES)}")
-
     def sample(self, record: dict[str, Any]) -> Sample:
         return sample_from_record(record, self.fmt, self.split, self.turns)
 
@@ -164,7 +157,7 @@ class InputReport:
 
     def format(self) -> str:
         def counts(c: Counter) -> str:
-            return ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+            return ", ".join(f"{k} ({v})" for k, v in sorted(c.items()))
 
         derived = {"id": "content id", "length": "absent: token counts come from scoring", "kind": "absent: unknown"}
         parts = [f"{self.samples} samples", f"shapes: {counts(self.shapes)}",
@@ -172,7 +165,7 @@ class InputReport:
         if self.normalised:
             parts.append(f"normalised: {counts(self.normalised)}")
         if self.derived:
-            parts.append("derived: " + ", ".join(f"{k} {v} ({derived[k]})" for k, v in sorted(self.derived.items())))
+            parts.append("derived: " + ", ".join(f"{k} ({v}: {derived[k]})" for k, v in sorted(self.derived.items())))
         return "; ".join(parts)
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from longcurate.select.config import SelectRun
 
 CALIBRATION_LENGTHS = (256, 2048)  # row lengths timed (the second capped by the longest row scored)
+PASSES = ("θ_B prompts", "θ_A windows", "IFD alone", "CAM segments")
 
 
 @dataclass
@@ -56,22 +57,22 @@ def workload(cfg: SelectRun, builder: PromptBuilder) -> Workload:
     sel = cfg.select
     samples, rejects = parse_input(input_path(cfg), score_limit(cfg, "hmg"), None, cfg.allow_download,
                                    sample_reading(cfg))
-    prepared = list(prepare_all(builder, samples, rejects, str(input_path(cfg))))
-    w = Workload(samples=len(prepared), report=InputReport.of(samples).to_dict())
+    w = Workload(report=InputReport.of(samples).to_dict(), rows={name: [] for name in PASSES})
+    reuse_b = sel.window and not sel.model_a and not sel.rope_scaling  # θ_A is θ_B windowed
+    cam_ids = {s.id for _, s in samples[:score_limit(cfg, "cam")]}  # CAM: the first `cam_limit` parsed samples
+    for _, _, p in prepare_all(builder, samples, rejects, str(input_path(cfg))):  # one sample in memory at a time
+        n = len(p.input_ids)
+        w.samples += 1
+        w.rows["θ_B prompts"].append(n)
+        if not (reuse_b and n <= sel.window):
+            w.rows["θ_A windows"].append(len(builder.window_view(p, sel.window)[0]) if sel.window else n)
+        w.rows["IFD alone"].append(len(builder.alone_view(p)[0]))
+        if sel.cam and p.segment_spans and p.id in cam_ids:
+            w.rows["CAM segments"] += [len(ids) for ids, _ in builder.segment_rows(p)]
+    if not sel.cam:
+        del w.rows["CAM segments"]
     w.rejected = len(rejects.rejections)
     w.reasons = _reasons(rejects)
-    full = [len(p.input_ids) for _, _, p in prepared]
-    w.rows["θ_B prompts"] = full
-    if sel.window and not sel.model_a and not sel.rope_scaling:
-        w.rows["θ_A windows"] = [len(builder.window_view(p, sel.window)[0]) for n, (_, _, p) in zip(full, prepared)
-                                 if n > sel.window]
-    else:
-        w.rows["θ_A windows"] = [len(builder.window_view(p, sel.window)[0]) if sel.window else n
-                                 for n, (_, _, p) in zip(full, prepared)]
-    w.rows["IFD alone"] = [len(builder.alone_view(p)[0]) for _, _, p in prepared]
-    if sel.cam:
-        cam = [p for _, _, p in prepared if p.segment_spans][:sel.cam_limit]
-        w.rows["CAM segments"] = [len(ids) for p in cam for ids, _ in builder.segment_rows(p)]
     return w
 
 

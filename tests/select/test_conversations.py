@@ -119,7 +119,8 @@ def test_the_report_counts_shapes_turns_splits_and_derived_fields():
     assert r["split"] == {"last-blank-line": 2, "fields": 1, "last-blank-line: no blank line": 1}
     assert r["derived"] == {"id": 3, "length": 3, "kind": 3}
     assert r["normalised"]["leading assistant turn dropped"] == 1
-    assert "derived: id 3 (content id)" in InputReport.of(list(enumerate(samples))).format()
+    text = InputReport.of(list(enumerate(samples))).format()
+    assert "answers per conversation: 1 (3), 2 (1)" in text and "derived: id (3: content id)" in text
 
 
 def test_a_multi_turn_prompt_holds_the_history_and_scores_the_last_answer(tokenizer):
