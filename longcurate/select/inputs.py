@@ -1,8 +1,9 @@
 """Samples in, token sequences out: what the scorers see, in two prompt formats.
 
 `chat` (default) renders `messages_for(context, instruction, response)` with the model's chat template
-and tokenizes the whole string once; the scored tokens are the assistant turn's content tokens (not the
-end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
+(after the sample's `turns_before` and before its `turns_after`, when it was cut from a longer
+conversation: `select.conversations`) and tokenizes the whole string once; the scored tokens are the
+assistant turn's content tokens (not the end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
 `"### Input:" + input + "\\n\\n ### Instruction: " + instruction + "\\n\\n ### Response: " + response`
 is tokenized as one string, the loss covers the tokens after the first `len(tokenize(prefix))` tokens,
 and an over-long text is truncated on the left. The release's `input` is the user turn minus its last

@@ -3,6 +3,7 @@ step runner runs it (`core.runner.StepSpec`), one policy per step:
 
     output                                policy  settings
     a shard's part file (resumable)       refuse  score_settings: models, prompts, segments, input digest, limit,
+                                                  how the input reads (input_format, split, turns),
                                                   recorded once for all shards (<score>.settings.json)
     a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG, importance_temperature for CAM)
     select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
@@ -157,5 +158,5 @@ def budget_spec(index: Path, settings: dict[str, Any]) -> StepSpec:
     return StepSpec("budgets", index, settings, quarantine=False)
 
 
-__all__ = ["KINDS", "ScoreSteps", "input_path", "sample_reading", "command_output", "cam_scores", "model_b_name", "score_limit",
-           "score_settings", "rank_spec", "budget_spec"]
+__all__ = ["KINDS", "ScoreSteps", "input_path", "sample_reading", "command_output", "cam_scores", "model_b_name",
+           "score_limit", "score_settings", "rank_spec", "budget_spec"]
