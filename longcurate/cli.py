@@ -68,7 +68,8 @@ def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def quiet_progress() -> None:
     """`--no-progress`: no progress bars from tqdm (ours and the libraries'), the hub or datasets; set
-    before the command imports them. Commands that take a `progress` argument are also given False."""
+    before the command imports them (`core.progress.bars_shown` reads it too). Commands that take a
+    `progress` argument are also given False."""
     for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ[name] = "1"
 

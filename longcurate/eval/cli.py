@@ -144,7 +144,7 @@ def _cmd_longbench(args: argparse.Namespace) -> int:
         result = longbench.score_only(Path(args.score_only), output_dir=files.folder, tasks=list(lb.tasks) or None,
                                       e=lb.e, data_dir=lb.data_dir, limit=limit)
     else:
-        result = longbench.run_longbench(cfg, label=args.label)
+        result = longbench.run_longbench(cfg, label=args.label, progress=not args.no_progress)
     print(format_result(result, LongBenchFiles(Path(result["_path"]).parent).rejected))
     if "model" in result:
         print(f"model: {result['model']} (label {result['label']})")

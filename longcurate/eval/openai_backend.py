@@ -138,11 +138,12 @@ def answer_nll(request: LLRequest, resp: Any, start: int, end: int) -> LLResult:
     return LLResult(request.id, sum(values) / len(values), len(values))
 
 
-def from_config(run_cfg: EvalRunConfig, model_name: str, progress: bool = True) -> OpenAIModel:
+def from_config(run_cfg: EvalRunConfig, model_name: str, progress: bool | None = None) -> OpenAIModel:
     from openai import OpenAI
 
     from longcurate.core.api_key import Redactor, api_key_from_env
     from longcurate.core.endpoint import Policy, RequestCap
+    from longcurate.core.progress import bars_shown
 
     g = run_cfg.eval.generate
     o = g.openai
@@ -155,4 +156,4 @@ def from_config(run_cfg: EvalRunConfig, model_name: str, progress: bool = True) 
                         redact=Redactor(key), name=f"openai backend ({served})")
     client = OpenAI(base_url=o.base_url, api_key=key, max_retries=o.max_retries, timeout=o.timeout_s)
     return OpenAIModel(endpoint, client, served, template=g.template, max_concurrency=o.max_concurrency,
-                       max_context=g.max_context, progress=progress)
+                       max_context=g.max_context, progress=bars_shown() if progress is None else progress)
