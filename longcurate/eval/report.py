@@ -4,7 +4,7 @@ A model's folder holds what the eval tasks wrote; the report reads every registe
 there (`tasks.py`, `results.py`) and adds, in registry order, each task's section (`sections.py`) for
 the models that have its results: probes, needle (with LongAlign's judge rating when present), answer
 NLL, LongBench, LongBench-Chat. The contamination check's line comes first, the failed items last.
-Figures computed on different item sets (12 items beside 3, another item file or limit) are never
+Figures computed on different item sets (12 items beside 3, another item file) are never
 put side by side silently: the section opens with a warning naming each model's item count, the
 command prints it too (`differing_items`).
 
@@ -21,7 +21,7 @@ from typing import Any
 from longcurate.core.jsonl import atomic_open, file_digest
 from longcurate.core.layout import EvalFiles
 from longcurate.core.runner import StepRun, StepSpec, run_step
-from longcurate.eval.results import ModelResults, differing_items, load_results
+from longcurate.eval.results import ModelResults, count_text, differing_items, load_results
 from longcurate.eval.sections import table
 from longcurate.eval.tasks import TASKS, resolve
 
@@ -50,9 +50,9 @@ def failed_lines(results: list[ModelResults]) -> list[str]:
 
 def item_set_warning(task: str, sets: list[tuple[str, dict[str, Any]]]) -> str:
     """One line saying that a task's models were measured on different items, and how many each."""
-    counts = ", ".join(f"{label} {'?' if s.get('n') is None else s['n']} items" for label, s in sets)
-    return (f"{task}: the models were measured on different item sets ({counts}; or other item files, data "
-            "or limits): their figures are not comparable side by side; evaluate them on the same items")
+    counts = ", ".join(f"{label} {count_text(s.get('n'))}" for label, s in sets)
+    return (f"{task}: the models were measured on different item sets ({counts}; or other item files): "
+            "their figures are not comparable side by side; evaluate them on the same items")
 
 
 def markdown(results: list[ModelResults], figures: dict[str, str], contamination: dict[str, Any] | None = None) -> str:

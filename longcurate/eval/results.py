@@ -13,8 +13,9 @@ from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import EvalFiles, EvalModelFiles
 from longcurate.eval.tasks import TASKS
 
-# The settings of a task's step that choose its items (item files' digests, data, the limit, tasks).
-ITEM_SETTINGS = ("items", "probes", "heldout", "data", "limit", "tasks", "e")
+# The settings of a task's step that name its item files (their digests): with the item count they tell
+# which items were asked (a limit takes the first N of a file).
+ITEM_SETTINGS = ("items", "probes", "heldout")
 
 
 @dataclass
@@ -30,21 +31,28 @@ class ModelResults:
         return self.tasks.get(task)
 
 
-def item_count(results: dict[str, Any]) -> int | None:
+def item_count(results: dict[str, Any]) -> int | dict[str, int] | None:
     """How many items a task's figures were computed from (scored and failed): `n_items`, LongBench-
-    Chat's `n_cases`, or LongBench's per-task counts."""
+    Chat's `n_cases`, or LongBench's count per task."""
     if isinstance(results.get("n_items"), int):
         return results["n_items"]
     if isinstance(results.get("n_cases"), int):
         return results["n_cases"]
     counts = results.get("counts")
     if isinstance(counts, dict):
-        return sum(int(c.get("scored", 0)) + int(c.get("failed", 0)) for c in counts.values() if isinstance(c, dict))
+        return {t: int(c.get("scored", 0)) + int(c.get("failed", 0)) for t, c in counts.items() if isinstance(c, dict)}
     return None
 
 
+def count_text(n: int | dict[str, int] | None) -> str:
+    """`12 items`, `hotpotqa 20 + trec 20 items`, or `? items`."""
+    if isinstance(n, dict):
+        return " + ".join(f"{t} {v}" for t, v in n.items()) + " items"
+    return f"{'?' if n is None else n} items"
+
+
 def item_set(results: dict[str, Any], path: Path) -> dict[str, Any]:
-    """What a task's figures were computed on: the item count and the settings that chose the items
+    """What a task's figures were computed on: the item count and the digests of the item files
     (`ITEM_SETTINGS`), as the completion marker of the step that wrote `path` records them (the
     markers in its folder, or the folder's own). Two models whose item sets differ are not compared
     side by side without a warning."""
@@ -83,14 +91,14 @@ def model_folders(evals: EvalFiles) -> list[Path]:
 
 
 def same_items(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two item sets are the same: equal counts, and equal values of every setting both record
-    (a task left incomplete has no marker, so only its count is known)."""
+    """Whether two item sets are the same: equal counts, and equal digests of every item file both
+    record (a task left incomplete has no marker, so only its count is known)."""
     return a.get("n") == b.get("n") and all(a[k] == b[k] for k in ITEM_SETTINGS if k in a and k in b)
 
 
 def differing_items(results: list[ModelResults]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Task -> [(label, item set)] for every task whose models' figures were computed on different
-    items (another count, item file, data or limit)."""
+    items (another count, or another item file)."""
     out = {}
     for name in TASKS:
         sets = [(r.label, r.item_sets[name]) for r in results if name in r.item_sets]
@@ -99,5 +107,5 @@ def differing_items(results: list[ModelResults]) -> dict[str, list[tuple[str, di
     return out
 
 
-__all__ = ["ITEM_SETTINGS", "ModelResults", "item_count", "item_set", "load_results", "model_folders",
+__all__ = ["ITEM_SETTINGS", "ModelResults", "item_count", "count_text", "item_set", "load_results", "model_folders",
            "same_items", "differing_items"]

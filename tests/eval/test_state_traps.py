@@ -92,3 +92,16 @@ def test_scores_of_given_predictions_live_in_the_one_layout(tmp_path, model_dirs
     # the label may not be another model's
     assert main(["eval", "longbench", "--score-only", str(preds), "--label", "base", f"output_dir={tmp_path}"]) == 2
     assert "holds the results of" in capsys.readouterr().err
+
+
+def test_item_sets_compare_counts_and_item_files():
+    from longcurate.eval.results import ModelResults, differing_items, item_count, same_items
+
+    lb = {"counts": {"hotpotqa": {"scored": 19, "failed": 1}, "trec": {"scored": 20, "failed": 0}}}
+    assert item_count(lb) == {"hotpotqa": 20, "trec": 20} and item_count({"n_cases": 50}) == 50
+    assert same_items({"n": 12, "items": "abc"}, {"n": 12})  # an incomplete task's marker is missing: count only
+    assert not same_items({"n": 12, "items": "abc"}, {"n": 12, "items": "abd"})  # another item file
+    assert not same_items({"n": {"trec": 20}}, {"n": {"trec": 20, "hotpotqa": 20}})
+    models = [ModelResults("a", Path("a"), item_sets={"probes": {"n": 12, "items": "x"}, "longbench": {"n": {"t": 5}}}),
+              ModelResults("b", Path("b"), item_sets={"probes": {"n": 12, "items": "x"}, "longbench": {"n": {"t": 4}}})]
+    assert list(differing_items(models)) == ["longbench"]
