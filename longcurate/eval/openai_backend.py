@@ -17,7 +17,7 @@
   log-likelihood; a request that fails for any other reason fails its own item only.
 
 The key is read from the environment variable named in `eval.generate.openai.api_key_env` (a local
-server needs none) and is never logged or written. Log-likelihood requests run in a bounded thread pool;
+server needs none; `api_key_env: ''` says the server takes none) and is never logged or written. Log-likelihood requests run in a bounded thread pool;
 the SDK retries 429 / 5xx / timeouts with backoff (`max_retries`); an item that still fails becomes a
 result with `error` set.
 """
@@ -141,13 +141,15 @@ def answer_nll(request: LLRequest, resp: Any, start: int, end: int) -> LLResult:
 def from_config(run_cfg: EvalRunConfig, model_name: str, progress: bool | None = None) -> OpenAIModel:
     from openai import OpenAI
 
-    from longcurate.core.api_key import Redactor, api_key_from_env
+    from longcurate.core.api_key import DUMMY_KEY, Redactor, api_key_from_env
     from longcurate.core.endpoint import Policy, RequestCap
     from longcurate.core.progress import bars_shown
 
     g = run_cfg.eval.generate
     o = g.openai
-    key = api_key_from_env(o.api_key_env, o.base_url, "eval.generate.openai", "the openai backend")
+    # api_key_env '' says the server takes no key (a local or private server)
+    key = api_key_from_env(o.api_key_env, o.base_url, "eval.generate.openai", "the openai backend") \
+        if o.api_key_env else DUMMY_KEY
     policy = Policy(max_retries=o.max_retries, timeout_s=o.timeout_s, backoff_initial_s=o.backoff_initial_s,
                     backoff_max_s=o.backoff_max_s, max_concurrency=o.max_concurrency,
                     max_consecutive_failures=o.max_consecutive_failures)
