@@ -57,23 +57,13 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     return stats
 
 
-def config_from_positional(args: argparse.Namespace) -> RunConfig:
-    """`run CONFIG [k=v ...]` / `config show CONFIG`: the positional is the config (a file or a bundled
-    name), or already the first override when it reads `key=value`."""
-    if args.config_file and "=" in args.config_file and not args.config_file.endswith((".yaml", ".yml")):
-        args.overrides = [args.config_file, *(args.overrides or [])]
-    elif args.config_file and not args.config:
-        args.config = args.config_file
-    return resolve_config(args)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    raise_if_incomplete(run_pipeline(config_from_positional(args)), "run")
+    raise_if_incomplete(run_pipeline(resolve_config(args)), "run")
     return 0
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    print(dump_yaml(config_from_positional(args)), end="")
+    print(dump_yaml(resolve_config(args)), end="")
     return 0
 
 

@@ -12,6 +12,7 @@ came from. Records are plain dicts; what a stage needs from them is its own busi
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import hashlib
@@ -257,7 +258,14 @@ def _dataset_rows(path: Path, split: str | None) -> Iterator[Row]:
 def _hub_rows(name: str, split: str | None) -> Iterator[Row]:
     import datasets
 
-    ds = datasets.load_dataset(name, split=split or "train")
+    try:
+        ds = datasets.load_dataset(name, split=split or "train")
+    except (OSError, ValueError, datasets.exceptions.DatasetsError) as e:  # not found, offline, a bad split
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk: named as such by the CLI
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
+        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        raise UserError(f"dataset {name} cannot be loaded from the Hugging Face Hub{offline}: {reason}") from None
     for i, obj in enumerate(ds, start=1):
         yield Row(name, i, dict(obj))
 

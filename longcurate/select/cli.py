@@ -48,7 +48,7 @@ def _score(kind: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from longcurate.select.scoring import run_score
 
-        stats = run_score(resolve_config(args), kind)
+        stats = run_score(resolve_config(args), kind, show_progress=not args.no_progress)
         print(f"score {kind}: {stats}")
         return 0
 
@@ -65,10 +65,8 @@ def _rank(args: argparse.Namespace) -> int:
 def _budget(args: argparse.Namespace) -> int:
     from longcurate.select.stage import run_budget
 
-    sizes = [a for a in args.items if "=" not in a]
-    args.overrides = [a for a in args.items if "=" in a]
-    if sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
-        args.overrides.append(f"select.budgets=[{','.join(sizes)}]")
+    if args.sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
+        args.overrides = [*args.overrides, f"select.budgets=[{','.join(args.sizes)}]"]
     run_budget(resolve_config(args), _p(args.ranked))
     return 0
 
@@ -152,11 +150,10 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
                          description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
                                      "cam-only, length, ifd, perplexity. Positional KEY=VALUE overrides are accepted too.")
-    p.add_argument("--config", "-c", metavar="FILE.yaml",
-                   help="YAML config: a file, or the name of a bundled one (default: none: the built-in defaults)")
-    p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE",
-                   help="budgets and config overrides, e.g. 1000 0.1 select.baselines=[random,length] "
-                        "(default: select.budgets)")
+    add_config_args(p, positional=False)
+    p.add_argument("sizes", nargs="*", metavar="SIZE|KEY=VALUE",
+                   help="budgets and config overrides, anywhere on the line, e.g. 1000 0.1 "
+                        "select.baselines=[random,length] (default: select.budgets)")
     _input(p, "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")

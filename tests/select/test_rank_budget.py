@@ -67,13 +67,13 @@ def test_budgets_and_baselines(tmp_path):
     written = write_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
                                                                       "cam-only", "length"], seed=0)
     assert written["gateau-2.jsonl"] == 2 and written["gateau-0.5.jsonl"] == 2
-    assert written["gateau-10.jsonl"] == 4  # capped to the data
+    assert written["gateau-4.jsonl"] == 4 and "gateau-10.jsonl" not in written  # capped: named by its real size
     read = lambda name: [json.loads(x)["id"] for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
     assert read("gateau-2.jsonl") == [r["id"] for r in ranked[:2]]
     assert read("hmg-only-2.jsonl") == ["a", "d"]
     assert read("cam-only-2.jsonl") == ["b", "c"]
     assert read("length-2.jsonl") == ["d", "c"]
-    rnd = read("random-10.jsonl")
+    rnd = read("random-4.jsonl")
     assert sorted(rnd) == list("abcd")
     # full sample records, readable by Sample.from_dict
     line = json.loads((tmp_path / "gateau-2.jsonl").read_text().splitlines()[0])
