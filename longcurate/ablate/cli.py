@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-from longcurate.core.cli import add_config_args, add_flag, comma_ints, comma_words
+from longcurate.core.cli import add_config_args, add_flag, comma_ints, comma_words, positional_config
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from longcurate.ablate.stage import run_ablation
-    from longcurate.pipeline import config_from_positional
 
-    run_ablation(config_from_positional(args))
+    run_ablation(positional_config(args))
     return 0
 
 

@@ -163,6 +163,18 @@ def resolve_config(args: argparse.Namespace) -> Any:
     return resolve(args, config_cls)
 
 
+def positional_config(args: argparse.Namespace) -> Any:
+    """`run CONFIG [k=v ...]`, `ablate CONFIG`, `select audit CONFIG`, `config show CONFIG`: the
+    positional `config_file` is the config (a file or a bundled name), or already the first override
+    when it reads `key=value`; then `resolve_config`."""
+    first = getattr(args, "config_file", None)
+    if first and "=" in first and not first.endswith((".yaml", ".yml")):
+        args.overrides = [first, *(args.overrides or [])]
+    elif first and not args.config:
+        args.config = first
+    return resolve_config(args)
+
+
 def find_config(name: str | None) -> Path | None:
     """A config file by path, or by the name of a bundled one (`demo`, `paper-7b`, ...)."""
     if not name:
@@ -220,5 +232,5 @@ def fail(message: str) -> int:
     return 2
 
 
-__all__ = ["add_config_args", "resolve_config", "add_flag", "document_defaults", "subparsers_of", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
+__all__ = ["add_config_args", "resolve_config", "positional_config", "add_flag", "document_defaults", "subparsers_of", "add_switch", "comma_words", "comma_ints", "comma_floats", "resolve",
            "setup_logging", "fail", "ConfigError", "UserError"]

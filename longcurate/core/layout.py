@@ -16,6 +16,7 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       checkpoint/                   the final model
       eval/{probes,needle}.jsonl, eval/<label>/{probes,needle,longbench}/, eval/report.md
       openai-cache/                 cached QA requests of the openai backend
+      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/audit.png   select audit
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in.
@@ -83,6 +84,7 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    audit_dir: Path
 
     @classmethod
     def under(cls, root: PathLike, **placed: PathLike | None) -> "RunLayout":
@@ -106,6 +108,7 @@ class RunLayout:
             "probes": eval_dir / "probes.jsonl",
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
+            "audit_dir": root / "audit",
         }
         return cls(root=root, **{k: chosen.get(k, v) for k, v in defaults.items()})
 
@@ -143,6 +146,22 @@ class RunLayout:
         values = [parse_budget(b)[1] for b in (budgets or [1000])]
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
+
+    # --- select audit -----------------------------------------------------------------------
+    @property
+    def audit_pool(self) -> Path:
+        """The planted pool (`select audit`): every base sample once per planted type."""
+        return self.audit_dir / "pool.jsonl"
+
+    @property
+    def audit_scores(self) -> Path:
+        """Where the pool's HMG and CAM scores go (the select score files of this folder)."""
+        return self.audit_dir / "scores"
+
+    @property
+    def audit_report(self) -> Path:
+        """report.json; report.md and audit.png beside it."""
+        return self.audit_dir / "report.json"
 
     # --- eval --------------------------------------------------------------------------------
     def eval_model(self, label: str) -> Path:

@@ -46,12 +46,15 @@ class Sample:
     num_segments: int = 0
     length: int = 0
     source: dict[str, Any] = field(default_factory=dict)
+    # A planted sample's type and where its evidence sits relative to θ_A's view (core.planted);
+    # absent from records that were not planted, so their bytes do not change.
+    planted: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         # Keep the documented key order: id, kind, context, instruction, response, messages, gold, ...
         order = ["id", "kind", "context", "instruction", "response", "messages", "gold",
-                 "num_segments", "length", "source"]
+                 "num_segments", "length", "source"] + (["planted"] if self.planted is not None else [])
         return {k: d[k] for k in order}
 
     @classmethod
@@ -89,10 +92,13 @@ class Sample:
             if not 0 <= span.char_start <= span.char_end <= len(d["context"]):
                 raise RecordError(f"gold[{i}]", "offsets outside the context")
             gold.append(span)
+        planted = d.get("planted")
+        if planted is not None and not (isinstance(planted, dict) and isinstance(planted.get("type"), str)):
+            raise RecordError("planted", "must be an object with a string 'type'")
         return cls(id=str(rid), kind=kind, context=d["context"], instruction=d["instruction"],
                    response=d["response"], messages=messages, gold=gold,
                    num_segments=int(d.get("num_segments") or 0), length=int(d.get("length") or 0),
-                   source=dict(d.get("source") or {}))
+                   source=dict(d.get("source") or {}), planted=dict(planted) if planted is not None else None)
 
 
 COUNT_FIELDS = ("num_segments", "length")

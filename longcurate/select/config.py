@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from longcurate.select.audit_config import AuditConfig
+
 
 @dataclass
 class SelectConfig:
@@ -67,6 +69,9 @@ class SelectConfig:
     # --- stage ---
     cam: bool = True  # run CAM in the stage (false: HMG-only ranking)
     diagnose: bool = True  # print diagnostics when the input has gold spans
+
+    # --- audit (`select audit`: every figure on a planted pool of known types) ---
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def __post_init__(self) -> None:
         # `--window 0` and `select.window=0` mean "θ_A sees the full input", the same as null.

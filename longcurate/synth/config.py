@@ -78,6 +78,30 @@ class OpenAIConfig:
 
 
 @dataclass
+class PlantedConfig:
+    """Planted types in the training samples (core.planted), for pools with something to filter."""
+
+    # share of the long samples (fine and multi-hop, with gold spans) made each type: far, local,
+    # absent, wrong; what the shares leave (and every short sample) stays `natural`. Empty: none.
+    shares: dict[str, float] = field(default_factory=dict)
+    window: int | None = None  # θ_A's window (tokens, chat template) far / local are placed against
+    margin: int = 32  # tokens the evidence keeps clear of the window's edge
+    stratum_size: int = 6  # samples per answer-length bucket of a question type (types are dealt inside it)
+
+    def __post_init__(self) -> None:
+        from longcurate.core.planted import PLANTED_TYPES
+
+        bad = [t for t in self.shares if t not in PLANTED_TYPES[:4]]
+        if bad or any(not 0 <= v <= 1 for v in self.shares.values()) or sum(self.shares.values()) > 1 + 1e-9:
+            raise ConfigError(f"synth.planted.shares: types among {list(PLANTED_TYPES[:4])} with shares in [0, 1] "
+                              f"summing to at most 1, got {self.shares}")
+        if self.shares and not (self.window and self.window > 0):
+            raise ConfigError("synth.planted.window must be set (θ_A's window in tokens) when shares are given")
+        _at_least("synth.planted", "margin", self.margin, 0)
+        _at_least("synth.planted", "stratum_size", self.stratum_size, 2)
+
+
+@dataclass
 class SynthConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     output: str | None = None  # default: <output_dir>/samples.jsonl
@@ -103,6 +127,7 @@ class SynthConfig:
     max_attempts: int = 20  # QA/assembly draws per sample before it is given up (and quarantined)
     batch_size: int = 64  # requests handed to the QA backend at once (matters for the openai backend)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    planted: PlantedConfig = field(default_factory=PlantedConfig)  # planted types (training samples only)
     limit: int | None = None  # stop after this many samples (debugging)
     # Also redo the samples the endpoint refused (HTTP 4xx other than 429) in an earlier run, even
     # when that run finished; how a run is made, not what it makes (not a recorded setting).

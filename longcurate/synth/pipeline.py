@@ -29,6 +29,7 @@ from longcurate.synth.corpus import read_corpus
 from longcurate.synth.generate import DONE, GIVEN_UP, Outcome, generate
 from longcurate.synth.order import sort_by_index
 from longcurate.synth.plan import check_multihop, index_of, sample_id
+from longcurate.synth.planting import plant_stream
 from longcurate.synth.qa import PENDING, QABackend, backend_class
 from longcurate.synth.segment import SegmentPool, build_pool
 from longcurate.synth.streams import Stream, holdout_record, stream_step, streams
@@ -99,6 +100,9 @@ def write_stream(cfg: RunConfig, stream: Stream, tools: Tools, progress: bool = 
         stats.update(output=str(out), num_samples=stream.count, holdout=holdout_record(cfg, stream))
         if stats["complete"]:
             stats["reordered"] = sort_by_index(out, index_of)
+            planted = plant_stream(stream, tools.tokenizer)  # synth.planted: types dealt over the finished pool
+            if planted is not None:
+                stats["planted"] = planted
         print(format_stats(stats, rejects))
         if stats["complete"] and stats["in_file"] == 0:
             raise UserError(f"synth made no sample for {out} from {stats['corpus']['documents']} documents; "
