@@ -103,3 +103,18 @@ def test_refused_change_is_settings_changed(audited):
                                            + ["select.audit.base_samples=5"]))
     with pytest.raises(SettingsChanged, match="base_samples"):
         run_step(pool_spec(cfg, run / "samples.jsonl"), lambda _: {})
+
+
+@pytest.mark.parametrize("name, window, pool", [("audit-cpu", 512, 160), ("audit-gpu", 4096, 128)])
+def test_the_audit_configs_resolve(name, window, pool):
+    """The bundled audit configs resolve (the GPU one's models are the user's to download: only this is
+    checked) with the window far / local are placed against and the pool size they promise."""
+    import argparse
+
+    from longcurate.config import RunConfig
+    from longcurate.core.cli import positional_config
+    from longcurate.select.audit_pool import audit_window
+
+    cfg = positional_config(argparse.Namespace(config_file=name, config=None, overrides=[], config_class=RunConfig))
+    assert audit_window(cfg) == window and cfg.select.audit.base_samples * 4 == pool
+    assert cfg.select.audit.criteria.far_top_share_min == 0.60 and cfg.select.cam
