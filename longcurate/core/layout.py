@@ -16,7 +16,7 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       checkpoint/                   the final model
       eval/{probes,needle}.jsonl, eval/<label>/{probes,needle,longbench}/, eval/report.md
       openai-cache/                 cached QA requests of the openai backend
-      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/audit.png   select audit
+      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/{audit.png,figures.jsonl}   select audit
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in.
@@ -160,7 +160,7 @@ class RunLayout:
 
     @property
     def audit_report(self) -> Path:
-        """report.json; report.md and audit.png beside it."""
+        """report.json; report.md, audit.png and figures.jsonl beside it."""
         return self.audit_dir / "report.json"
 
     # --- eval --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Steps (each through `core.runner.run_step`, so a rerun redoes nothing):
     samples  the run's synth stage, when the samples to plant from do not exist yet
     pool     audit/pool.jsonl: base samples x planted types (`audit_pool`; refuse on change: scores depend on it)
     scores   audit/scores/{hmg,cam}.jsonl: select's own scoring of the pool, HMG and CAM in one θ_B pass
-    report   audit/report.{json,md}, audit/audit.png: every figure derived from those scores
+    report   audit/report.{json,md}, audit/audit.png, audit/figures.jsonl: every figure derived from those scores
              (`audit_figures`), their statistics (`audit_stats`) and the pass criteria (`audit_report`)
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.config import to_dict
-from longcurate.core.jsonl import Rejects, file_digest, write_json
+from longcurate.core.jsonl import Rejects, file_digest, write_json, write_jsonl
 from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
@@ -86,12 +86,17 @@ def report_spec(cfg: RunConfig) -> StepSpec:
                 "importance_temperature": sel.importance_temperature, "seed": cfg.seed,
                 "audit": {k: v for k, v in to_dict(sel.audit).items() if k not in ("input", "output_dir")},
                 "format": REPORT_FORMAT}
-    return StepSpec("audit report", report, settings, also_outputs=(report.with_suffix(".md"), plot_path(report)),
-                    quarantine=False)
+    return StepSpec("audit report", report, settings, quarantine=False,
+                    also_outputs=(report.with_suffix(".md"), plot_path(report), figures_path(report)))
 
 
 def plot_path(report: Path) -> Path:
     return report.with_name("audit.png")
+
+
+def figures_path(report: Path) -> Path:
+    """figures.jsonl: every pool record's type, base sample and score under every figure."""
+    return report.with_name("figures.jsonl")
 
 
 def run_audit(cfg: RunConfig, make_samples: Callable[[RunConfig], Any] | None = None) -> dict[str, Any]:
@@ -140,6 +145,8 @@ def make_report(cfg: RunConfig, builder: PromptBuilder, output: Path) -> dict[st
               "criteria_figures": chosen, "criteria": criteria_rows(per_figure, chosen, audit.criteria, types),
               "figures": per_figure, "pool": _pool_summary(pool, items), "settings": _settings(cfg)}
     write_report(output, result, plot_path(output))
+    write_jsonl(figures_path(output), ({**dataclasses.asdict(it), **{n: float(v[j]) for n, v in figures.items()}}
+                                       for j, it in enumerate(items)))
     write_json(output, result)
     return {"criteria": result["criteria"], "records": len(items), "figures": len(figures)}
 
