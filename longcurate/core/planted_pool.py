@@ -106,25 +106,34 @@ def _moved(s: Sample, kinds: list[str], view: View, margin: int, seed: int) -> d
 def plant_paired(bases: list[Sample], view: View, types: list[str], *, seed: int, margin: int,
                  stratum_size: int, limit: int | None = None) -> PlantedPool:
     """Every base sample once per type (ids `<base id>.<type>`), in base order, then type order; a
-    base sample that cannot give every type is left out, with the reason. `limit`: bases are taken in
-    order until that many have their evidence variants (the donor step may still leave a few out)."""
+    base sample that cannot give every type is left out, with the reason. `limit`: base samples are
+    taken in order until at least that many give every type (one that cannot is replaced by the next;
+    a newcomer can complete a stratum and so bring back one left out before)."""
     types = check_types(types)
-    pool = PlantedPool()
+    rejected: list[tuple[Sample, str]] = []
     variants: dict[str, dict[str, Sample]] = {}
-    for s in bases:
-        if limit is not None and len(variants) >= limit:
+    taken: list[Sample] = []
+    pending = iter(bases)
+    need = len(bases) if limit is None else limit
+    while True:
+        for s in pending:
+            moved = _moved(s, [t for t in types if t in POSITION_TYPES], view, margin, seed)
+            if isinstance(moved, str):
+                rejected.append((s, moved))
+                continue
+            natural = planted_record(s, "natural", view) if "natural" in types or "far" not in moved else None
+            variants[s.id] = {**moved, "reference": moved.get("far") or natural, "natural": natural}
+            taken.append(s)
+            if len(taken) >= need:
+                break
+        pool = PlantedPool(rejected=list(rejected))
+        lengths = answer_tokens(taken, view.tokenizer)
+        donors = _donor_permutations(taken, variants, [t for t in types if t in DONOR_TYPES], lengths,
+                                     stratum_size, seed, pool)
+        if limit is None or len(donors) >= limit or len(taken) < need:  # enough, or no base sample left
             break
-        moved = _moved(s, [t for t in types if t in POSITION_TYPES], view, margin, seed)
-        if isinstance(moved, str):
-            pool.rejected.append((s, moved))
-            continue
-        natural = planted_record(s, "natural", view) if "natural" in types or "far" not in moved else None
-        variants[s.id] = {**moved, "reference": moved.get("far") or natural, "natural": natural}
-    alive = [s for s in bases if s.id in variants]
-    lengths = answer_tokens(alive, view.tokenizer)
-    donors = _donor_permutations(alive, variants, [t for t in types if t in DONOR_TYPES], lengths,
-                                 stratum_size, seed, pool)
-    for s in alive:
+        need += limit - len(donors)
+    for s in taken:
         if s.id not in donors:
             continue
         for kind in types:

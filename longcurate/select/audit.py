@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("longcurate.select")
 
-POOL_FORMAT = 1  # how the pool is planted (core.planted): a new one re-plants (and so re-scores)
+POOL_FORMAT = 2  # how the pool is planted (core.planted): a new one re-plants (and so re-scores)
 REPORT_FORMAT = 1  # the report's figures and layout: a new one rewrites the report
 
 

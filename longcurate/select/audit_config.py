@@ -33,7 +33,7 @@ class AuditCriteria:
 class AuditConfig:
     input: str | None = None  # samples to plant from; default: the run's samples (synth's training part)
     output_dir: str | None = None  # default <output_dir>/audit
-    base_samples: int = 40  # base samples planted (each once per type: pool = base_samples x types)
+    base_samples: int = 40  # at least this many base samples, each planted once per type (pool = bases x types)
     # default: far, local, absent, wrong when the input has gold spans; natural, absent, wrong otherwise
     types: list[str] | None = None
     window: int | None = None  # θ_A's view that far / local are placed against; default select.window

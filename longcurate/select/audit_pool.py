@@ -101,8 +101,8 @@ def base_samples(samples: list[tuple[int, Sample]], types: list[str], builder: P
 def build_pool(cfg: RunConfig, builder: PromptBuilder, source: Path, output: Path, rejects: RejectSink
                ) -> dict[str, Any]:
     """Plant the pool from `source` into `output` (bad records and base samples that cannot give every
-    type go to `rejects`); returns the pool's stats. Base samples are taken in file order until
-    `select.audit.base_samples` of them can be moved (the donor step may still drop a few)."""
+    type go to `rejects`); returns the pool's stats. Base samples are taken in file order until at
+    least `select.audit.base_samples` of them give every type."""
     audit = cfg.select.audit
     samples = load_samples(source, rejects, allow_download=cfg.allow_download)
     lines = {s.id: line for line, s in samples}

@@ -177,3 +177,16 @@ def test_planted_field_round_trips_and_is_absent_when_unset(paired, bases):
     r = paired.records[0]
     assert Sample.from_dict(r.to_dict()).planted == r.planted
     assert "planted" not in bases[0].to_dict()
+
+
+def test_a_limit_is_reached_when_base_samples_are_left_out(bases, tokenizer):
+    """A base sample whose question type has no other sample cannot take a donor's answer: it is left
+    out with the reason and the next base sample takes its place, so the pool still has `limit` bases."""
+    lonely = Sample(**{**bases[0].__dict__, "id": "lonely", "source": {**bases[0].source, "generator": "template:x"}})
+    view = ChatView(tokenizer, WINDOW)
+    pool = plant_paired([lonely, *bases], view, ["far", "local", "absent", "wrong"], seed=3, margin=MARGIN,
+                        stratum_size=4, limit=8)
+    kept = {r.planted["base"] for r in pool.records}
+    assert len(kept) >= 8 and "lonely" not in kept
+    assert [s.id for s, _ in pool.rejected] == ["lonely"] and "no other sample" in pool.rejected[0][1]
+    assert kept <= {s.id for s in bases[:10]}
