@@ -11,22 +11,29 @@
 
 CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu, ablation-gpu).
 
-Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
-config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
-`--debug` shows their traceback too. A command that did all it could but left items pending or failed
-prints one line naming them and exits 75; rerunning it retries what is left.
+Every command takes `--config FILE.yaml` and `key=value` overrides, and its config is checked before
+it starts. The global flags `-v/--verbose`, `--debug` and `--no-progress` go anywhere on the line;
+Hugging Face spellings (`--learning_rate`, `--model_name_or_path`, `--output_dir`, `--bf16`, ...) and
+flags typed with underscores are read as this command's flag or config key (the log says which), and
+a mistyped flag gets a did-you-mean. User errors (bad arguments, bad config, unusable input, refused
+settings, unreadable or unwritable paths) print one line and exit 2; `--debug` shows their traceback
+too. A command that did all it could but left items pending or failed prints one line naming them and
+exits 75; rerunning it retries what is left.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import logging
+import os
 import sys
 
 from longcurate import __version__
 from longcurate.ablate import cli as ablate_cli
 from longcurate.config import RunConfig
-from longcurate.core.cli import document_defaults, fail, parse_command_line, setup_logging
+from longcurate.core.argv import add_global_flags, subparsers_of
+from longcurate.core.cli import document_defaults, fail, parse_command_line, resolve_config, setup_logging
 from longcurate.core.errors import EXIT_INCOMPLETE, Incomplete, UserError
 from longcurate.eval import cli as eval_cli
 from longcurate.select import cli as select_cli
@@ -42,14 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longcurate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"longcurate {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    add_global_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    _global_flags_everywhere(parser)
     document_defaults(parser, RunConfig())
-    parser.set_defaults(config_class=RunConfig)  # stage CLIs resolve it through core.cli.resolve_config
+    # Stage CLIs resolve the config through core.cli.resolve_config, and run an earlier stage (e.g. the
+    # samples `select audit` plants from) through `run_stage`, without importing the root or that stage.
+    parser.set_defaults(config_class=RunConfig, run_stage=pipeline.run_stage)
     return parser
+
+
+def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-v`, `--debug`, `--no-progress` on every noun and verb too (after the top parser's own)."""
+    for child in subparsers_of(parser).values():
+        add_global_flags(child)
+        _global_flags_everywhere(child)
+
+
+def quiet_progress() -> None:
+    """`--no-progress`: no progress bars from tqdm (ours and the libraries'), the hub or datasets; set
+    before the command imports them (`core.progress.bars_shown` reads it too). Commands that take a
+    `progress` argument are also given False."""
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[name] = "1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse_command_line(parser, argv)
     setup_logging(args.verbose)
+    if args.no_progress:
+        quiet_progress()
+    for note in args.respelled:
+        logging.getLogger("longcurate.cli").info("%s", note)
     try:
+        if hasattr(args, "overrides"):
+            resolve_config(args)  # every command's config is checked before the command starts
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130

@@ -30,7 +30,9 @@ STAGES = ("synth", "select", "train", "eval")  # `longcurate run` runs them in t
 
 @dataclass
 class RunConfig:
-    output_dir: str = "runs/default"
+    # The run folder. null: runs/default, except that what goes with an output the config places
+    # elsewhere (`--output`) goes beside it (core.layout.beside_placed).
+    output_dir: str | None = None
     seed: int = 0
     # The target model: its tokenizer measures lengths in synth, it is θ_B in select, the base in train.
     model: str = "smollm2-135m-instruct"
@@ -104,6 +106,7 @@ class RunConfig:
             probes=self.eval.probes.output,
             needle=self.eval.needle.output,
             openai_cache=self.synth.openai.cache_dir,
+            audit_dir=self.select.audit.output_dir,
         )
 
 

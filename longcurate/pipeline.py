@@ -17,6 +17,7 @@ from typing import Any, Callable
 from longcurate.config import STAGES, RunConfig, resolve_config
 from longcurate.core.cli import add_config_args
 from longcurate.core.config import dump_yaml
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import atomic_open
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import incomplete_parts, raise_if_incomplete
@@ -57,23 +58,21 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     return stats
 
 
-def config_from_positional(args: argparse.Namespace) -> RunConfig:
-    """`run CONFIG [k=v ...]` / `config show CONFIG`: the positional is the config (a file or a bundled
-    name), or already the first override when it reads `key=value`."""
-    if args.config_file and "=" in args.config_file and not args.config_file.endswith((".yaml", ".yml")):
-        args.overrides = [args.config_file, *(args.overrides or [])]
-    elif args.config_file and not args.config:
-        args.config = args.config_file
-    return resolve_config(args)
+def run_stage(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """One stage's `run_stage` by name. The root parser hands it to stage commands that need an earlier
+    stage's output (`select audit` makes the samples it plants from), so no stage imports another."""
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; stages are {list(STAGES)}")
+    return _stage_runners()[name](cfg)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    raise_if_incomplete(run_pipeline(config_from_positional(args)), "run")
+    raise_if_incomplete(run_pipeline(resolve_config(args)), "run")
     return 0
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    print(dump_yaml(config_from_positional(args)), end="")
+    print(dump_yaml(resolve_config(args)), end="")
     return 0
 
 

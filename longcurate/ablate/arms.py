@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.ablate.config import BASELINE, CONTROL, ORACLE
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import write_jsonl
-from longcurate.core.layout import AblationLayout, parse_budget
+from longcurate.core.layout import parse_budget
 from longcurate.core.runner import StepSpec, run_step
 from longcurate.select.budget import budget_size, method_orders, require_figures
 from longcurate.select.pool import ScoredPool, pool_digests, scored_pool

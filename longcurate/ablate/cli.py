@@ -22,9 +22,9 @@ from longcurate.core.cli import add_config_args, add_flag, comma_ints, comma_wor
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from longcurate.pipeline import config_from_positional
+    from longcurate.config import resolve_config
 
-    cfg = config_from_positional(args)  # a bad value stops here, before the ablation's modules load
+    cfg = resolve_config(args)  # a bad value stops here, before the ablation's modules load
     from longcurate.ablate.stage import run_ablation
 
     run_ablation(cfg)

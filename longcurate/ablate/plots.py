@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.layout import AblationLayout
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.eval.plots import mpl as pyplot, save
 
 

@@ -21,7 +21,8 @@ from longcurate.ablate.config import BASELINE
 from longcurate.core.config import dump_yaml
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import atomic_open
-from longcurate.core.layout import AblationLayout, model_label
+from longcurate.core.ablation_layout import AblationLayout
+from longcurate.core.layout import model_label
 
 if TYPE_CHECKING:
     from longcurate.ablate.arms import Arm

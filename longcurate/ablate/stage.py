@@ -7,7 +7,7 @@ Steps, each a step of `core.runner` (or a stage made of them), each resumable:
     runs      runs/<arm>/[subset-<k>/]seed-<s>/, runs/base/   (train and eval stages: a finished model is never retrained)
     report    report.json (+ report.md, plots/)  (report_spec: redo on change)
 A killed ablation continues where it stopped; a finished one redoes nothing. Every path comes from
-`core.layout.AblationLayout`.
+`core.ablation_layout.AblationLayout`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from longcurate.ablate.runs import BASE_LABEL, Run, check_pool_config, execute, 
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import DiscardRejects, file_digest, write_json
-from longcurate.core.layout import AblationLayout
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, StepSpec, raise_if_incomplete, run_step
 

@@ -18,11 +18,16 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       eval/<label>/                 one model's eval results (`EvalModelFiles`)
       eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
-      ablation/                     `longcurate ablate` (`AblationLayout`; each run folder in it is a RunLayout)
+      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/{audit.png,figures.jsonl}   select audit
+      ablation/                     `longcurate ablate` (`core.ablation_layout`; each run folder in it is a RunLayout)
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
-(`select.budgets`), which name its budget files.
+(`select.budgets`), which name its budget files. Without an `output_dir` (None: `runs/default`), a
+placed output keeps what goes with it beside it, so an explicit `--output` writes nothing elsewhere:
+synth's manifest, held-out samples (`<stem>.heldout.jsonl`) and QA cache beside its samples, the
+Trainer's checkpoints (`<model>.train/`) and train's manifest beside the model, the needle items
+beside the probes.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.errors import UserError
 
 PathLike = str | os.PathLike
+DEFAULT_OUTPUT_DIR = "runs/default"  # the run folder when the config names none
 
 
 def parse_budget(spec: float | int | str) -> tuple[str, float]:
@@ -193,67 +200,6 @@ class EvalFiles:
 
 
 @dataclass(frozen=True)
-class AblationLayout:
-    """Every path of an ablation (`ablate.output`, default `<output_dir>/ablation`):
-
-        arms/<arm>.jsonl (+ .done)               a deterministic arm's long samples (Sample records)
-        arms/<arm>.subset-<k>.jsonl (+ .done)    a drawn arm's (random, control) long samples, draw k
-        eval/probes.jsonl, eval/needle.jsonl     the eval items every run reads (built once)
-        runs/<arm>/seed-<s>/                     one run folder (a RunLayout) per arm and training seed
-        runs/<arm>/subset-<k>/seed-<s>/          ... per drawn arm, draw and seed
-        runs/base/                               the untrained base model's evaluation
-        report.json (+ .done), report.md, plots/<name>.png
-        ablation.manifest.json                   what ran, with timings
-    """
-
-    root: Path
-
-    def arm_file(self, arm: str, subset: int | None = None) -> Path:
-        name = arm if subset is None else f"{arm}.subset-{subset}"
-        return self.root / "arms" / f"{name}.jsonl"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.root / "eval"
-
-    @property
-    def probes(self) -> Path:
-        return self.eval_dir / "probes.jsonl"
-
-    @property
-    def needle(self) -> Path:
-        return self.eval_dir / "needle.jsonl"
-
-    def run(self, arm: str, seed: int, subset: int | None = None) -> Path:
-        folder = self.root / "runs" / arm
-        return (folder if subset is None else folder / f"subset-{subset}") / f"seed-{seed}"
-
-    @property
-    def base_run(self) -> Path:
-        return self.root / "runs" / "base"
-
-    @property
-    def report_json(self) -> Path:
-        return self.root / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    def plot(self, name: str) -> Path:
-        """A figure of the report (`report.md` links it relative to the ablation folder)."""
-        return self.plots / f"{name}.png"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "ablation.manifest.json"
-
-
-@dataclass(frozen=True)
 class RunLayout:
     """The paths of one run; build it with `RunLayout.under(output_dir, budgets, **placed_elsewhere)`."""
 
@@ -270,16 +216,23 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    audit_dir: Path
     budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
+    stage_dirs: tuple[tuple[str, Path], ...] = ()  # (stage, folder) for a stage whose manifest is not at root
 
     @classmethod
-    def under(cls, root: PathLike, budgets: Sequence[float] = (1000,), **placed: PathLike | None) -> "RunLayout":
-        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere."""
-        root = Path(root)
-        unknown = set(placed) - {f.name for f in fields(cls)} - {"root", "budget_specs"}
+    def under(cls, root: PathLike | None, budgets: Sequence[float] = (1000,), **placed: PathLike | None) -> "RunLayout":
+        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere. With no
+        `root` (None), the run folder is `DEFAULT_OUTPUT_DIR` and a placed output keeps its companions
+        beside it (`beside_placed`)."""
+        unknown = set(placed) - {f.name for f in fields(cls)} - {"root", "budget_specs", "stage_dirs"}
         if unknown:
             raise TypeError(f"unknown layout path(s) {sorted(unknown)}")
         chosen = {k: Path(v) for k, v in placed.items() if v}
+        stage_dirs: dict[str, Path] = {}
+        if root is None:
+            chosen, stage_dirs = beside_placed(chosen)
+        root = Path(root if root is not None else DEFAULT_OUTPUT_DIR)
         eval_dir = chosen.get("eval_dir", root / "eval")
         defaults = {
             "samples": root / "samples.jsonl",
@@ -294,8 +247,10 @@ class RunLayout:
             "probes": eval_dir / "probes.jsonl",
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
+            "audit_dir": root / "audit",
         }
-        return cls(root=root, budget_specs=tuple(budgets), **{k: chosen.get(k, v) for k, v in defaults.items()})
+        return cls(root=root, budget_specs=tuple(budgets), stage_dirs=tuple(stage_dirs.items()),
+                   **{k: chosen.get(k, v) for k, v in defaults.items()})
 
     # --- select ------------------------------------------------------------------------------
     def score(self, kind: str) -> Path:
@@ -332,6 +287,22 @@ class RunLayout:
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
 
+    # --- select audit -----------------------------------------------------------------------
+    @property
+    def audit_pool(self) -> Path:
+        """The planted pool (`select audit`): every base sample once per planted type."""
+        return self.audit_dir / "pool.jsonl"
+
+    @property
+    def audit_scores(self) -> Path:
+        """Where the pool's HMG and CAM scores go (the select score files of this folder)."""
+        return self.audit_dir / "scores"
+
+    @property
+    def audit_report(self) -> Path:
+        """report.json; report.md, audit.png and figures.jsonl beside it."""
+        return self.audit_dir / "report.json"
+
     # --- eval --------------------------------------------------------------------------------
     @property
     def evals(self) -> EvalFiles:
@@ -352,13 +323,34 @@ class RunLayout:
 
     # --- run bookkeeping ---------------------------------------------------------------------
     def manifest(self, stage: str) -> Path:
-        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json."""
-        return self.root / f"{stage}.manifest.json"
+        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json, or beside the stage's
+        placed output when the config names no output_dir (`beside_placed`)."""
+        return dict(self.stage_dirs).get(stage, self.root) / f"{stage}.manifest.json"
 
     @property
     def resolved_config(self) -> Path:
         return self.root / "config.resolved.yaml"
 
 
-__all__ = ["RunLayout", "AblationLayout", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
+def beside_placed(chosen: dict[str, Path]) -> tuple[dict[str, Path], dict[str, Path]]:
+    """For a run without an output_dir: the paths that go with a placed output, put beside it unless
+    placed themselves (synth's held-out samples and QA cache beside its samples, the checkpoints beside
+    the model, the needle items beside the probes), and the folders of those stages' manifests."""
+    out, stage_dirs = dict(chosen), {}
+    if "samples" in chosen:
+        samples = chosen["samples"]
+        stem = samples.name[:-len(".jsonl")] if samples.name.endswith(".jsonl") else samples.stem
+        out.setdefault("heldout", samples.with_name(f"{stem}.heldout.jsonl"))
+        out.setdefault("openai_cache", samples.parent / "openai-cache")
+        stage_dirs["synth"] = samples.parent
+    if "model" in chosen:
+        out.setdefault("checkpoints", chosen["model"].with_name(chosen["model"].name + ".train"))
+        stage_dirs["train"] = chosen["model"].parent
+    if "probes" in chosen and "eval_dir" not in chosen:
+        out.setdefault("needle", chosen["probes"].with_name("needle.jsonl"))
+    return out, stage_dirs
+
+
+__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles",
+           "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
            "part_path", "part_paths", "model_label", "check_label"]

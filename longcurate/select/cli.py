@@ -7,6 +7,8 @@
     longcurate select diagnose --hmg scores/hmg.jsonl --cam scores/cam.jsonl --input samples.jsonl
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
     longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
+    longcurate select run --input mine.jsonl --dry-run        # samples, tokens per pass, time estimate; writes nothing
+    longcurate select audit audit-cpu                         # every figure on a planted pool of known types
 
 Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
 """
@@ -47,7 +49,7 @@ def _score(kind: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from longcurate.select.scoring import run_score
 
-        stats = run_score(resolve_config(args), kind)
+        stats = run_score(resolve_config(args), kind, show_progress=not args.no_progress)
         print(f"score {kind}: {stats}")
         return 0
 
@@ -64,10 +66,8 @@ def _rank(args: argparse.Namespace) -> int:
 def _budget(args: argparse.Namespace) -> int:
     from longcurate.select.stage import run_budget
 
-    sizes = [a for a in args.items if "=" not in a]
-    args.overrides = [a for a in args.items if "=" in a]
-    if sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
-        args.overrides.append(f"select.budgets=[{','.join(sizes)}]")
+    if args.sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
+        args.overrides = [*args.overrides, f"select.budgets=[{','.join(args.sizes)}]"]
     run_budget(resolve_config(args), _p(args.ranked))
     return 0
 
@@ -94,9 +94,24 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    if args.dry_run:
+        from longcurate.select.estimate import dry_run
+
+        dry_run(cfg)
+        return 0
     from longcurate.select.stage import run_stage
 
-    run_stage(resolve_config(args))
+    run_stage(cfg)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from longcurate.select.audit import run_audit
+
+    cfg = resolve_config(args)
+    run_stage = getattr(args, "run_stage", None)  # the root's stage runner: makes the samples when missing
+    run_audit(cfg, (lambda c: run_stage(c, "synth")) if run_stage else None)
     return 0
 
 
@@ -128,7 +143,7 @@ def _score_file_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the `select` noun and its verbs to the top-level subparsers `sub`."""
-    noun = sub.add_parser("select", help="GATEAU selection: score, rank, budget, diagnose, merge, run",
+    noun = sub.add_parser("select", help="GATEAU selection: score, rank, budget, diagnose, merge, audit, run",
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = noun.add_subparsers(dest="select_cmd", metavar="VERB", required=True)
     _score_parsers(verbs)
@@ -145,11 +160,10 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
                          description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
                                      "cam-only, length, ifd, perplexity. Positional KEY=VALUE overrides are accepted too.")
-    p.add_argument("--config", "-c", metavar="FILE.yaml",
-                   help="YAML config: a file, or the name of a bundled one (default: none: the built-in defaults)")
-    p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE",
-                   help="budgets and config overrides, e.g. 1000 0.1 select.baselines=[random,length] "
-                        "(default: select.budgets)")
+    add_config_args(p, positional=False)
+    p.add_argument("sizes", nargs="*", metavar="SIZE|KEY=VALUE",
+                   help="budgets and config overrides, anywhere on the line, e.g. 1000 0.1 "
+                        "select.baselines=[random,length] (default: select.budgets)")
     _input(p, "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")
@@ -162,8 +176,26 @@ def register(sub: Any) -> None:
     add_flag(p, "--output", "select.output", "the diagnostics JSON (default <output_dir>/select/diagnostics.json)")
     p.set_defaults(func=_diagnose)
 
+    p = verbs.add_parser("audit", help="every selection figure on a planted pool of known types (far, local, "
+                         "absent, wrong): top-k shares, AUROCs, pass criteria",
+                         description="Plant a pool from the run's samples (synth runs first when they are "
+                                     "missing), score it once with HMG and CAM, derive every figure (HMG ppl/log, "
+                                     "CAS per metric and temperature, the final score under rank and paper, ifd, "
+                                     "perplexity, length, random) and write <output_dir>/audit/report.md, "
+                                     "report.json and audit.png, the pass criteria (select.audit.criteria) first.")
+    p.add_argument("config_file", nargs="?", metavar="CONFIG",
+                   help="the config: a YAML file or a bundled name such as audit-cpu (same as --config)")
+    add_config_args(p)
+    add_flag(p, "--input", "select.audit.input", "samples to plant from (default: the run's samples)")
+    add_flag(p, "--base-samples", "select.audit.base_samples", "base samples (each planted once per type)", type=int)
+    p.set_defaults(func=_audit)
+
     p = verbs.add_parser("run", help="the whole stage: score HMG and CAM, rank, budgets, diagnostics",
                          description="Each step resumes or skips itself, so a re-run redoes nothing.")
     add_config_args(p)
     _input(p, "samples to score (default <output_dir>/samples.jsonl)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sample count, the tokens of every scoring pass and an estimate of the scoring "
+                        "time on this device (a few timed forwards of θ_B), then stop: nothing is scored or written "
+                        "(default: off)")
     p.set_defaults(func=_run)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from longcurate.core.chat_formats import InputFormat
 from longcurate.core.errors import UserError
 from longcurate.core.layout import parse_budget
 from longcurate.core.rules import above, at_least, between, each_of, one_of, require
+from longcurate.select.conversations import SPLIT_RULES, TURN_POLICIES
 
 if TYPE_CHECKING:
     from longcurate.core.layout import RunLayout
@@ -27,6 +29,8 @@ NORMALIZE = ("rank", "paper")
 METHODS = ("gateau", "random", "hmg-only", "cam-only", "length", "ifd", "perplexity")
 BUDGET_OVERFLOW = ("cap", "error")
 
+from longcurate.select.audit_config import AuditConfig
+
 
 @dataclass
 class SelectConfig:
@@ -35,6 +39,11 @@ class SelectConfig:
     scores_dir: str | None = None  # default <output_dir>/select (hmg.jsonl, cam.jsonl, ranked.jsonl)
     budget_dir: str | None = None  # default <output_dir>/budgets
     limit: int | None = None  # score at most this many records (the first N valid ones)
+
+    # --- reading the input (select/conversations.py; README "Use your own data") ---
+    input_format: InputFormat = field(default_factory=InputFormat)  # shape (auto) and column / role mapping
+    split: str = "last-blank-line"  # context | instruction in the user turn: last-blank-line | first-blank-line | film-markers | whole-turn
+    turns: str = "last"  # the answer a multi-turn conversation is scored on: last (whole history before it) | first
 
     # --- models ---
     model: str | None = None  # θ_B (long model); default: the run's `model`
@@ -86,6 +95,9 @@ class SelectConfig:
     cam: bool = True  # run CAM in the stage (false: HMG-only ranking)
     diagnose: bool = True  # print diagnostics when the input has gold spans
 
+    # --- audit (`select audit`: every figure on a planted pool of known types) ---
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
     def __post_init__(self) -> None:
         # `--window 0` and `select.window=0` mean "θ_A sees the full input", the same as null.
         if self.window == 0:
@@ -95,6 +107,9 @@ class SelectConfig:
         self._check_rank_and_budgets()
 
     def _check_models_and_prompts(self) -> None:
+        self.input_format.check("select.input_format")
+        one_of("select.split", self.split, SPLIT_RULES)
+        one_of("select.turns", self.turns, TURN_POLICIES)
         for name in ("limit", "window", "max_length", "batch_tokens", "cam_limit"):
             at_least(f"select.{name}", getattr(self, name), 1, optional=True)
         require(self.window is not None or self.model_a is not None or self.rope_scaling is not None,

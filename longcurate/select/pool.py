@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ScoredPool:
     """`ranked`: the ranked records, best first (`id`, `score`, `hmg`, `cas`, ...); `samples` by id;
-    `lengths`: prompt + response tokens as θ_B scored them (what the `length` order reads; a sample's
-    own `length` where the HMG file has no usable count); `response_tokens`: the response tokens θ_B
+    `lengths`: prompt + response tokens as θ_B scored them (what the `length` order reads: the ranked
+    record's `n_tokens`, else the HMG file's, else the sample's own `length`; absent where none says);
+    `response_tokens`: the response tokens θ_B
     scored (None where the HMG file has no usable count)."""
 
     ranked: list[dict[str, Any]]
@@ -42,10 +43,13 @@ def scored_pool(cfg: SelectRun) -> ScoredPool:
     if missing:
         raise UserError(f"{layout.ranked}: {len(missing)} ranked id(s) are not in the samples, e.g. {missing[:3]}")
     hmg = {str(r["id"]): r for r in read_scores(layout.score("hmg"))} if layout.score("hmg").exists() else {}
+    carried = {str(r["id"]): r for r in ranked if is_count(r.get("n_tokens"))}  # ranked records that carry counts
     lengths, response = {}, {}
     for i, s in samples.items():
         rec = hmg.get(i, {})
-        lengths[i] = int(rec["n_tokens"]) if is_count(rec.get("n_tokens")) else s.length
+        count = carried.get(i, rec).get("n_tokens")
+        if is_count(count) or s.length is not None:
+            lengths[i] = int(count) if is_count(count) else int(s.length)
         response[i] = int(rec["n_response_tokens"]) if is_count(rec.get("n_response_tokens")) else None
     return ScoredPool(ranked, samples, lengths, response)
 

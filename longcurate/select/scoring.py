@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import RecordedRejects, Rejects, RejectSink
+from longcurate.core.reader import source_exists
 from longcurate.core.records import Sample
 from longcurate.core.runner import StepRun, run_step, run_steps, step_state
+from longcurate.select.conversations import InputReport, SampleReading
 from longcurate.select.engines import lazy, load_engines, max_positions
 from longcurate.select.inputs import Prepared, PromptBuilder, load_samples, prepare_all
 from longcurate.select.merge import merge_parts
 from longcurate.select.rejects import ShardRejects
 from longcurate.select.shard import ChunkSizer, ShardSpec, barrier_and_merge, run_joint_parts, run_parts, shard_spec
-from longcurate.select.steps import ScoreSteps, input_path, model_b_name, score_limit
+from longcurate.select.steps import ScoreSteps, input_path, model_b_name, sample_reading, score_limit
 
 if TYPE_CHECKING:
     from longcurate.select.config import SelectRun
@@ -36,14 +38,14 @@ log = logging.getLogger("longcurate.select")
 Parsed = dict[tuple[str, int | None], tuple[list[tuple[int, Sample]], RecordedRejects]]
 
 
-def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allow_download: bool = False
-                ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
+def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allow_download: bool = False,
+                reading: SampleReading | None = None) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """(samples, parse rejects) of the input, parsed once per (path, limit) through `parsed` when given."""
     key = (str(inp), limit)
     if parsed is not None and key in parsed:
         return parsed[key]
     recorded = RecordedRejects()
-    result = (load_samples(inp, recorded, limit=limit, allow_download=allow_download), recorded)
+    result = (load_samples(inp, recorded, limit=limit, allow_download=allow_download, reading=reading), recorded)
     if parsed is not None:
         parsed[key] = result
     return result
@@ -52,7 +54,7 @@ def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allo
 def parsed_samples(cfg: SelectRun, kind: str, parsed: Parsed | None = None
                    ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """`parse_input` of the config's input with `kind`'s limit."""
-    return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download)
+    return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download, sample_reading(cfg))
 
 
 def expected_ids(cfg: SelectRun, kind: str, parsed: Parsed | None = None) -> list[str]:
@@ -110,7 +112,7 @@ def run_scores(cfg: SelectRun, kinds: list[str], show_progress: bool = True) -> 
         raise UserError("select.output names one command's output; leave it empty to score several kinds")
     spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
     inp = input_path(cfg)
-    if not inp.exists() and not cfg.allow_download:
+    if not source_exists(inp) and not cfg.allow_download:
         raise FileNotFoundError(2, "input not found", str(inp))
     stats: dict[str, dict[str, Any]] = {}
     to_merge: list[ScoreSteps] = []
@@ -123,6 +125,10 @@ def run_scores(cfg: SelectRun, kinds: list[str], show_progress: bool = True) -> 
             to_merge.append(steps)
             stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
     parsed: Parsed = {}
+    for steps in to_merge:  # what the samples were made of (shapes, turns, split rules, derived fields)
+        report = InputReport.of(parsed_samples(cfg, steps.kind, parsed)[0])
+        stats[steps.kind]["input"] = report.to_dict()
+        log.info("%s input %s: %s", steps.kind, inp, report.format())
     _score_shard(cfg, to_merge, spec, show_progress, parsed, stats)
     for steps in to_merge:
         merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))

@@ -22,7 +22,7 @@ from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
-from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec
+from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec, sample_reading
 
 if TYPE_CHECKING:
     from longcurate.select.config import SelectRun
@@ -68,7 +68,7 @@ def load_sample_map(cfg: SelectRun) -> dict[str, Sample]:
     from longcurate.select.inputs import load_samples
 
     return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
-                                             allow_download=cfg.allow_download)}
+                                             allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
 def run_budget(cfg: SelectRun, ranked: Path | None = None, samples: dict[str, Sample] | None = None
@@ -90,9 +90,13 @@ def run_budget(cfg: SelectRun, ranked: Path | None = None, samples: dict[str, Sa
         recs = read_scores(ranked)
         if not recs:
             raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
-        ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
-        lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
-                   if str(r["id"]) in ranked_ids and "n_tokens" in r} if hmg_path.exists() else None
+        # token counts from the scoring pass: carried by the ranked records, else the HMG file's
+        lengths = {str(r["id"]): int(r["n_tokens"]) for r in recs if "n_tokens" in r}
+        if not lengths and hmg_path.exists():
+            ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
+            lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
+                       if str(r["id"]) in ranked_ids and "n_tokens" in r}
+        lengths = lengths or None
         written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
                                 budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
         previous = {str(r["file"]) for r in read_scores(run.output)} if run.output.exists() else set()

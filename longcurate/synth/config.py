@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from longcurate.core.layout import RunLayout
 
 MULTIHOP_SOURCES = ("document", "cross")
+TXT_SPLITS = ("file", "blank-line", "line")  # how a .txt corpus file holds documents
 QA_BACKENDS = ("template", "openai")  # `synth.qa.BACKENDS` maps each to its class
 # The template backend's question types (`synth.template_qa`): over one segment, and over >= 2 segments.
 FINE_TYPES = ("sentence_recall", "cloze", "topic")
@@ -37,8 +38,13 @@ class CorpusConfig:
     # Longer documents are cut to their first this many tokens (before they are segmented, so one
     # huge document neither fills memory nor the segment pool); None keeps every document whole.
     max_doc_tokens: int | None = 32768
+    # How a .txt file holds documents: file (the whole file is one) | blank-line (documents are
+    # separated by blank lines) | line (one per line); null: blank-line for a .txt file given as the
+    # path, file for the .txt files of a folder.
+    txt_split: str | None = None
 
     def __post_init__(self) -> None:
+        one_of("synth.corpus.txt_split", self.txt_split, TXT_SPLITS, optional=True)
         require(bool(self.path), "synth.corpus.path", "must not be empty")
         require(bool(self.text_field), "synth.corpus.text_field", "must not be empty")
         for name in ("limit", "min_doc_tokens", "max_doc_tokens"):
@@ -87,6 +93,31 @@ class OpenAIConfig:
 
 
 @dataclass
+class PlantedConfig:
+    """Planted types in the training samples (core.planted), for pools with something to filter."""
+
+    # share of the long samples (fine and multi-hop, with gold spans) made each type: far, local,
+    # absent, wrong; what the shares leave (and every short sample) stays `natural`. Empty: none.
+    shares: dict[str, float] = field(default_factory=dict)
+    window: int | None = None  # θ_A's window (tokens, chat template) far / local are placed against
+    margin: int = 32  # tokens the evidence keeps clear of the window's edge
+    stratum_size: int = 6  # samples per answer-length bucket of a question type (types are dealt inside it)
+
+    def __post_init__(self) -> None:
+        from longcurate.core.planted import PLANTED_TYPES
+
+        each_of("synth.planted.shares", self.shares, PLANTED_TYPES[:4], empty=True)
+        for name, share in self.shares.items():
+            between(f"synth.planted.shares.{name}", share, 0, 1)
+        require(sum(self.shares.values()) <= 1 + 1e-9, "synth.planted.shares",
+                f"must sum to at most 1, got {self.shares}")
+        require(not self.shares or bool(self.window and self.window > 0), "synth.planted.window",
+                "must be set (θ_A's window in tokens) when shares are given")
+        at_least("synth.planted.margin", self.margin, 0)
+        at_least("synth.planted.stratum_size", self.stratum_size, 2)
+
+
+@dataclass
 class SynthConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     output: str | None = None  # default: <output_dir>/samples.jsonl
@@ -112,6 +143,7 @@ class SynthConfig:
     max_attempts: int = 20  # QA/assembly draws per sample before it is given up (and quarantined)
     batch_size: int = 64  # requests handed to the QA backend at once (matters for the openai backend)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    planted: PlantedConfig = field(default_factory=PlantedConfig)  # planted types (training samples only)
     limit: int | None = None  # stop after this many samples (debugging)
     # Also redo the samples the endpoint refused (HTTP 4xx other than 429) in an earlier run, even
     # when that run finished; how a run is made, not what it makes (not a recorded setting).

@@ -24,6 +24,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+from longcurate.core.jsonl import write_json
 
 log = logging.getLogger("longcurate.train")
 
@@ -200,7 +201,7 @@ def _update_json(path: Path, change) -> None:
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         change(data)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(path, data, sort_keys=True)  # atomic; a non-finite number as null, never a bare NaN
 
 
 __all__ = ["checkpoints", "checkpoint_problems", "resumable_checkpoint", "move_aside", "prune_optimizer_state",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from longcurate.core.chat_formats import InputFormat
 from longcurate.core.rules import above, at_least, between, one_of, require
 
 if TYPE_CHECKING:
@@ -26,11 +27,13 @@ RESUME = ("auto", "never")  # or a checkpoint folder
 @dataclass
 class MixConfig:
     long: list[str] = field(default_factory=list)  # budget files; default: the select stage's top budget
-    short: str | None = None  # ShareGPT-format JSONL (messages or conversations); None: no short data
+    short: str | None = None  # chat data in any shape (messages, ShareGPT, alpaca; README "Use your own data"); None: none
     short_size: int | None = None  # number of short samples to take ...
     short_ratio: float | None = None  # ... or short : long ratio (e.g. 10.0 = ten short per long)
     output: str | None = None  # default: <output_dir>/mixture/mixture.jsonl
     limit: int | None = None
+    long_format: InputFormat = field(default_factory=InputFormat)  # shape (auto) and column / role mapping of `long`
+    short_format: InputFormat = field(default_factory=InputFormat)  # ... and of `short`
 
     def __post_init__(self) -> None:
         at_least("train.mix.short_size", self.short_size, 0, optional=True)
@@ -40,6 +43,8 @@ class MixConfig:
         require(self.short is not None or not (self.short_size or self.short_ratio), "train.mix.short",
                 "is not set, but train.mix.short_size / short_ratio asks for short samples")
         at_least("train.mix.limit", self.limit, 1, optional=True)
+        self.long_format.check("train.mix.long_format")
+        self.short_format.check("train.mix.short_format")
 
 
 @dataclass

@@ -53,7 +53,7 @@ def run_mix(cfg: TrainRun, progress: bool = True) -> dict[str, Any]:
     out = cfg.layout().mixture
     stats = build_mixture(list(mc.long) or default_long_inputs(cfg), mc.short, out, short_size=mc.short_size,
                           short_ratio=mc.short_ratio, seed=cfg.seed, limit=mc.limit, progress=progress,
-                          allow_download=cfg.allow_download)
+                          allow_download=cfg.allow_download, formats={"long": mc.long_format, "short": mc.short_format})
     log.info("mixture: %d long + %d short -> %s%s", stats["long"], stats["short"], out,
              " (unchanged)" if stats.get("skipped") else "")
     return stats

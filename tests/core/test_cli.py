@@ -126,12 +126,24 @@ def test_overrides_may_follow_the_flags(capsys):
     args = parse_command_line(build_parser(), ["select", "rank", "seed=3", "--alpha", "0.5", "select.window=64"])
     cfg = resolve_config(args)
     assert cfg.seed == 3 and cfg.select.alpha == 0.5 and cfg.select.window == 64
-    # a leftover that is not an override is still the usual usage error, and a command without
-    # overrides takes none
-    for argv in (["select", "rank", "seed=1", "--alpha", "0.5", "stray"], ["eval", "val", "--data", "d", "--predictions", "p", "seed=1"]):
-        with pytest.raises(SystemExit) as e:
-            parse_command_line(build_parser(), argv)
-        assert e.value.code == 2
+    # every command takes them (issue 23), after its list arguments too
+    for argv, key, value in ((["select", "budget", "0.5", "--ranked", "r.jsonl", "1000", "select.alpha=0.3"],
+                              "select.alpha", 0.3),
+                             (["check", "contamination", "--train", "a.jsonl", "seed=2", "--eval", "b.jsonl"], "seed", 2),
+                             (["eval", "report", "runs/x/eval/a", "seed=4", "runs/x/eval/b"], "seed", 4),
+                             (["eval", "val", "--data", "d", "--predictions", "p", "seed=1"], "seed", 1)):
+        args = parse_command_line(build_parser(), argv)
+        section, name = key.rsplit(".", 1) if "." in key else (None, key)
+        cfg = resolve_config(args)
+        assert getattr(getattr(cfg, section) if section else cfg, name) == value, argv
+    args = parse_command_line(build_parser(), ["select", "budget", "0.5", "--ranked", "r.jsonl", "1000", "seed=1"])
+    assert args.sizes == ["0.5", "1000"] and args.ranked == "r.jsonl"
+    args = parse_command_line(build_parser(), ["check", "contamination", "--train", "a.jsonl", "seed=2", "--eval", "b"])
+    assert args.train == ["a.jsonl"] and args.eval == ["b"]
+    # a leftover that is not an override is still the usual usage error
+    with pytest.raises(SystemExit) as e:
+        parse_command_line(build_parser(), ["select", "rank", "seed=1", "--alpha", "0.5", "stray"])
+    assert e.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
