@@ -72,8 +72,8 @@ class RunConfig:
     # would otherwise name): `moved_to` clears them all, so a copy of a config writes only under its folder.
     PLACED_PATHS: ClassVar[tuple[str, ...]] = (
         "synth.output", "synth.heldout_output", "synth.openai.cache_dir", "select.input", "select.output",
-        "select.scores_dir", "select.budget_dir", "train.mix.output", "train.tokenize.input", "train.tokenize.output",
-        "train.dataset", "train.checkpoints", "train.output", "eval.output_dir", "eval.checkpoint",
+        "select.scores_dir", "select.budget_dir", "select.audit.output_dir", "train.mix.output",
+        "train.tokenize.input", "train.tokenize.output", "train.dataset", "train.checkpoints", "train.output", "eval.output_dir", "eval.checkpoint",
         "eval.probes.output", "eval.needle.output", "eval.judge.cache_dir")
 
     def moved_to(self, output_dir: str | Path, placed: Mapping[str, str] | None = None) -> "RunConfig":
