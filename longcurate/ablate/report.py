@@ -145,9 +145,19 @@ def coverage_lines(arms: dict[str, Any], s: dict[str, Any]) -> list[str]:
         out.append(f"- `{arm}`: {seen:.0f} long samples seen for {a['samples']:.0f} in its file ({how}).")
     if not out:
         return []
-    return [f"Every arm trains {s['max_steps']} optimiser steps of {s['global_batch']} samples, so an arm whose "
+    return [f"Every arm trains {training_phrase(s)}, so an arm whose "
             "file holds more or fewer long samples than fit in them trains on other totals than its budget "
             "bought (see `response tokens seen`):", ""] + out + [""]
+
+
+def training_phrase(s: dict[str, Any]) -> str:
+    """How long every run trains: a fixed number of optimiser steps, or epochs over its own mixture (token
+    budgets: each arm's file as it is, so arms of more samples take more steps)."""
+    if s.get("max_steps", 0) > 0:
+        return f"{s['max_steps']} optimiser steps of {s['global_batch']} samples"
+    epochs = s.get("epochs", 1)
+    return (f"{epochs:g} epoch{'s' if epochs != 1 else ''} over its own mixture in steps of {s['global_batch']} "
+            "samples (arms of more samples take more steps)")
 
 
 def setup_lines(s: dict[str, Any], p: dict[str, Any], family: int) -> list[str]:
@@ -156,8 +166,7 @@ def setup_lines(s: dict[str, Any], p: dict[str, Any], family: int) -> list[str]:
     draws = f"{s['subsets']} draw{'s' if s['subsets'] != 1 else ''}"
     return [f"One pool of {s['pool_samples']} scored long samples; arms {', '.join(f'`{a}`' for a in s['arms'])}; "
             f"budget {s['budget']:g} {s['budget_unit'].replace('_', ' ')}; `{s['baseline']}` (and the control) in "
-            f"{draws}; seeds {s['seeds']}; every run: base model `{s['base_model']}`, {s['max_steps']} optimiser "
-            f"steps of {s['global_batch']} samples, the same "
+            f"{draws}; seeds {s['seeds']}; every run: base model `{s['base_model']}`, {training_phrase(s)}, the same "
             f"{s['short_samples'] if s['short_samples'] is not None else 'all'} short samples per seed.", "",
             f"The `gateau` arm ranks with α = {g['alpha']}, normalisation `{g['normalize']}`, HMG scale "
             f"`{g['hmg_scale']}`, {window}.", "",

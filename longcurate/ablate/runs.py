@@ -61,9 +61,10 @@ class Run:
 
 def check_pool_config(cfg: RunConfig) -> None:
     """What a fair comparison needs from the pool's config."""
-    if cfg.train.max_steps <= 0:
-        raise UserError("ablate: set train.max_steps > 0, so every arm trains for the same number of optimiser "
-                        f"steps (it is {cfg.train.max_steps}: epochs would give bigger arms more steps)")
+    if cfg.ablate.budget_unit == "samples" and cfg.train.max_steps <= 0:
+        raise UserError("ablate: with ablate.budget_unit=samples set train.max_steps > 0, so every arm trains for the "
+                        f"same number of optimiser steps (it is {cfg.train.max_steps}: epochs would give the whole "
+                        "pool's arm more steps); token budgets may train by epochs, each arm on its file as it is")
     if "short-only" in cfg.ablate.arms and not cfg.train.mix.short:
         raise UserError("ablate: the short-only arm needs short data (train.mix.short)")
 

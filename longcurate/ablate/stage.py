@@ -133,7 +133,7 @@ def setup_of(cfg: RunConfig, arms: list[Arm]) -> dict[str, Any]:
             "arms": list(dict.fromkeys(a.name for a in arms)), "baseline": BASELINE,
             "control": CONTROL if CONTROL in cfg.ablate.arms else None, "seeds": list(cfg.ablate.seeds),
             "subsets": cfg.ablate.subsets, "budget": cfg.ablate.budget, "budget_unit": cfg.ablate.budget_unit,
-            "max_steps": t.max_steps, "global_batch": t.per_device_batch_size * t.grad_accum,
+            "max_steps": t.max_steps, "epochs": t.epochs, "global_batch": t.per_device_batch_size * t.grad_accum,
             "short_samples": short_size(cfg, arms), "measures": list(cfg.ablate.measures),
             "position_buckets": cfg.ablate.position_buckets, "bootstrap": cfg.ablate.bootstrap,
             "criteria": to_dict(cfg.ablate.criteria),

@@ -94,6 +94,9 @@ def test_a_fair_comparison_needs_fixed_steps_and_short_data(tmp_path):
     with pytest.raises(UserError, match="short-only"):
         check_pool_config(build(RunConfig, {"train": {"max_steps": 3}}))
     check_pool_config(build(RunConfig, {"train": {"max_steps": 3}, "ablate": {"arms": ["gateau", "random"]}}))
+    # a token budget may train by epochs: each arm's model on its own file, as it is
+    check_pool_config(build(RunConfig, {"train": {"max_steps": -1}, "ablate": {
+        "arms": ["gateau", "random"], "budget_unit": "response_tokens", "budget": 300}}))
 
 
 def test_a_run_folder_writes_only_in_its_folder_whatever_the_pool_placed_elsewhere(tmp_path):
