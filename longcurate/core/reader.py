@@ -10,13 +10,13 @@ came from. Records are plain dicts; what a stage needs from them is its own busi
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from longcurate.core.errors import UserError
+from longcurate.core.json_stream import iter_json_entries
 from longcurate.core.jsonl import RejectSink, file_digest, read_jsonl, reject
 from longcurate.core.records import RecordError
 
@@ -124,19 +124,8 @@ def _file_rows(path: Path, rejects: RejectSink | None) -> Iterator[Row]:
 
 
 def _json_rows(path: Path, rejects: RejectSink | None) -> Iterator[Row]:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 ({e})") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    if isinstance(data, dict):
-        entries = [(str(k), v) for k, v in data.items()]
-    elif isinstance(data, list):
-        entries = [(None, v) for v in data]
-    else:
-        raise UserError(f"{path}: expected a JSON list of records or a mapping of records")
-    for i, (key, obj) in enumerate(entries, start=1):
+    """A JSON list or mapping of records, streamed one entry at a time (`core.json_stream`)."""
+    for i, (key, obj) in enumerate(iter_json_entries(path), start=1):
         if not isinstance(obj, dict):
             reject(rejects, "not a JSON object", file=str(path), line=i, record_id=key)
             continue

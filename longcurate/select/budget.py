@@ -16,12 +16,11 @@ import logging
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import write_jsonl
+from longcurate.core.jsonl import atomic_open
 from longcurate.core.layout import budget_name, parse_budget
-from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
 
@@ -74,27 +73,33 @@ def require_figures(ranked: list[dict[str, Any]], methods: list[str]) -> None:
                             f"e.g. {lacking[:3]} (HMG scores made before IFD existed: score HMG again)")
 
 
-def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
-                  budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
-                  seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
-    """Write every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`)
-    into `out_dir`; returns {file: count}."""
+def plan_budgets(ranked: list[dict[str, Any]], budgets: list[float], methods: list[str], *, lengths: dict[str, int],
+                 seed: int = 0, overflow: str = "cap") -> dict[str, list[str]]:
+    """Every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`) and
+    the ids it holds, in order. `lengths`: each ranked id's token count (the `length` order)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"select.baselines: unknown budget method(s) {unknown}; use {list(METHODS)}")
     if overflow not in ("cap", "error"):
         raise UserError(f"select.budget_overflow must be cap or error, got {overflow!r}")
     require_figures(ranked, methods)
-    missing = [r["id"] for r in ranked if r["id"] not in samples]
-    if missing:
-        raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
-    lengths = lengths or {i: s.length for i, s in samples.items()}
     orders = method_orders(ranked, lengths, seed)
-    out_dir = Path(out_dir)
-    written: dict[str, int] = {}
+    plan: dict[str, list[str]] = {}
     for spec in budgets:
         size = budget_size(parse_budget(spec)[1], len(ranked), overflow)
         for m in methods:
-            path = out_dir / budget_name(m, spec)
-            written[path.name] = write_jsonl(path, (samples[i].to_dict() for i in orders[m][:size]))
+            plan[budget_name(m, spec)] = orders[m][:size]
+    return plan
+
+
+def write_budgets(plan: dict[str, list[str]], records: Mapping[str, str], out_dir: str | Path) -> dict[str, int]:
+    """Write each planned file into `out_dir` (atomic), its lines copied from `records` (id -> the
+    sample's JSON line, e.g. `chosen.ChosenRecords`); returns {file: count}."""
+    out_dir = Path(out_dir)
+    written: dict[str, int] = {}
+    for name, ids in plan.items():
+        with atomic_open(out_dir / name) as f:
+            for i in ids:
+                f.write(records[i] + "\n")
+        written[name] = len(ids)
     return written

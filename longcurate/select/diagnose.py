@@ -36,10 +36,29 @@ def auroc(scores: list[float], labels: list[bool]) -> float:
     return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+HMG_FIGURES = ("id", "hmg", "n_tokens", "gold_beyond_window", "nll_a", "nll_b")  # what diagnostics read
+
+
+def hmg_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """An HMG record reduced to the figures diagnostics read."""
+    return {k: record[k] for k in HMG_FIGURES if k in record}
+
+
+def cam_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A CAM record reduced to what diagnostics read of it: CAS, the gold segments, the top segment
+    by importance and by attention, the importance's entropy and the number of segments (not the
+    per-segment lists: a pool's worth of those would not fit in memory)."""
+    imp, att = record.get("importance") or [], record.get("segment_attn") or []
+    return {"id": record["id"], "cas": record.get("cas"), "gold_segments": record.get("gold_segments"),
+            "top_importance": int(np.argmax(imp)) if len(imp) else None,
+            "top_segment_attn": int(np.argmax(att)) if len(att) else None,
+            "importance_entropy": entropy_ratio(imp), "segments": len(imp)}
+
+
 def top_hits(cam: list[dict[str, Any]], kinds: dict[str, str], key: str, kind: str = "fine",
              gold_ids: set[str] | None = None) -> tuple[int, int, int]:
-    """(hits, counted, gold not among the kept segments) for the argmax of `key` over segments, over
-    the samples that have gold spans (`gold_ids`; None: every sample)."""
+    """(hits, counted, gold not among the kept segments) for the top segment by `key` (`cam_summary`'s
+    `top_<key>`), over the samples that have gold spans (`gold_ids`; None: every sample)."""
     hits = counted = dropped = 0
     for r in cam:
         if kinds.get(r["id"]) != kind or (gold_ids is not None and str(r["id"]) not in gold_ids):
@@ -51,7 +70,7 @@ def top_hits(cam: list[dict[str, Any]], kinds: dict[str, str], key: str, kind: s
             dropped += 1
             continue
         counted += 1
-        hits += int(int(np.argmax(r[key])) in set(gold))
+        hits += int(r[f"top_{key}"] in set(gold))
     return hits, counted, dropped
 
 
@@ -65,15 +84,16 @@ def entropy_ratio(p: list[float]) -> float:
 
 
 def cas_sanity(hmg: list[dict[str, Any]], cam: list[dict[str, Any]]) -> dict[str, Any]:
-    """CAS against length and segment count, and how flat importance is (see the module doc)."""
+    """CAS against length and segment count, and how flat importance is (see the module doc); `cam`
+    holds `cam_summary` records."""
     length = {str(r["id"]): r["n_tokens"] for r in hmg if "n_tokens" in r}
     rows = [r for r in cam if str(r["id"]) in length and r.get("cas") is not None]
     cas = [float(r["cas"]) for r in rows]
-    ent = [entropy_ratio(r["importance"]) for r in rows]
+    ent = [r["importance_entropy"] for r in rows]
     out: dict[str, Any] = {
         "cas_n": len(rows),
         "cas_spearman_length": spearman(cas, [length[str(r["id"])] for r in rows]),
-        "cas_spearman_segments": spearman(cas, [len(r["importance"]) for r in rows]),
+        "cas_spearman_segments": spearman(cas, [r["segments"] for r in rows]),
         "importance_entropy": float(np.nanmean(ent)) if any(e == e for e in ent) else float("nan"),
     }
     rho = max(abs(out["cas_spearman_length"]), abs(out["cas_spearman_segments"]))
@@ -114,7 +134,7 @@ def gold_figures(kinds: dict[str, str], hmg: list[dict[str, Any]], cam: list[dic
 
 def diagnose(kinds: dict[str, str], hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None,
              gold_ids: set[str] | None = None) -> dict[str, Any]:
-    """The diagnostics as a dict: the gold figures when some sample has gold spans (`gold_ids`, None:
+    """The diagnostics as a dict (`hmg`: HMG records or their `hmg_summary`; `cam`: `cam_summary` records): the gold figures when some sample has gold spans (`gold_ids`, None:
     assume every sample has), else `gold_samples: 0` only; the CAS sanity figures when CAM ran."""
     out: dict[str, Any] = gold_figures(kinds, hmg, cam, gold_ids) if gold_ids is None or gold_ids else {"gold_samples": 0}
     if cam:

@@ -12,7 +12,8 @@ from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import ConfigError, SettingsChanged
 from longcurate.core.jsonl import read_jsonl
-from longcurate.select.budget import write_budgets
+from longcurate.core.jsonl import dumps
+from longcurate.select.budget import plan_budgets, write_budgets
 from longcurate.select.stage import load_sample_map
 
 
@@ -53,8 +54,9 @@ def test_sample_budget_equals_selects_budget_files(tmp_path, fake_pool):
     cfg = config(tmp_path, budget=7)
     arms = write_arms(cfg, AblationLayout.of(cfg))
     samples = load_sample_map(cfg)
-    write_budgets(ranked, samples, tmp_path / "budgets", [7], ["gateau", "random", "hmg-only", "cam-only", "length"],
-                  lengths=lengths, seed=cfg.seed)
+    plan = plan_budgets(ranked, [7], ["gateau", "random", "hmg-only", "cam-only", "length"], lengths=lengths,
+                        seed=cfg.seed)
+    write_budgets(plan, {i: dumps(s.to_dict()) for i, s in samples.items()}, tmp_path / "budgets")
     for name in ("gateau", "random", "hmg-only", "cam-only", "length"):
         assert arms[name].path.read_bytes() == (tmp_path / "budgets" / f"{name}-7.jsonl").read_bytes(), name
 

@@ -10,8 +10,9 @@ import pytest
 
 from longcurate.core.records import Sample
 from longcurate.core.layout import parse_budget
-from longcurate.select.budget import budget_size, write_budgets
-from longcurate.select.diagnose import auroc, diagnose
+from longcurate.core.jsonl import dumps
+from longcurate.select.budget import budget_size, plan_budgets, write_budgets
+from longcurate.select.diagnose import auroc, cam_summary, diagnose
 from longcurate.select.rank import average_ranks, rank_scores, spearman
 
 HMG = [{"id": "a", "hmg": 0.9}, {"id": "b", "hmg": -0.5}, {"id": "c", "hmg": 0.1}, {"id": "d", "hmg": 0.4}]
@@ -63,11 +64,17 @@ def _samples(ids):
                                  "length": 10 * (k + 1)}) for k, i in enumerate(ids)}
 
 
+def write_sample_budgets(ranked, samples, out_dir, budgets, methods, **kw):
+    """Budget files from samples held in memory, ordered by their `length` fields."""
+    plan = plan_budgets(ranked, budgets, methods, lengths={i: s.length for i, s in samples.items()}, **kw)
+    return write_budgets(plan, {i: dumps(s.to_dict()) for i, s in samples.items()}, out_dir)
+
+
 def test_budgets_and_baselines(tmp_path):
     ranked, _ = rank_scores(HMG, CAM, alpha=0.8, normalize="paper")
     samples = _samples("abcd")
-    written = write_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
-                                                                      "cam-only", "length"], seed=0)
+    written = write_sample_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
+                                                                             "cam-only", "length"], seed=0)
     assert written["gateau-2.jsonl"] == 2 and written["gateau-0.5.jsonl"] == 2
     assert written["gateau-10.jsonl"] == 4  # capped to the data
     read = lambda name: [json.loads(x)["id"] for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
@@ -81,7 +88,7 @@ def test_budgets_and_baselines(tmp_path):
     line = json.loads((tmp_path / "gateau-2.jsonl").read_text().splitlines()[0])
     assert Sample.from_dict(line).id == ranked[0]["id"] and "messages" in line
     with pytest.raises(ValueError, match="larger than"):
-        write_budgets(ranked, samples, tmp_path, [10], ["gateau"], overflow="error")
+        write_sample_budgets(ranked, samples, tmp_path, [10], ["gateau"], overflow="error")
 
 
 def test_parse_budget():
@@ -111,6 +118,7 @@ def test_diagnose_counts():
            {"id": "d", "importance": [0.2, 0.8], "segment_attn": [0.9, 0.1], "gold_segments": [0, 1]}]
     hmg = [{"id": "a", "hmg": 0.9, "gold_beyond_window": True}, {"id": "b", "hmg": 0.1, "gold_beyond_window": False},
            {"id": "c", "hmg": 0.5, "gold_beyond_window": True}, {"id": "d", "hmg": 0.2, "gold_beyond_window": False}]
+    cam = [cam_summary(r) for r in cam]
     d = diagnose(kinds, hmg, cam)
     assert d["top_importance_gold"] == 1.0 and d["top_importance_gold_n"] == 2
     assert d["top_attention_gold"] == 0.5
