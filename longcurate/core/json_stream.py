@@ -15,6 +15,7 @@ from longcurate.core.errors import UserError
 
 BLOCK = 1 << 20
 _WHITESPACE = " \t\n\r"
+_DELIMITERS = _WHITESPACE + ",]}"
 
 
 class _Text:
@@ -56,8 +57,8 @@ class _Text:
         return c
 
     def value(self, decoder: json.JSONDecoder) -> Any:
-        """The next JSON value; a value that ends where the window ends is trusted only at the end of
-        the file (a number may go on in the next block)."""
+        """The next JSON value. A number is trusted only once a delimiter follows it (or the file ends):
+        the window may have cut `333.5` to `333.` or `333`, which decode to a shorter number."""
         self.peek()
         while True:
             try:
@@ -66,7 +67,9 @@ class _Text:
                 if self.more():
                     continue
                 raise UserError(f"{self.path}:{self.lines_before + e.lineno}: invalid JSON: {e.msg}") from None
-            if end < len(self.text) or not self.more():
+            number = isinstance(obj, (int, float)) and not isinstance(obj, bool)
+            complete = end < len(self.text) and (not number or self.text[end] in _DELIMITERS)
+            if complete or not self.more():
                 self.pos = end
                 return obj
 

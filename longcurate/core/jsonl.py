@@ -130,7 +130,7 @@ class Rejects:
 
 @dataclass(frozen=True)
 class Rejection:
-    """One `RejectSink.add` call, kept to be replayed."""
+    """One `RejectSink.add` call, kept to be replayed (e.g. `select.sample_index.CountedRejects`)."""
 
     reason: str
     file: str | None = None
@@ -146,21 +146,6 @@ class DiscardRejects(RejectSink):
     def add(self, reason: str, *, file: str | None = None, line: int | None = None,
             field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
         return None
-
-
-@dataclass
-class RecordedRejects(RejectSink):
-    """Keeps every reject, so one parse of an input can feed several quarantines (`replay`)."""
-
-    rejections: list[Rejection] = field(default_factory=list)
-
-    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
-            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
-        self.rejections.append(Rejection(reason, file, line, field_name, record_id, raw))
-
-    def replay(self, sink: RejectSink) -> None:
-        for r in self.rejections:
-            sink.add(r.reason, file=r.file, line=r.line, field_name=r.field_name, record_id=r.record_id, raw=r.raw)
 
 
 def read_json_if_valid(path: str | os.PathLike) -> Any | None:

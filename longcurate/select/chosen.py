@@ -3,8 +3,8 @@
 - `ChosenRecords`: the budget files' samples (a few thousand of a pool of any size) copied out of the
   input into a spill file as the JSON lines the budget files hold; the files are then written in
   each method's order from there.
-- `sample_facts`: each sample's `kind` and whether it has gold spans (the diagnostics' labels), and
-  its `length` field (the `length` order when the scores carry no token counts).
+- `sample_facts`: each sample's `kind` and whether it has gold spans (the diagnostics' labels);
+  `sample_lengths`: its `length` field (the `length` order when the scores carry no token counts).
 
 The input's bad lines were quarantined when it was scored, so they are passed over here.
 """
@@ -66,22 +66,25 @@ class ChosenRecords(Mapping):
 
 @dataclass
 class SampleFacts:
-    """Per sample id: its kind, its `length` field; and the ids that have gold spans."""
+    """Per sample id its kind; and the ids that have gold spans."""
 
     kinds: dict[str, str] = field(default_factory=dict)
-    lengths: dict[str, int] = field(default_factory=dict)
     gold: set[str] = field(default_factory=set)
 
 
 def sample_facts(path: str | Path, allow_download: bool = False) -> SampleFacts:
-    """The facts of every valid sample of the input, from one streaming pass."""
+    """The kind and gold flag of every valid sample of the input, from one streaming pass."""
     facts = SampleFacts()
     for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download):
         facts.kinds[s.id] = s.kind
-        facts.lengths[s.id] = s.length
         if s.gold:
             facts.gold.add(s.id)
     return facts
 
 
-__all__ = ["ChosenRecords", "SampleFacts", "sample_facts"]
+def sample_lengths(path: str | Path, allow_download: bool = False) -> dict[str, int]:
+    """Every valid sample's own `length` field, from one streaming pass."""
+    return {s.id: s.length for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download)}
+
+
+__all__ = ["ChosenRecords", "SampleFacts", "sample_facts", "sample_lengths"]

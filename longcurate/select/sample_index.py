@@ -34,15 +34,22 @@ class Owned:
 
 
 @dataclass
-class _CountedRejects(RejectSink):
-    """Keeps each parse reject with how many valid samples came before it."""
+class CountedRejects(RejectSink):
+    """Keeps each reject with how many valid samples were read before it (`before()` at that time), so
+    they can be replayed as a pass stopping at any limit would have met them."""
 
-    before: Callable[[], int]
+    before: Callable[[], int] = lambda: 0
     kept: list[tuple[int, Rejection]] = field(default_factory=list)
 
     def add(self, reason: str, *, file: str | None = None, line: int | None = None,
             field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
         self.kept.append((self.before(), Rejection(reason, file, line, field_name, record_id, raw)))
+
+    def replay(self, sink: RejectSink, limit: int | None = None) -> None:
+        """The rejects met before the `limit`-th valid sample (all with None), into `sink`."""
+        for before, r in self.kept:
+            if limit is None or before < limit:
+                sink.add(r.reason, file=r.file, line=r.line, field_name=r.field_name, record_id=r.record_id, raw=r.raw)
 
 
 @dataclass
@@ -53,7 +60,7 @@ class InputIndex:
     source: str
     ids: list[str]
     lines: list[int]
-    rejects: list[tuple[int, Rejection]]
+    rejects: CountedRejects
     limit: int | None
     owned: list[Owned] = field(default_factory=list)
     spill: RecordSpill | None = None
@@ -64,7 +71,7 @@ class InputIndex:
         """One pass over `path`; with `owns` and `beside`, the owned samples go to a spill file there."""
         seen: list[str] = []
         lines: list[int] = []
-        rejects = _CountedRejects(lambda: len(seen))
+        rejects = CountedRejects(lambda: len(seen))
         spill = RecordSpill(beside) if owns is not None and beside is not None else None
         owned: list[Owned] = []
         try:
@@ -77,7 +84,7 @@ class InputIndex:
             if spill is not None:
                 spill.close()
             raise
-        return cls(str(path), seen, lines, rejects.kept, limit, owned, spill)
+        return cls(str(path), seen, lines, rejects, limit, owned, spill)
 
     def covers(self, limit: int | None) -> bool:
         """Whether this pass read at least as far as a pass stopping at `limit` would have."""
@@ -101,9 +108,7 @@ class InputIndex:
 
     def replay(self, sink: RejectSink, limit: int | None) -> None:
         """The parse rejects a pass stopping at `limit` meets, into `sink`."""
-        for before, r in self.rejects:
-            if limit is None or before < limit:
-                sink.add(r.reason, file=r.file, line=r.line, field_name=r.field_name, record_id=r.record_id, raw=r.raw)
+        self.rejects.replay(sink, limit)
 
     def sample(self, slot: int) -> Sample:
         """An owned sample, read back from the spill file."""
@@ -117,4 +122,4 @@ class InputIndex:
             self.spill = None
 
 
-__all__ = ["InputIndex", "Owned"]
+__all__ = ["InputIndex", "Owned", "CountedRejects"]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.select")
+# What a ranked record holds; 2: it carries `n_tokens`. A ranking of an earlier format is made again.
+RANKED_FORMAT = 2
 
 
 def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
@@ -47,7 +49,7 @@ def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None
         raise FileNotFoundError(2, "HMG scores not found (run `longcurate select score hmg`)", str(hmg_path))
     spec = rank_spec(output or command_output(cfg, cfg.layout().ranked),
                      {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
-                      "cam": file_digest(cam_path) if has_cam else None})
+                      "cam": file_digest(cam_path) if has_cam else None, "format": RANKED_FORMAT})
 
     def rank(run: StepRun) -> dict[str, Any]:
         with Rejects(run.rejected) as rejects:
@@ -87,11 +89,11 @@ def budget_lengths(cfg: RunConfig, ranked: list[dict[str, Any]]) -> dict[str, in
     counted = {str(r["id"]): int(r["n_tokens"]) for r in ranked if "n_tokens" in r}
     if counted:
         return counted
-    from longcurate.select.chosen import sample_facts
+    from longcurate.select.chosen import sample_lengths
 
     log.warning("the ranking carries no token counts (scores made before n_tokens): the length budget "
                 "orders by the samples' own `length` field")
-    return sample_facts(input_path(cfg), cfg.allow_download).lengths
+    return sample_lengths(input_path(cfg), cfg.allow_download)
 
 
 def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None) -> dict[str, Any]:
@@ -141,7 +143,7 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     figures are not finite numbers are left out, as rank leaves them out. Streams: the samples give
     their kinds and gold flags, the score files the few figures diagnostics read."""
     from longcurate.select.chosen import sample_facts
-    from longcurate.select.diagnose import cam_summary, diagnose, format_report, hmg_summary
+    from longcurate.select.diagnose import diagnose, format_report
     from longcurate.select.rank_input import bad_number
 
     layout = cfg.layout()
@@ -149,8 +151,8 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     cam_path = cam_path or cam_scores(cfg)
     facts = sample_facts(input_path(cfg), cfg.allow_download)
     has_cam = cam_path is not None and cam_path.exists()
-    hmg = [hmg_summary(r) for r in iter_scores(hmg_path) if bad_number(r.get("hmg")) is None]
-    cam = [cam_summary(r) for r in iter_scores(cam_path) if bad_number(r.get("cas")) is None] if has_cam else None
+    hmg = (r for r in iter_scores(hmg_path) if bad_number(r.get("hmg")) is None)
+    cam = (r for r in iter_scores(cam_path) if bad_number(r.get("cas")) is None) if has_cam else None
     d = diagnose(facts.kinds, hmg, cam, facts.gold)
     write_json(command_output(cfg, layout.diagnostics), d)
     print(format_report(d))

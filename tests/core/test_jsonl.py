@@ -95,18 +95,6 @@ def test_file_digest(tmp_path):
     assert file_digest(out) != d
 
 
-def test_recorded_rejects_replay_into_a_quarantine(tmp_path):
-    from longcurate.core.jsonl import DiscardRejects, RecordedRejects
-
-    rec = RecordedRejects()
-    rec.add("bad: x", file="f", line=3, field_name="id", record_id="a")
-    DiscardRejects().add("ignored", file="f")
-    with Rejects(tmp_path / "q.jsonl") as q:
-        rec.replay(q)
-    assert json.loads((tmp_path / "q.jsonl").read_text()) == {"file": "f", "line": 3, "field": "id", "id": "a",
-                                                            "reason": "bad: x"}
-
-
 def test_a_byte_order_mark_on_the_first_line_is_tolerated(tmp_path):
     p = tmp_path / "bom.jsonl"
     p.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a"}\n{"id": "b"}\n')

@@ -18,7 +18,7 @@ from longcurate.core.records import Sample
 from longcurate.core.runner import StepSpec, run_step
 from longcurate.select.budget import METHODS, method_orders, plan_budgets
 from longcurate.select.cam import finalize_cam, softmax
-from longcurate.select.diagnose import cam_summary, cas_sanity, diagnose, format_report
+from longcurate.select.diagnose import cas_sanity, diagnose, format_report
 from longcurate.select.hmg import HmgFinalizer, ShortModel, check_same_tokenizer, finalize_hmg, hmg_records, minmax
 from longcurate.select.inputs import PromptBuilder
 from longcurate.select.rank import format_stats, rank_scores, spearman
@@ -166,14 +166,14 @@ def test_importance_temperature_at_merge():
 
 def test_cas_sanity_says_when_cas_is_a_length_proxy():
     hmg = [{"id": f"s{i}", "n_tokens": 1000 + 100 * i} for i in range(10)]
-    cam = [cam_summary({"id": f"s{i}", "cas": 0.01 * i, "importance": [1.0 / (i + 2)] * (i + 2)}) for i in range(10)]
+    cam = [{"id": f"s{i}", "cas": 0.01 * i, "importance": [1.0 / (i + 2)] * (i + 2)} for i in range(10)]
     d = cas_sanity(hmg, cam)
     assert d["cas_spearman_length"] == pytest.approx(1.0) and d["cas_spearman_segments"] == pytest.approx(1.0)
     assert d["importance_entropy"] == pytest.approx(1.0) and d["cas_length_proxy"]
     report = format_report(diagnose({}, hmg, cam))
     assert "CAS is mostly a length proxy" in report and "gold" not in report
     rng = random.Random(1)
-    cam = [cam_summary({"id": f"s{i}", "cas": rng.random(), "importance": [0.7, 0.1, 0.1, 0.1]}) for i in range(10)]
+    cam = [{"id": f"s{i}", "cas": rng.random(), "importance": [0.7, 0.1, 0.1, 0.1]} for i in range(10)]
     d = cas_sanity(hmg, cam)
     assert not d["cas_length_proxy"] and d["importance_entropy"] < 0.95
     assert spearman([r["cas"] for r in cam], [r["n_tokens"] for r in hmg]) == pytest.approx(d["cas_spearman_length"])

@@ -12,7 +12,7 @@ from longcurate.core.records import Sample
 from longcurate.core.layout import parse_budget
 from longcurate.core.jsonl import dumps
 from longcurate.select.budget import budget_size, plan_budgets, write_budgets
-from longcurate.select.diagnose import auroc, cam_summary, diagnose
+from longcurate.select.diagnose import auroc, diagnose
 from longcurate.select.rank import average_ranks, rank_scores, spearman
 
 HMG = [{"id": "a", "hmg": 0.9}, {"id": "b", "hmg": -0.5}, {"id": "c", "hmg": 0.1}, {"id": "d", "hmg": 0.4}]
@@ -118,7 +118,6 @@ def test_diagnose_counts():
            {"id": "d", "importance": [0.2, 0.8], "segment_attn": [0.9, 0.1], "gold_segments": [0, 1]}]
     hmg = [{"id": "a", "hmg": 0.9, "gold_beyond_window": True}, {"id": "b", "hmg": 0.1, "gold_beyond_window": False},
            {"id": "c", "hmg": 0.5, "gold_beyond_window": True}, {"id": "d", "hmg": 0.2, "gold_beyond_window": False}]
-    cam = [cam_summary(r) for r in cam]
     d = diagnose(kinds, hmg, cam)
     assert d["top_importance_gold"] == 1.0 and d["top_importance_gold_n"] == 2
     assert d["top_attention_gold"] == 0.5
