@@ -6,6 +6,7 @@ of it under the SmolLM2 tokenizer (`CHARS_PER_TOKEN`, checked by the score step'
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Callable
@@ -52,14 +53,23 @@ def sample(i: int, rng: random.Random, chars: int) -> dict:
 
 
 def write_lines(path: Path, records) -> None:
-    """Write (atomically) unless the file is there: inputs are made once per size and reused."""
+    """Write (atomically) unless the file is there: inputs are made once per size and reused. A
+    record is a dict, or a line already serialized."""
     if path.exists():
         return
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for r in records:
-            f.write(_dumps(r) + "\n")
+            f.write((r if isinstance(r, str) else _dumps(r)) + "\n")
     tmp.replace(path)
+
+
+def _with_id(make: Callable[[random.Random], dict], seed: int, rows: int, pool: int = 997):
+    """`rows` lines `{"id": "s<i>", ...}` whose other fields come from a pool of `pool` records made
+    by `make` (serialized once: full-precision floats to parse, at the cost of a string join)."""
+    rng = random.Random(seed)
+    bodies = [_dumps(make(rng))[1:] for _ in range(pool)]
+    return (f'{{"id": "s{i:07d}", {bodies[i % pool]}' for i in range(rows))
 
 
 def samples(folder: Path, rows: int, chars: int = 1500, name: str = "samples.jsonl") -> Path:
@@ -69,33 +79,32 @@ def samples(folder: Path, rows: int, chars: int = 1500, name: str = "samples.jso
     return path
 
 
-def _hmg(i: int, rng: random.Random) -> dict:
+def _hmg(rng: random.Random) -> dict:
     nll_a, nll_b, alone = rng.uniform(1, 4), rng.uniform(1, 3), rng.uniform(2, 5)
     n = rng.randint(300, 900)
-    return {"id": f"s{i:07d}", "nll_a": nll_a, "ppl_a": 2.718 ** nll_a, "nll_b": nll_b, "ppl_b": 2.718 ** nll_b,
-            "nll_b_alone": alone, "ppl_b_alone": 2.718 ** alone, "ifd": 2.718 ** (nll_b - alone),
+    return {"nll_a": nll_a, "ppl_a": math.exp(nll_a), "nll_b": nll_b, "ppl_b": math.exp(nll_b),
+            "nll_b_alone": alone, "ppl_b_alone": math.exp(alone), "ifd": math.exp(nll_b - alone),
             "n_response_tokens": 12, "n_tokens": n, "n_tokens_a": min(n, 1024), "model_a": "smollm2@window1024",
             "window_a": 1024, "model_b": "smollm2", "window_b": None, "prompt_format": "chat", "truncated": 0,
             "gold_beyond_window": rng.random() < 0.5, "norm_ppl_a": rng.random(), "norm_ppl_b": rng.random(),
             "hmg": rng.uniform(-1, 1)}
 
 
-def _cam(i: int, rng: random.Random) -> dict:
+def _cam(rng: random.Random) -> dict:
     nll = [rng.uniform(1, 3) for _ in range(SEGMENTS)]
-    imp = [2.718 ** -x for x in nll]
+    imp = [math.exp(-x) for x in nll]
     total = sum(imp)
-    return {"id": f"s{i:07d}", "segments": list(range(SEGMENTS)), "num_segments_total": SEGMENTS,
-            "segment_ppl": [2.718 ** x for x in nll], "importance": [x / total for x in imp],
+    return {"segments": list(range(SEGMENTS)), "num_segments_total": SEGMENTS,
+            "segment_ppl": [math.exp(x) for x in nll], "importance": [x / total for x in imp],
             "segment_attn": [rng.random() / SEGMENTS for _ in range(SEGMENTS)], "cas": rng.random(),
             "cas_metric": "cos", "gold_segments": [rng.randrange(SEGMENTS)], "model": "smollm2", "layers": None,
             "prompt_format": "chat"}
 
 
 def scores(folder: Path, rows: int) -> tuple[Path, Path]:
-    rng = random.Random(2)
     hmg, cam = folder / "hmg.jsonl", folder / "cam.jsonl"
-    write_lines(hmg, (_hmg(i, rng) for i in range(rows)))
-    write_lines(cam, (_cam(i, rng) for i in range(rows)))
+    write_lines(hmg, _with_id(_hmg, 2, rows))
+    write_lines(cam, _with_id(_cam, 3, rows))
     return hmg, cam
 
 
@@ -112,17 +121,20 @@ def ranked(folder: Path, rows: int) -> Path:
 
 
 def cam_parts(folder: Path, rows: int, config: Callable[[Path], object]) -> None:
-    """CAM part files of two shards (each longest first, as scoring writes them), finished through
-    the step runner with the settings `config(folder)` scores with, ready for `select merge`."""
+    """CAM part files of two shards, each in its own shuffled order (scoring writes them longest
+    first, not in input order), finished through the step runner with the settings `config(folder)`
+    scores with, ready for `select merge`."""
     from longcurate.core.runner import run_step
     from longcurate.select.steps import ScoreSteps
 
     steps = ScoreSteps.of(config(folder), "cam")
+    rng = random.Random(3)
+    bodies = [_dumps(_cam(rng))[1:] for _ in range(997)]
     for k in (0, 1):
-        rng = random.Random(10 + k)
-        ids = [i for i in range(rows) if i % 2 == k]
-        rng.shuffle(ids)
-        run_step(steps.part(k, 2), lambda run: write_lines(run.output, (_cam(i, rng) for i in ids)) or {})
+        order = list(range(k, rows, 2))
+        random.Random(10 + k).shuffle(order)
+        part = (f'{{"id": "s{i:07d}", {bodies[i % 997]}' for i in order)
+        run_step(steps.part(k, 2), lambda run: write_lines(run.output, part) or {})
 
 
 def chat(i: int, rng: random.Random, turns: int = 4, chars: int = 250) -> dict:
