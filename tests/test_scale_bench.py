@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("rank", "budget", "diagnose", "merge", "score-input", "mix", "tokenize", "json-array")
 
 
+@pytest.mark.slow
 def test_scale_bench_quick(tmp_path):
     table = tmp_path / "table.md"
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks/scale_bench.py"), "--quick", "--work", str(tmp_path),
