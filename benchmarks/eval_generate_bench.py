@@ -32,8 +32,8 @@ def main() -> None:
 
     from longcurate.core.models import SMOLLM2_ALIAS, load_model, load_tokenizer
     from oracles.models import random_llama
-    from longcurate.eval.generate import GenRequest
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.model import GenRequest
+    from longcurate.eval.hf_backend import HFModel
     from longcurate.eval.sources import corpus_sentences
 
     tok = load_tokenizer(SMOLLM2_ALIAS)
@@ -50,7 +50,7 @@ def main() -> None:
         reqs.append(GenRequest(f"p{i}", " ".join(text) + "\n\nWhich sentence mentions a year? Quote it.", args.new))
 
     def timed(batch: int):
-        gen = HFGenerator(model, tok, batch_size=batch, max_batch_tokens=1 << 20, progress=False)
+        gen = HFModel(model, tok, batch_size=batch, max_batch_tokens=1 << 20, progress=False)
         gen.generate(reqs[:1])  # warm-up
         w, c = time.perf_counter(), time.process_time()
         out = gen.generate(reqs)

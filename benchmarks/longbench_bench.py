@@ -24,7 +24,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 def reference_fit(text, tokenizer, budget, template):
     """Re-tokenize the whole prompt for every candidate limit."""
-    from longcurate.eval.generate import render_prompt
+    from longcurate.eval.render import render_prompt
     from longcurate.eval.longbench_prompts import truncate_middle
 
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])

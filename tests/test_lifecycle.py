@@ -23,10 +23,7 @@ LOCK = "output_lock"
 NOT_YET_ON_THE_RUNNER = frozenset({
     "longcurate/ablate/arms.py",
     "longcurate/ablate/stage.py",
-    "longcurate/eval/items.py",
     "longcurate/eval/judge.py",
-    "longcurate/eval/nll.py",
-    "longcurate/eval/stage.py",
 })
 
 

@@ -1,4 +1,4 @@
-"""Part `generation`: the eval stage's `hf` backend (longcurate.eval.hf_backend.HFGenerator) with
+"""Part `generation`: the eval stage's `hf` backend (longcurate.eval.hf_backend.HFModel) with
 8K-token prompts on a random ~1B Llama: greedy tokens/s batched (left padding) against one prompt at a
 time, in bf16; then the same comparison in fp32, where the outputs must be identical (in bf16 a
 near-tie between two logits may flip the argmax of a batched row, which is rounding, not a bug)."""
@@ -13,7 +13,7 @@ from gpu.runner import Context
 
 
 def requests(ctx: Context, vocab: int, new_tokens: int) -> list:
-    from longcurate.eval.generate import GenRequest
+    from longcurate.eval.model import GenRequest
 
     s = ctx.sizes
     rng = random.Random(5)
@@ -31,13 +31,13 @@ def first_difference(a: str, b: str) -> int | None:
 
 def compare(model, tokenizer, reqs: list, batch: int, device: str) -> dict:
     """One prompt at a time, then `batch` at a time: seconds, new tokens/s, and where outputs differ."""
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.hf_backend import HFModel
 
     context = model.config.max_position_embeddings
 
     def generator(batch_size: int):
-        return HFGenerator(model, tokenizer, batch_size=batch_size, max_batch_tokens=1 << 30, max_context=context,
-                           progress=False)
+        return HFModel(model, tokenizer, batch_size=batch_size, max_batch_tokens=1 << 30, max_context=context,
+                       progress=False)
 
     generator(1).generate(reqs[:1])  # warm-up
     single, t1, _ = measure(lambda: generator(1).generate(reqs), device)

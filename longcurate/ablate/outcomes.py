@@ -1,9 +1,8 @@
-"""Per-item outcomes of one evaluated model, read from the files its eval stage wrote:
-
-- `nll`: `<eval>/<label>/nll/items.jsonl`, one line per item `{id, source, task, position, nll,
-  n_tokens}`: the answer's mean NLL (nats per token) given its long context; lower is better.
-- `probes`: `<eval>/<label>/probes/predictions.jsonl`, one line per probe with its `score` (generation
-  accuracy, 0..1) and `key_token_fraction` (where the key sits); higher is better.
+"""Per-item outcomes of one evaluated model, read from the per-item file its eval task wrote. Which
+tasks have one, where it is, which field holds the value, which direction is better and what the value
+is all come from eval's task registry (`longcurate.eval.tasks`): e.g. `nll` (`nll/items.jsonl`, the
+answer's mean NLL given its long context; lower is better) and `probes` (`probes/predictions.jsonl`,
+generation accuracy 0..1 with where the key sits; higher is better).
 """
 
 from __future__ import annotations
@@ -13,11 +12,12 @@ from pathlib import Path
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_jsonl
+from longcurate.core.layout import EvalModelFiles
+from longcurate.eval.tasks import TASKS, PerItem, measured_tasks
 
-# measure -> (file under the model's eval folder, which direction is better, what the value is)
-MEASURE_FILES = {"nll": Path("nll") / "items.jsonl", "probes": Path("probes") / "predictions.jsonl"}
-BETTER = {"nll": "lower", "probes": "higher"}
-UNITS = {"nll": "answer NLL, nats per answer token", "probes": "probe generation accuracy (0-1)"}
+# measure -> which direction is better, and what the value is (the task's primary metric)
+BETTER = {m: TASKS[m].primary.better for m in measured_tasks()}
+UNITS = {m: TASKS[m].primary.unit for m in measured_tasks()}
 
 
 @dataclass(frozen=True)
@@ -31,35 +31,38 @@ class Outcome:
     value: float
 
 
-def parse_nll(obj: dict, where: str) -> Outcome:
-    try:
-        pos = obj.get("position")
-        return Outcome(f"{obj['source']}:{obj['id']}", str(obj["source"]), str(obj.get("task", "")),
-                       None if pos is None else float(pos), float(obj["nll"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{where}: not an nll item line ({e!r})") from None
+def per_item(measure: str) -> PerItem:
+    task = TASKS.get(measure)
+    if task is None or task.per_item is None:
+        raise UserError(f"{measure!r} is not an eval task measured item by item; those are {measured_tasks()}")
+    return task.per_item
 
 
-def parse_probe(obj: dict, where: str) -> Outcome:
+def outcome_file(model_eval_dir: Path, measure: str) -> Path:
+    """Where one model's per-item outcomes of `measure` are (`<eval>/<label>/...`)."""
+    return per_item(measure).file(EvalModelFiles(Path(model_eval_dir)))
+
+
+def parse_outcome(obj: dict, spec: PerItem, where: str) -> Outcome:
     try:
-        pos = obj.get("key_token_fraction")
-        return Outcome(f"probe:{obj['id']}", "probe", str(obj.get("task", "")),
-                       None if pos is None else float(pos), float(obj["score"]))
+        source = spec.source or str(obj["source"])
+        pos = obj.get(spec.position)
+        return Outcome(f"{source}:{obj['id']}", source, str(obj.get("task", "")), None if pos is None else float(pos),
+                       float(obj[spec.value]))
     except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{where}: not a probe prediction line ({e!r})") from None
+        raise UserError(f"{where}: not a per-item line with '{spec.value}' ({e!r})") from None
 
 
 def read_outcomes(model_eval_dir: Path, measure: str) -> dict[str, Outcome]:
     """Every item's outcome of `measure` for one model (a later line for the same item wins)."""
-    path = Path(model_eval_dir) / MEASURE_FILES[measure]
+    spec, path = per_item(measure), outcome_file(model_eval_dir, measure)
     if not path.exists():
         raise UserError(f"{path} not found: the run's eval did not measure {measure}")
-    parse = parse_nll if measure == "nll" else parse_probe
     out = {}
     for line, obj in read_jsonl(path):
-        o = parse(obj, f"{path}:{line}")
+        o = parse_outcome(obj, spec, f"{path}:{line}")
         out[o.key] = o
     return out
 
 
-__all__ = ["Outcome", "MEASURE_FILES", "BETTER", "UNITS", "read_outcomes"]
+__all__ = ["Outcome", "BETTER", "UNITS", "outcome_file", "read_outcomes"]

@@ -73,8 +73,7 @@ def eval_section(cfg: RunConfig, ab: AblationLayout, models: list[str]):
     measures asked for."""
     e = cfg.eval
     return replace(e, models=list(models), run=list(cfg.ablate.measures), checkpoint=None, output_dir=None,
-                   probes=replace(e.probes, output=str(ab.probes)), needle=replace(e.needle, output=str(ab.needle)),
-                   longbench=replace(e.longbench, output_dir=None))
+                   probes=replace(e.probes, output=str(ab.probes)), needle=replace(e.needle, output=str(ab.needle)))
 
 
 def run_folder_config(cfg: RunConfig, folder: Path, ab: AblationLayout, models: list[str]) -> RunConfig:

@@ -21,7 +21,7 @@ from longcurate.ablate.analysis import MeasureStats, measure_stats
 from longcurate.ablate.arms import Arm, write_arms
 from longcurate.ablate.config import BASELINE
 from longcurate.ablate.layout import AblationLayout
-from longcurate.ablate.outcomes import MEASURE_FILES, read_outcomes
+from longcurate.ablate.outcomes import outcome_file, read_outcomes
 from longcurate.ablate.runs import (Run, check_pool_config, execute, plan_runs, seen_tokens, short_size,
                                     trained_runs)
 from longcurate.core.completion import Step
@@ -108,7 +108,7 @@ def report_step(cfg: RunConfig, ab: AblationLayout, arms: dict[str, Arm], runs: 
     """report.json, policy `redo`: the report is cheap and wholly decided by the per-item files (their
     digests), the arm files and the ablation's settings; report.md and the plots are written with it."""
     files = [{"arm": r.arm, "seed": r.seed,
-              **{m: file_digest(r.eval_dir / MEASURE_FILES[m]) for m in cfg.ablate.measures}} for r in runs]
+              **{m: file_digest(outcome_file(r.eval_dir, m)) for m in cfg.ablate.measures}} for r in runs]
     settings = {"format": REPORT_FORMAT, "ablate": to_dict(cfg.ablate) | {"output": None}, "runs": files,
                 "arms": {a: file_digest(arm.path) for a, arm in arms.items()}, "setup": setup_of(cfg, arms)}
     return Step(ab.report_json, settings, on_change="redo", name="the ablation report")

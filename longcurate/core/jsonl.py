@@ -1,10 +1,19 @@
 """JSONL I/O that never loses a record: rejected lines go to a quarantine file, writes are atomic,
-appends are resumable by `id`."""
+appends are resumable by `id`.
+
+One rule for numbers: JSON has no NaN or Infinity, so every JSON text the project writes goes through
+`finite_json`, which writes a non-finite number as `null` and says so (a warning naming the file and
+the places, once per file and process; further ones at debug level). A reader then sees "no value"
+instead of failing on a bare `NaN` that Python alone accepts.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
+import math
 import os
 import tempfile
 from collections import Counter
@@ -12,11 +21,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 
+log = logging.getLogger("longcurate.jsonl")
+_WARNED: set[str] = set()  # files already warned about non-finite numbers in this process
 
 
-def dumps(record: dict[str, Any]) -> str:
-    """One canonical JSON line: the same record always gives the same bytes."""
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+def finite_json(obj: Any, where: str | os.PathLike = "JSON", **kw: Any) -> str:
+    """`json.dumps(obj, **kw)` with NaN and +-Infinity written as null (and reported, see the module
+    doc); `where` names the file for the report."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError as e:
+        if "Out of range float" not in str(e):
+            raise
+    places: list[str] = []
+    clean = _nulled(obj, "$", places)
+    where = str(where)
+    log.log(logging.DEBUG if where in _WARNED else logging.WARNING,
+            "%s: %d non-finite number(s) (NaN or Infinity) written as null, at %s%s", where, len(places),
+            ", ".join(places[:5]), " ..." if len(places) > 5 else "")
+    _WARNED.add(where)
+    return json.dumps(clean, allow_nan=False, **kw)
+
+
+def _nulled(obj: Any, place: str, places: list[str]) -> Any:
+    """`obj` with every non-finite float replaced by None; their JSON paths appended to `places`."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        places.append(place)
+        return None
+    if isinstance(obj, dict):
+        return {k: _nulled(v, f"{place}.{k}", places) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nulled(v, f"{place}[{i}]", places) for i, v in enumerate(obj)]
+    return obj
+
+
+def dumps(record: dict[str, Any], where: str | os.PathLike = "JSON") -> str:
+    """One canonical JSON line: the same record always gives the same bytes (non-finite numbers as
+    null, `finite_json`)."""
+    return finite_json(record, where, ensure_ascii=False, separators=(", ", ": "))
 
 
 def rejected_path(output: str | os.PathLike) -> Path:
@@ -27,18 +69,31 @@ def rejected_path(output: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """A full disk (ENOSPC, EDQUOT) while writing `path` says which file: the OS error of a write or
+    flush carries no file name, so it is raised again with `path` as its file name."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with naming(path):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+            with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -56,15 +111,15 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> i
     n = 0
     with atomic_open(path) as f:
         for r in records:
-            f.write(dumps(r) + "\n")
+            f.write(dumps(r, path) + "\n")
             n += 1
     return n
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike, obj: Any, **kw: Any) -> None:
+    """Atomically write one JSON document (indented; `kw` for `json.dumps`, e.g. `sort_keys`)."""
     with atomic_open(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=False)
-        f.write("\n")
+        f.write(finite_json(obj, path, **{"ensure_ascii": False, "indent": 2, **kw}) + "\n")
 
 
 class RejectSink(Protocol):
@@ -100,8 +155,9 @@ class Rejects:
         entry = {"file": file, "line": line, "field": field_name, "id": record_id, "reason": reason}
         if raw is not None:
             entry["raw"] = raw if isinstance(raw, (str, dict, list)) else repr(raw)
-        self._f.write(dumps(entry) + "\n")
-        self._f.flush()
+        with naming(self.path):
+            self._f.write(dumps(entry, self.path) + "\n")
+            self._f.flush()
         self.counts[_reason_class(reason)] += 1
 
     @property
@@ -110,9 +166,10 @@ class Rejects:
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            with naming(self.path):
+                self._f.flush()
+                os.fsync(self._f.fileno())
+                self._f.close()
             self._f = None
 
     def summary(self) -> str:
@@ -130,7 +187,7 @@ class Rejects:
 
 @dataclass(frozen=True)
 class Rejection:
-    """One `RejectSink.add` call, kept to be replayed (e.g. `select.sample_index.CountedRejects`)."""
+    """One `RejectSink.add` call, kept to be replayed."""
 
     reason: str
     file: str | None = None
@@ -146,6 +203,21 @@ class DiscardRejects(RejectSink):
     def add(self, reason: str, *, file: str | None = None, line: int | None = None,
             field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
         return None
+
+
+@dataclass
+class RecordedRejects(RejectSink):
+    """Keeps every reject, so one parse of an input can feed several quarantines (`replay`)."""
+
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def add(self, reason: str, *, file: str | None = None, line: int | None = None,
+            field_name: str | None = None, record_id: str | None = None, raw: Any = None) -> None:
+        self.rejections.append(Rejection(reason, file, line, field_name, record_id, raw))
+
+    def replay(self, sink: RejectSink) -> None:
+        for r in self.rejections:
+            sink.add(r.reason, file=r.file, line=r.line, field_name=r.field_name, record_id=r.record_id, raw=r.raw)
 
 
 def read_json_if_valid(path: str | os.PathLike) -> Any | None:
@@ -165,12 +237,14 @@ def _reason_class(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def read_jsonl(path: str | os.PathLike, rejects: RejectSink | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | os.PathLike, rejects: RejectSink | None = None,
+               opener: Callable[[Path], IO[bytes]] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line_number, object) for each good line; bad lines (not UTF-8, not JSON, not an object)
     go to `rejects` (or raise ValueError naming file and line when no quarantine is given). A UTF-8
-    byte-order mark at the start of the file (some editors write one) is skipped."""
+    byte-order mark at the start of the file (some editors write one) is skipped. `opener` gives the
+    file's bytes (a decompressing one for `.gz` / `.zst`: `core.reader`); default: the file as is."""
     path = Path(path)
-    with open(path, "rb") as f:
+    with (opener or (lambda p: open(p, "rb")))(path) as f:
         for lineno, raw in enumerate(f, start=1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -261,7 +335,8 @@ class ResumableWriter:
         rid = str(record[self.key])
         if rid in self.done:
             return False
-        self._f.write(dumps(record) + "\n")
+        with naming(self.path):
+            self._f.write(dumps(record, self.path) + "\n")
         self.done.add(rid)
         self._pending += 1
         if self._pending >= self.fsync_every:
@@ -269,14 +344,16 @@ class ResumableWriter:
         return True
 
     def flush(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        with naming(self.path):
+            self._f.flush()
+            os.fsync(self._f.fileno())
         self._pending = 0
 
     def close(self) -> None:
         if not self._f.closed:
             self.flush()
-            self._f.close()
+            with naming(self.path):
+                self._f.close()
 
     def __enter__(self) -> "ResumableWriter":
         return self

@@ -14,11 +14,18 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       mixture/mixture.jsonl, mixture/tokenized/
       train/checkpoint-N/           Trainer checkpoints (resume)
       checkpoint/                   the final model
-      eval/{probes,needle}.jsonl, eval/<label>/{probes,needle,longbench}/, eval/report.md
+      eval/{probes,needle}.jsonl    the eval items every model is asked
+      eval/<label>/                 one model's eval results (`EvalModelFiles`)
+      eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
-`train.output`); `RunConfig.layout()` passes those choices in.
+`train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
+(`select.budgets`), which name its budget files. Without an `output_dir` (None: `runs/default`), a
+placed output keeps what goes with it beside it, so an explicit `--output` writes nothing elsewhere:
+synth's manifest, held-out samples (`<stem>.heldout.jsonl`) and QA cache beside its samples, the
+Trainer's checkpoints (`<model>.train/`) and train's manifest beside the model, the needle items
+beside the probes.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from longcurate.core.errors import UserError
 
 PathLike = str | os.PathLike
+DEFAULT_OUTPUT_DIR = "runs/default"  # the run folder when the config names none
 
 
 def parse_budget(spec: float | int | str) -> tuple[str, float]:
@@ -75,9 +84,121 @@ def model_label(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name).strip("_") or "model"
 
 
+def check_label(label: str) -> str:
+    """An eval label names one folder under the eval folder: letters, digits, `.`, `_`, `-`, and not
+    `.` or `..`, so no label (`--label ../../x`) can put results anywhere else."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", label or "") or label in (".", ".."):
+        raise UserError(f"--label {label!r} must be a name (letters, digits, '.', '_', '-'), not a path")
+    return label
+
+
+@dataclass(frozen=True)
+class EvalModelFiles:
+    """One model's eval results, `<eval_dir>/<label>/` (or any such folder `eval report` is given):
+
+        model.json                                 the model whose results the folder holds
+        <task>/predictions.jsonl, <task>/results.json   probes, needle (one line per item; the figures)
+        nll/items.jsonl, nll/results.json          the answer NLL per item; its figures
+        longbench/pred/ (pred_e/ for LongBench-E)  LongBench's own prediction folder (`LongBenchFiles`)
+        longbench-chat/pred.jsonl, result.json     LongBench-Chat's answers and ratings
+    """
+
+    folder: Path
+
+    @property
+    def owner(self) -> Path:
+        return self.folder / "model.json"
+
+    def task_dir(self, task: str) -> Path:
+        return self.folder / task
+
+    def predictions(self, task: str) -> Path:
+        return self.task_dir(task) / "predictions.jsonl"
+
+    def results(self, task: str) -> Path:
+        return self.task_dir(task) / "results.json"
+
+    @property
+    def nll_items(self) -> Path:
+        return self.task_dir("nll") / "items.jsonl"
+
+    def longbench(self, e: bool) -> "LongBenchFiles":
+        return LongBenchFiles(self.task_dir("longbench") / ("pred_e" if e else "pred"))
+
+    @property
+    def longbench_chat(self) -> "ChatFiles":
+        return ChatFiles(self.task_dir("longbench-chat"))
+
+
+@dataclass(frozen=True)
+class LongBenchFiles:
+    """A LongBench prediction folder in LongBench's own format, so its tools and ours read each other's
+    files: `<task>.jsonl` predictions, `result.json`, and `result.rejected.jsonl` (every failure)."""
+
+    folder: Path
+
+    def predictions(self, task: str) -> Path:
+        return self.folder / f"{task}.jsonl"
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.json"
+
+    @property
+    def rejected(self) -> Path:
+        return self.folder / "result.rejected.jsonl"
+
+
+@dataclass(frozen=True)
+class ChatFiles:
+    """LongBench-Chat's folder: `pred.jsonl` (`{"idx", "pred"}` lines) and `result.json` (the ratings)."""
+
+    folder: Path
+
+    @property
+    def predictions(self) -> Path:
+        return self.folder / "pred.jsonl"
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.json"
+
+
+@dataclass(frozen=True)
+class EvalFiles:
+    """The eval folder's own files beside the models' folders: the contamination check, the report and
+    its plots (`report.md` links them as `plots/<name>.png`), the judge's cache."""
+
+    folder: Path
+
+    def model(self, label: str) -> EvalModelFiles:
+        return EvalModelFiles(self.folder / check_label(label))
+
+    @property
+    def contamination(self) -> Path:
+        return self.folder / "contamination.json"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.md"
+
+    @property
+    def judge_cache(self) -> Path:
+        """The judge's replies, keyed by request, unless `eval.judge.cache_dir` puts them elsewhere."""
+        return self.folder / "judge-cache"
+
+    @staticmethod
+    def plot_link(name: str) -> str:
+        """A plot's path as the report links it (relative to the report)."""
+        return f"plots/{name}.png"
+
+    def plot(self, name: str) -> Path:
+        return self.folder / self.plot_link(name)
+
+
 @dataclass(frozen=True)
 class RunLayout:
-    """The paths of one run; build it with `RunLayout.under(output_dir, **placed_elsewhere)`."""
+    """The paths of one run; build it with `RunLayout.under(output_dir, budgets, **placed_elsewhere)`."""
 
     root: Path
     samples: Path
@@ -92,15 +213,22 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
+    stage_dirs: tuple[tuple[str, Path], ...] = ()  # (stage, folder) for a stage whose manifest is not at root
 
     @classmethod
-    def under(cls, root: PathLike, **placed: PathLike | None) -> "RunLayout":
-        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere."""
-        root = Path(root)
-        unknown = set(placed) - {f.name for f in fields(cls)} - {"root"}
+    def under(cls, root: PathLike | None, budgets: Sequence[float] = (1000,), **placed: PathLike | None) -> "RunLayout":
+        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere. With no
+        `root` (None), the run folder is `DEFAULT_OUTPUT_DIR` and a placed output keeps its companions
+        beside it (`beside_placed`)."""
+        unknown = set(placed) - {f.name for f in fields(cls)} - {"root", "budget_specs", "stage_dirs"}
         if unknown:
             raise TypeError(f"unknown layout path(s) {sorted(unknown)}")
         chosen = {k: Path(v) for k, v in placed.items() if v}
+        stage_dirs: dict[str, Path] = {}
+        if root is None:
+            chosen, stage_dirs = beside_placed(chosen)
+        root = Path(root if root is not None else DEFAULT_OUTPUT_DIR)
         eval_dir = chosen.get("eval_dir", root / "eval")
         defaults = {
             "samples": root / "samples.jsonl",
@@ -116,7 +244,8 @@ class RunLayout:
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
         }
-        return cls(root=root, **{k: chosen.get(k, v) for k, v in defaults.items()})
+        return cls(root=root, budget_specs=tuple(budgets), stage_dirs=tuple(stage_dirs.items()),
+                   **{k: chosen.get(k, v) for k, v in defaults.items()})
 
     # --- select ------------------------------------------------------------------------------
     def score(self, kind: str) -> Path:
@@ -139,9 +268,9 @@ class RunLayout:
     def budget(self, method: str, spec: float | int | str) -> Path:
         return self.budgets_dir / budget_name(method, spec)
 
-    def top_budget(self, method: str, budgets: list[float]) -> Path:
+    def top_budget(self, method: str) -> Path:
         """The largest budget file of `method`: from the index when select wrote one (the file with
-        the most samples), else named from the largest size asked for (sizes before fractions)."""
+        the most samples), else named from the largest size in `budget_specs` (sizes before fractions)."""
         from longcurate.core.jsonl import read_jsonl
 
         if self.budget_index.exists():
@@ -149,27 +278,53 @@ class RunLayout:
             if rows:
                 best = max(rows, key=lambda r: (int(r.get("samples", 0)), r["file"]))
                 return self.budgets_dir / best["file"]
-        values = [parse_budget(b)[1] for b in (budgets or [1000])]
+        values = [parse_budget(b)[1] for b in (self.budget_specs or (1000,))]
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
 
     # --- eval --------------------------------------------------------------------------------
+    @property
+    def evals(self) -> EvalFiles:
+        """The eval folder's files (contamination check, report, plots) and each model's folder."""
+        return EvalFiles(self.eval_dir)
+
     def eval_model(self, label: str) -> Path:
-        """Where one model's eval results go: eval/<label>/{probes,needle,longbench}/."""
-        return self.eval_dir / label
+        """Where one model's eval results go: eval/<label>/ (`EvalModelFiles` names what is inside)."""
+        return self.evals.model(label).folder
 
     @property
     def report(self) -> Path:
-        return self.eval_dir / "report.md"
+        return self.evals.report
 
     # --- run bookkeeping ---------------------------------------------------------------------
     def manifest(self, stage: str) -> Path:
-        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json."""
-        return self.root / f"{stage}.manifest.json"
+        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json, or beside the stage's
+        placed output when the config names no output_dir (`beside_placed`)."""
+        return dict(self.stage_dirs).get(stage, self.root) / f"{stage}.manifest.json"
 
     @property
     def resolved_config(self) -> Path:
         return self.root / "config.resolved.yaml"
 
 
-__all__ = ["RunLayout", "parse_budget", "budget_name", "part_path", "part_paths", "model_label"]
+def beside_placed(chosen: dict[str, Path]) -> tuple[dict[str, Path], dict[str, Path]]:
+    """For a run without an output_dir: the paths that go with a placed output, put beside it unless
+    placed themselves (synth's held-out samples and QA cache beside its samples, the checkpoints beside
+    the model, the needle items beside the probes), and the folders of those stages' manifests."""
+    out, stage_dirs = dict(chosen), {}
+    if "samples" in chosen:
+        samples = chosen["samples"]
+        stem = samples.name[:-len(".jsonl")] if samples.name.endswith(".jsonl") else samples.stem
+        out.setdefault("heldout", samples.with_name(f"{stem}.heldout.jsonl"))
+        out.setdefault("openai_cache", samples.parent / "openai-cache")
+        stage_dirs["synth"] = samples.parent
+    if "model" in chosen:
+        out.setdefault("checkpoints", chosen["model"].with_name(chosen["model"].name + ".train"))
+        stage_dirs["train"] = chosen["model"].parent
+    if "probes" in chosen and "eval_dir" not in chosen:
+        out.setdefault("needle", chosen["probes"].with_name("needle.jsonl"))
+    return out, stage_dirs
+
+
+__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
+           "part_path", "part_paths", "model_label", "check_label"]

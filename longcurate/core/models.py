@@ -1,17 +1,26 @@
 """Model and tokenizer loading: HF ids, local folders, and GGUF files (dequantized once, cached
-as safetensors so the next load is fast). Local files only unless the caller allows downloads."""
+as safetensors so the next load is fast). Local files only unless the caller allows downloads.
+
+Every stage loads through these functions (or inside `model_errors`), so a model that cannot be
+loaded is one line that names it and says why: no such folder, not in the Hugging Face cache while
+the hub is offline (`HF_HUB_OFFLINE`) or downloads are off (`allow_download`), or code of its own
+that `trust_remote_code` does not allow. `trust_remote_code` is always passed as a bool, so
+transformers never stops an unattended run to ask on the terminal.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from longcurate.core.bundled import smollm2_gguf_path
+from longcurate.core.errors import UserError
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 
@@ -97,15 +106,67 @@ def _save_dequantized(model, folder: Path) -> None:
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) is set: nothing is fetched from the hub."""
+    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
 def local_files_only(allow_download: bool) -> bool:
-    return not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
+    return not allow_download or hub_offline()
+
+
+def not_loadable(name_or_path: str, allow_download: bool, error: BaseException) -> str:
+    """The one-line reason a model cannot be loaded, naming it."""
+    text = str(error)
+    if "trust_remote_code" in text:
+        return (f"model {name_or_path!r} needs the code that comes with it (custom modelling code); set "
+                "trust_remote_code=true if you trust that code")
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        return f"model {name_or_path!r} cannot be loaded: {first}"
+    if p.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1:
+        return f"model {name_or_path!r}: no such file or folder"
+    off = [why for cond, why in ((hub_offline(), "the hub is offline (HF_HUB_OFFLINE)"),
+                                 (not allow_download, "downloads are off (allow_download: false)")) if cond]
+    if not off:
+        return f"model {name_or_path!r}: no such folder, and the hub has no such model or could not be reached"
+    return f"model {name_or_path!r}: no such folder, and not in the Hugging Face cache; {' and '.join(off)}"
+
+
+@contextlib.contextmanager
+def model_errors(name_or_path: str, allow_download: bool) -> Iterator[None]:
+    """Around a transformers `from_pretrained`: what it raises for a model that cannot be loaded
+    becomes a `UserError` (`not_loadable`); an OS error with an errno (a full disk) stays itself."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is not None:
+            raise
+        raise UserError(not_loadable(name_or_path, allow_download, e)) from e
+    except ValueError as e:
+        if isinstance(e, UserError) or not any(k in str(e) for k in ("trust_remote_code", "Unrecognized model")):
+            raise
+        raise UserError(not_loadable(name_or_path, allow_download, e)) from e
+
+
+def load_config(name_or_path: str, allow_download: bool = False, trust_remote_code: bool = False):
+    """A model's config alone (no weights)."""
+    from transformers import AutoConfig
+
+    with model_errors(name_or_path, allow_download):
+        return AutoConfig.from_pretrained(materialize(name_or_path), local_files_only=local_files_only(allow_download),
+                                          trust_remote_code=trust_remote_code)
 
 
 def load_tokenizer(name_or_path: str, allow_download: bool = False, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(materialize(name_or_path), local_files_only=local_files_only(allow_download),
-                                        trust_remote_code=trust_remote_code)
+    with model_errors(name_or_path, allow_download):
+        tok = AutoTokenizer.from_pretrained(materialize(name_or_path),
+                                            local_files_only=local_files_only(allow_download),
+                                            trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -149,15 +210,15 @@ def load_model(name_or_path: str, *, dtype: str = "auto", device: str | None = N
                allow_download: bool = False, trust_remote_code: bool = False):
     """Load a causal LM for inference in eval mode. `config_overrides` edits the config before the
     weights load (e.g. `{"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}}`)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     device = device or default_device()
-    folder = materialize(name_or_path)
-    local = local_files_only(allow_download)
-    config = AutoConfig.from_pretrained(folder, local_files_only=local, trust_remote_code=trust_remote_code)
+    config = load_config(name_or_path, allow_download, trust_remote_code)
     for k, v in (config_overrides or {}).items():
         setattr(config, k, v)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, config=config, dtype=pick_dtype(dtype, device), attn_implementation=attn_implementation,
-        local_files_only=local, trust_remote_code=trust_remote_code)
+    with model_errors(name_or_path, allow_download):
+        model = AutoModelForCausalLM.from_pretrained(
+            materialize(name_or_path), config=config, dtype=pick_dtype(dtype, device),
+            attn_implementation=attn_implementation, local_files_only=local_files_only(allow_download),
+            trust_remote_code=trust_remote_code)
     return model.to(device).eval()

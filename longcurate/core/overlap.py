@@ -3,7 +3,10 @@
 For every registered evaluation text (an answer, a key, a needle) two measures, both on text that is
 case-folded with whitespace collapsed:
 - exact: the text occurs in some training text as a whole-word substring (Aho–Corasick over all
-  registered texts at once, one pass per training text);
+  registered texts at once, one pass per training text). The automaton holds at most the first
+  ANCHOR_CHARS characters of each text (its anchor), and an anchor found is checked against the whole
+  text in place: a text of any length is matched exactly, while the automaton's trie stays shallow
+  (pyahocorasick crashes the process on a pattern of a few hundred thousand words);
 - n-gram share: the fraction of its word n-grams (13 by default, the contamination unit of GPT-3 and
   LLaMA reports) found anywhere in the training data (hashed n-grams, vectorised with numpy; only the
   evaluation side's n-grams are held in memory, so the training side can be millions of samples).
@@ -18,12 +21,21 @@ from typing import Iterable
 import numpy as np
 
 NGRAM = 13
+ANCHOR_CHARS = 1000  # the longest piece of an evaluation text the automaton holds
 _MULT = np.uint64(0x100000001B3)  # FNV prime: a polynomial over word hashes, wrapping mod 2**64
 
 
 def normalize(text: str) -> str:
     """Case-folded, whitespace collapsed to single spaces, stripped."""
     return " ".join(text.casefold().split())
+
+
+def anchor(norm: str) -> str:
+    """The first ANCHOR_CHARS characters of a normalised text, cut after a whole word when it can be."""
+    if len(norm) <= ANCHOR_CHARS:
+        return norm
+    cut = norm.rfind(" ", 0, ANCHOR_CHARS + 1)
+    return norm[:cut] if cut > 0 else norm[:ANCHOR_CHARS]
 
 
 def ngram_hashes(words: list[str], n: int = NGRAM) -> np.ndarray:
@@ -83,9 +95,12 @@ class OverlapIndex:
         by_text: dict[str, list[str]] = {}
         for key, norm in self._texts.items():
             by_text.setdefault(norm, []).append(key)
+        by_anchor: dict[str, list[tuple[str, list[str]]]] = {}
         for norm, keys in by_text.items():
-            self._automaton.add_word(norm, (len(norm), keys))
-        if by_text:
+            by_anchor.setdefault(anchor(norm), []).append((norm, keys))
+        for head, texts in by_anchor.items():
+            self._automaton.add_word(head, (len(head), texts))
+        if by_anchor:
             self._automaton.make_automaton()
         parts = list(self._ngrams.values())
         self._all = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
@@ -99,10 +114,13 @@ class OverlapIndex:
         if not norm:
             return
         if self._texts:
-            for end, (length, keys) in self._automaton.iter(norm):
+            for end, (length, texts) in self._automaton.iter(norm):
                 start = end - length + 1
-                if _whole_words(norm, start, end + 1):
-                    self._found_exact.update(keys)
+                for text_norm, keys in texts:
+                    stop = start + len(text_norm)
+                    whole = len(text_norm) == length or norm.startswith(text_norm, start)
+                    if whole and _whole_words(norm, start, stop):
+                        self._found_exact.update(keys)
         words = norm.split(" ")
         self.scanned_words += len(words)
         if len(self._all):
@@ -143,4 +161,4 @@ def _whole_words(text: str, start: int, end: int) -> bool:
     return not (cuts_start or cuts_end)
 
 
-__all__ = ["NGRAM", "normalize", "ngram_hashes", "TextOverlap", "OverlapIndex"]
+__all__ = ["NGRAM", "ANCHOR_CHARS", "anchor", "normalize", "ngram_hashes", "TextOverlap", "OverlapIndex"]

@@ -4,64 +4,75 @@
     longcurate eval build --only probes --output runs/x/eval/probes.jsonl
     longcurate eval probes --model smollm2-135m-instruct --output-dir runs/x/eval
     longcurate eval needle --model runs/demo/checkpoint eval.needle.lengths=[1024,4096]
+    longcurate eval nll --model runs/demo/checkpoint --label trained
     longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
     longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
     longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
-    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
+    longcurate eval longbench --score-only pred/my-model --label my-model   # -> <output dir>/my-model/longbench/pred/
     longcurate eval report runs/demo/eval/checkpoint runs/demo/eval/base --output-dir runs/demo/eval
-    longcurate eval run --config configs/demo.yaml      # the stage: probes + needle on every model + report
-    longcurate check contamination --train runs/demo/mixture/mixture.jsonl \
+    longcurate eval report --config configs/demo.yaml   # every model folder of the run's eval folder
+    longcurate eval run --config configs/demo.yaml      # the stage: eval.run's tasks on every model + report
+    longcurate check contamination --train runs/demo/mixture/mixture.jsonl \\
         --eval runs/demo/eval/probes.jsonl runs/demo/eval/needle.jsonl --output contamination.json
 
-Every verb but `report` also takes `--config FILE.yaml` and `key=value` overrides. Results are keyed
-by model: `<eval.output_dir>/<label>/{probes,needle,longbench}/` (label: `--label`, else the model's last
-path component), one model per label (`<label>/model.json`; another model there is refused).
+Every verb also takes `--config FILE.yaml` and `key=value` overrides. Results are keyed
+by model: `<eval.output_dir>/<label>/<task>/` (label: `--label`, a name, else the model's last path
+component), one model per label (`<label>/model.json`; another model there is refused). Every output
+is written by one step at a time (a second command on it stops at its lock) and skipped when complete
+with the same settings. A verb that finishes with items failed or pending (a generation error, a
+judge that gave no rating) writes what it could, then exits 75; rerun it to retry just those items.
 Generation length, for every verb: `--max-new-tokens` > `eval.generate.max_new_tokens` > the
 benchmark's own (`eval.probes.max_new_tokens`, `eval.needle.max_new_tokens`, LongBench's per-task
-lengths: `eval.longbench.maxlen_file`, else LongBench's). LongBench failures (bad lines, generation
-errors, missing predictions) are excluded from the task means, counted, listed in result.json and printed.
+lengths: `eval.longbench.maxlen_file`, else LongBench's).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words, resolve_config
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import read_json_if_valid
-from longcurate.core.layout import model_label
+from longcurate.core.jsonl import finite_json, read_json_if_valid
+from longcurate.core.layout import EvalFiles, LongBenchFiles, model_label
+from longcurate.core.runner import raise_if_incomplete, step_state
 from longcurate.eval.bench_cli import add_longbench_chat, add_val
 from longcurate.eval.config import NeedleConfig, ProbesConfig
-
-ONLY = ("probes", "needle")
+from longcurate.eval.flags import add_backend_flags, add_label, add_max_new_tokens, add_model_flags
+from longcurate.eval.items import ITEM_FILES
+from longcurate.eval.tasks import TASKS
 
 LONGBENCH_DOC = """LongBench (v1) or LongBench-E on one model: predict what is missing, then score.
 
     longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
     longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
     longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
-    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
+    longcurate eval longbench --score-only pred/my-model --label my-model   # -> <output dir>/my-model/longbench/pred/
 
-Predictions and result.json go to <output dir>/<label>/longbench/pred/ (pred_e/ for -E): one folder
-per model, whose model.json names it; result.json and every prediction line name the model, and a
+Predictions and result.json go to <output dir>/<label>/longbench/pred/ (pred_e/ for -E); with
+--score-only, result.json goes there too (label: --label, else the label folder PRED_DIR sits in,
+else PRED_DIR's name) and names PRED_DIR, so `eval report` finds every model's scores in one layout.
+One folder per model, whose model.json names it (or the predictions); result.json and every prediction line name the model, and a
 prediction is reused only for the same model, prompt, length and settings. Max new tokens per task:
 --max-new-tokens > eval.generate.max_new_tokens > eval.longbench.maxlen_file > LongBench's own.
 Failures (bad lines, generation errors, missing predictions) are excluded from the task means,
-counted, listed in result.json and printed.
+counted, listed in result.json and printed; generation errors leave the run incomplete (exit 75).
 """
+
+
+def needs() -> str:
+    """`probes (generate), nll (loglikelihood), ...`: each registered task and what it needs."""
+    return ", ".join(f"{t.name} ({' + '.join(t.needs)})" for t in TASKS.values())
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from longcurate.eval.items import build_items, needle_step, probes_step
 
     cfg = resolve_config(args)
-    built = build_items(cfg, [args.only] if args.only else ONLY)
+    built = build_items(cfg, [args.only] if args.only else ITEM_FILES)
     if "probes" in built:
-        info = probes_step(cfg).stats()
+        info = step_state(probes_step(cfg))
         if not info:
             print(f"probes: {built['probes']} has no .done marker (not built here): kept as given")
         else:
@@ -69,88 +80,119 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print(f"skipped (ambiguous key): {info['skipped_ambiguous'] or 0}")
             print(f"context tokens per set: {info['context_tokens']}")
     if "needle" in built:
-        info = needle_step(cfg).stats()
+        info = step_state(needle_step(cfg))
         print(f"needle: {info['items']} items -> {built['needle']}" if info else
               f"needle: {built['needle']} has no .done marker (not built here): kept as given")
     return 0
 
 
-def _run_one(args: argparse.Namespace, what: str) -> int:
-    from longcurate.eval.stage import evaluate_model
+def _model_run(args: argparse.Namespace) -> Any:
+    """The config and the one model a single-task verb evaluates, under `--label`."""
+    from longcurate.eval.labels import model_run
 
     cfg = resolve_config(args)
-    label = args.label or model_label(cfg.model)
-    s = evaluate_model(cfg, label, cfg.model, what=[what])[what]
-    if what == "probes":
-        a = s["all"] or {}
-        print(f"probes on {cfg.model}: all avg {100 * a.get('avg', float('nan')):.1f}, "
-              f"gap {100 * a.get('gap', float('nan')):.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
-    elif what == "nll":
-        mean = (s["all"] or {}).get("mean")
-        print(f"nll on {cfg.model}: {'n/a' if mean is None else f'{mean:.4f}'} nats per answer token "
-              f"({s['n_scored']} scored, {s['n_failed']} failed)")
-    else:
-        print(f"needle on {cfg.model}: mean recall {100 * s['avg']:.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
-    print(f"results: {cfg.layout().eval_model(label) / what / 'results.json'}")
-    return 1 if s["n_failed"] else 0
+    return model_run(cfg, args.label or model_label(cfg.model), cfg.model)
 
 
-def _cmd_nll(args: argparse.Namespace) -> int:
-    return _run_one(args, "nll")
+def _done(stats: dict[str, Any], what: str, results: Path) -> int:
+    print(f"results: {results}")
+    raise_if_incomplete(stats, f"eval {what}")
+    return 0
 
 
 def _cmd_probes(args: argparse.Namespace) -> int:
-    return _run_one(args, "probes")
+    from longcurate.eval.retrieval import probes_task
+
+    run = _model_run(args)
+    s = probes_task(run)
+    a = s["all"] or {}
+    print(f"probes on {run.model}: all avg {100 * a.get('avg', float('nan')):.1f}, "
+          f"gap {100 * a.get('gap', float('nan')):.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
+    return _done(s, "probes", run.files.results("probes"))
 
 
 def _cmd_needle(args: argparse.Namespace) -> int:
-    return _run_one(args, "needle")
+    from longcurate.eval.retrieval import needle_task
+
+    run = _model_run(args)
+    s = needle_task(run)
+    print(f"needle on {run.model}: mean recall {100 * s['avg']:.1f} ({s['n_scored']} scored, {s['n_failed']} failed)")
+    return _done(s, "needle", run.files.results("needle"))
+
+
+def _cmd_nll(args: argparse.Namespace) -> int:
+    from longcurate.eval.nll import nll_task
+
+    run = _model_run(args)
+    s = nll_task(run)
+    mean = (s["all"] or {}).get("mean")
+    print(f"nll on {run.model}: {'n/a' if mean is None else f'{mean:.4f}'} nats per answer token "
+          f"({s['n_scored']} scored, {s['n_failed']} failed)")
+    return _done(s, "nll", run.files.results("nll"))
 
 
 def _cmd_longbench(args: argparse.Namespace) -> int:
     from longcurate.eval import longbench
+    from longcurate.eval.imported import longbench_results
     from longcurate.eval.longbench_score import format_result
 
     cfg = resolve_config(args)
     lb = cfg.eval.longbench
     if args.score_only:
         limit = lb.limit if lb.limit is not None else cfg.eval.limit
-        result = longbench.score_only(Path(args.score_only), output_dir=args.output_dir, tasks=list(lb.tasks) or None,
+        files = longbench_results(cfg, Path(args.score_only), args.label)
+        result = longbench.score_only(Path(args.score_only), output_dir=files.folder, tasks=list(lb.tasks) or None,
                                       e=lb.e, data_dir=lb.data_dir, limit=limit)
     else:
-        result = longbench.run_longbench(cfg, label=args.label)
-    print(format_result(result))
+        result = longbench.run_longbench(cfg, label=args.label, progress=not args.no_progress)
+    print(format_result(result, LongBenchFiles(Path(result["_path"]).parent).rejected))
     if "model" in result:
         print(f"model: {result['model']} (label {result['label']})")
     print(f"wrote {result['_path']}")
+    raise_if_incomplete(result["_stats"], "eval longbench")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from longcurate.eval.report import load_results, write_report
+    from longcurate.eval.report import report_models
+    from longcurate.eval.results import model_folders
 
-    labels = comma_words(args.labels) if args.labels else [None] * len(args.folders)
-    if len(labels) != len(args.folders):
-        raise UserError(f"--labels needs one label per folder: {len(labels)} label(s) for {len(args.folders)} folder(s)")
-    results = [load_results(f, lab) for f, lab in zip(args.folders, labels)]
-    out = Path(args.output_dir) if args.output_dir else Path(args.folders[0]).parent
-    contamination = read_json_if_valid(out / "contamination.json")  # the stage's check, when it ran there
-    print(f"report: {write_report(results, out, contamination=contamination)}")
+    run_evals = resolve_config(args).layout().evals
+    folders = [Path(f) for f in args.folders] or model_folders(run_evals)
+    if not folders:
+        raise UserError(f"no model results under {run_evals.folder} (name the result folders: eval report DIR ...)")
+    labels = comma_words(args.labels) if args.labels else [None] * len(folders)
+    if len(labels) != len(folders):
+        raise UserError(f"--labels needs one label per folder: {len(labels)} label(s) for {len(folders)} folder(s)")
+    evals = EvalFiles(Path(args.output_dir)) if args.output_dir else \
+        (EvalFiles(folders[0].parent) if args.folders else run_evals)
+    contamination = read_json_if_valid(evals.contamination)  # the stage's check, when it ran there
+    print(f"report: {report_models(list(zip(folders, labels)), evals, contamination)}")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from longcurate.eval.stage import run_stage
 
-    print(json.dumps(run_stage(resolve_config(args)), indent=2))
+    stats = run_stage(resolve_config(args))
+    print(finite_json(stats, "stdout", indent=2))
+    raise_if_incomplete(stats, "eval run")
     return 0
 
 
 def _cmd_contamination(args: argparse.Namespace) -> int:
     from longcurate.eval.contamination import format_table, require_clean, run_check
+    from longcurate.eval.stage import training_data
 
-    result, rejects = run_check(args.train, args.eval, args.output, answer_field=args.answer_field,
-                                key_field=args.key_field, progress=True)
+    cfg = resolve_config(args)
+    layout = cfg.layout()
+    train = args.train or [p for p in [training_data(cfg)] if p is not None]
+    evals = args.eval or [p for p in (layout.probes, layout.needle, layout.heldout) if p.exists()]
+    if not train or not evals:
+        raise UserError(f"check contamination: no {'training data' if not train else 'eval items'} in the run "
+                        f"({layout.root}): name the files with {'--train' if not train else '--eval'} FILE ...")
+    result, rejects = run_check(train, evals, args.output, answer_field=args.answer_field,
+                                key_field=args.key_field, progress=not args.no_progress)
     print(format_table(result))
     print(rejects.summary())
     print(f"wrote {args.output}")
@@ -159,59 +201,21 @@ def _cmd_contamination(args: argparse.Namespace) -> int:
     return 0
 
 
-class _RenamedSwitch(argparse.Action):
-    """An old spelling of a switch: sets it, and says the new name on stderr."""
-
-    def __init__(self, option_strings: list[str], dest: str, new: str = "", target: str = "", **kw: Any):
-        super().__init__(option_strings, dest, nargs=0, default=None, **kw)
-        self.new = new
-        self.target = target  # the new switch's dest
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(f"{option_string} is now {self.new}", file=sys.stderr)
-        setattr(namespace, self.target, True)
-
-
-LABEL_HELP = ("name of this model's results folder, <output dir>/<label>/; one model per label "
-              "(default: the model's last path component)")
-
-
-def add_max_new_tokens(p: argparse.ArgumentParser, own: str) -> None:
-    """`--max-new-tokens`, the same for every verb that generates: the flag > `eval.generate.max_new_tokens`
-    (from a file or key=value) > the benchmark's own length `own` (`GenerateConfig.new_tokens`)."""
-    add_flag(p, "--max-new-tokens", "eval.generate.max_new_tokens",
-             f"greedy answer length for every item, over the benchmark's own (default: {own})", type=int)
-
-
-def _model_flags(p: argparse.ArgumentParser, *, own_length: str, limit_key: str = "eval.limit",
-                 limit_help: str = "at most this many items",
-                 output_help: str = "results folder: results go to <dir>/<label>/ (default: <output_dir>/eval)") -> None:
-    """The flags of every verb that evaluates one model (probes, needle, longbench, longbench-chat):
-    `own_length` says where the verb's generation length comes from when --max-new-tokens is not given."""
-    add_config_args(p)
-    add_flag(p, "--model", "model", "model to evaluate (HF id, folder, alias)")
-    add_flag(p, "--output-dir", "eval.output_dir", output_help)
-    add_flag(p, "--backend", "eval.generate.backend", "generation backend: hf | openai | vllm")
-    add_flag(p, "--template", "eval.generate.template", "prompt template: chat | film | raw")
-    add_max_new_tokens(p, own_length)
-    add_flag(p, "--limit", limit_key, limit_help, type=int)
-    p.add_argument("--label", default=None, help=LABEL_HELP)
-
-
 def _add_nll(verbs: Any) -> None:
     """`eval nll`: the answer NLL of one model (teacher-forced, no generation: no --max-new-tokens)."""
     p = verbs.add_parser("nll", help="answer NLL of one model on the probes and held-out samples (no generation)",
                          description="Teacher-forced NLL of each probe's answer (and each held-out sample's "
-                                     "response) by evidence position, into <output dir>/<label>/nll/.")
+                                     "response) by evidence position, into <output dir>/<label>/nll/, through the "
+                                     "backend's log-likelihood (hf, vllm, or an OpenAI-compatible server with "
+                                     "echo + logprobs).")
     add_config_args(p)
     add_flag(p, "--model", "model", "model to score (HF id, folder, alias)")
     add_flag(p, "--output-dir", "eval.output_dir", "results folder: results go to <dir>/<label>/nll/ "
                                                    "(default: <output_dir>/eval)")
-    add_flag(p, "--template", "eval.generate.template", "prompt template: chat | film | raw")
+    add_backend_flags(p)
     add_flag(p, "--limit", "eval.limit", "at most this many items per source", type=int)
     add_flag(p, "--buckets", "eval.nll.buckets", "evidence-position buckets", type=int)
-    p.add_argument("--label", default=None, help=LABEL_HELP)
+    add_label(p)
     p.set_defaults(func=_cmd_nll)
 
 
@@ -223,7 +227,7 @@ def _add_build(verbs: Any) -> None:
                                      "is rebuilt only when its settings change; a file there without a .done "
                                      "marker is the user's own and is kept as it is.")
     add_config_args(b)
-    b.add_argument("--only", choices=ONLY, default=None, help="build only this item file (default: both)")
+    b.add_argument("--only", choices=list(ITEM_FILES), default=None, help="build only this item file (default: both)")
     add_flag(b, "--length", "eval.probes.context_tokens", "probe context length in tokens", type=int)
     add_flag(b, "--positions", "eval.probes.num_positions", "key positions per context (position_id)", type=int)
     add_flag(b, "--sets", "eval.probes.num_sets", "contexts per task (set_id)", type=int)
@@ -239,32 +243,24 @@ def _add_build(verbs: Any) -> None:
 def _add_longbench(verbs: Any) -> None:
     p = verbs.add_parser("longbench", help="LongBench / LongBench-E: predict and score, or --score-only PRED_DIR",
                          description=LONGBENCH_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _model_flags(p, own_length="per task: eval.longbench.maxlen_file, else LongBench's lengths",
-                 limit_key="eval.longbench.limit", limit_help="at most this many items per task",
-                 output_help="results folder: predictions and result.json go to <dir>/<label>/longbench/pred/; "
-                             "with --score-only, where result.json goes (default: <output_dir>/eval; with "
-                             "--score-only, PRED_DIR)")
+    add_model_flags(p, own_length="per task: eval.longbench.maxlen_file, else LongBench's lengths",
+                    limit_key="eval.longbench.limit", limit_help="at most this many items per task",
+                    output_help="results folder: predictions and result.json go to <dir>/<label>/longbench/pred/, "
+                                "with --score-only too (default: <output_dir>/eval)")
     add_flag(p, "--data-dir", "eval.longbench.data_dir", "folder of LongBench-format <task>.jsonl files")
     add_flag(p, "--tasks", "eval.longbench.tasks", "comma-separated task names (default: all found)", type=comma_words)
     add_switch(p, "--longbench-e", "eval.longbench.e", "LongBench-E: read <task>_e.jsonl, score by length bucket")
-    p.add_argument("--e", dest="old_e", action=_RenamedSwitch, new="--longbench-e", target="longbench_e",
-                   help=argparse.SUPPRESS)
     p.add_argument("--score-only", metavar="PRED_DIR", default=None,
-                   help="score the <task>.jsonl prediction files in PRED_DIR instead of generating "
-                        "(default: predict what is missing, then score)")
+                   help="score the <task>.jsonl prediction files in PRED_DIR into <dir>/<label>/longbench/ "
+                        "instead of generating (default: predict what is missing, then score)")
     p.set_defaults(func=_cmd_longbench)
 
 
-def register(sub: Any) -> None:
-    ev = sub.add_parser("eval", help="evaluate: build, probes, needle, longbench, longbench-chat, val, report, run",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = ev.add_subparsers(dest="eval_command", metavar="VERB", required=True)
-    _add_build(verbs)
-
+def _add_single_tasks(verbs: Any) -> None:
     p = verbs.add_parser("probes", help="run and score the VaL-style probes on one model",
                          description="Predict and score the probe items (built with the config when missing) "
                                      "into <output dir>/<label>/probes/.")
-    _model_flags(p, own_length=f"eval.probes.max_new_tokens, {ProbesConfig().max_new_tokens}")
+    add_model_flags(p, own_length=f"eval.probes.max_new_tokens, {ProbesConfig().max_new_tokens}")
     add_flag(p, "--probes", "eval.probes.output", "probe JSONL (built with the config when missing)")
     add_flag(p, "--span", "eval.probes.span", "positions per aggregation span", type=int)
     p.set_defaults(func=_cmd_probes)
@@ -272,29 +268,43 @@ def register(sub: Any) -> None:
     n = verbs.add_parser("needle", help="needle in a haystack over a depth x length grid on one model",
                          description="Predict and score the needle items (built with the config when missing) "
                                      "into <output dir>/<label>/needle/.")
-    _model_flags(n, own_length=f"eval.needle.max_new_tokens, {NeedleConfig().max_new_tokens}")
+    add_model_flags(n, own_length=f"eval.needle.max_new_tokens, {NeedleConfig().max_new_tokens}")
     add_flag(n, "--lengths", "eval.needle.lengths", "comma-separated haystack lengths in tokens", type=comma_ints)
     add_flag(n, "--depths", "eval.needle.depths", "comma-separated depths in percent", type=comma_floats)
     add_switch(n, "--judge", "eval.needle.judge", "also rate each answer 1-10 with the judge (eval.judge.*; "
                "LongAlign's needle rating), beside the key-word recall")
     n.set_defaults(func=_cmd_needle)
+    _add_nll(verbs)
 
+
+def register(sub: Any) -> None:
+    ev = sub.add_parser("eval", help="evaluate: build, probes, needle, nll, longbench, longbench-chat, val, report, run",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = ev.add_subparsers(dest="eval_command", metavar="VERB", required=True)
+    _add_build(verbs)
+    _add_single_tasks(verbs)
     _add_longbench(verbs)
     add_longbench_chat(verbs)  # eval/bench_cli.py: the papers' own benchmarks
     add_val(verbs)
 
-    r = verbs.add_parser("report", help="Markdown report + PNG plots comparing result folders")
-    r.add_argument("folders", nargs="+", metavar="RESULT_DIR", help="a model's folder (holding probes/ needle/)")
+    r = verbs.add_parser("report", help="Markdown report + PNG plots comparing result folders",
+                         description="Compare models' result folders: report.md and plots/. Figures computed on "
+                                     "different item sets are marked as not comparable. KEY=VALUE overrides may "
+                                     "stand among the folders.")
+    r.add_argument("folders", nargs="*", metavar="RESULT_DIR",
+                   help="a model's folder (holding probes/ needle/ ...) (default: every model folder with results "
+                        "in the run's eval folder, <output_dir>/eval or eval.output_dir)")
+    add_config_args(r, positional=False)
     r.add_argument("--labels", default=None, help="comma-separated model names (default: folder names)")
-    r.add_argument("--output-dir", default=None, help="where report.md and plots/ go (default: the first folder's parent)")
+    r.add_argument("--output-dir", default=None, help="where report.md and plots/ go (default: the first folder's "
+                                                      "parent; without folders, the run's eval folder)")
     r.set_defaults(func=_cmd_report)
 
-    _add_nll(verbs)
-    s = verbs.add_parser("run", help="the eval stage: every model of eval.models, then the report",
-                         description="Item files, the contamination check, then eval.run (probes, needle, nll, "
-                                     "longbench, longbench-chat) on every model of eval.models, each into "
-                                     "<output dir>/<label>/ (label: checkpoint, base, or the model's last path "
-                                     "component), then the report.")
+    s = verbs.add_parser("run", help="the eval stage: eval.run's tasks on every model of eval.models, then the report",
+                         description="Item files, the contamination check, then eval.run's tasks on every model of "
+                                     "eval.models, each into <output dir>/<label>/ (label: checkpoint, base, or the "
+                                     "model's last path component), then the report. Exits 75 when a task left items "
+                                     f"failed or pending (after writing all it could). Tasks (what each needs): {needs()}.")
     add_config_args(s)
     add_flag(s, "--models", "eval.models", "comma-separated models to evaluate: checkpoint, base, or names/paths",
              type=comma_words)
@@ -312,10 +322,13 @@ def _register_check(sub: Any) -> None:
                     "held-out sample: the response; or the named fields of any JSONL), whether its texts occur "
                     "in the training data (case- and whitespace-normalised, whole words) and its share of "
                     "13-grams found there. Training files (samples, mixtures, ShareGPT) are streamed.")
-    c.add_argument("--train", nargs="+", required=True, metavar="FILE",
-                   help="training data (JSONL, JSON, Parquet, datasets folders)")
-    c.add_argument("--eval", nargs="+", required=True, metavar="FILE",
-                   help="eval item files (JSONL, JSON, Parquet, datasets folders)")
+    add_config_args(c)
+    c.add_argument("--train", nargs="+", default=None, metavar="FILE",
+                   help="training data (JSONL, JSON, Parquet, datasets folders) (default: the run's mixture, "
+                        "else its samples)")
+    c.add_argument("--eval", nargs="+", default=None, metavar="FILE",
+                   help="eval item files (JSONL, JSON, Parquet, datasets folders) (default: the run's probe, "
+                        "needle and held-out files that exist)")
     c.add_argument("--answer-field", default=None, help="check this field of every eval line (string or list) "
                                                         "(default: by the line's kind: probe, needle, LongBench, sample)")
     c.add_argument("--key-field", default=None, help="and this one (default: none)")

@@ -10,8 +10,10 @@ Training side (streamed, never loaded whole): each record's texts are scanned on
 Both sides are read by `core.reader.read_rows` (JSONL, JSON, Parquet, a datasets folder).
 
 Per item: `exact` (one of its texts occurs in a training text, `core.overlap`: case- and
-whitespace-normalised whole words) and its share of 13-grams found in the training data. Unusable
-lines on either side are quarantined and counted, as in every stage.
+whitespace-normalised whole words, any length) and its share of 13-grams found in the training data.
+Unusable lines on either side are quarantined and counted, as in every stage; a file that yields no
+usable record at all (empty, compressed, another format) stops the check with a `UserError` naming it,
+so a clean result always means something was checked.
 """
 
 from __future__ import annotations
@@ -150,16 +152,45 @@ def item_of(obj: dict[str, Any], file: str, line: int, answer_field: str | None 
 
 def read_eval_items(path: str | Path, rejects: RejectSink, answer_field: str | None = None,
                     key_field: str | None = None) -> list[EvalItem]:
-    """Every usable item of one eval file; other lines go to `rejects` with file, line and field."""
-    items = []
+    """Every usable item of one eval file; other lines go to `rejects` with file, line and field. A
+    file without any is a `UserError`."""
+    items, rows = [], 0
     for row in read_rows(path, rejects):
         line, obj = row.line, row.record
+        rows += 1
         try:
             items.append(item_of(obj, str(path), line, answer_field, key_field))
         except RecordError as e:
             reject(rejects, e.reason, file=path, line=line, field_name=e.field,
                    record_id=str(obj.get("id", obj.get("_id", ""))) or None)
+    if not items:
+        raise UserError(nothing_read(path, "eval item", rows))
     return items
+
+
+def nothing_read(path: str | Path, what: str, rows: int) -> str:
+    """Why a file gave no usable record: empty, or records of another kind."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        return f"{p}: the file is empty (no {what} read)"
+    if rows:
+        return f"{p}: none of its {rows} records is a usable {what} (the quarantine says why)"
+    return f"{p}: no record read (lines that are not JSON objects are in the quarantine)"
+
+
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ", b"PK\x03\x04")  # gzip bzip2 zstd xz zip
+
+
+def refuse_compressed(paths: Iterable[str | Path]) -> None:
+    """A compressed file named like a record file is refused before it is read (its bytes would
+    otherwise fill the quarantine, line by line)."""
+    for path in paths:
+        p = Path(path)
+        if p.is_file() and p.suffix != ".parquet":
+            with open(p, "rb") as f:
+                head = f.read(6)
+            if head.startswith(_COMPRESSED):
+                raise UserError(f"{p}: a compressed file, not {p.suffix or 'a record file'}; decompress it first")
 
 
 # --- the training side --------------------------------------------------------------------------
@@ -185,15 +216,23 @@ def record_text(obj: dict[str, Any]) -> str:
 
 
 def training_texts(paths: Iterable[str | Path], rejects: RejectSink) -> Iterator[str]:
-    """One text per usable training record, file after file, streamed."""
+    """One text per usable training record, file after file, streamed; a file without any is a
+    `UserError`."""
     for path in paths:
+        rows = used = 0
         for row in read_rows(path, rejects):
             line, obj = row.line, row.record
+            rows += 1
             try:
-                yield record_text(obj)
+                text = record_text(obj)
             except RecordError as e:
                 reject(rejects, e.reason, file=path, line=line, field_name=e.field,
                        record_id=str(obj["id"]) if obj.get("id") is not None else None)
+                continue
+            used += 1
+            yield text
+        if not used:
+            raise UserError(nothing_read(path, "training record", rows))
 
 
 # --- the check ----------------------------------------------------------------------------------
@@ -228,6 +267,7 @@ def check_contamination(train: list[str | Path], evals: list[str | Path], reject
     """The check over whole files: every eval item against every training record."""
     if not train or not evals:
         raise UserError("check contamination needs at least one --train file and one --eval file")
+    refuse_compressed([*train, *evals])
     items = [it for path in evals for it in read_eval_items(path, rejects, answer_field, key_field)]
     start = time.perf_counter()
     result, index = overlaps(items, training_texts(train, rejects), n=n, progress=progress)
@@ -304,6 +344,6 @@ def summary_line(result: dict[str, Any]) -> str:
             f"{', '.join(f'`{f}`' for f in result['train_files'])} ({result['training_records']} records).")
 
 
-__all__ = ["EvalItem", "ItemOverlap", "Contamination", "item_of", "read_eval_items", "record_text",
-           "training_texts", "overlaps", "check_contamination", "run_check", "require_clean", "format_table",
-           "summary_line"]
+__all__ = ["EvalItem", "ItemOverlap", "Contamination", "item_of", "read_eval_items", "nothing_read",
+           "refuse_compressed", "record_text", "training_texts", "overlaps", "check_contamination", "run_check",
+           "require_clean", "format_table", "summary_line"]

@@ -1,8 +1,12 @@
-"""HF `generate` backend: greedy, batched with LEFT padding, batches cut from length-sorted prompts.
+"""The `hf` backend: a transformers model behind the eval model interface (`model.EvalModel`).
 
-Left padding keeps every prompt's last token at the right edge, so the first new token of each row
-is predicted from its own prompt; `generate` derives position ids from the attention mask, so a padded
-row decodes exactly as it would alone (tested against one-at-a-time generation).
+`generate`: greedy, batched with LEFT padding, batches cut from length-sorted prompts. Left padding
+keeps every prompt's last token at the right edge, so the first new token of each row is predicted from
+its own prompt; `generate` derives position ids from the attention mask, so a padded row decodes
+exactly as it would alone (tested against one-at-a-time generation).
+
+`loglikelihood`: the answer NLL by `core.engine.ScoringEngine.response_nll` (what select scores with),
+over the prompt exactly as `generate` is given it, then the answer's tokens (`render.answer_sequence`).
 """
 
 from __future__ import annotations
@@ -10,17 +14,20 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
+from longcurate.core.progress import bars_shown
+from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult, failed_ll
+from longcurate.eval.render import answer_sequence, encode_for_local, unscorable
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.eval.config import EvalRunConfig
 
 log = logging.getLogger("longcurate.eval")
 
 
-class HFGenerator:
+class HFModel:
     def __init__(self, model: Any, tokenizer: Any, *, template: str = "chat", batch_size: int = 4,
-                 max_batch_tokens: int = 16384, max_context: int | None = None, progress: bool = True):
+                 max_batch_tokens: int = 16384, max_context: int | None = None, progress: bool = True,
+                 score_batch_tokens: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.template = template
@@ -28,6 +35,7 @@ class HFGenerator:
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.max_context = int(max_context or getattr(model.config, "max_position_embeddings", 2048))
         self.progress = progress
+        self.score_batch_tokens = score_batch_tokens  # padded tokens per scoring batch (None: the engine's)
         gen_cfg = getattr(model, "generation_config", None)
         eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
         self.eos_token_id = eos if eos is not None else tokenizer.eos_token_id
@@ -54,6 +62,25 @@ class HFGenerator:
                 results[i] = GenResult(requests[i].id, text, err)
             bar.update(len(batch))
         bar.close()
+        return [r for r in results if r is not None]
+
+    def loglikelihood(self, requests: list[LLRequest]) -> list[LLResult]:
+        """The answer NLL of each request; an empty answer or a sequence over the context fails alone."""
+        from longcurate.core.engine import ScoringEngine
+
+        results: list[LLResult | None] = [None] * len(requests)
+        scored = []
+        for i, r in enumerate(requests):
+            seq = answer_sequence(r, self.tokenizer, self.template)
+            why = unscorable(seq, self.max_context)
+            if why is not None:
+                results[i] = failed_ll(r, why)
+            else:
+                scored.append((i, seq))
+        if scored:
+            engine = ScoringEngine(self.model, batch_tokens=self.score_batch_tokens, show_progress=self.progress)
+            for (i, _), res in zip(scored, engine.response_nll([seq for _, seq in scored])):
+                results[i] = LLResult(requests[i].id, res.nll, res.n_tokens)
         return [r for r in results if r is not None]
 
     def _batches(self, encoded: list[tuple[int, list[int]]], requests: list[GenRequest]) -> list[list[tuple[int, list[int]]]]:
@@ -105,8 +132,8 @@ class HFGenerator:
         return texts
 
 
-def from_config(run_cfg: RunConfig, model_name: str) -> HFGenerator:
-    """Load `model_name` (and its tokenizer, falling back to the run's model's) for generation."""
+def from_config(run_cfg: EvalRunConfig, model_name: str) -> HFModel:
+    """Load `model_name` (and its tokenizer, falling back to the run's model's)."""
     from longcurate.core.models import load_model, load_tokenizer
 
     g = run_cfg.eval.generate
@@ -119,5 +146,5 @@ def from_config(run_cfg: RunConfig, model_name: str) -> HFGenerator:
         log.info("no tokenizer with %s (%s); using %s's", model_name, e, run_cfg.model)
         tokenizer = load_tokenizer(run_cfg.model, allow_download=run_cfg.allow_download,
                                    trust_remote_code=run_cfg.trust_remote_code)
-    return HFGenerator(model, tokenizer, template=g.template, batch_size=g.batch_size,
-                       max_batch_tokens=g.max_batch_tokens, max_context=g.max_context)
+    return HFModel(model, tokenizer, template=g.template, batch_size=g.batch_size, max_batch_tokens=g.max_batch_tokens,
+                   max_context=g.max_context, score_batch_tokens=run_cfg.eval.nll.batch_tokens, progress=bars_shown())

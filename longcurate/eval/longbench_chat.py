@@ -3,9 +3,9 @@
     <data>/test_cases.json     [{idx, query, prompt, answer}], idx from 1
     <data>/few_shots.json      per case, in idx order: [{answer, score}] x 3 (reference ratings)
     <data>/prompt_fs.txt       the judge template: question, reference answer, (answer, rating) x 3, answer
-    <out>/pred.jsonl           {"idx": i, "pred": text} (+ request_hash), resumable
-    <out>/result.json          score = mean rating x 10 over rated cases; counts; per-case ratings and
-                               judge replies; the judge's token usage
+    <label>/longbench-chat/pred.jsonl    {"idx": i, "pred": text} (+ request_hash), resumable
+    <label>/longbench-chat/result.json   score = mean rating x 10 over rated cases; counts; per-case
+                                         ratings and judge replies; the judge's token usage
 
 Generation: each case's `prompt` (context and question), cut in the middle when it does not fit the
 model (`eval.longbench_chat.max_input_tokens`, else what the window leaves), up to 1,024 new tokens,
@@ -13,8 +13,12 @@ greedy. Rating: the judge (`eval/judge.py`) gets the system message "You're a go
 evaluating the quality of texts." and the template filled in order, at temperature 0; the rating is
 the first number in the reply's last `[[...]]`. As in the released script, the prediction the judge
 sees is stripped with its line breaks turned into spaces (it kept one prediction per line). A case
-whose replies hold no rating is *failed*, one whose request did not get through is *pending* (rated by
-the next run); neither counts in the score, and neither is ever a 0.
+whose replies hold no rating on the 1-10 scale is *failed*, one whose request did not get through is
+*pending*; neither counts in the score, neither is ever a 0, and `complete` is false while any is left:
+the task is then incomplete (`core.runner`: no completion marker, the command exits with the shared
+"incomplete" code, and a rerun asks the judge again for exactly those). Generating and rating one model
+is one step (`chat_task`), and so is rating given predictions (`score_only`): locked while they run,
+skipped when complete with the same settings.
 """
 
 from __future__ import annotations
@@ -24,22 +28,25 @@ import logging
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import Rejects, rejected_path, write_json
-from longcurate.core.reader import read_parsed
+from longcurate.core.jsonl import Rejects, read_json_if_valid, rejected_path, write_json
+from longcurate.core.layout import ChatFiles, EvalFiles
+from longcurate.core.reader import read_parsed, source_digest
 from longcurate.core.records import RecordError
+from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.eval.config import EvalRunConfig
 from longcurate.eval.judge import Judge, Rating, judge_cache, last_bracket_rating, usage_total
-
-if TYPE_CHECKING:
-    from longcurate.config import RunConfig
-    from longcurate.eval.generate import Generator
+from longcurate.eval.labels import model_run
+from longcurate.eval.longbench import generation_settings
+from longcurate.eval.longbench_predict import PromptFitter
+from longcurate.eval.model import EvalModel, GenRequest, ModelRun, task_stats
+from longcurate.eval.predict import predict
 
 log = logging.getLogger("longcurate.eval")
 
 SYSTEM = "You're a good assistant at evaluating the quality of texts."
-PRED_NAME, RESULT_NAME = "pred.jsonl", "result.json"
 
 
 @dataclass
@@ -124,9 +131,9 @@ def read_predictions(path: Path, cases: list[ChatCase], rejects: Rejects) -> dic
     return out
 
 
-def rate_predictions(cfg: RunConfig, cases: list[ChatCase], template: str, preds: dict[int, str],
-                     out_dir: Path, extra: dict[str, Any] | None = None, cache: Path | None = None) -> dict[str, Any]:
-    """Rate every case with a prediction and write `<out_dir>/result.json` (judge replies cached in
+def rate_predictions(cfg: EvalRunConfig, cases: list[ChatCase], template: str, preds: dict[int, str],
+                     path: Path, extra: dict[str, Any] | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """Rate every case with a prediction and write the result to `path` (judge replies cached in
     `cache`, default `judge_cache(cfg)`)."""
     asked = [c for c in cases if c.idx in preds]
     with Judge(cfg.eval.judge, cache or judge_cache(cfg)) as judge:
@@ -135,18 +142,17 @@ def rate_predictions(cfg: RunConfig, cases: list[ChatCase], template: str, preds
         stats = judge.stats()
     by_idx: dict[int, Rating] = {c.idx: r for c, r in zip(asked, ratings)}
     rated = [r.value for r in ratings if r.value is not None]
+    n_failed, n_pending = sum(r.status == "failed" for r in ratings), sum(r.status == "pending" for r in ratings)
     result = {"benchmark": "LongBench-Chat", "score": 10 * sum(rated) / len(rated) if rated else None,
               "scale": "mean judge rating (1-10) x 10 over the rated cases", "n_cases": len(cases),
-              "n_rated": len(rated), "n_failed": sum(r.status == "failed" for r in ratings),
-              "n_pending": sum(r.status == "pending" for r in ratings), "n_missing": len(cases) - len(asked),
+              "n_rated": len(rated), "n_failed": n_failed, "n_pending": n_pending, "n_missing": len(cases) - len(asked),
+              "complete": n_failed == n_pending == 0,
               **(extra or {}),
               "judge": {**stats, "max_retries": cfg.eval.judge.max_retries, "system": SYSTEM},
               "usage": {**usage_total(ratings), "requests_sent": stats["requests_sent"],
                         "cache_hits": stats["cache_hits"]},
               "cases": [case_line(c, preds.get(c.idx), by_idx.get(c.idx)) for c in cases]}
-    path = out_dir / RESULT_NAME
     write_json(path, result)
-    result["_path"] = str(path)
     return result
 
 
@@ -158,54 +164,87 @@ def case_line(case: ChatCase, pred: str | None, r: Rating | None) -> dict[str, A
             **({"error": r.error} if r.error else {})}
 
 
-def score_only(cfg: RunConfig, pred_file: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
+def outcome(result: dict[str, Any], failed: int = 0) -> dict[str, Any]:
+    """The step's stats: the score and counts; incomplete while a case is failed or pending."""
+    stats = {k: result[k] for k in ("score", "n_rated", "n_failed", "n_pending", "n_missing")}
+    return task_stats(stats, failed=result["n_failed"] + failed, pending=result["n_pending"])
+
+
+def score_only(cfg: EvalRunConfig, pred_file: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
     """Rate existing predictions (`{"idx": i, "pred": text}` lines); result.json beside them by default,
-    the judge's replies in `eval.judge.cache_dir`, else `judge-cache/` beside result.json."""
-    cases, template = load_cases(require_data(cfg), _limit(cfg))
-    pred_file = Path(pred_file)
-    out_dir = Path(output_dir) if output_dir else pred_file.parent
-    rejected_path(out_dir / PRED_NAME).unlink(missing_ok=True)  # this run's bad lines replace the last run's
-    with Rejects(rejected_path(out_dir / PRED_NAME)) as rejects:
-        preds = read_predictions(pred_file, cases, rejects)
-    cache = Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else out_dir / "judge-cache"
-    return rate_predictions(cfg, cases, template, preds, out_dir,
-                            {"predictions": str(pred_file), "n_bad_lines": rejects.total}, cache)
+    the judge's replies in `eval.judge.cache_dir`, else `judge-cache/` beside result.json. A case without
+    a prediction line is `missing` (the input's), not left for a rerun."""
+    data_dir, pred_file = require_data(cfg), Path(pred_file)
+    files = ChatFiles(Path(output_dir) if output_dir else pred_file.parent)
+    settings = {"predictions": source_digest(pred_file), "data": source_digest(data_dir), "limit": _limit(cfg),
+                "judge": cfg.eval.judge.rating_settings(), "format": 1}
+
+    def work(run: StepRun) -> dict[str, Any]:
+        cases, template = load_cases(data_dir, _limit(cfg))
+        bad_lines = rejected_path(files.predictions)
+        bad_lines.unlink(missing_ok=True)  # this run's bad lines replace the last run's
+        with Rejects(bad_lines) as rejects:
+            preds = read_predictions(pred_file, cases, rejects)
+        cache = Path(cfg.eval.judge.cache_dir) if cfg.eval.judge.cache_dir else EvalFiles(files.folder).judge_cache
+        return outcome(rate_predictions(cfg, cases, template, preds, files.result,
+                                        {"predictions": str(pred_file), "n_bad_lines": rejects.total}, cache))
+
+    stats = run_step(StepSpec("the LongBench-Chat ratings", files.result, settings, quarantine=False), work)
+    return {**(read_json_if_valid(files.result) or {}), "_path": str(files.result), "_stats": stats}
 
 
-def run_longbench_chat(cfg: RunConfig, *, label: str | None = None, model: str | None = None,
-                       generator: Generator | None = None) -> dict[str, Any]:
-    """Generate (resumable) and rate every case for `model` (default: the run's model) into
-    `<eval_dir>/<label>/longbench-chat/` (label default: from the model's name)."""
-    from longcurate.eval.generate import GenRequest, make_generator
-    from longcurate.eval.labels import results_folder
-    from longcurate.eval.longbench import generation_settings
-    from longcurate.eval.longbench_predict import PromptFitter
-    from longcurate.eval.predict import LazyGenerator, predict
-
-    lc, g = cfg.eval.longbench_chat, cfg.eval.generate
-    cases, template = load_cases(require_data(cfg), _limit(cfg))
-    model = model or cfg.model
-    out = results_folder(cfg, label, model) / "longbench-chat"
-    gen = generator if generator is not None else LazyGenerator(lambda: make_generator(cfg, model))
-    fitter, n = PromptFitter(gen, lc.max_input_tokens), g.new_tokens(lc.max_new_tokens)
-    settings = generation_settings(cfg, model, lc.max_input_tokens)
-    done = predict(gen, cases, out / PRED_NAME, request=lambda c: GenRequest(str(c.idx), c.prompt, n),
-                   record=lambda c, text: {"idx": c.idx, "pred": text}, settings=settings, key="idx",
-                   prepare=lambda r: fitter(r, "longbench-chat"), chunk=4, desc="longbench-chat")
-    preds = {int(r["idx"]): r["pred"] for r in done.records}
-    return rate_predictions(cfg, cases, template, preds, out, {
-        "model": model, "label": out.parent.name, "predictions": str(out / PRED_NAME), "max_new_tokens": n,
-        "truncated": fitter.truncated, "generation_failures": [f.to_dict() for f in done.failures]})
+def chat_step(run: ModelRun, n: int) -> StepSpec:
+    """`<label>/longbench-chat/pred.jsonl` (+ result.json), policy `redo`: answers already made for the
+    same request are kept by their hash, and the judge's replies are cached by theirs, so a redo pays
+    only for what changed. Settings: the generation settings, the data, the limit, the judge."""
+    cfg, lc = run.cfg, run.cfg.eval.longbench_chat
+    files = run.files.longbench_chat
+    settings = {**generation_settings(cfg, run.model, lc.max_input_tokens), "max_new_tokens": n,
+                "data": source_digest(require_data(cfg)), "limit": _limit(cfg),
+                "judge": cfg.eval.judge.rating_settings(), "format": 1}
+    return StepSpec(f"LongBench-Chat on {run.label}", files.predictions, settings, also_outputs=(files.result,))
 
 
-def require_data(cfg: RunConfig) -> str:
+def chat_task(run: ModelRun) -> dict[str, Any]:
+    """Generate (resumable) and rate every case for one model into `<label>/longbench-chat/`."""
+    cfg, lc = run.cfg, run.cfg.eval.longbench_chat
+    n = cfg.eval.generate.new_tokens(lc.max_new_tokens)
+    files = run.files.longbench_chat
+
+    def work(step: StepRun) -> dict[str, Any]:
+        cases, template = load_cases(require_data(cfg), _limit(cfg))
+        fitter = PromptFitter(run.backend, lc.max_input_tokens)
+        done = predict(run.backend, cases, step.output, request=lambda c: GenRequest(str(c.idx), c.prompt, n),
+                       record=lambda c, text: {"idx": c.idx, "pred": text},
+                       settings=generation_settings(cfg, run.model, lc.max_input_tokens), key="idx",
+                       prepare=lambda r: fitter(r, "longbench-chat"), chunk=4, desc="longbench-chat")
+        preds = {int(r["idx"]): r["pred"] for r in done.records}
+        result = rate_predictions(cfg, cases, template, preds, files.result, {
+            "model": run.model, "label": run.label, "predictions": str(step.output), "max_new_tokens": n,
+            "truncated": fitter.truncated, "generation_failures": [f.to_dict() for f in done.failures]})
+        return outcome(result, failed=len(done.failures))
+
+    return run_step(chat_step(run, n), work)
+
+
+def run_longbench_chat(cfg: EvalRunConfig, *, label: str | None = None, model: str | None = None,
+                       backend: EvalModel | None = None) -> dict[str, Any]:
+    """`eval longbench-chat`: generate and rate every case for `model` (default: the run's model) into
+    `<eval_dir>/<label>/longbench-chat/`; its result.json, with the step's stats under `_stats`."""
+    run = model_run(cfg, label, model or cfg.model, backend)
+    stats = chat_task(run)
+    path = run.files.longbench_chat.result
+    return {**(read_json_if_valid(path) or {}), "_path": str(path), "_stats": stats}
+
+
+def require_data(cfg: EvalRunConfig) -> str:
     if not cfg.eval.longbench_chat.data_dir:
         raise UserError("LongBench-Chat needs its data: --data DIR (eval.longbench_chat.data_dir), a folder with "
                         "test_cases.json, few_shots.json and prompt_fs.txt")
     return cfg.eval.longbench_chat.data_dir
 
 
-def _limit(cfg: RunConfig) -> int | None:
+def _limit(cfg: EvalRunConfig) -> int | None:
     lc = cfg.eval.longbench_chat
     return lc.limit if lc.limit is not None else cfg.eval.limit
 
@@ -220,4 +259,4 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 __all__ = ["SYSTEM", "ChatCase", "load_cases", "judge_messages", "read_predictions", "rate_predictions",
-           "score_only", "run_longbench_chat", "require_data", "format_result"]
+           "score_only", "chat_step", "chat_task", "run_longbench_chat", "require_data", "format_result"]

@@ -1,6 +1,6 @@
 """LongBench predictions through the shared loop (`predict.py`), in LongBench's own file format.
 
-    <output_dir>/pred/<task>.jsonl    pred, answers, all_classes, length, _id, model, request_hash  (pred_e/ for -E)
+    <label>/longbench/pred/<task>.jsonl    pred, answers, all_classes, length, _id, model, request_hash  (pred_e/ for -E)
 
 LongBench's tools read `pred`, `answers`, `all_classes` and `length` and ignore the rest; `model` names
 the model that made the line; `_id` and `request_hash` make the file resumable: a prediction is redone
@@ -11,11 +11,10 @@ something is left to predict (that needs the model's tokenizer), so a finished r
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from longcurate.eval.generate import GenRequest, Generator
+from longcurate.core.layout import LongBenchFiles
+from longcurate.eval.model import EvalModel, GenRequest
 from longcurate.eval.longbench_data import LongBenchItem
 from longcurate.eval.longbench_defaults import RAW_PROMPT_TASKS
 from longcurate.eval.longbench_prompts import build_prompt, fit_prompt_ids
@@ -24,10 +23,6 @@ from longcurate.eval.predict import predict
 log = logging.getLogger("longcurate.eval.longbench")
 
 CHUNK_SIZE = 16  # requests per generate() call: predictions are saved (and resumable) after each chunk
-
-
-def pred_dir_for(output_dir: str | os.PathLike, e: bool) -> Path:
-    return Path(output_dir) / ("pred_e" if e else "pred")
 
 
 def prediction_line(item: LongBenchItem, pred: str) -> dict[str, Any]:
@@ -41,7 +36,7 @@ class PromptFitter:
     tasks, else the backend's own) and, when the backend has a tokenizer, the prompt truncated in the
     middle to fit its context, with the ids measured on the way."""
 
-    def __init__(self, generator: Generator, max_input_tokens: int | None):
+    def __init__(self, generator: EvalModel, max_input_tokens: int | None):
         self.generator = generator
         self.max_input_tokens = max_input_tokens
         self.truncated = 0
@@ -50,11 +45,11 @@ class PromptFitter:
     def template(self, task: str) -> str:
         if task in RAW_PROMPT_TASKS:
             return "raw"
-        return getattr(self.generator, "template", None) or "chat"
+        return self.generator.template
 
     def __call__(self, request: GenRequest, task: str) -> GenRequest:
         template = self.template(task)
-        tokenizer = getattr(self.generator, "tokenizer", None)
+        tokenizer = self.generator.tokenizer
         if tokenizer is None:
             if not self._warned:
                 log.warning("the generation backend has no tokenizer: prompts are sent without middle truncation")
@@ -67,11 +62,11 @@ class PromptFitter:
         return GenRequest(request.id, text, request.max_new_tokens, template=template, ids=ids)
 
 
-def predict_longbench(data: dict[str, list[LongBenchItem]], pred_dir: str | os.PathLike, generator: Generator, *,
+def predict_longbench(data: dict[str, list[LongBenchItem]], files: LongBenchFiles, generator: EvalModel, *,
                       prompts: dict[str, str], maxlens: dict[str, int], settings: dict[str, Any],
                       max_input_tokens: int | None = None, chunk_size: int = CHUNK_SIZE,
                       progress: bool = True) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
-    """Predict what is missing (or stale) of every task into `<pred_dir>/<task>.jsonl`.
+    """Predict what is missing (or stale) of every task into its prediction file (`files`).
 
     `settings` (model, backend, template, ...) go into every request's hash, with the task's template.
     Returns ({(task, _id): reason} for the items that failed — not written, so a re-run retries them —
@@ -83,7 +78,7 @@ def predict_longbench(data: dict[str, list[LongBenchItem]], pred_dir: str | os.P
     for task, items in data.items():
         task_settings = {**settings, "template": "raw"} if task in RAW_PROMPT_TASKS else settings
         done = predict(
-            generator, items, Path(pred_dir) / f"{task}.jsonl",
+            generator, items, files.predictions(task),
             request=lambda it, t=task: GenRequest(it.id, build_prompt(prompts[t], it), maxlens[t]),
             record=lambda it, pred: {**prediction_line(it, pred), "model": settings["model"]},
             settings=task_settings, key="_id",
@@ -98,4 +93,4 @@ def predict_longbench(data: dict[str, list[LongBenchItem]], pred_dir: str | os.P
     return errors, stats
 
 
-__all__ = ["CHUNK_SIZE", "pred_dir_for", "prediction_line", "PromptFitter", "predict_longbench"]
+__all__ = ["CHUNK_SIZE", "prediction_line", "PromptFitter", "predict_longbench"]

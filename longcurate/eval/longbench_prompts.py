@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
-from longcurate.eval.generate import render_prompt
+from longcurate.eval.render import render_prompt
 from longcurate.eval.longbench_data import LongBenchItem
 from longcurate.eval.longbench_defaults import DEFAULT_MAXLEN, DEFAULT_PROMPTS
 

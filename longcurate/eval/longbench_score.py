@@ -3,6 +3,7 @@
     <pred_dir>/<task>.jsonl             predictions: pred, answers, all_classes, length (+ _id)
     <pred_dir>/result.json              one score per task (0-100, 2 decimals), averages, failures
     <pred_dir>/result.rejected.jsonl    every failure with file, line, field, _id and reason
+(`core.layout.LongBenchFiles` names them.)
 
 Failures — a data line that cannot be used, a generation error, a missing or malformed prediction
 line, a prediction file with fewer lines than the data — are never scored as 0 silently: the item is
@@ -20,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.jsonl import Rejects, write_json
+from longcurate.core.layout import LongBenchFiles
 from longcurate.core.reader import read_rows
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
 from longcurate.eval.scoring import interval
 from longcurate.eval.longbench_data import Failure, FailureSink, LongBenchItem, check_common
 
-RESULT_NAME = "result.json"
-REJECTED_NAME = "result.rejected.jsonl"
 FAILURE_POLICY = "failed items are excluded from their task's mean; counts.<task>.failed says how many"
 
 
@@ -165,9 +165,9 @@ def score_dir(pred_dir: str | os.PathLike, *, tasks: list[str] | None = None, e:
               extra_failures: list[Failure] | None = None) -> tuple[dict[str, Any], list[Failure]]:
     """Score `<pred_dir>/<task>.jsonl` for `tasks` (default: every known task with a file there, or the
     tasks of `data`). Returns (result dict, every failure)."""
-    pred_dir = Path(pred_dir)
+    files = LongBenchFiles(Path(pred_dir))
     if tasks is None:
-        tasks = list(data) if data is not None else [t for t in metrics.TASKS if (pred_dir / f"{t}.jsonl").exists()]
+        tasks = list(data) if data is not None else [t for t in metrics.TASKS if files.predictions(t).exists()]
     if not tasks:
         raise FileNotFoundError(f"no prediction files <task>.jsonl for a known LongBench task in {pred_dir}")
     for t in tasks:
@@ -175,7 +175,7 @@ def score_dir(pred_dir: str | os.PathLike, *, tasks: list[str] | None = None, e:
     results = []
     for task in tasks:
         items = data.get(task, []) if data is not None else None
-        results.append(score_task(task, pred_dir / f"{task}.jsonl", e=e, items=items, known_errors=known_errors))
+        results.append(score_task(task, files.predictions(task), e=e, items=items, known_errors=known_errors))
     for f in extra_failures or []:  # bad data lines: failures of their task too
         for r in results:
             if r.task == f.task:
@@ -184,22 +184,20 @@ def score_dir(pred_dir: str | os.PathLike, *, tasks: list[str] | None = None, e:
     return result, [f for r in results for f in r.failures]
 
 
-def write_result(out_dir: str | os.PathLike, result: dict[str, Any], failures: list[Failure]) -> Path:
+def write_result(files: LongBenchFiles, result: dict[str, Any], failures: list[Failure]) -> Path:
     """`result.json` (atomic) and `result.rejected.jsonl` (every failure; removed when there is none)."""
-    out_dir = Path(out_dir)
-    path = out_dir / RESULT_NAME
-    rejected = out_dir / REJECTED_NAME
     with contextlib.suppress(FileNotFoundError):
-        rejected.unlink()
-    with Rejects(rejected) as rejects:
+        files.rejected.unlink()
+    with Rejects(files.rejected) as rejects:
         for f in failures:
             rejects.add(f"{f.task}: {f.reason}", file=f.file, line=f.line, field_name=f.field, record_id=f.id)
-    write_json(path, result)
-    return path
+    write_json(files.result, result)
+    return files.result
 
 
-def format_result(result: dict[str, Any], max_failures: int = 20) -> str:
-    """A plain-text table of the scores (with each task's metric; ↑ higher is better) and the failures."""
+def format_result(result: dict[str, Any], rejected: Path, max_failures: int = 20) -> str:
+    """A plain-text table of the scores (with each task's metric; ↑ higher is better) and the failures
+    (the first `max_failures`; every one is in `rejected`)."""
     e = result["benchmark"] == "LongBench-E"
     header = ["task", "metric", *(metrics.BUCKETS if e else ["score"]), "scored", "failed"]
     rows = []
@@ -215,10 +213,10 @@ def format_result(result: dict[str, Any], max_failures: int = 20) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
              for r in [header, *rows]]
-    return "\n".join(lines + _failure_lines(result, max_failures))
+    return "\n".join(lines + _failure_lines(result, rejected, max_failures))
 
 
-def _failure_lines(result: dict[str, Any], max_failures: int) -> list[str]:
+def _failure_lines(result: dict[str, Any], rejected: Path, max_failures: int) -> list[str]:
     n = result["num_failures"]
     lines = [f"failures: {n} (excluded from the scores)"]
     shown = 0
@@ -229,9 +227,9 @@ def _failure_lines(result: dict[str, Any], max_failures: int) -> list[str]:
             lines.append(f"  {task}: {Failure(task, f['reason'], f['file'], f['line'], f['field'], f['_id'])}")
             shown += 1
     if n > shown:
-        lines.append(f"  ... {n - shown} more in {REJECTED_NAME}")
+        lines.append(f"  ... {n - shown} more in {rejected}")
     return lines
 
 
-__all__ = ["RESULT_NAME", "REJECTED_NAME", "FAILURE_POLICY", "TaskResult", "score_task", "score_dir",
+__all__ = ["FAILURE_POLICY", "TaskResult", "score_task", "score_dir",
            "build_result", "write_result", "format_result"]

@@ -127,14 +127,14 @@ def needle_judge_messages(question: str, needle: str, prediction: str) -> list[d
     return [{"role": "system", "content": NEEDLE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def judge_needles(cfg: Any, items: list[dict[str, Any]], results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """Rate each predicted needle item 1-10 (`eval.judge`, LongAlign's first `[[n]]`) and add the grid of
-    mean ratings to `<out_dir>/results.json` under `judge`, beside the key-word recall."""
-    from longcurate.core.jsonl import read_valid_prefix, write_json
+def judge_needles(cfg: Any, items: list[dict[str, Any]], results: dict[str, Any], predictions: Path) -> dict[str, Any]:
+    """Rate each predicted needle item 1-10 (`eval.judge`, LongAlign's first `[[n]]`): `results` with the
+    grid of mean ratings under `judge`, beside the key-word recall."""
+    from longcurate.core.jsonl import read_valid_prefix
     from longcurate.eval.judge import Judge, first_integer_rating, judge_cache, usage_total
     from longcurate.eval.scoring import aggregate_needle
 
-    records, _ = read_valid_prefix(out_dir / "predictions.jsonl")
+    records, _ = read_valid_prefix(predictions)
     preds = {str(r["id"]): r["pred"] for r in records if isinstance(r, dict) and "id" in r and "pred" in r}
     asked = [it for it in items if str(it["id"]) in preds]
     with Judge(cfg.eval.judge, judge_cache(cfg)) as judge:
@@ -143,11 +143,9 @@ def judge_needles(cfg: Any, items: list[dict[str, Any]], results: dict[str, Any]
         stats = judge.stats()
     rated = [{"length": it["length"], "depth": it["depth"], "score": r.value} for it, r in zip(asked, ratings)
              if r.value is not None]
-    results["judge"] = {
+    return {**results, "judge": {
         **(aggregate_needle(rated) if rated else {"avg": None}), "scale": "judge rating 1-10 (LongAlign's needle rating)",
         "n_rated": len(rated), "n_failed": sum(r.status == "failed" for r in ratings),
         "n_pending": sum(r.status == "pending" for r in ratings), "judge": stats, "usage": usage_total(ratings),
         "ratings": [{"id": it["id"], "rating": r.value, "status": r.status, "reply": r.reply,
-                     **({"error": r.error} if r.error else {})} for it, r in zip(asked, ratings)]}
-    write_json(out_dir / "results.json", results)
-    return results
+                     **({"error": r.error} if r.error else {})} for it, r in zip(asked, ratings)]}}

@@ -4,14 +4,17 @@ forward per item, a number for every item, no decoding.
 
 Items: probes (the probe's answer given its context and instruction; position = where the key sits)
 and held-out IN2 samples (`layout.heldout`: the response given context and instruction; position =
-the centre of the gold evidence). The token sequence is the prompt exactly as generation sends it
-(`generate.prompt_ids`: the evaluated model's chat template over the user prompt, with the generation
-prompt), then the answer's own tokens as the assistant turn (no end-of-turn marker); the loss covers
-the answer tokens only. `core.engine.ScoringEngine.response_nll` computes it (what select scores with).
+the centre of the gold evidence). The model interface's `loglikelihood` scores them (`model.py`): for
+a local model the token sequence is the prompt exactly as generation sends it (`render.prompt_ids`: the
+evaluated model's chat template over the user prompt, with the generation prompt), then the answer's
+own tokens as the assistant turn (no end-of-turn marker), and `core.engine.ScoringEngine.response_nll`
+computes the loss over the answer tokens only (what select scores with).
 
-Outputs per model: `nll/items.jsonl`, one line per item sorted by id, {id, source, task, position,
-nll (mean nats per answer token), n_tokens}, and `nll/results.json`, the means with 95% bootstrap
-intervals by source, by task and by position bucket.
+Outputs per model (one step, `nll_task`): `nll/items.jsonl`, one line per item sorted by id, {id,
+source, task, position, nll (mean nats per answer token), n_tokens}, and `nll/results.json`, the means
+with 95% bootstrap intervals by source, by task and by position bucket. An item that cannot be scored
+(no answer tokens, longer than the model's context, a request that failed) is listed there and leaves
+the task incomplete.
 """
 
 from __future__ import annotations
@@ -20,21 +23,19 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
-from longcurate.core.completion import Step
-from longcurate.core.engine import ScoreItem
-from longcurate.core.jsonl import RejectSink, Rejects, read_json_if_valid, write_json, write_jsonl
+from longcurate.core.jsonl import RejectSink, Rejects, done_marker, file_digest, write_json, write_jsonl
 from longcurate.core.prompts import user_prompt
 from longcurate.core.reader import read_parsed, source_digest
 from longcurate.core.records import Sample
-from longcurate.eval.generate import prompt_ids
+from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.eval.config import EvalRunConfig
+from longcurate.eval.items import ensure_probes
+from longcurate.eval.model import EvalModel, LLRequest, ModelRun, check_order, task_stats
 from longcurate.eval.predict import Failed
 from longcurate.eval.probes import Probe
 from longcurate.eval.scoring import interval
-
-if TYPE_CHECKING:
-    from longcurate.config import RunConfig
 
 log = logging.getLogger("longcurate.eval")
 
@@ -82,34 +83,16 @@ def heldout_items(path: str | Path, rejects: RejectSink, limit: int | None = Non
     return out
 
 
-def score_item(item: AnswerItem, tokenizer: Any, template: str) -> ScoreItem:
-    """The scored sequence: the prompt as generation sees it, then the answer's tokens."""
-    prompt = prompt_ids(item.prompt, tokenizer, template)
-    answer = list(tokenizer(item.answer, add_special_tokens=False)["input_ids"])
-    return ScoreItem(item.id, prompt + answer, len(prompt))
-
-
-def score_answers(items: list[AnswerItem], generator: Any, *, batch_tokens: int | None = None,
-                  progress: bool = True) -> tuple[list[dict[str, Any]], list[Failed]]:
-    """Per-item records (sorted by id) and the items that could not be scored (no answer tokens, or
-    longer than the model's context). `generator` is a local one (model, tokenizer, template, max_context)."""
-    from longcurate.core.engine import ScoringEngine
-
-    scored, failures, meta = [], [], {}
-    for it in items:
-        seq = score_item(it, generator.tokenizer, generator.template)
-        if len(seq) == seq.response_start:
-            failures.append(Failed(it.id, "empty answer: no answer tokens", "prompt"))
-        elif len(seq) > generator.max_context:
-            failures.append(Failed(it.id, f"too long: {len(seq)} tokens > context limit {generator.max_context}",
-                                   "prompt"))
-        else:
-            scored.append(seq)
-            meta[it.id] = it
-    results = ScoringEngine(generator.model, batch_tokens=batch_tokens, show_progress=progress).response_nll(scored) \
-        if scored else []
+def score_answers(items: list[AnswerItem], model: EvalModel) -> tuple[list[dict[str, Any]], list[Failed]]:
+    """Per-item records (sorted by id) and the items that could not be scored, by the model's
+    `loglikelihood` (an empty answer, a sequence longer than its context, a failed request)."""
+    requests = [LLRequest(it.id, it.prompt, it.answer) for it in items]
+    results = model.loglikelihood(requests)
+    check_order(requests, results, "loglikelihood")
+    meta = {it.id: it for it in items}
     records = [{"id": r.id, "source": meta[r.id].source, "task": meta[r.id].task, "position": meta[r.id].position,
-                "nll": r.nll, "n_tokens": r.n_tokens} for r in results]
+                "nll": r.nll, "n_tokens": r.n_tokens} for r in results if r.ok]
+    failures = [Failed(r.id, r.error, "prompt") for r in results if not r.ok]
     return sorted(records, key=lambda r: r["id"]), failures
 
 
@@ -141,52 +124,52 @@ def aggregate_nll(records: list[dict[str, Any]], buckets: int) -> dict[str, Any]
     }
 
 
-# --- the stage's step ---------------------------------------------------------------------------
+# --- the task (one step per model) ---------------------------------------------------------------
 
-def nll_step(cfg: RunConfig, label: str, model: str) -> Step:
-    """`<eval_dir>/<label>/nll/items.jsonl`, policy `redo`: one forward per item, cheap to redo, and a
-    model folder retrained in place must be scored again. Settings: the model (its name, and the digest
-    of the trained model's completion marker when there is one), the digests of the item files, the
-    limit, and what decides the numbers (template, dtype, buckets)."""
-    from longcurate.core.jsonl import done_marker, file_digest
-
+def nll_step(cfg: EvalRunConfig, label: str, model: str) -> StepSpec:
+    """`<eval_dir>/<label>/nll/items.jsonl` (+ results.json), policy `redo`: one forward per item, cheap
+    to redo, and a model folder retrained in place must be scored again. Settings: the model (its name,
+    and the digest of the trained model's completion marker when there is one), the digests of the item
+    files, the limit, and what decides the numbers (backend, template, dtype, buckets)."""
     layout = cfg.layout()
     g = cfg.eval.generate
     heldout = layout.heldout if cfg.eval.nll.heldout else None
+    files = layout.evals.model(label)
     settings = {"model": model, "model_marker": file_digest(done_marker(Path(model))), "probes": source_digest(layout.probes),
                 "heldout": source_digest(heldout) if heldout is not None else None, "limit": cfg.eval.limit,
-                "template": g.template, "dtype": g.dtype, "buckets": cfg.eval.nll.buckets, "format": 1}
-    return Step(layout.eval_model(label) / "nll" / "items.jsonl", settings, on_change="redo",
-                name=f"the answer NLL of {label}")
+                "backend": g.backend, "template": g.template, "dtype": g.dtype, "buckets": cfg.eval.nll.buckets,
+                "format": 1}
+    return StepSpec(f"the answer NLL of {label}", files.nll_items, settings, also_outputs=(files.results("nll"),))
 
 
-def run_nll(cfg: RunConfig, label: str, model: str, generator: Callable[[], Any]) -> dict[str, Any]:
+def nll_task(run: ModelRun) -> dict[str, Any]:
     """Score the probes (and held-out samples, when synth wrote them) for one model, unless its
-    results are complete with the same settings; `generator()` gives the local model (loaded only
-    when there is something to score). Returns results.json's content."""
-    step = nll_step(cfg, label, model)
-    results_path = step.output.with_name("results.json")
-    if step.is_complete() and results_path.exists():
-        return read_json_if_valid(results_path) or {}
+    results are complete with the same settings; the model is loaded only when there is something to
+    score. Returns the stats its completion marker records."""
+    cfg = run.cfg
     layout = cfg.layout()
-    rejects_path = step.output.with_name("items.rejected.jsonl")
-    rejects_path.unlink(missing_ok=True)
-    with Rejects(rejects_path) as rejects:
-        items = probe_items(layout.probes, rejects, cfg.eval.limit)
-        if cfg.eval.nll.heldout and layout.heldout.exists():
-            items += heldout_items(layout.heldout, rejects, cfg.eval.limit)
-        elif cfg.eval.nll.heldout:
-            log.info("eval nll: no held-out samples at %s (synth.heldout_samples = 0); probes only", layout.heldout)
-    records, failures = score_answers(items, generator(), batch_tokens=cfg.eval.nll.batch_tokens)
-    results = {"kind": "nll", "model": model, "unit": "mean nats per answer token", "n_items": len(items),
-               "n_scored": len(records), "n_failed": len(failures), "n_rejected": rejects.total,
-               "failures": [f.to_dict() for f in failures], **aggregate_nll(records, cfg.eval.nll.buckets)}
-    step.unfinish()
-    write_jsonl(step.output, records)
-    write_json(results_path, results)
-    step.finish({"items": len(records), "failed": len(failures)})
-    return results
+    ensure_probes(cfg)
+
+    def work(step: StepRun) -> dict[str, Any]:
+        with Rejects(step.rejected) as rejects:
+            items = probe_items(layout.probes, rejects, cfg.eval.limit)
+            if cfg.eval.nll.heldout and layout.heldout.exists():
+                items += heldout_items(layout.heldout, rejects, cfg.eval.limit)
+            elif cfg.eval.nll.heldout:
+                log.info("eval nll: no held-out samples at %s (synth.heldout_samples = 0); probes only", layout.heldout)
+        records, failures = score_answers(items, run.backend)
+        aggregate = aggregate_nll(records, cfg.eval.nll.buckets)
+        write_jsonl(step.output, records)
+        write_json(run.files.results("nll"), {
+            "kind": "nll", "model": run.model, "unit": "mean nats per answer token", "n_items": len(items),
+            "n_scored": len(records), "n_failed": len(failures), "n_rejected": rejects.total,
+            "failures": [f.to_dict() for f in failures], **aggregate})
+        summary = {"all": aggregate["all"], "by_source": aggregate["by_source"], "n_scored": len(records),
+                   "n_failed": len(failures)}
+        return task_stats(summary, failed=len(failures))
+
+    return run_step(nll_step(cfg, run.label, run.model), work)
 
 
-__all__ = ["AnswerItem", "probe_items", "heldout_items", "evidence_position", "score_item",
-           "score_answers", "bucket_of", "aggregate_nll", "nll_step", "run_nll"]
+__all__ = ["AnswerItem", "probe_items", "heldout_items", "evidence_position", "score_answers", "bucket_of",
+           "aggregate_nll", "nll_step", "nll_task"]

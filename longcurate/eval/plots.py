@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from longcurate.core.jsonl import atomic_open
 
 if TYPE_CHECKING:
-    from longcurate.eval.report import ModelResults
+    from longcurate.eval.results import ModelResults
 
 
 def mpl():
@@ -27,7 +27,7 @@ def probe_figure(results: list[ModelResults], task: str):
     plt = mpl()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for r in results:
-        t = (r.probes or {}).get("tasks", {}).get(task)
+        t = (r.get("probes") or {}).get("tasks", {}).get(task)
         if not t:
             continue
         xs = [p["position_id"] for p in t["by_position"]]
@@ -49,7 +49,7 @@ def probe_figure(results: list[ModelResults], task: str):
 def needle_figure(result: ModelResults):
     """Needle depth × haystack length heatmap for one model."""
     plt = mpl()
-    n = result.needle
+    n = result.get("needle")
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(n["lengths"]), 1.4 + 0.6 * len(n["depths"])))
     grid = [[float("nan") if v is None else 100 * v for v in row] for row in n["grid"]]
     im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
@@ -72,7 +72,7 @@ def nll_position_figure(result: ModelResults):
     95% bootstrap intervals as error bars; empty buckets are left out."""
     plt = mpl()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for source, cells in sorted((result.nll or {}).get("by_position", {}).items()):
+    for source, cells in sorted((result.get("nll") or {}).get("by_position", {}).items()):
         kept = [c for c in cells if c["n"]]
         xs = [(c["bucket"][0] + c["bucket"][1]) / 2 for c in kept]
         ys = [c["mean"] for c in kept]

@@ -5,7 +5,7 @@ what it depends on: the prompt, the generation budget and the generation setting
 template, ...). On start, lines made for another request under the same id are stale: they are
 dropped and redone; lines for ids not asked about now are kept (a smaller `limit` deletes nothing).
 New predictions are appended with fsync after each chunk, so a killed run resumes where it stopped
-and a finished run redoes nothing; the generator is not even built then (`LazyGenerator`).
+and a finished run redoes nothing; the model is not even built then (`model.LazyModel`).
 
 A failed item (its prompt could not be prepared, or the backend returned an error) is not written:
 it is reported to the caller and retried by the next run.
@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal, TypeVar
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import ResumableWriter, dumps, read_valid_prefix, write_jsonl
-from longcurate.eval.generate import GenRequest, GenResult, Generator
+from longcurate.eval.model import EvalModel, GenRequest, check_order
 
 log = logging.getLogger("longcurate.eval")
 
@@ -33,29 +33,6 @@ def request_hash(prompt: str | list[dict[str, str]], max_new_tokens: int, settin
     """What a prediction depends on: the prompt, the budget and the model / backend settings."""
     blob = dumps({"prompt": prompt, "max_new_tokens": max_new_tokens, "settings": settings or {}})
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-
-class LazyGenerator:
-    """Builds the real generator on first use, so a model whose predictions are complete is never loaded."""
-
-    def __init__(self, factory: Callable[[], Generator]):
-        self._factory = factory
-        self._gen: Generator | None = None
-
-    def get(self) -> Generator:
-        if self._gen is None:
-            self._gen = self._factory()
-        return self._gen
-
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        if not requests:
-            return []
-        return self.get().generate(requests)
-
-    def __getattr__(self, name: str) -> Any:  # tokenizer, max_context, template ...
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.get(), name)
 
 
 @dataclass(frozen=True)
@@ -97,7 +74,7 @@ def keep_current(predictions: Path, hashes: dict[str, str], key: str) -> dict[st
     return {str(obj[key]): obj for obj in kept if str(obj[key]) in hashes}
 
 
-def predict(generator: Generator, items: list[T], predictions: str | Path, *,
+def predict(generator: EvalModel, items: list[T], predictions: str | Path, *,
             request: Callable[[T], GenRequest], record: Callable[[T, str], dict[str, Any]],
             settings: dict[str, Any] | None = None, key: str = "id",
             prepare: Callable[[GenRequest], GenRequest] | None = None, chunk: int = 8,
@@ -134,7 +111,7 @@ def predict(generator: Generator, items: list[T], predictions: str | Path, *,
     return out
 
 
-def _generate(generator: Generator, part: list[tuple[T, GenRequest]],
+def _generate(generator: EvalModel, part: list[tuple[T, GenRequest]],
               prepare: Callable[[GenRequest], GenRequest] | None,
               failures: list[Failed]) -> list[tuple[tuple[T, GenRequest], str]]:
     """One chunk: prepare, generate, and split the results into texts and failures."""
@@ -147,9 +124,7 @@ def _generate(generator: Generator, part: list[tuple[T, GenRequest]],
             continue
         kept.append((it, r))
     results = generator.generate(sent) if sent else []
-    if [res.id for res in results] != [r.id for r in sent]:
-        raise RuntimeError(f"the generator returned results {[res.id for res in results][:5]}... for requests "
-                           f"{[r.id for r in sent][:5]}...: wrong count or order")
+    check_order(sent, results, "generation")
     done = []
     for pair, res in zip(kept, results):
         if res.error is not None:
@@ -167,4 +142,4 @@ def _progress(desc: str | None, total: int) -> Any:
     return tqdm(total=total, desc=desc, unit="item")
 
 
-__all__ = ["request_hash", "LazyGenerator", "Failed", "Predicted", "keep_current", "predict", "HASH_FIELD"]
+__all__ = ["request_hash", "Failed", "Predicted", "keep_current", "predict", "HASH_FIELD"]

@@ -1,18 +1,21 @@
-"""vLLM offline backend (GPU; imported only when `eval.generate.backend: vllm`): greedy, whole batch
-at once (vLLM schedules it), prompts rendered like the HF backend's."""
+"""vLLM offline backend (GPU; imported only when `eval.generate.backend: vllm`), prompts rendered like
+the HF backend's. `generate`: greedy, the whole batch at once (vLLM schedules it). `loglikelihood`: the
+prompt log-probs of prompt + answer (`SamplingParams(prompt_logprobs=0)`: each prompt token's own
+log-prob), averaged over the answer's tokens."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
-from longcurate.eval.generate import GenRequest, GenResult, encode_for_local
+from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult, failed_ll
+from longcurate.eval.render import answer_sequence, encode_for_local, unscorable
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.eval.config import EvalRunConfig
 
 
-class VLLMGenerator:
+class VLLMModel:
     def __init__(self, llm: Any, tokenizer: Any, *, template: str = "chat", max_context: int | None = None):
         self.llm = llm
         self.tokenizer = tokenizer
@@ -42,8 +45,35 @@ class VLLMGenerator:
                     results[i] = GenResult(requests[i].id, "", f"generation failed: {type(e).__name__}: {e}")
         return [r for r in results if r is not None]
 
+    def loglikelihood(self, requests: list[LLRequest]) -> list[LLResult]:
+        from vllm import SamplingParams, TokensPrompt
 
-def from_config(run_cfg: RunConfig, model_name: str) -> VLLMGenerator:
+        results: list[LLResult | None] = [None] * len(requests)
+        seqs, where = [], []
+        for i, r in enumerate(requests):
+            seq = answer_sequence(r, self.tokenizer, self.template)
+            why = unscorable(seq, self.max_context)
+            if why is not None:
+                results[i] = failed_ll(r, why)
+            else:
+                seqs.append(seq)
+                where.append(i)
+        if seqs:
+            params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=s.input_ids) for s in seqs], params)
+            for i, seq, out in zip(where, seqs, outs):
+                results[i] = answer_result(requests[i], seq.input_ids, seq.response_start, out.prompt_logprobs)
+        return [r for r in results if r is not None]
+
+
+def answer_result(request: LLRequest, ids: list[int], start: int, prompt_logprobs: list[Any]) -> LLResult:
+    """The mean NLL of tokens `ids[start:]` from vLLM's prompt log-probs (one dict per position,
+    token id -> Logprob, holding at least the prompt's own token)."""
+    values = [-float(prompt_logprobs[k][ids[k]].logprob) for k in range(start, len(ids))]
+    return LLResult(request.id, sum(values) / len(values), len(values))
+
+
+def from_config(run_cfg: EvalRunConfig, model_name: str) -> VLLMModel:
     try:
         from vllm import LLM
     except ModuleNotFoundError:
@@ -54,4 +84,4 @@ def from_config(run_cfg: RunConfig, model_name: str) -> VLLMGenerator:
     llm = LLM(model=materialize(model_name), tensor_parallel_size=g.vllm.tensor_parallel_size,
               gpu_memory_utilization=g.vllm.gpu_memory_utilization, max_model_len=g.vllm.max_model_len,
               seed=run_cfg.seed, trust_remote_code=run_cfg.trust_remote_code)
-    return VLLMGenerator(llm, llm.get_tokenizer(), template=g.template, max_context=g.max_context)
+    return VLLMModel(llm, llm.get_tokenizer(), template=g.template, max_context=g.max_context)

@@ -4,7 +4,7 @@
   input into a spill file as the JSON lines the budget files hold; the files are then written in
   each method's order from there.
 - `sample_facts`: each sample's `kind` and whether it has gold spans (the diagnostics' labels);
-  `sample_lengths`: its `length` field (the `length` order when the scores carry no token counts).
+  `sample_lengths`: its `length` field (the `length` order for samples the scores hold no token count for).
 
 The input's bad lines were quarantined when it was scored, so they are passed over here.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import DiscardRejects, dumps
 from longcurate.core.spill import RecordSpill
+from longcurate.select.conversations import SampleReading
 from longcurate.select.inputs import iter_samples
 
 
@@ -30,15 +31,16 @@ class ChosenRecords(Mapping):
 
     @classmethod
     def collect(cls, path: str | Path, wanted: set[str], ranked: Sequence[str], beside: Path,
-                allow_download: bool = False) -> "ChosenRecords":
-        """One pass over the input: the `wanted` samples spilled beside `beside`; a `ranked` id the
-        input does not hold is a UserError (the ranking belongs to another input)."""
+                allow_download: bool = False, reading: SampleReading | None = None) -> "ChosenRecords":
+        """One pass over the input (read as `reading` says): the `wanted` samples spilled beside
+        `beside`; a `ranked` id the input does not hold is a UserError (the ranking belongs to another
+        input)."""
         spill = RecordSpill(beside)
         slots: dict[str, int] = {}
         found: set[str] = set()
         ranked_ids = set(ranked)
         try:
-            for _, sample in iter_samples(path, DiscardRejects(), allow_download=allow_download):
+            for _, sample in iter_samples(path, DiscardRejects(), allow_download=allow_download, reading=reading):
                 if sample.id in ranked_ids:
                     found.add(sample.id)
                 if sample.id in wanted:
@@ -72,19 +74,21 @@ class SampleFacts:
     gold: set[str] = field(default_factory=set)
 
 
-def sample_facts(path: str | Path, allow_download: bool = False) -> SampleFacts:
+def sample_facts(path: str | Path, allow_download: bool = False, reading: SampleReading | None = None) -> SampleFacts:
     """The kind and gold flag of every valid sample of the input, from one streaming pass."""
     facts = SampleFacts()
-    for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download):
+    for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download, reading=reading):
         facts.kinds[s.id] = s.kind
         if s.gold:
             facts.gold.add(s.id)
     return facts
 
 
-def sample_lengths(path: str | Path, allow_download: bool = False) -> dict[str, int]:
-    """Every valid sample's own `length` field, from one streaming pass."""
-    return {s.id: s.length for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download)}
+def sample_lengths(path: str | Path, allow_download: bool = False,
+                   reading: SampleReading | None = None) -> dict[str, int | None]:
+    """Every valid sample's own `length` field (None where the input has none), from one streaming pass."""
+    return {s.id: s.length for _, s in iter_samples(path, DiscardRejects(), allow_download=allow_download,
+                                                    reading=reading)}
 
 
 __all__ = ["ChosenRecords", "SampleFacts", "sample_facts", "sample_lengths"]

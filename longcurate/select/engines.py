@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from longcurate.core.errors import UserError
 from longcurate.select.hmg import ShortModel
 from longcurate.select.steps import model_b_name
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
     from longcurate.core.engine import ScoringEngine
 
 
@@ -25,17 +24,14 @@ class Engines:
     short_window: int | None = None
 
 
-def max_positions(name: str, allow_download: bool) -> int:
+def max_positions(name: str, allow_download: bool, trust_remote_code: bool = False) -> int:
     """A model's max_position_embeddings, from its config alone (no weights loaded)."""
-    from transformers import AutoConfig
+    from longcurate.core.models import load_config
 
-    from longcurate.core.models import materialize
-
-    conf = AutoConfig.from_pretrained(materialize(name), local_files_only=not allow_download)
-    return int(conf.max_position_embeddings)
+    return int(load_config(name, allow_download, trust_remote_code).max_position_embeddings)
 
 
-def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
+def load_engines(cfg: SelectRun, kind: str, show_progress: bool = False) -> Engines:
     """θ_B's engine, and for HMG θ_A as a ShortModel (its own checkpoint / RoPE, or θ_B windowed)."""
     from longcurate.core.models import load_model, load_tokenizer
     from longcurate.core.engine import ScoringEngine
@@ -55,14 +51,13 @@ def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engi
     engine_b = ScoringEngine(model_b, **eng)
     if kind != "hmg":
         return Engines(engine_b, name_b)
-    if sel.model_a is None and sel.rope_scaling is None:
-        if not sel.window:
-            raise UserError("θ_A equals θ_B: set select.window, select.model_a or select.rope_scaling")
+    if sel.model_a is None and sel.rope_scaling is None:  # then `select.window` is set (SelectConfig)
         short = ShortModel(f"{name_b}@window{sel.window}", engine_b, sel.window, same_as_b=True)
         model_a = model_b
     else:
         name_a = sel.model_a or name_b
-        overrides = rope_overrides(name_a, sel.rope_scaling, cfg.allow_download) if sel.rope_scaling else None
+        overrides = (rope_overrides(name_a, sel.rope_scaling, cfg.allow_download, cfg.trust_remote_code)
+                     if sel.rope_scaling else None)
         model_a = load_model(name_a, config_overrides=overrides, **kw)
         dyn = bool(sel.rope_scaling) and "dynamic" in str(sel.rope_scaling.get("rope_type", sel.rope_scaling.get("type")))
         # Dynamic NTK rescales RoPE by the longest sequence in the batch: score θ_A one sample at a time.

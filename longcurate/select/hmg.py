@@ -33,14 +33,13 @@ class ShortModel:
     same_as_b: bool  # same weights and RoPE as θ_B: inputs that fit the window reuse θ_B's result
 
 
-def rope_overrides(name: str, rope_scaling: dict[str, Any], allow_download: bool = False) -> dict[str, Any]:
+def rope_overrides(name: str, rope_scaling: dict[str, Any], allow_download: bool = False,
+                   trust_remote_code: bool = False) -> dict[str, Any]:
     """Config overrides that give a checkpoint another RoPE. transformers 5 keeps RoPE settings in
     `config.rope_parameters` (with `rope_theta` inside), so the given keys are merged into it."""
-    from transformers import AutoConfig
+    from longcurate.core.models import load_config
 
-    from longcurate.core.models import materialize
-
-    conf = AutoConfig.from_pretrained(materialize(name), local_files_only=not allow_download)
+    conf = load_config(name, allow_download, trust_remote_code)
     params = dict(getattr(conf, "rope_parameters", None) or {})
     extra = dict(rope_scaling)
     if "type" in extra and "rope_type" not in extra:
@@ -140,9 +139,6 @@ def minmax(values: list[float]) -> list[float]:
     return [(v - lo) / span if span > 0 else 0.0 for v in values]
 
 
-HMG_SCALES = ("ppl", "log")
-
-
 class HmgFinalizer:
     """`finalize_hmg` in two passes, for a merge that streams: `observe` every record (the dataset's
     min and max), then `apply` to each. The same arithmetic as `minmax`, so the same values."""
@@ -150,9 +146,7 @@ class HmgFinalizer:
     changes = True
 
     def __init__(self, scale: str = "ppl"):
-        if scale not in HMG_SCALES:
-            raise UserError(f"select.hmg_scale: unknown hmg scale {scale!r}; use one of {HMG_SCALES}")
-        self.keys = ("ppl_a", "ppl_b") if scale == "ppl" else ("nll_a", "nll_b")
+        self.keys = {"ppl": ("ppl_a", "ppl_b"), "log": ("nll_a", "nll_b")}[scale]  # `select.config.HMG_SCALES`
         self.lo = [math.inf, math.inf]
         self.hi = [-math.inf, -math.inf]
 

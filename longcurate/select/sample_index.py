@@ -4,7 +4,8 @@ Every shard reads the whole input once (one record at a time) because a sample's
 its position among the valid samples (`ShardSpec.owns`), and only a full read knows which records are
 valid and which repeat an id. Of each record it keeps the id and line; the records it owns it writes
 to a spill file (`core.spill`) beside its part file and keeps their slots. So memory is a few dozen
-bytes per input record plus one record, and the texts are read back one chunk at a time.
+bytes per input record plus one record, and the texts are read back one chunk at a time. The same
+pass counts what the samples were made of (`select.conversations.InputReport`, one per limit asked).
 
 Parse rejects are kept with the number of valid samples read before each one, so one pass with the
 larger limit also serves a kind with a smaller one (CAM's `cam_limit`): exactly the ids and rejects
@@ -21,6 +22,7 @@ from typing import Any, Callable
 from longcurate.core.jsonl import Rejection, RejectSink
 from longcurate.core.records import Sample
 from longcurate.core.spill import RecordSpill
+from longcurate.select.conversations import InputReport, SampleReading
 from longcurate.select.inputs import iter_samples
 
 
@@ -64,27 +66,34 @@ class InputIndex:
     limit: int | None
     owned: list[Owned] = field(default_factory=list)
     spill: RecordSpill | None = None
+    reports: dict[int | None, InputReport] = field(default_factory=dict)  # limit -> what its samples were made of
 
     @classmethod
     def read(cls, path: str | Path, limit: int | None, allow_download: bool = False,
-             owns: Callable[[int], bool] | None = None, beside: Path | None = None) -> "InputIndex":
-        """One pass over `path`; with `owns` and `beside`, the owned samples go to a spill file there."""
+             owns: Callable[[int], bool] | None = None, beside: Path | None = None,
+             reading: SampleReading | None = None, report_limits: tuple[int | None, ...] = ()) -> "InputIndex":
+        """One pass over `path` read as `reading` says; with `owns` and `beside`, the owned samples go
+        to a spill file there; an `InputReport` of the first n samples for each n in `report_limits`."""
         seen: list[str] = []
         lines: list[int] = []
         rejects = CountedRejects(lambda: len(seen))
         spill = RecordSpill(beside) if owns is not None and beside is not None else None
         owned: list[Owned] = []
+        reports = {n: InputReport() for n in report_limits}
         try:
-            for row, sample in iter_samples(path, rejects, limit, allow_download):
+            for row, sample in iter_samples(path, rejects, limit, allow_download, reading):
                 if spill is not None and owns(len(seen)):
                     owned.append(Owned(len(seen), row.line, spill.add(pickle.dumps(sample))))
+                for n, report in reports.items():
+                    if n is None or len(seen) < n:
+                        report.add(sample)
                 seen.append(sample.id)
                 lines.append(row.line)
         except BaseException:
             if spill is not None:
                 spill.close()
             raise
-        return cls(str(path), seen, lines, rejects, limit, owned, spill)
+        return cls(str(path), seen, lines, rejects, limit, owned, spill, reports)
 
     def covers(self, limit: int | None) -> bool:
         """Whether this pass read at least as far as a pass stopping at `limit` would have."""

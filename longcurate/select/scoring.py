@@ -21,61 +21,80 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import Rejects
+from longcurate.core.reader import source_exists
 from longcurate.core.runner import StepRun, run_step, run_steps, step_state
+from longcurate.select.conversations import InputReport
 from longcurate.select.engines import lazy, load_engines, max_positions
 from longcurate.select.inputs import Prepared, PromptBuilder
 from longcurate.select.merge import merge_parts
 from longcurate.select.sample_index import InputIndex
 from longcurate.select.shard import ChunkSizer, ShardSpec, barrier_and_merge, run_joint_parts, run_parts, shard_spec
 from longcurate.select.shard_plan import ShardPlan, Unit
-from longcurate.select.steps import ScoreSteps, input_path, model_b_name, score_limit
+from longcurate.select.steps import ScoreSteps, input_path, model_b_name, sample_reading, score_limit
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
+
 
 @dataclass
 class ShardInput:
     """This process's one read of the input (`InputIndex`), made with the largest limit of the kinds
-    it scores: spilling its own samples when it scores, and the ids and lines alone for a merge."""
+    it scores: spilling its own samples when it scores, and the ids and lines alone for a merge. The
+    same pass counts what each kind's samples were made of (`InputReport`)."""
 
-    cfg: RunConfig
+    cfg: SelectRun
     spec: ShardSpec
-    limit: int | None
+    limits: dict[str, int | None]  # kind -> its sample limit
     index: InputIndex | None = None
 
     @classmethod
-    def of(cls, cfg: RunConfig, spec: ShardSpec, kinds: list[str]) -> "ShardInput":
-        limits = [score_limit(cfg, kind) for kind in kinds]
-        return cls(cfg, spec, None if not limits or None in limits else max(limits))
+    def of(cls, cfg: SelectRun, spec: ShardSpec, kinds: list[str]) -> "ShardInput":
+        return cls(cfg, spec, {kind: score_limit(cfg, kind) for kind in kinds})
 
-    def for_scoring(self, beside: Path) -> InputIndex:
-        """The index with this shard's samples spilled beside its part file."""
+    @property
+    def limit(self) -> int | None:
+        limits = list(self.limits.values())
+        return None if not limits or None in limits else max(limits)
+
+    def read(self, beside: Path | None = None) -> InputIndex:
+        """A new pass over the input; with `beside`, this shard's samples are spilled there."""
         self.close()
         self.index = InputIndex.read(input_path(self.cfg), self.limit, self.cfg.allow_download,
-                                     owns=self.spec.owns, beside=beside)
+                                     owns=self.spec.owns if beside is not None else None, beside=beside,
+                                     reading=sample_reading(self.cfg), report_limits=tuple(set(self.limits.values())))
         return self.index
+
+    def for_scoring(self, beside: Path) -> InputIndex:
+        """The index with this shard's samples spilled (the one already read when it spilled them)."""
+        return self.index if self.index is not None and self.index.spill is not None else self.read(beside)
 
     def for_merge(self, limit: int | None) -> InputIndex:
         """An index that read as far as `limit` (the one scoring made, else a new pass without spill)."""
         if self.index is None or not self.index.covers(limit):
             self.close()
-            self.index = InputIndex.read(input_path(self.cfg), limit, self.cfg.allow_download)
+            self.index = InputIndex.read(input_path(self.cfg), limit, self.cfg.allow_download,
+                                         reading=sample_reading(self.cfg))
         return self.index
+
+    def report(self, kind: str) -> InputReport:
+        if self.index is None:
+            raise RuntimeError("the input was not read")
+        return self.index.reports[self.limits[kind]]
 
     def close(self) -> None:
         if self.index is not None:
             self.index.close()
 
 
-def expected_ids(cfg: RunConfig, kind: str) -> list[str]:
+def expected_ids(cfg: SelectRun, kind: str) -> list[str]:
     """Every id a complete run must have scored or rejected (all shards together)."""
     limit = score_limit(cfg, kind)
-    return InputIndex.read(input_path(cfg), limit, cfg.allow_download).expected(limit)
+    return InputIndex.read(input_path(cfg), limit, cfg.allow_download, reading=sample_reading(cfg)).expected(limit)
 
 
-def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, inputs: ShardInput | None = None,
+def merge_scores(cfg: SelectRun, steps: ScoreSteps, count: int, inputs: ShardInput | None = None,
                  again: bool = False) -> dict[str, Any]:
     """Merge `count` finished part files into the score file; HMG's normalisation and CAM's importance
     temperature are applied here, over the whole dataset. `again`: even when it is complete."""
@@ -83,7 +102,7 @@ def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, inputs: ShardInp
     from longcurate.select.hmg import HmgFinalizer
 
     limit = score_limit(cfg, steps.kind)
-    inputs = inputs or ShardInput(cfg, ShardSpec(), limit)
+    inputs = inputs or ShardInput(cfg, ShardSpec(), {steps.kind: limit})
 
     def merge(run: StepRun) -> dict[str, Any]:
         index = inputs.for_merge(limit)
@@ -95,19 +114,24 @@ def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, inputs: ShardInp
     return run_step(steps.merged(again), merge)
 
 
-def chunk_sizer(cfg: RunConfig) -> ChunkSizer:
+def chunk_sizer(cfg: SelectRun) -> ChunkSizer:
     """Chunks of `select.chunk_size` samples, or (null) of about `select.chunk_seconds` of work."""
     return ChunkSizer(cfg.select.chunk_size, cfg.select.chunk_seconds)
 
 
-def make_builder(cfg: RunConfig, tokenizer: Any, max_length: int) -> PromptBuilder:
+def make_builder(cfg: SelectRun, tokenizer: Any, max_length: int) -> PromptBuilder:
     sel = cfg.select
     return PromptBuilder(tokenizer, prompt_format=sel.prompt_format, max_length=sel.max_length or max_length,
                          overlong=sel.overlong, segment_tokens=sel.segment_tokens,
                          max_segments=sel.max_segments, seed=cfg.seed)
 
 
-def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
+def run_score(cfg: SelectRun, kind: str, show_progress: bool = True) -> dict[str, Any]:
+    """Score this shard and, when this process may, merge. Returns stats."""
+    return run_scores(cfg, [kind], show_progress)[kind]
+
+
+def run_scores(cfg: SelectRun, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
     """Score this shard for each kind, then merge each when this process may; stats per kind.
 
     When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
@@ -122,7 +146,7 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
                         "(select.scores_dir places them)")
     spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
     inp = input_path(cfg)
-    if not inp.exists() and not cfg.allow_download:
+    if not source_exists(inp) and not cfg.allow_download:
         raise FileNotFoundError(2, "input not found", str(inp))
     stats: dict[str, dict[str, Any]] = {}
     to_merge: list[ScoreSteps] = []
@@ -136,6 +160,7 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
             stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
     inputs = ShardInput.of(cfg, spec, [s.kind for s in to_merge])
     try:
+        _read_input(inputs, to_merge, spec, stats)
         _score_shard(cfg, to_merge, spec, show_progress, inputs, stats)
         for steps in to_merge:
             merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, inputs))
@@ -147,7 +172,29 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     return stats
 
 
-def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
+def _read_input(inputs: ShardInput, to_score: list[ScoreSteps], spec: ShardSpec,
+                stats: dict[str, dict[str, Any]]) -> None:
+    """Read the input once before any scoring (this shard's samples spilled when a part of it is still
+    to be scored) and report what each kind's samples were made of (shapes, turns, split rules,
+    derived fields)."""
+    if not to_score:
+        return
+    pending = [s.part(spec.index, spec.count) for s in to_score if not _part_complete(s, spec)]
+    inputs.read(beside=pending[0].output if pending else None)
+    for steps in to_score:
+        report = inputs.report(steps.kind)
+        stats[steps.kind]["input"] = report.to_dict()
+        log.info("%s input %s: %s", steps.kind, input_path(inputs.cfg), report.format())
+
+
+def _part_complete(steps: ScoreSteps, spec: ShardSpec) -> bool:
+    try:
+        return step_state(steps.part(spec.index, spec.count)) is not None
+    except SettingsChanged:
+        return False  # refused by `_score_shard`, naming the input when that is what changed
+
+
+def _score_shard(cfg: SelectRun, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
                  inputs: ShardInput, stats: dict[str, dict[str, Any]]) -> None:
     """This shard's part file of each kind in `to_score`, made in one pass (`run_steps`: finished parts
     are skipped); their counts go into `stats`. A refusal caused by an edited input says so."""
@@ -170,7 +217,7 @@ def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, sh
         raise
 
 
-def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec, show_progress: bool,
+def _score_parts(cfg: SelectRun, jobs: dict[str, StepRun], spec: ShardSpec, show_progress: bool,
                  inputs: ShardInput) -> dict[str, dict[str, Any]]:
     """Score the pending part files of this shard (kind -> its part's run); their counts. The input is
     read once (this shard's samples spilled), each sample tokenized once to plan the chunks, and the
@@ -179,7 +226,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec, show
 
     name_b = model_b_name(cfg)
     tok = load_tokenizer(name_b, cfg.allow_download, cfg.trust_remote_code)
-    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download))
+    builder = make_builder(cfg, tok, max_positions(name_b, cfg.allow_download, cfg.trust_remote_code))
     index = inputs.for_scoring(beside=next(iter(jobs.values())).output)
     rejects = {kind: Rejects(part.rejected) for kind, part in jobs.items()}
     try:
@@ -205,7 +252,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec, show
     return counts
 
 
-def _score_joint(cfg: RunConfig, plan: ShardPlan, parts: dict[str, Path], desc: str,
+def _score_joint(cfg: SelectRun, plan: ShardPlan, parts: dict[str, Path], desc: str,
                  show_progress: bool) -> dict[str, dict[str, int]]:
     """HMG and CAM chunk by chunk (HMG's chunks; CAM's samples are a subset of HMG's: the first
     `cam_limit` valid ones that have segments). Per chunk: θ_B once over the full prompts, with the
@@ -241,7 +288,7 @@ def _score_joint(cfg: RunConfig, plan: ShardPlan, parts: dict[str, Path], desc: 
                            show_progress=show_progress)
 
 
-def _compute_fn(cfg: RunConfig, kind: str, builder: PromptBuilder,
+def _compute_fn(cfg: SelectRun, kind: str, builder: PromptBuilder,
                 show_progress: bool) -> Callable[[list[Prepared]], list[dict[str, Any]]]:
     """One kind's scorer; models are loaded on first use, so a finished shard never loads them."""
     from longcurate.select.cam import cam_records
@@ -260,4 +307,4 @@ def _compute_fn(cfg: RunConfig, kind: str, builder: PromptBuilder,
     return compute
 
 
-__all__ = ["run_scores", "merge_scores", "expected_ids", "make_builder", "chunk_sizer", "ShardInput"]
+__all__ = ["run_score", "run_scores", "merge_scores", "expected_ids", "make_builder", "chunk_sizer", "ShardInput"]

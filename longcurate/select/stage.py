@@ -16,24 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, write_json, write_jsonl
-from longcurate.core.layout import parse_budget
 from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import iter_scores
-from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec
+from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec, sample_reading
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
 # What a ranked record holds; 2: it carries `n_tokens`. A ranking of an earlier format is made again.
 RANKED_FORMAT = 2
 
 
-def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
+def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None,
              output: Path | None = None) -> dict[str, Any]:
     """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's);
     records with unusable figures go to `<output>.rejected.jsonl` (`rank_input`). Prints both
@@ -66,13 +65,13 @@ def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None
     return stats
 
 
-def load_sample_map(cfg: RunConfig) -> dict[str, Sample]:
+def load_sample_map(cfg: SelectRun) -> dict[str, Sample]:
     """The input's samples by id, held in memory (its bad lines were quarantined when scoring; not
     again here): for a small pool (an ablation's); the stage's own steps stream instead."""
     from longcurate.select.inputs import load_samples
 
     return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
-                                             allow_download=cfg.allow_download)}
+                                             allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
 RANKED_FIGURES = ("id", "hmg", "cas", "ifd", "perplexity", "n_tokens")  # what the budget orders read
@@ -83,30 +82,35 @@ def read_ranked(path: Path) -> list[dict[str, Any]]:
     return [{k: r[k] for k in RANKED_FIGURES if k in r} for r in iter_scores(path)]
 
 
-def budget_lengths(cfg: RunConfig, ranked: list[dict[str, Any]]) -> dict[str, int]:
-    """Each ranked sample's token count as the scoring pass measured it (`n_tokens`, carried by the
-    ranking); a ranking from scores without counts falls back to the samples' own `length` field."""
-    counted = {str(r["id"]): int(r["n_tokens"]) for r in ranked if "n_tokens" in r}
-    if counted:
-        return counted
+def budget_lengths(cfg: SelectRun, ranked: list[dict[str, Any]], required: bool) -> dict[str, int]:
+    """Each ranked sample's token count (`budget.token_counts`): the scoring pass's, carried by the
+    ranked records (`n_tokens`), else the HMG file's; a sample without one falls back to the input's
+    own `length` field, read in one streaming pass only when some sample needs it."""
+    from longcurate.select.budget import token_counts
     from longcurate.select.chosen import sample_lengths
 
-    log.warning("the ranking carries no token counts (scores made before n_tokens): the length budget "
-                "orders by the samples' own `length` field")
-    return sample_lengths(input_path(cfg), cfg.allow_download)
+    scored = {str(r["id"]): int(r["n_tokens"]) for r in ranked if "n_tokens" in r}
+    hmg_path = cfg.layout().score("hmg")
+    if not scored and hmg_path.exists():
+        ranked_ids = {str(r["id"]) for r in ranked}  # their n_tokens were checked by rank
+        scored = {str(r["id"]): int(r["n_tokens"]) for r in iter_scores(hmg_path)
+                  if str(r["id"]) in ranked_ids and "n_tokens" in r}
+    own = None
+    if required and any(str(r["id"]) not in scored for r in ranked):
+        own = sample_lengths(input_path(cfg), cfg.allow_download, sample_reading(cfg))
+    return token_counts(ranked, own, scored, required)
 
 
-def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None) -> dict[str, Any]:
-    """Write every method's file for every budget into the layout's budgets folder, and the index:
-    the orders from the ranking, then one streaming pass over the samples to copy the chosen ones."""
+def run_budget(cfg: SelectRun, ranked: Path | None = None) -> dict[str, Any]:
+    """Write every method's file for every budget (`select.budgets`) into the layout's budgets folder,
+    and the index: the orders from the ranking, then one streaming pass over the samples to copy the
+    chosen ones."""
     from longcurate.select.budget import plan_budgets, write_budgets
     from longcurate.select.chosen import ChosenRecords
 
     sel, layout = cfg.select, cfg.layout()
     ranked = ranked or layout.ranked
-    budgets = list(budgets or sel.budgets)
-    for size in budgets:
-        parse_budget(size)  # a size of 0, -5 or 2.5 stops here, before any file is written
+    budgets = list(sel.budgets)
     methods = ["gateau", *sel.baselines]
     spec = budget_spec(layout.budget_index, {
         "budgets": budgets, "methods": methods, "seed": cfg.seed, "overflow": sel.budget_overflow,
@@ -116,11 +120,11 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
         recs = read_ranked(ranked)
         if not recs:
             raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
-        plan = plan_budgets(recs, budgets, methods, lengths=budget_lengths(cfg, recs), seed=cfg.seed,
-                            overflow=sel.budget_overflow)
+        plan = plan_budgets(recs, budgets, methods, lengths=budget_lengths(cfg, recs, "length" in methods),
+                            seed=cfg.seed, overflow=sel.budget_overflow)
         wanted = {i for ids in plan.values() for i in ids}
         chosen = ChosenRecords.collect(input_path(cfg), wanted, [str(r["id"]) for r in recs], run.output,
-                                       cfg.allow_download)
+                                       cfg.allow_download, sample_reading(cfg))
         del recs
         try:
             written = write_budgets(plan, chosen, layout.budgets_dir)
@@ -137,7 +141,7 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
     return run_step(spec, write)
 
 
-def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None) -> dict[str, Any]:
+def run_diagnose(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None) -> dict[str, Any]:
     """Do the scores find the gold segments (on data that has them)? Is CAS a length proxy? Written
     to the diagnostics file (`select.output`, else the layout's) and printed. Score records whose
     figures are not finite numbers are left out, as rank leaves them out. Streams: the samples give
@@ -149,7 +153,7 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     layout = cfg.layout()
     hmg_path = hmg_path or layout.score("hmg")
     cam_path = cam_path or cam_scores(cfg)
-    facts = sample_facts(input_path(cfg), cfg.allow_download)
+    facts = sample_facts(input_path(cfg), cfg.allow_download, sample_reading(cfg))
     has_cam = cam_path is not None and cam_path.exists()
     hmg = (r for r in iter_scores(hmg_path) if bad_number(r.get("hmg")) is None)
     cam = (r for r in iter_scores(cam_path) if bad_number(r.get("cas")) is None) if has_cam else None
@@ -159,7 +163,7 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     return d
 
 
-def run_stage(cfg: RunConfig) -> dict[str, Any]:
+def run_stage(cfg: SelectRun) -> dict[str, Any]:
     """Score (HMG and CAM in one pass over θ_B), rank, budgets, diagnostics; each step resumes or
     skips. Writes the stage's manifest."""
     # `select.output` names one command's output; the stage uses the layout's names.

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from longcurate.core.jsonl import atomic_open
+from longcurate.core.jsonl import write_json
 
 
 def request_key(payload: dict[str, Any]) -> str:
@@ -45,10 +45,7 @@ class ResponseCache:
         return entry if isinstance(entry, dict) and entry.get("key") == key else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
-        entry = {"key": key, **entry}
-        with atomic_open(self.path(key)) as f:
-            json.dump(entry, f, ensure_ascii=False, sort_keys=True, indent=1)
-            f.write("\n")
+        write_json(self.path(key), {"key": key, **entry}, sort_keys=True, indent=1)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

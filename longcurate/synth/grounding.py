@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, Sequence
 
+from longcurate.core.endpoint import NonAnswer
 from longcurate.synth.qa import Evidence, SegmentText
 
 MIN_QUOTE_WORDS = 3  # shorter evidence quotes ("the war") prove nothing and are ignored
@@ -32,12 +33,13 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)
 _QUOTE_CHARS = "\"'“”‘’«»`"
 
 
-class AnswerFormatError(ValueError):
-    """The model's reply is not the QA JSON asked for (retryable: a new sample may be fine)."""
+class AnswerFormatError(NonAnswer):
+    """The model's reply is not the QA JSON asked for: not an answer (retried, never cached)."""
 
 
 class UngroundedError(ValueError):
-    """The reply parses but its evidence is not in the segments (not retried: same prompt, same answer)."""
+    """The reply is QA JSON but its evidence is not in the segments: an answer, cached, that the
+    sample cannot use (not retried: same prompt, same answer; the pipeline draws another request)."""
 
 
 def parse_answer(content: str | None, finish_reason: str | None = None) -> dict[str, Any]:

@@ -134,13 +134,15 @@ def check_engine_nll(run: Path, pool: Path) -> None:
     from longcurate.core.engine import ScoringEngine
     from longcurate.core.jsonl import DiscardRejects, read_jsonl
     from longcurate.core.models import load_model, load_tokenizer
-    from longcurate.eval.nll import heldout_items, probe_items, score_item
+    from longcurate.eval.model import LLRequest
+    from longcurate.eval.nll import heldout_items, probe_items
+    from longcurate.eval.render import answer_sequence
 
     model = load_model(str(run / "checkpoint"), dtype="float32", device="cpu")
     tokenizer = load_tokenizer(str(run / "checkpoint"))
     items = probe_items(run.parents[2] / "eval" / "probes.jsonl", DiscardRejects())
     items += heldout_items(pool / "heldout.jsonl", DiscardRejects())
-    seqs = [score_item(it, tokenizer, "chat") for it in items]
+    seqs = [answer_sequence(LLRequest(it.id, it.prompt, it.answer), tokenizer, "chat") for it in items]
     engine = {r.id: r.nll for r in ScoringEngine(model).response_nll(seqs)}
     reference = {r.id: r.nll for r in reference_response_nll(model, seqs)}
     written = {r["id"]: r["nll"] for _, r in read_jsonl(run / "eval" / "checkpoint" / "nll" / "items.jsonl")}

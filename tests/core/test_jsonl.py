@@ -95,7 +95,77 @@ def test_file_digest(tmp_path):
     assert file_digest(out) != d
 
 
+def test_recorded_rejects_replay_into_a_quarantine(tmp_path):
+    from longcurate.core.jsonl import DiscardRejects, RecordedRejects
+
+    rec = RecordedRejects()
+    rec.add("bad: x", file="f", line=3, field_name="id", record_id="a")
+    DiscardRejects().add("ignored", file="f")
+    with Rejects(tmp_path / "q.jsonl") as q:
+        rec.replay(q)
+    assert json.loads((tmp_path / "q.jsonl").read_text()) == {"file": "f", "line": 3, "field": "id", "id": "a",
+                                                            "reason": "bad: x"}
+
+
 def test_a_byte_order_mark_on_the_first_line_is_tolerated(tmp_path):
     p = tmp_path / "bom.jsonl"
     p.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a"}\n{"id": "b"}\n')
     assert [obj["id"] for _, obj in read_jsonl(p)] == ["a", "b"]
+
+
+def _strict(text: str):
+    """JSON as any other language reads it: a bare NaN or Infinity is an error."""
+    def bad(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=bad)
+
+
+def test_no_bare_nan_or_infinity_in_any_json_written(tmp_path, caplog):
+    """One rule for every writer: a non-finite number is written as null, and the file and place are
+    reported once per file."""
+    from longcurate.core.jsonl import write_json
+
+    nan, inf = float("nan"), float("inf")
+    rec = {"id": "a", "score": nan, "per": [1.0, inf, -inf], "nested": {"x": nan}, "ok": 0.5}
+    caplog.set_level("WARNING", logger="longcurate.jsonl")
+    write_json(tmp_path / "r.json", rec)
+    write_jsonl(tmp_path / "r.jsonl", [rec, {**rec, "id": "b"}])
+    with ResumableWriter(tmp_path / "w.jsonl") as w:
+        w.write(rec)
+    with Rejects(tmp_path / "q.rejected.jsonl") as rej:
+        rej.add("bad number", file="in.jsonl", line=1, raw=rec)
+    expected = {"id": "a", "score": None, "per": [1.0, None, None], "nested": {"x": None}, "ok": 0.5}
+    assert _strict((tmp_path / "r.json").read_text()) == expected
+    assert [_strict(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()] == [expected, {**expected, "id": "b"}]
+    assert _strict((tmp_path / "w.jsonl").read_text()) == expected
+    assert _strict((tmp_path / "q.rejected.jsonl").read_text())["raw"] == expected
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 4  # once per file, though r.jsonl had two such records
+    assert warned[0] == f"{tmp_path / 'r.json'}: 4 non-finite number(s) (NaN or Infinity) written as null, at " \
+                        "$.score, $.per[1], $.per[2], $.nested.x"
+    assert dumps({"a": 1.5}) == '{"a": 1.5}'  # finite data: unchanged bytes
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """The OS error of a write on a full disk carries no file name; the writers add theirs."""
+    import errno
+
+    from longcurate.core.jsonl import write_json
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def quarantine(path):
+        with Rejects(path) as rej:
+            rej.add("bad", file="in.jsonl", line=1)
+
+    monkeypatch.setattr(os, "fsync", full)
+    writers = {"x.json": lambda p: write_json(p, {"a": 1}), "y.jsonl": lambda p: write_jsonl(p, [{"a": 1}]),
+               "z.jsonl": lambda p: ResumableWriter(p).write({"id": 1}),  # fsync after every record
+               "q.rejected.jsonl": quarantine}
+    for name, write in writers.items():
+        path = tmp_path / name
+        with pytest.raises(OSError) as info:
+            write(path)
+        assert info.value.errno == errno.ENOSPC and info.value.filename == str(path), name

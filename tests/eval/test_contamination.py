@@ -197,3 +197,60 @@ def test_require_clean_ignores_matches_only_by_short_texts():
     require_clean({"items": [short]}, "eval.require_clean")
     with pytest.raises(UserError, match=r"1 eval item\(s\) occur in the training data: p1"):
         require_clean({"items": [short, long]}, "eval.require_clean")
+
+
+@pytest.mark.parametrize("case", ["empty train", "gzip train", "gzip eval", "no text in train", "no item in eval",
+                                  "not json train"])
+def test_empty_or_unreadable_inputs_are_refused_in_one_line(files, case, capsys):
+    """A check that read nothing must not pass as clean: exit 2, one line naming the file."""
+    import gzip
+
+    tmp_path, probes, samples, _ = files
+    bad = tmp_path / "bad.jsonl"
+    if case == "empty train" or case == "no item in eval":
+        bad.write_text("" if case == "empty train" else json.dumps({"id": "x", "text": "no answer here"}) + "\n")
+    elif case.startswith("gzip"):
+        bad.write_bytes(gzip.compress((samples if case == "gzip train" else probes).read_bytes()))
+    elif case == "no text in train":
+        bad.write_text(json.dumps({"n": 3, "ok": True}) + "\n")
+    else:
+        bad.write_text("this is not json\n")
+    train, ev = (samples, bad) if case.endswith("eval") else (bad, probes)
+    out = tmp_path / "c.json"
+    code = main(["check", "contamination", "--train", str(train), "--eval", str(ev), "--output", str(out),
+                 "--require-clean"])
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("longcurate:")]  # beside the progress bar
+    assert code == 2 and len(said) == 1 and str(bad) in said[0] and "Traceback" not in err, err
+    assert not out.exists()
+    if case.startswith("gzip"):
+        assert "compressed" in err
+
+
+def test_a_one_million_word_eval_text_is_matched_exactly(tmp_path):
+    """The automaton holds only an anchor of each eval text (pyahocorasick crashed on a 150,000-word
+    one); the whole text is checked in place: found where a training text holds all of it, not where
+    one holds only its start."""
+    import time
+
+    from longcurate.core.jsonl import Rejects
+    from longcurate.core.overlap import ANCHOR_CHARS
+
+    words = [f"w{i}" for i in range(1_000_000)]
+    needle = " ".join(words)
+    ev = tmp_path / "needle.jsonl"
+    write_jsonl(ev, [{"id": "huge", "needle": needle}, {"id": "small", "needle": sentence(1)}])
+    train = tmp_path / "train.jsonl"
+    start = " ".join(words[:2000])
+    assert len(start) > ANCHOR_CHARS  # the anchor matches, the rest does not
+    write_jsonl(train, [{"text": f"Before. {start} but then something else."}])
+    t0 = time.perf_counter()
+    with Rejects(tmp_path / "r.jsonl") as rejects:
+        res = check_contamination([train], [ev], rejects)
+    assert [it.exact for it in res.items] == [False, False]
+    assert res.items[0].ngrams == 1_000_000 - 12 and res.items[0].ngrams_found == 2000 - 12
+    write_jsonl(train, [{"text": f"Before. {needle.upper()} and after."}])
+    with Rejects(tmp_path / "r.jsonl") as rejects:
+        res = check_contamination([train], [ev], rejects)
+    assert [it.exact for it in res.items] == [True, False] and res.items[0].share == 1.0
+    assert time.perf_counter() - t0 < 20

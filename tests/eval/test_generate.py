@@ -1,11 +1,16 @@
-"""Generation backends: batched left-padded greedy == one at a time; errors stay with their item."""
+"""The model interface's generation: batched left-padded greedy == one at a time; errors stay with
+their item."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from longcurate.eval.generate import GenRequest, GenResult, Generator, encode_for_local, render_prompt
-from longcurate.eval.hf_backend import HFGenerator
+from longcurate.eval.hf_backend import HFModel
+from longcurate.eval.model import EvalModel, GenRequest, GenResult
+from longcurate.eval.render import encode_for_local, render_prompt
 
 
 def _requests():
@@ -16,8 +21,8 @@ def _requests():
 
 def test_batched_left_padded_equals_one_at_a_time(tiny_model, tokenizer):
     reqs = _requests()
-    batched = HFGenerator(tiny_model, tokenizer, batch_size=4, progress=False).generate(reqs)
-    single = HFGenerator(tiny_model, tokenizer, batch_size=1, progress=False).generate(reqs)
+    batched = HFModel(tiny_model, tokenizer, batch_size=4, progress=False).generate(reqs)
+    single = HFModel(tiny_model, tokenizer, batch_size=1, progress=False).generate(reqs)
     assert [r.id for r in batched] == [r.id for r in reqs]
     assert all(r.error is None for r in batched)
     assert [r.text for r in batched] == [r.text for r in single]
@@ -25,7 +30,7 @@ def test_batched_left_padded_equals_one_at_a_time(tiny_model, tokenizer):
 
 
 def test_batches_are_length_sorted_and_bounded(tiny_model, tokenizer):
-    gen = HFGenerator(tiny_model, tokenizer, batch_size=3, max_batch_tokens=400, progress=False)
+    gen = HFModel(tiny_model, tokenizer, batch_size=3, max_batch_tokens=400, progress=False)
     reqs = _requests() + [GenRequest("other-budget", "hi", 5)]
     enc = [(i, encode_for_local(r, gen.tokenizer, gen.template, gen.max_context)) for i, r in enumerate(reqs)]
     batches = gen._batches(enc, reqs)
@@ -41,24 +46,24 @@ def test_batches_are_length_sorted_and_bounded(tiny_model, tokenizer):
 
 def test_mixed_max_new_tokens_keep_each_budget(tiny_model, tokenizer):
     reqs = [GenRequest("a", "one two three", 3), GenRequest("b", "four five six", 8)]
-    out = HFGenerator(tiny_model, tokenizer, batch_size=8, progress=False).generate(reqs)
+    out = HFModel(tiny_model, tokenizer, batch_size=8, progress=False).generate(reqs)
     for r, res in zip(reqs, out):
         assert len(tokenizer(res.text, add_special_tokens=False)["input_ids"]) <= r.max_new_tokens + 1
 
 
 def test_error_on_one_item_keeps_the_others(tiny_model, tokenizer):
-    gen = HFGenerator(tiny_model, tokenizer, batch_size=4, max_context=120, progress=False)
+    gen = HFModel(tiny_model, tokenizer, batch_size=4, max_context=120, progress=False)
     reqs = [GenRequest("ok1", "short", 8), GenRequest("long", "word " * 300, 8), GenRequest("ok2", "also short", 8)]
     out = gen.generate(reqs)
     assert [r.id for r in out] == ["ok1", "long", "ok2"]
     assert out[1].error and "prompt too long" in out[1].error
     assert out[0].error is None and out[2].error is None
-    ref = HFGenerator(tiny_model, tokenizer, batch_size=1, progress=False).generate([reqs[0], reqs[2]])
+    ref = HFModel(tiny_model, tokenizer, batch_size=1, progress=False).generate([reqs[0], reqs[2]])
     assert [out[0].text, out[2].text] == [r.text for r in ref]
 
 
 def test_model_failure_in_a_batch_is_isolated(tiny_model, tokenizer):
-    class Flaky(HFGenerator):
+    class Flaky(HFModel):
         def _generate_ids(self, prompts, max_new_tokens):
             if any(len(p) > 60 for p in prompts):
                 raise RuntimeError("out of memory")
@@ -94,17 +99,16 @@ def test_encode_for_local_uses_the_request_template_and_ids(tokenizer):
     assert isinstance(too_long, GenResult) and "prompt too long: 10 tokens" in too_long.error
 
 
-def test_protocol_and_make_generator_names():
+def test_protocol_and_backend_names():
     from longcurate.config import RunConfig
-    from longcurate.eval.generate import make_generator
+    from longcurate.core.config import build
+    from longcurate.core.errors import ConfigError
 
-    gen = HFGenerator.__new__(HFGenerator)
-    gen.tokenizer, gen.max_context = None, 1
-    assert isinstance(gen, Generator)
-    cfg = RunConfig()
-    cfg.eval.generate.backend = "nope"
-    with pytest.raises(ValueError, match="unknown generation backend"):
-        make_generator(cfg)
+    gen = HFModel.__new__(HFModel)
+    gen.tokenizer, gen.max_context, gen.template = None, 1, "chat"
+    assert isinstance(gen, EvalModel)  # generate and loglikelihood
+    with pytest.raises(ConfigError, match=r"eval.generate.backend must be one of \['hf', 'openai', 'vllm'\]"):
+        build(RunConfig, {"eval": {"generate": {"backend": "nope"}}})
 
 
 def test_openai_backend_key_from_env_and_errors(monkeypatch):
@@ -119,26 +123,31 @@ def test_openai_backend_key_from_env_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="LONGCURATE_TEST_KEY"):
         openai_backend.from_config(cfg, "m")
 
-    class Completions:
-        def create(self, model, messages, max_tokens, temperature):
-            if "boom" in messages[-1]["content"]:
-                raise RuntimeError("HTTP 500")
-            return type("R", (), {"choices": [type("C", (), {"message": type("M", (), {"content": f" {model}:{max_tokens} "})})]})
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_judge import FakeJudge  # the shared fake chat endpoint of tests/eval
 
-    client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})})
-    gen = openai_backend.OpenAIGenerator(client, "served", max_concurrency=2, progress=False)
-    out = gen.generate([GenRequest("a", "hi", 5), GenRequest("b", "boom", 5), GenRequest("c", "x", 7)])
-    assert out == [GenResult("a", "served:5"), GenResult("b", "", "request failed: RuntimeError: HTTP 500"),
-                   GenResult("c", "served:7")]
+    def script(case, n):
+        return 500 if case == "case 2" else f" answer to {case} "
+
+    with FakeJudge(script) as server:
+        cfg.eval.generate.openai.base_url, cfg.eval.generate.openai.api_key_env = server.url, ""
+        cfg.eval.generate.openai.max_retries, cfg.eval.generate.openai.backoff_initial_s = 1, 0.0
+        cfg.eval.generate.openai.backoff_max_s = 0.0
+        gen = openai_backend.from_config(cfg, "served", progress=False)
+        out = gen.generate([GenRequest("a", "case 1", 5), GenRequest("b", "case 2", 5), GenRequest("c", "case 3", 7)])
+        bodies = {r["case"]: r["body"] for r in server.requests}
+    assert out[0] == GenResult("a", "answer to case 1") and out[2] == GenResult("c", "answer to case 3")
+    assert not out[1].ok and out[1].text == "" and "HTTP 500" in out[1].error and server.calls["case 2"] == 2
+    assert bodies["case 1"]["model"] == "served" and bodies["case 3"]["max_tokens"] == 7
 
 
 @pytest.mark.integration
 def test_smollm2_short_run(smollm2, tokenizer):
-    gen = HFGenerator(smollm2, tokenizer, batch_size=2, progress=False)
+    gen = HFModel(smollm2, tokenizer, batch_size=2, progress=False)
     reqs = [GenRequest("cap", "What is the capital of France? Answer in one word.", 8),
             GenRequest("sum", "What is 2 + 2? Answer with a number.", 8)]
     batched = gen.generate(reqs)
-    single = HFGenerator(smollm2, tokenizer, batch_size=1, progress=False).generate(reqs)
+    single = HFModel(smollm2, tokenizer, batch_size=1, progress=False).generate(reqs)
     assert [r.text for r in batched] == [r.text for r in single]
     assert "paris" in batched[0].text.lower()
     assert "4" in batched[1].text

@@ -35,16 +35,16 @@ def longbench_data(tmp_path: Path) -> Path:
 @pytest.fixture()
 def recorded(monkeypatch):
     """The max_new_tokens of every request the real HF generator is given."""
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.hf_backend import HFModel
 
     seen: list[tuple[str, int]] = []
-    real = HFGenerator.generate
+    real = HFModel.generate
 
     def generate(self, requests):
         seen.extend((r.id, r.max_new_tokens) for r in requests)
         return real(self, requests)
 
-    monkeypatch.setattr(HFGenerator, "generate", generate)
+    monkeypatch.setattr(HFModel, "generate", generate)
     return seen
 
 
@@ -128,15 +128,13 @@ def test_the_generation_length_rule(tmp_path):
     assert cfg.eval.generate.new_tokens(cfg.eval.needle.max_new_tokens) == 7
     with pytest.raises(ConfigError, match="max_new_tokens"):
         build(RunConfig, {"eval": {"generate": {"max_new_tokens": 0}}})
-    with pytest.raises(ConfigError, match="output_dir is gone"):
-        build(RunConfig, {"eval": {"longbench": {"output_dir": "x"}}})
 
 
 def test_probes_take_the_flag_and_refuse_another_model_in_their_folder(tmp_path, model_dirs, recorded, capsys):
     out = tmp_path / "run"
     common = ["eval", "probes", f"output_dir={out}", "eval.probes.context_tokens=256", "eval.probes.num_positions=2",
               "eval.probes.tasks=[document]", "eval.generate.dtype=float32", "--limit", "2"]
-    assert main([*common, "--model", str(model_dirs / "base"), "--max-new-tokens", "4"]) in (0, 1)
+    assert main([*common, "--model", str(model_dirs / "base"), "--max-new-tokens", "4"]) in (0, 75)
     assert recorded and {n for _, n in recorded} == {4}
     res = json.loads((out / "eval" / "base" / "probes" / "results.json").read_text())
     assert res["model"] == str(model_dirs / "base") and res["generation"]["max_new_tokens"] == 4

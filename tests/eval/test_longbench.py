@@ -12,11 +12,12 @@ from longcurate.cli import main
 from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.eval import metrics
-from longcurate.eval.generate import GenResult
+from longcurate.core.layout import LongBenchFiles
+from longcurate.eval.model import GenResult
 from longcurate.eval.longbench import generation_settings, run_longbench
 from longcurate.eval.longbench_data import LongBenchItem
 from longcurate.eval.longbench_prompts import build_prompt, fit_prompt, load_maxlens, load_prompts, truncate_middle
-from longcurate.eval.longbench_score import FAILURE_POLICY, REJECTED_NAME
+from longcurate.eval.longbench_score import FAILURE_POLICY
 from longcurate.eval.predict import request_hash
 
 POLICY = FAILURE_POLICY
@@ -37,6 +38,15 @@ def run_cli(argv: list[str]) -> int:
 
 def read_result(folder: Path) -> dict:
     return json.loads((folder / "result.json").read_text(encoding="utf-8"))
+
+
+def score_only(pred_dir: Path, *extra: str, evals: Path | None = None) -> tuple[int, Path]:
+    """`eval longbench --score-only PRED_DIR` into an eval folder (default: `evals/` beside PRED_DIR):
+    the exit code, and the layout folder its result goes to, `<evals>/<label>/longbench/pred[_e]/`
+    (label: PRED_DIR's name)."""
+    evals = evals or pred_dir.parent / "evals"
+    code = run_cli(["--score-only", str(pred_dir), "--output-dir", str(evals), *extra])
+    return code, evals / pred_dir.name / "longbench" / ("pred_e" if "--longbench-e" in extra else "pred")
 
 
 TREC_CLASSES = ["Location", "Entity", "Human being", "Human"]
@@ -76,8 +86,9 @@ EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage
 
 
 def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    result = read_result(pred_dir)
+    code, out = score_only(pred_dir)
+    assert code == 0
+    result = read_result(out)
     intervals = result.pop("intervals")
     assert {t: i["mean"] for t, i in intervals.items()} == EXPECTED_SCORES
     # two items scoring 1 and 0.5: the resampled means are 0.5, 0.75, 1 (1/4, 1/2, 1/4): [50, 100]
@@ -103,26 +114,26 @@ def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
         "failure_policy": POLICY,
         "pred_dir": str(pred_dir),
     }
-    assert not (pred_dir / REJECTED_NAME).exists()
+    assert not LongBenchFiles(out).rejected.exists() and not (pred_dir / "result.json").exists()
     out = capsys.readouterr().out
     assert "hotpotqa" in out and "55.56" in out and "failures: 0" in out
     assert "qa_f1 ↑" in out  # each task's metric and its direction
 
 
 def test_score_only_output_dir_and_task_filter(pred_dir: Path, tmp_path: Path):
-    out = tmp_path / "elsewhere"
-    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(out), "--tasks", "lcc,trec"]) == 0
-    result = read_result(out)
+    code, out = score_only(pred_dir, "--tasks", "lcc,trec", "--label", "mine", evals=tmp_path / "elsewhere")
+    assert code == 0
+    result = read_result(tmp_path / "elsewhere" / "mine" / "longbench" / "pred")
     assert result["scores"] == {"lcc": 94.0, "trec": 62.5}
     assert result["average"] == 78.25  # (94 + 62.5) / 2
     assert not (pred_dir / "result.json").exists()
 
 
 def test_score_only_is_deterministic(pred_dir: Path):
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    first = (pred_dir / "result.json").read_bytes()
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    assert (pred_dir / "result.json").read_bytes() == first
+    code, out = score_only(pred_dir)
+    first = (out / "result.json").read_bytes()
+    assert code == 0 and score_only(pred_dir)[0] == 0
+    assert (out / "result.json").read_bytes() == first
 
 
 def test_score_only_longbench_e_buckets(tmp_path: Path):
@@ -134,27 +145,30 @@ def test_score_only_longbench_e_buckets(tmp_path: Path):
         pred("paris france", ["Paris"], length=9000),  # 8k+: 2/3
     ])
     write_jsonl(d / "passage_count.jsonl", [pred("3", ["3"], length=100)])
-    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
-    result = read_result(d)
+    code, out = score_only(d, "--longbench-e")
+    assert code == 0
+    result = read_result(out)
     assert result["benchmark"] == "LongBench-E"
     assert result["scores"] == {"hotpotqa": {"0-4k": 50.0, "4-8k": 100.0, "8k+": 66.67},
                                 "passage_count": {"0-4k": 100.0, "4-8k": None, "8k+": None}}
     assert result["average"] == {"0-4k": 75.0, "4-8k": 100.0, "8k+": 66.67}
 
 
-def test_old_e_flag_still_works_and_names_the_new_one(tmp_path: Path, capsys):
+def test_the_old_e_switch_is_gone(tmp_path: Path, capsys):
     d = tmp_path / "pred_e"
     write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=5000)])
-    assert run_cli(["--score-only", str(d), "--e"]) == 0
-    assert read_result(d)["scores"] == {"hotpotqa": {"0-4k": None, "4-8k": 100.0, "8k+": None}}
-    assert "--e is now --longbench-e" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        run_cli(["--score-only", str(d), "--e"])
+    assert stop.value.code == 2 and "unrecognized argument --e; did you mean --longbench-e?" in capsys.readouterr().err
+    assert not (d / "result.json").exists()
 
 
 def test_score_only_e_needs_length(tmp_path: Path):
     d = tmp_path / "pred_e"
     write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=1200), {"pred": "paris", "answers": ["Paris"]}])
-    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
-    result = read_result(d)
+    code, out = score_only(d, "--longbench-e")
+    assert code == 0
+    result = read_result(out)
     assert result["counts"]["hotpotqa"] == {"scored": 1, "failed": 1}
     (f,) = result["failures"]["hotpotqa"]
     assert (f["line"], f["field"]) == (2, "length")
@@ -180,8 +194,9 @@ def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys)
         {"pred": "Oslo", "all_classes": None, "length": 500, "_id": "h3"},  # no answers
     ])  # h4: no line at all
     write_jsonl(preds / "passage_count.jsonl", [pred("2", ["2"]), pred("2 3", ["2"])])  # 3 data items, 2 lines
-    assert run_cli(["--score-only", str(preds), "--data-dir", str(data)]) == 0
-    result = read_result(preds)
+    code, out = score_only(preds, "--data-dir", str(data))
+    assert code == 0
+    result = read_result(out)
     assert result["scores"] == {"hotpotqa": 100.0, "passage_count": 75.0}
     assert result["counts"] == {"hotpotqa": {"scored": 1, "failed": 5}, "passage_count": {"scored": 2, "failed": 1}}
     assert result["num_failures"] == 6
@@ -196,20 +211,20 @@ def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys)
     assert hp[4]["reason"] == "no prediction for this _id"
     (pc,) = result["failures"]["passage_count"]
     assert pc["reason"] == "no prediction: passage_count.jsonl has 2 lines for 3 data items"
-    rejected = [json.loads(x) for x in (preds / REJECTED_NAME).read_text().splitlines()]
+    rejected = [json.loads(x) for x in LongBenchFiles(out).rejected.read_text().splitlines()]
     assert len(rejected) == 6
     out = capsys.readouterr().out
     assert "failures: 6" in out and "field 'pred'" in out and "h4" in out
 
 
 def test_unknown_task_and_missing_folder(tmp_path: Path, capsys):
-    assert run_cli(["--score-only", str(tmp_path / "nope")]) == 2
+    assert score_only(tmp_path / "nope")[0] == 2
     d = write_jsonl(tmp_path / "p" / "hotpotqa.jsonl", [pred("a", ["a"])]).parent
-    assert run_cli(["--score-only", str(d), "--tasks", "hotpotqa,not_a_task"]) == 2
+    assert score_only(d, "--tasks", "hotpotqa,not_a_task")[0] == 2
     assert "unknown LongBench task 'not_a_task'" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli(["--score-only", str(empty)]) == 2
+    assert score_only(empty)[0] == 2
 
 
 # --- prompts and truncation --------------------------------------------------------------------
@@ -228,7 +243,7 @@ def test_truncate_middle_keeps_first_and_last_halves(tokenizer):
 
 
 def test_fit_prompt_fits_the_rendered_chat_prompt(tokenizer):
-    from longcurate.eval.generate import render_prompt
+    from longcurate.eval.render import render_prompt
 
     text = "START " + " ".join(f"w{i}" for i in range(600)) + " END"
     for max_context in (120, 300, 5000):
@@ -246,7 +261,7 @@ def test_fit_prompt_fits_the_rendered_chat_prompt(tokenizer):
 
 def reference_fit(text, tokenizer, budget, template):
     """Straightforward: re-tokenize the whole text for every try (what fit_prompt avoids)."""
-    from longcurate.eval.generate import render_prompt
+    from longcurate.eval.render import render_prompt
 
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     limit = budget
@@ -340,7 +355,7 @@ def run_setup(tmp_path: Path):
 def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     cfg, answers, pred_dir = run_setup
     gen = FakeGenerator(tokenizer, answers, fail=frozenset({"h2"}))
-    result = run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, backend=gen, progress=False)
 
     # prompts: chat turns for QA (truncated in the middle to fit 256 - 32 tokens), raw text for trec;
     # each request carries its template and the ids measured while fitting it
@@ -358,7 +373,8 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     assert t1.ids == tokenizer(t1.prompt)["input_ids"]  # raw: the text as is, with the tokenizer's specials
     assert t1.max_new_tokens == 64
     assert gen.template == "chat"  # the generator itself is never switched
-    assert result["_stats"] == {"predicted": 4, "skipped": 0, "truncated": 1, "errors": 1}
+    assert result["_stats"]["predictions"] == {"predicted": 4, "skipped": 0, "truncated": 1, "errors": 1}
+    assert result["_stats"]["complete"] is False and result["_stats"]["failed"] == 1  # no marker: rerun retries h2
 
     # predictions in LongBench's format; the failed item is not written and is listed
     lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
@@ -376,29 +392,32 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
 
     # re-run: only the failed item is generated again; then nothing at all
     gen2 = FakeGenerator(tokenizer, answers)
-    result2 = run_longbench(cfg, generator=gen2, progress=False)
+    result2 = run_longbench(cfg, backend=gen2, progress=False)
     assert [r.id for _, r in gen2.seen] == ["h2"]
     assert result2["scores"] == {"hotpotqa": 66.67, "trec": 50.0} and result2["num_failures"] == 0
     first = (pred_dir / "result.json").read_bytes()
     gen3 = FakeGenerator(tokenizer, answers)
-    result3 = run_longbench(cfg, generator=gen3, progress=False)
-    assert gen3.seen == [] and result3["_stats"]["skipped"] == 5
+    result3 = run_longbench(cfg, backend=gen3, progress=False)
+    assert gen3.seen == [] and result3["_stats"]["skipped"] is True  # complete: the step is not even started
     assert (pred_dir / "result.json").read_bytes() == first
-    assert not (pred_dir / REJECTED_NAME).exists()
-    # --score-only on the same folder reproduces the run's result (without the run's metadata)
-    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(pred_dir.parent / "rescored")]) == 0
-    rescored = read_result(pred_dir.parent / "rescored")
+    assert not LongBenchFiles(pred_dir).rejected.exists()
+    # --score-only on the same folder reproduces the run's result (without the run's metadata), into
+    # the folder of the label the predictions sit in, under the other eval folder
+    evals = pred_dir.parent / "rescored"
+    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(evals)]) == 0
+    rescored = read_result(evals / pred_dir.parent.parent.name / "longbench" / "pred")
     assert rescored["scores"] == result3["scores"] and rescored["counts"] == result3["counts"]
 
 
 def test_run_resumes_after_a_torn_write(run_setup, tokenizer):
     cfg, answers, pred_dir = run_setup
-    run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    run_longbench(cfg, backend=FakeGenerator(tokenizer, answers), progress=False)
     path = pred_dir / "hotpotqa.jsonl"
     lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:2]) + lines[2][:15])  # the process died while writing h3
+    path.write_text("".join(lines[:2]) + lines[2][:15])  # the process died while writing h3 ...
+    (pred_dir.parent / "pred.done").unlink()  # ... so the step never got its completion marker
     gen = FakeGenerator(tokenizer, answers)
-    result = run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, backend=gen, progress=False)
     assert [r.id for _, r in gen.seen] == ["h3"]
     assert [json.loads(x)["_id"] for x in path.read_text().splitlines()] == ["h1", "h2", "h3"]
     assert result["num_failures"] == 0
@@ -406,21 +425,21 @@ def test_run_resumes_after_a_torn_write(run_setup, tokenizer):
 
 def test_changed_prompt_or_model_redoes_only_what_it_changes(run_setup, tokenizer, tmp_path: Path):
     cfg, answers, pred_dir = run_setup
-    run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+    run_longbench(cfg, backend=FakeGenerator(tokenizer, answers), progress=False)
     trec = (pred_dir / "trec.jsonl").read_bytes()
     prompt_file = tmp_path / "dataset2prompt.json"
     prompt_file.write_text(json.dumps({"hotpotqa": "C: {context}\nQ: {input}\nA:"}))
     cfg.eval.longbench.prompt_file = str(prompt_file)
     gen = FakeGenerator(tokenizer, {**answers, "h2": "Milan"})
-    result = run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, backend=gen, progress=False)
     assert sorted(r.id for _, r in gen.seen) == ["h1", "h2", "h3"]  # hotpotqa's prompts changed; trec's did not
     assert all(r.prompt.startswith("C: ") for _, r in gen.seen)
     assert (pred_dir / "trec.jsonl").read_bytes() == trec
     lines = [json.loads(x) for x in (pred_dir / "hotpotqa.jsonl").read_text().splitlines()]
     assert [(x["_id"], x["pred"]) for x in lines] == [("h1", "Paris"), ("h2", "Milan"), ("h3", "Bergen")]
-    assert result["_stats"]["predicted"] == 3 and result["_stats"]["skipped"] == 2
+    assert result["_stats"]["predictions"]["predicted"] == 3 and result["_stats"]["predictions"]["skipped"] == 2
     gen = FakeGenerator(tokenizer, answers)
-    result = run_longbench(cfg, model="another-model", generator=gen, progress=False)
+    result = run_longbench(cfg, model="another-model", backend=gen, progress=False)
     assert len(gen.seen) == 5  # another model: its own folder, every prediction made for it
     assert Path(result["_path"]).parent == pred_dir.parents[2] / "another-model" / "longbench" / "pred"
     assert (pred_dir / "trec.jsonl").read_bytes() == trec  # the first model's predictions are untouched
@@ -434,7 +453,7 @@ def test_a_prediction_file_without_ids_is_not_overwritten(run_setup, tokenizer):
     write_jsonl(pred_dir / "trec.jsonl", [pred("Location", ["Location"], classes=TREC_CLASSES)])
     before = (pred_dir / "trec.jsonl").read_bytes()
     with pytest.raises(UserError, match="field '_id' missing; cannot resume"):
-        run_longbench(cfg, generator=FakeGenerator(tokenizer, answers), progress=False)
+        run_longbench(cfg, backend=FakeGenerator(tokenizer, answers), progress=False)
     assert (pred_dir / "trec.jsonl").read_bytes() == before
 
 
@@ -446,7 +465,7 @@ def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
     cfg = build(RunConfig, {"output_dir": str(tmp_path / "run"),
                             "eval": {"longbench": {"data_dir": str(data), "limit": 2}}})
     gen = FakeGenerator(tokenizer, {"c1": "2", "c3": "1 or 2"})
-    result = run_longbench(cfg, generator=gen, progress=False)
+    result = run_longbench(cfg, backend=gen, progress=False)
     assert [r.id for _, r in gen.seen] == ["c1", "c3"]  # every task found; the first 2 good items
     assert result["scores"] == {"passage_count": 75.0}
     (f,) = result["failures"]["passage_count"]
@@ -456,23 +475,23 @@ def test_run_limit_and_bad_data_line(tmp_path: Path, tokenizer):
 def test_no_data_source_is_a_clear_error(tmp_path: Path):
     cfg = build(RunConfig, {"output_dir": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match="data_dir"):
-        run_longbench(cfg, generator=object(), progress=False)
+        run_longbench(cfg, backend=object(), progress=False)
 
 
 @pytest.mark.integration
 def test_run_with_the_real_hf_generator(run_setup, tokenizer, smollm2):
     """SmolLM2 through the HF backend: every truncated prompt fits the backend's own check, raw tasks
     bypass the chat template, and the files are complete."""
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.hf_backend import HFModel
 
     cfg, _, pred_dir = run_setup
     maxlen = pred_dir.parents[4] / "maxlen.json"
     maxlen.write_text(json.dumps({"hotpotqa": 8, "trec": 4}))  # short answers keep the test quick
     cfg.eval.longbench.maxlen_file = str(maxlen)
-    gen = HFGenerator(smollm2, tokenizer, template="chat", batch_size=2, max_context=200, progress=False)
-    result = run_longbench(cfg, generator=gen, progress=False)
+    gen = HFModel(smollm2, tokenizer, template="chat", batch_size=2, max_context=200, progress=False)
+    result = run_longbench(cfg, backend=gen, progress=False)
     assert result["num_failures"] == 0, result["failures"]
-    assert result["_stats"]["truncated"] == 1 and gen.template == "chat"
+    assert result["_stats"]["predictions"]["truncated"] == 1 and gen.template == "chat"
     assert result["counts"] == {"hotpotqa": {"scored": 3, "failed": 0}, "trec": {"scored": 2, "failed": 0}}
     for task in ("hotpotqa", "trec"):
         rows = [json.loads(x) for x in (pred_dir / f"{task}.jsonl").read_text().splitlines()]

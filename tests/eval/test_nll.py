@@ -22,11 +22,19 @@ def _items() -> list[nll.AnswerItem]:
                            "The harbour bakery sells plum cake.")]
 
 
+def _sequence(it: nll.AnswerItem, tokenizer):
+    from longcurate.eval.model import LLRequest
+    from longcurate.eval.render import answer_sequence
+
+    return answer_sequence(LLRequest(it.id, it.prompt, it.answer), tokenizer, "chat")
+
+
 def test_sequence_is_the_generation_prompt_then_the_answer(tokenizer):
-    from longcurate.eval.generate import GenRequest, encode_for_local
+    from longcurate.eval.model import GenRequest
+    from longcurate.eval.render import encode_for_local
 
     for it in _items():
-        seq = nll.score_item(it, tokenizer, "chat")
+        seq = _sequence(it, tokenizer)
         generated_from = encode_for_local(GenRequest(it.id, it.prompt, 1), tokenizer, "chat", 10 ** 6)
         assert seq.input_ids[:seq.response_start] == generated_from  # exactly what generate() is given
         text = tokenizer.apply_chat_template([{"role": "user", "content": it.prompt}], tokenize=False,
@@ -39,11 +47,11 @@ def test_nll_equals_a_plain_hf_forward_with_labels_on_the_answer(tiny_model, tok
     """Reference: the chat-template text tokenized on its own, the answer's tokens after it, one HF
     forward per item with labels = -100 outside the answer (`oracles.select`), fp32."""
     from longcurate.core.engine import ScoreItem
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.hf_backend import HFModel
     from oracles.select import reference_response_nll
 
     items = _items()
-    records, failures = nll.score_answers(items, HFGenerator(tiny_model, tokenizer, progress=False), progress=False)
+    records, failures = nll.score_answers(items, HFModel(tiny_model, tokenizer, progress=False))
     assert failures == [] and [r["id"] for r in records] == ["heldout-b", "probe-a"]  # sorted by id
     refs = []
     for it in items:
@@ -62,11 +70,11 @@ def test_nll_equals_a_plain_hf_forward_with_labels_on_the_answer(tiny_model, tok
 
 
 def test_unscorable_items_fail_alone(tiny_model, tokenizer):
-    from longcurate.eval.hf_backend import HFGenerator
+    from longcurate.eval.hf_backend import HFModel
 
     items = _items() + [nll.AnswerItem("empty", "probe", "code", 0.1, "Say nothing.", "")]
-    gen = HFGenerator(tiny_model, tokenizer, progress=False, max_context=120)  # probe-a: 146 tokens, heldout-b: 102
-    records, failures = nll.score_answers(items, gen, progress=False)
+    gen = HFModel(tiny_model, tokenizer, progress=False, max_context=120)  # probe-a: 146 tokens, heldout-b: 102
+    records, failures = nll.score_answers(items, gen)
     assert [r["id"] for r in records] == ["heldout-b"]
     assert {f.id: f.error.split(":")[0] for f in failures} == {"probe-a": "too long", "empty": "empty answer"}
 
@@ -132,7 +140,7 @@ def test_stage_writes_what_the_engine_gives_and_resumes(tmp_path, model_dirs, mo
         items += nll.heldout_items(tmp_path / "run" / "heldout.jsonl", rejects)
     tok = load_tokenizer(str(model_dirs / "checkpoint"))
     model = load_model(str(model_dirs / "checkpoint"), dtype="float32", device="cpu")
-    seqs = [nll.score_item(it, tok, "chat") for it in items]
+    seqs = [_sequence(it, tok) for it in items]
     engine = {r.id: r for r in ScoringEngine(model, show_progress=False).response_nll(seqs)}
     assert {r["id"]: (r["nll"], r["n_tokens"]) for r in written} == {i: (r.nll, r.n_tokens) for i, r in engine.items()}
     results = json.loads((folder / "results.json").read_text())

@@ -16,6 +16,7 @@ from longcurate.config import RunConfig
 from longcurate.core.config import build, load_yaml
 from longcurate.core.models import SMOLLM2_ALIAS
 from longcurate.eval import pieces, probes
+from longcurate.core.runner import step_state
 from longcurate.eval.items import ensure_probes, probes_step
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "longcurate" / "configs").glob("*.yaml")
@@ -77,7 +78,7 @@ def check_probes(items: list[probes.Probe], positions: dict[str, int], sets: int
 def test_probe_build_pieces_cli(tmp_path: Path, tokenizer, capsys):
     folder = write_pieces(tmp_path / "pieces")
     out = tmp_path / "run"
-    assert main(["probe", "build", "--pieces", str(folder), "--length", "1024", "--positions", "12", "--sets", "2",
+    assert main(["eval", "build", "--only", "probes", "--pieces", str(folder), "--length", "1024", "--positions", "12", "--sets", "2",
                  "--model", SMOLLM2_ALIAS, f"output_dir={out}"]) == 0
     text = capsys.readouterr().out
     assert "probes:" in text
@@ -138,7 +139,7 @@ def test_every_config_probe_set_builds(path: Path, tmp_path: Path, tokenizer):
     items = [probes.Probe.from_dict(json.loads(line)) for line in cfg.layout().probes.open()]
     check_probes(items, positions, p.num_sets, slots=0 if p.pieces_dir else 1)  # stdlib functions are long
     assert {it.set_id for it in items} == set(range(p.num_sets))
-    assert probes_step(cfg).stats()["items"] == len(items)
+    assert step_state(probes_step(cfg))["items"] == len(items)
     if path.stem == "paper-7b":
         assert positions == {"document": 25, "code": 25, "database": 23}
         assert {it.num_positions for it in items if it.task == "database"} == {23}

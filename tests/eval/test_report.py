@@ -7,6 +7,8 @@ import json
 import pytest
 
 from longcurate.eval import plots, report, scoring
+from longcurate.eval.results import load_results
+from longcurate.eval.sections import ci
 
 
 def _results(tmp_path, label, shift, failures=()):
@@ -21,7 +23,7 @@ def _results(tmp_path, label, shift, failures=()):
     for kind, res in (("probes", probes), ("needle", needle)):
         (folder / kind).mkdir(parents=True)
         (folder / kind / "results.json").write_text(json.dumps(res))
-    return report.load_results(folder, label)
+    return load_results(folder, label)
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ def test_write_report_pngs_open_and_tables_list_every_task(two_models, tmp_path)
     cell = f"{100 * e['mean']:.1f} [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
     assert cell.startswith("60.0 [") and e["low"] < 0.6 < e["high"]
     all_items = scoring.interval([0.3, 0.5, 0.7, 0.9] * 6)
-    assert (f"| checkpoint | {cell} | {cell} | {cell} | {report.ci(all_items)} | 24 (1) |") in text
+    assert (f"| checkpoint | {cell} | {cell} | {cell} | {ci(all_items)} | 24 (1) |") in text
     # the gap (descriptive): code spans {0,1}: (0.3+0.5)/2 = 0.4, {2,3}: (0.7+0.9)/2 = 0.8 -> 40.0
     assert "| checkpoint | 40.0 | 40.0 | 40.0 | 40.0 |" in text
     assert "| 0% | 80.0 | 80.0 |" in text
@@ -96,7 +98,7 @@ def test_report_is_deterministic(two_models, tmp_path):
 def test_load_results_needs_something(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no probes"):
-        report.load_results(tmp_path / "empty")
+        load_results(tmp_path / "empty")
 
 
 def test_nll_position_figure_has_interval_error_bars(tmp_path):
@@ -112,7 +114,7 @@ def test_nll_position_figure_has_interval_error_bars(tmp_path):
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({"n_scored": 13, "n_failed": 0, "failures": [],
                                                      **nll.aggregate_nll(recs, buckets=5)}))
-    res = report.load_results(tmp_path / "m", "trained")
+    res = load_results(tmp_path / "m", "trained")
     fig = plots.nll_position_figure(res)
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("evidence position") and "NLL" in ax.get_ylabel()
@@ -121,13 +123,13 @@ def test_nll_position_figure_has_interval_error_bars(tmp_path):
     assert len(bars) == 2
     probe_line = bars[1].lines[0]
     assert list(probe_line.get_xdata()) == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])  # bucket centres
-    cells = res.nll["by_position"]["probe"]
+    cells = res.get("nll")["by_position"]["probe"]
     assert list(probe_line.get_ydata()) == [c["mean"] for c in cells]
     plt.close(fig)
     text = report.markdown([res], {"nll_trained": "plots/x.png"})
     assert "## Answer NLL" in text and "| trained | 0–0.2 |" not in text
     assert "| model | source | 0–0.2 | 0.2–0.4 | 0.4–0.6 | 0.6–0.8 | 0.8–1 |" in text
-    assert f"| trained | heldout | – | – | – | – | {report.ci(res.nll['by_position']['heldout'][4], 1, 3)} |" in text
+    assert f"| trained | heldout | – | – | – | – | {ci(res.get('nll')['by_position']['heldout'][4], 1, 3)} |" in text
 
 
 # --- LongBench-Chat and the needle's judge rating -------------------------------------------------
@@ -164,7 +166,7 @@ def _section(text, title):
 def test_longbench_chat_section_scores_rated_cases_with_interval(two_models, tmp_path):
     plain = report.markdown(two_models, {})
     _write_chat(tmp_path / "checkpoint")
-    results = [report.load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]]
+    results = [load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]]
     text = report.markdown(results, {})
     cell = _cell([80.0, 75.0, 60.0, 90.0])
     assert cell.startswith("76.25 [")  # the result's score: failed and pending cases are not 0s
@@ -178,8 +180,8 @@ def test_longbench_chat_section_scores_rated_cases_with_interval(two_models, tmp
 
 def test_longbench_chat_alone_is_a_result_folder(tmp_path):
     _write_chat(tmp_path / "m", judge_model="local-judge")
-    res = report.load_results(tmp_path / "m")
-    assert res.probes is None and res.needle is None and res.longbench_chat["n_rated"] == 4
+    res = load_results(tmp_path / "m")
+    assert res.get("probes") is None and res.get("needle") is None and res.get("longbench-chat")["n_rated"] == 4
     text = report.write_report([res], tmp_path / "out").read_text()
     assert f"| m | {_cell([80.0, 75.0, 60.0, 90.0])} | 4 (1), 1 pending | local-judge |" in text
     assert "## Needle" not in text and "## VaL" not in text and not (tmp_path / "out" / "plots").exists()
@@ -194,12 +196,12 @@ def test_needle_judge_column_and_grid(two_models, tmp_path):
     needle["judge"] = {**scoring.aggregate_needle(rated), "n_rated": 4, "n_failed": 1, "n_pending": 0,
                        "judge": {"model": "gpt-4"}}
     needle_file.write_text(json.dumps(needle))
-    text = report.markdown([report.load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]], {})
+    text = report.markdown([load_results(tmp_path / "checkpoint", "checkpoint"), two_models[1]], {})
     section = _section(text, "## Needle in a haystack")
     assert "| model | recall | items (failed) | judge rating (1-10) | rated (failed) | judge |" in section
-    recall = report.ci(needle["mean"])
+    recall = ci(needle["mean"])
     assert f"| checkpoint | {recall} | 4 (0) | {_cell([9.0, 10.0, 3.0, 4.0])} | 4 (1) | gpt-4 |" in section
-    assert f"| base | {report.ci(two_models[1].needle['mean'])} | 4 (0) | – | – | – |" in section
+    assert f"| base | {ci(two_models[1].get('needle')['mean'])} | 4 (0) | – | – | – |" in section
     grid = section.split("**checkpoint**, judge rating (1-10)")[1]
     assert "| 0% | 9.0 | 10.0 |" in grid and "| 100% | 3.0 | 4.0 |" in grid
     assert "judge rating" not in section.split("**base**")[1]

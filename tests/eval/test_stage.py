@@ -54,7 +54,8 @@ def test_interrupted_predictions_resume_without_duplicates(tmp_path, model_dirs)
     pred = tmp_path / "run" / "eval" / "base" / "probes" / "predictions.jsonl"
     full = pred.read_bytes()
     lines = full.splitlines(keepends=True)
-    pred.write_bytes(b"".join(lines[:2]) + lines[2][:10])  # killed mid-write
+    pred.write_bytes(b"".join(lines[:2]) + lines[2][:10])  # killed mid-write: no completion marker yet
+    pred.with_name(pred.name + ".done").unlink()
     assert main(_args(tmp_path, model_dirs, "eval.models=[base]", "eval.run=[probes]")) == 0
     assert pred.read_bytes() == full
 
@@ -63,19 +64,19 @@ def test_generation_error_on_one_item(tmp_path, model_dirs, tokenizer):
     """One prompt over the context limit: it fails alone, the rest are scored, the failure is listed."""
     from longcurate.core.jsonl import read_jsonl
     from longcurate.core.models import load_model
-    from longcurate.eval.hf_backend import HFGenerator
-    from longcurate.eval.runner import run_probes
+    from longcurate.eval.hf_backend import HFModel
     from longcurate.eval.items import ensure_probes
+    from longcurate.eval.retrieval import run_probes
     from longcurate.config import RunConfig
     from longcurate.core.config import apply_overrides, build
 
     cfg = build(RunConfig, apply_overrides({}, _args(tmp_path, model_dirs)[2:]))
     items = [o for _, o in read_jsonl(ensure_probes(cfg))]
     items[1] = {**items[1], "context": items[1]["context"] * 3}  # now ~3x too long
-    gen = HFGenerator(load_model(str(model_dirs / "base"), dtype="float32", device="cpu"), tokenizer,
-                      max_context=1000, progress=False)
+    gen = HFModel(load_model(str(model_dirs / "base"), dtype="float32", device="cpu"), tokenizer,
+                  max_context=1000, progress=False)
     out = tmp_path / "res"
-    res = run_probes(gen, items, out, model="base", span=1, max_new_tokens=4)
+    res = run_probes(gen, items, out / "predictions.jsonl", out / "results.json", model="base", span=1, max_new_tokens=4)
     assert res["n_failed"] == 1 and res["n_scored"] == len(items) - 1
     assert res["failures"][0]["id"] == items[1]["id"] and "prompt too long" in res["failures"][0]["error"]
     assert sum(t["n"] for t in res["tasks"].values()) == len(items) - 1
@@ -133,7 +134,7 @@ def test_build_cli_builds_both_item_files(tmp_path, model_dirs, capsys):
 
 def test_bad_item_lines_are_quarantined(tmp_path):
     from longcurate.eval.probes import Probe
-    from longcurate.eval.runner import check_needle, load_items
+    from longcurate.eval.retrieval import check_needle, load_items
 
     good = {"id": "code-s0-p0", "task": "code", "set_id": 0, "position_id": 0, "num_positions": 1, "key": "x = 1",
             "answer": "f", "context": "def f():\n    x = 1", "instruction": "?", "key_char": 13, "answer_char": 4,
@@ -152,46 +153,49 @@ def test_bad_item_lines_are_quarantined(tmp_path):
     needle_path.write_text(json.dumps({"id": "n", "length": 1, "depth": 0, "context": "c", "question": "q",
                                        "key_words": []}) + "\n")
     items, rejects = load_items(needle_path, check_needle, rejects_path=tmp_path / "nbad.jsonl")
-    assert items == [] and rejects.counts["must be a non-empty list"] == 1
+    assert items == [] and rejects.total == 1
+    (bad,) = [json.loads(x) for x in (tmp_path / "nbad.jsonl").read_text().splitlines()]
+    assert bad["field"] == "key_words" and "must be a non-empty list" in bad["reason"]
 
 
 def test_changed_prompts_or_settings_are_redone(tmp_path, tiny_model, tokenizer):
-    from longcurate.eval.hf_backend import HFGenerator
-    from longcurate.eval.runner import run_needle
+    from longcurate.eval.hf_backend import HFModel
+    from longcurate.eval.retrieval import run_needle
 
     items = [{"id": f"n{i}", "length": 64, "depth": 0.0, "context": f"Some haystack {i}. The code is blue.",
               "question": "What is the code?", "key_words": ["blue"]} for i in range(3)]
-    gen = HFGenerator(tiny_model, tokenizer, progress=False)
+    gen = HFModel(tiny_model, tokenizer, progress=False)
     meta = {"generation": {"template": "chat"}}
-    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta=meta)
-    pred = tmp_path / "predictions.jsonl"
+    pred, results = tmp_path / "predictions.jsonl", tmp_path / "results.json"
+    run_needle(gen, items, pred, results, model="m", max_new_tokens=3, meta=meta)
     first = pred.read_text()
     items[1] = {**items[1], "context": "A different haystack. The code is blue."}
-    res = run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta=meta)
+    res = run_needle(gen, items, pred, results, model="m", max_new_tokens=3, meta=meta)
     lines = [json.loads(x) for x in pred.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["n0", "n2", "n1"] and res["n_scored"] == 3
     assert first.splitlines()[0] == pred.read_text().splitlines()[0]  # n0 kept as it was
-    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3, meta={"generation": {"template": "film"}})
+    run_needle(gen, items, pred, results, model="m", max_new_tokens=3, meta={"generation": {"template": "film"}})
     assert [json.loads(x)["id"] for x in pred.read_text().splitlines()] == ["n0", "n1", "n2"]  # all redone
 
 
 def test_predictions_of_items_not_asked_about_are_kept(tmp_path, tiny_model, tokenizer):
     """A smaller item set (e.g. a lower eval.limit) reuses what it can and deletes nothing."""
-    from longcurate.eval.hf_backend import HFGenerator
-    from longcurate.eval.runner import run_needle
+    from longcurate.eval.hf_backend import HFModel
+    from longcurate.eval.retrieval import run_needle
 
     items = [{"id": f"n{i}", "length": 64, "depth": 0.0, "context": f"Haystack {i}. The code is red.",
               "question": "What is the code?", "key_words": ["red"]} for i in range(3)]
-    gen = HFGenerator(tiny_model, tokenizer, progress=False)
-    run_needle(gen, items, tmp_path, model="m", max_new_tokens=3)
-    full = (tmp_path / "predictions.jsonl").read_bytes()
+    gen = HFModel(tiny_model, tokenizer, progress=False)
+    pred, results = tmp_path / "predictions.jsonl", tmp_path / "results.json"
+    run_needle(gen, items, pred, results, model="m", max_new_tokens=3)
+    full = pred.read_bytes()
 
     class NoGeneration:
         def generate(self, requests):
             raise AssertionError(f"nothing is left to generate, got {[r.id for r in requests]}")
 
-    res = run_needle(NoGeneration(), items[:2], tmp_path, model="m", max_new_tokens=3)
-    assert res["n_scored"] == 2 and (tmp_path / "predictions.jsonl").read_bytes() == full
+    res = run_needle(NoGeneration(), items[:2], pred, results, model="m", max_new_tokens=3)
+    assert res["n_scored"] == 2 and pred.read_bytes() == full
 
 
 def test_single_commands_and_report_cli(tmp_path, model_dirs, capsys):

@@ -13,14 +13,17 @@ a multi-hop request's `<text>`), plus a `usage` block. Faults are scripted per t
         srv.clear()                              # no more faults: the endpoint has recovered
 
 Fault names: "429" (with Retry-After), "500", "400" (a refusal), "slow" (answers after `slow_s`, past the client timeout),
+"hang" (waits `slow_s`, then closes the connection without an answer),
 "truncated" (content is JSON cut off, finish_reason "length"), "malformed" (content is not JSON),
 "ungrounded" (evidence quotes not in the passages), "body_truncated" (the HTTP body is cut off),
-"body_malformed" (HTTP 200 with a body that is not JSON), "no_usage" (no usage block).
+"body_malformed" (HTTP 200 with a body that is not JSON), "no_usage" (no usage block), "empty" (content
+""), "null" (content null), "no_choices" (`choices: []`).
 
 Bounded: loopback only, a free port, bodies up to 8 MiB, at most `max_requests` answered, and a
 watchdog that shuts the server down after `lifetime_s` even if a test forgets to. `port` binds a
 given port (a test can first leave it closed, so connections are refused, then start the server
-there). `answered` counts the 200 answers per request body: a body answered twice was paid twice.
+there). `answered` counts the usable answers (QA JSON) per request body: a body answered twice was
+paid twice.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = {"429", "500", "400", "slow", "truncated", "malformed", "ungrounded", "body_truncated",
-          "body_malformed", "no_usage"}
+FAULTS = {"429", "500", "400", "slow", "hang", "truncated", "malformed", "ungrounded", "body_truncated",
+          "body_malformed", "no_usage", "empty", "null", "no_choices"}
+NOT_ANSWERS = {"truncated", "malformed", "empty", "null", "no_choices"}  # 200 replies that hold no QA JSON
 
 _PASSAGE = re.compile(r'<passage id="(\d+)" title="([^"]*)">\n(.*?)\n</passage>', re.S)
 _TEXT = re.compile(r'<text title="([^"]*)">\n(.*?)\n</text>', re.S)
@@ -84,6 +88,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
+        self.idempotency_keys: list[str | None] = []  # the Idempotency-Key header of each request, in order
         self.auth_failures = 0
         self._queue: deque[tuple[str | None, str]] = deque()  # (marker, fault) in order
         self._always: list[tuple[str | None, str]] = []
@@ -235,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with srv._lock:
             srv.bodies.append(body)
+            srv.idempotency_keys.append(self.headers.get("Idempotency-Key"))
         fault = srv._take_fault(raw)
         if fault == "429":
             self._error(429, "Rate limit reached", {"Retry-After": srv.retry_after})
@@ -244,6 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "400":
             self._error(400, "This request was refused by the fake server.")
+            return
+        if fault == "hang":
+            srv._stopping.wait(srv.slow_s)
+            self.close_connection = True
             return
         if fault == "slow":
             srv._stopping.wait(srv.slow_s)
@@ -260,14 +270,18 @@ class _Handler(BaseHTTPRequestHandler):
             content, finish = content[: max(1, len(content) // 2)], "length"
         elif fault == "malformed":
             content = "Sure! Here is a question: " + qa["question"] + " (answer: " + qa["answer"] + ")"
+        elif fault in ("empty", "null"):
+            content = "" if fault == "empty" else None
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
-        completion_tokens = max(1, len(content) // 4)
+        completion_tokens = max(1, len(content or "") // 4)
         response: dict[str, Any] = {
             "id": f"chatcmpl-fake-{number}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish}],
         }
+        if fault == "no_choices":
+            response["choices"] = []
         if fault != "no_usage":
             response["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens}
@@ -279,6 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "body_malformed":
             self._send(200, b"<html>upstream proxy error</html>")
             return
-        with srv._lock:
-            srv.answered[hashlib.sha256(raw.encode()).hexdigest()] += 1
+        if fault not in NOT_ANSWERS:
+            with srv._lock:
+                srv.answered[hashlib.sha256(raw.encode()).hexdigest()] += 1
         self._send(200, data)

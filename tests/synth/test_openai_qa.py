@@ -16,9 +16,10 @@ from longcurate.core.config import ConfigError
 from longcurate.synth.config import OpenAIConfig
 from longcurate.synth.grounding import (
     AnswerFormatError, UngroundedError, ground, key_fragment, locate_quote, normalize_ws, parse_answer)
-from longcurate.synth.openai_auth import resolve_api_key
+from longcurate.core.api_key import api_key_from_env
+from longcurate.core.endpoint import Policy, backoff_s
 from longcurate.synth.openai_qa import BUDGET_EXHAUSTED, MAX_REQUESTS_REACHED, OpenAIBackend
-from longcurate.synth.qa import PENDING, REFUSED, UNUSABLE, QABackend, QARequest, SegmentText
+from longcurate.synth.qa import PENDING, REFUSED, QABackend, QARequest, SegmentText
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer, first_sentence  # noqa: E402
@@ -213,7 +214,7 @@ def test_a_4xx_refuses_the_item_alone_and_is_not_retried(server, backend_for):
 
 
 def test_circuit_breaker_stops_after_consecutive_endpoint_failures(server, backend_for):
-    from longcurate.synth.openai_meter import CIRCUIT_OPEN
+    from longcurate.core.endpoint import CIRCUIT_OPEN
 
     server.always("500")
     be = backend_for(server, max_retries=1, max_concurrency=1, max_consecutive_failures=3)
@@ -230,30 +231,28 @@ def test_circuit_breaker_stops_after_consecutive_endpoint_failures(server, backe
     assert [r.ok for r in res] == [False, True, False, True] and not be.exhausted
 
 
-def test_an_answer_that_stays_unusable_is_cached_and_redrawn_not_pending(server, backend_for):
+def test_a_reply_that_stays_unusable_is_pending_and_never_cached(server, backend_for):
     server.inject("malformed", "malformed", "malformed")
     be = backend_for(server, max_retries=2, max_concurrency=1)
     [r] = be.generate([fine(0)])
-    assert r.failure == UNUSABLE and r.error.startswith("invalid answer: malformed JSON")
-    assert server.requests_received == 3 and not be.exhausted
-    [again] = backend_for(server).generate([fine(0)])  # the last answer is kept: never paid twice
-    assert again.error == r.error and server.requests_received == 3
+    assert r.failure == PENDING and r.error.startswith("gave up after 3 tries: not an answer: malformed JSON")
+    assert server.requests_received == 3 and not be.exhausted and be.stats()["non_answers"] == 3
+    assert not list(be.cache.root.glob("*/*.json"))  # nothing cached: the sample is not redrawn either
+    [again] = backend_for(server).generate([fine(0)])  # the endpoint now answers: the rerun pays once
+    assert again.ok and server.requests_received == 4
 
 
-def test_backoff_is_exponential_capped_and_deterministic(tmp_path, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    cfg = OpenAIConfig(base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, backoff_initial_s=1.0,
-                       backoff_max_s=6.0)
-    a, b = OpenAIBackend(cfg, tmp_path / "a"), OpenAIBackend(cfg, tmp_path / "b")
-    delays = [a._backoff_s("req-1", k, None) for k in range(1, 6)]
-    assert delays == [b._backoff_s("req-1", k, None) for k in range(1, 6)]  # same id -> same waits
+def test_backoff_is_exponential_capped_and_deterministic():
+    policy = Policy(backoff_initial_s=1.0, backoff_max_s=6.0)
+    delays = [backoff_s(policy, "req-1", k) for k in range(1, 6)]
+    assert delays == [backoff_s(policy, "req-1", k) for k in range(1, 6)]  # same request -> same waits
     for k, d in enumerate(delays, start=1):
         step = min(6.0, 2.0 ** (k - 1))
         assert 0.5 * step <= d < step
     assert delays[-1] <= 6.0
-    assert a._backoff_s("req-2", 1, None) != delays[0]  # the jitter depends on the request id
-    assert a._backoff_s("req-1", 1, 4.0) == 4.0  # Retry-After honoured ...
-    assert a._backoff_s("req-1", 1, 60.0) == 6.0  # ... up to backoff_max_s
+    assert backoff_s(policy, "req-2", 1) != delays[0]  # the jitter depends on the request
+    assert backoff_s(policy, "req-1", 1, 4.0) == 4.0  # Retry-After honoured ...
+    assert backoff_s(policy, "req-1", 1, 60.0) == 6.0  # ... up to backoff_max_s
 
 
 def test_retry_after_header_is_honoured(backend_for):
@@ -412,7 +411,7 @@ def test_max_requests_counts_retries(server, backend_for):
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_stops_cleanly_at_budget(server, backend_for, concurrency):
     probe = backend_for(server)
-    _, per_request = probe._estimate_usd(probe._payload(fine(0)))
+    _, per_request = probe.meter.estimate_usd(probe.payload(fine(0)))
     budget = 2.5 * per_request  # room for about two worst-case requests (more as actual costs come in)
     be = backend_for(server, budget_usd=budget, max_concurrency=concurrency)
     res = be.generate([fine(i) for i in range(8)])
@@ -435,13 +434,15 @@ def test_missing_usage_counts_as_estimated_spend(server, backend_for):
 
 def test_api_key_from_env_missing_key_errors(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    remote = OpenAIConfig(base_url="https://api.example.com/v1", api_key_env=KEY_ENV)
+
+    def key(url: str) -> str:
+        return api_key_from_env(KEY_ENV, url, "synth.openai", "the openai QA backend")
+
     with pytest.raises(ConfigError, match=KEY_ENV):
-        resolve_api_key(remote)
-    assert resolve_api_key(OpenAIConfig(base_url="http://127.0.0.1:8000/v1", api_key_env=KEY_ENV)) == "EMPTY"
-    assert resolve_api_key(OpenAIConfig(base_url="http://localhost:8000/v1", api_key_env=KEY_ENV)) == "EMPTY"
+        key("https://api.example.com/v1")
+    assert key("http://127.0.0.1:8000/v1") == "EMPTY" and key("http://localhost:8000/v1") == "EMPTY"
     monkeypatch.setenv(KEY_ENV, "sk-abc")
-    assert resolve_api_key(remote) == "sk-abc"
+    assert key("https://api.example.com/v1") == "sk-abc"
 
 
 def test_local_server_without_key_uses_dummy(tmp_path, monkeypatch):
@@ -556,3 +557,51 @@ def test_cli_synth_with_openai_backend(server, tmp_path, monkeypatch, capsys):
             assert KEY not in p.read_text(encoding="utf-8", errors="replace")
     out_err = capsys.readouterr()
     assert KEY not in out_err.out + out_err.err
+
+
+def test_each_attempt_carries_a_stable_idempotency_key(server, backend_for, tmp_path):
+    """The same attempt of the same request sends the same Idempotency-Key (an endpoint that honours
+    it charges a resent request once); a retry is a new attempt with its own key."""
+    server.inject("500")
+    backend_for(server, max_concurrency=1).generate([fine(0)])
+    first, retry = server.idempotency_keys
+    assert first and retry and first != retry and first.endswith("-0") and retry.endswith("-1")
+    assert KEY not in first
+    backend_for(server, cache_dir=str(tmp_path / "other-cache")).generate([fine(0)])  # a rerun without the cache
+    assert server.idempotency_keys[-1] == first
+
+
+def test_an_interrupted_run_says_what_was_in_flight(backend_for, caplog):
+    """Ctrl-C cancels the requests in flight: the log says how many (their answers are lost: OpenAI's
+    chat endpoint keeps none for a resent request), and nothing half-received is cached."""
+    import asyncio
+
+    with FakeOpenAIServer(api_key=KEY, delay_s=2.0) as srv:
+        be = backend_for(srv, max_concurrency=2, timeout_s=5.0)
+
+        async def interrupted():
+            task = asyncio.ensure_future(be.agenerate([fine(i) for i in range(4)]))
+            while srv.requests_received < 2:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(interrupted())
+    assert be.endpoint.interrupted == 2
+    assert "interrupted with 2 request(s) in flight" in caplog.text
+    assert not list(be.cache.root.glob("*/*.json"))
+
+
+def test_a_cached_non_answer_from_an_older_version_is_treated_as_absent(server, backend_for):
+    """Older versions cached the last unusable reply as final; such an entry must not keep the sample
+    pending for good: it is ignored, the request is sent, and the answer replaces it."""
+    be = backend_for(server)
+    [first] = be.generate([fine(0)])
+    [entry] = list(be.cache.root.glob("*/*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**stored, "content": "Sure! Here is a question", "finish_reason": "stop"}))
+    sent = server.requests_received
+    [again] = backend_for(server).generate([fine(0)])
+    assert again.ok and again.question == first.question and server.requests_received == sent + 1
+    assert json.loads(entry.read_text())["content"] == stored["content"]

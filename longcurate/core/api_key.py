@@ -1,5 +1,5 @@
-"""The openai backend's API key: read from the environment (never from the config), a dummy for local
-servers, and redacted from everything the backend logs or records."""
+"""An endpoint's API key: read from the environment variable a config section names (never from the
+config itself), a dummy for a server on this machine, and redacted from every message kept."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 from urllib.parse import urlparse
 
 from longcurate.core.errors import ConfigError
-from longcurate.synth.config import OpenAIConfig
 
 DUMMY_KEY = "EMPTY"  # what local servers (vLLM, llama.cpp) accept when they check no key
 
 
 def is_local_url(base_url: str) -> bool:
+    """The URL names this machine (localhost or a loopback address)."""
     host = (urlparse(base_url).hostname or "").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -23,17 +23,16 @@ def is_local_url(base_url: str) -> bool:
         return False
 
 
-def resolve_api_key(cfg: OpenAIConfig) -> str:
-    """The key from `$<api_key_env>`; a dummy for local servers; else a clear error (naming the
-    variable, never a value)."""
-    key = os.environ.get(cfg.api_key_env, "").strip()
+def api_key_from_env(env: str, base_url: str, section: str, who: str) -> str:
+    """The key from `$<env>`; a dummy for a local server; else a `ConfigError` naming the variable
+    (never a value). `section` is the config section (`synth.openai`), `who` what needs the key."""
+    key = os.environ.get(env, "").strip() if env else ""
     if key:
         return key
-    if is_local_url(cfg.base_url):
+    if is_local_url(base_url):
         return DUMMY_KEY
-    raise ConfigError(
-        f"the openai QA backend needs an API key: set the environment variable {cfg.api_key_env} "
-        f"(or name another variable with synth.openai.api_key_env); base_url {cfg.base_url} is not local")
+    raise ConfigError(f"{who} needs an API key: set the environment variable {env or '(none named)'} "
+                      f"({section}.api_key_env names it); {section}.base_url {base_url} is not local")
 
 
 class Redactor:
@@ -44,3 +43,6 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         return text.replace(self.secret, "[redacted]") if self.secret else text
+
+
+__all__ = ["DUMMY_KEY", "is_local_url", "api_key_from_env", "Redactor"]
