@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Mapping
 
 from longcurate.ablate.config import AblateConfig
 from longcurate.core.cli import resolve
+from longcurate.core.config import build, set_path, to_dict
 from longcurate.core.holdout import Corpora, HoldoutConfig
 from longcurate.core.layout import RunLayout
 from longcurate.core.rules import at_least, each_of, require
@@ -66,6 +68,27 @@ class RunConfig:
         """The corpora synth and eval read (each side asks whether it must keep to its part)."""
         return Corpora(synth=self.synth.corpus.path, eval=self.eval.corpus)
 
+    # Keys that put one of the run's files away from `output_dir` (or hand a stage an input the layout
+    # would otherwise name): `moved_to` clears them all, so a copy of a config writes only under its folder.
+    PLACED_PATHS: ClassVar[tuple[str, ...]] = (
+        "synth.output", "synth.heldout_output", "synth.openai.cache_dir", "select.input", "select.output",
+        "select.scores_dir", "select.budget_dir", "select.audit.output_dir", "train.mix.output",
+        "train.tokenize.input", "train.tokenize.output", "train.dataset", "train.checkpoints", "train.output", "eval.output_dir", "eval.checkpoint",
+        "eval.probes.output", "eval.needle.output", "eval.judge.cache_dir")
+
+    def moved_to(self, output_dir: str | Path, placed: Mapping[str, str] | None = None) -> "RunConfig":
+        """This config with every file under `output_dir`: each of `PLACED_PATHS` cleared, except the
+        ones `placed` sets (dotted key -> path)."""
+        data = to_dict(self)
+        data["output_dir"] = str(output_dir)
+        keep = dict(placed or {})
+        unknown = sorted(set(keep) - set(self.PLACED_PATHS))
+        if unknown:
+            raise TypeError(f"not placed paths: {unknown}")
+        for key in self.PLACED_PATHS:
+            set_path(data, key, keep.get(key))
+        return build(RunConfig, data)
+
     def layout(self) -> RunLayout:
         """Where every file of this run lives: `output_dir`, with the paths the config places elsewhere."""
         return RunLayout.under(
@@ -83,6 +106,7 @@ class RunConfig:
             probes=self.eval.probes.output,
             needle=self.eval.needle.output,
             openai_cache=self.synth.openai.cache_dir,
+            audit_dir=self.select.audit.output_dir,
         )
 
 

@@ -29,7 +29,8 @@ CASES = [
     ("ablate", "ablation-cpu", "select.alpha=7", "select.alpha"),
     ("ablate", "ablation-cpu", "select.budget_overflow=maybe", "select.budget_overflow"),
     ("ablate", "ablation-cpu", "ablate.budget_unit=bogus", "ablate.budget_unit"),
-    ("ablate", "ablation-cpu", "ablate.budget=2.5", "ablate.budget"),
+    ("ablate", "ablation-cpu", "ablate.budget=0.5", "ablate.budget"),  # a response-token total, not a fraction
+    ("ablate", "ablation-cpu-mixed", "ablate.subsets=0", "ablate.subsets"),
 ]
 
 

@@ -18,11 +18,9 @@ PACKAGE = ROOT / "longcurate"
 LIFECYCLE_METHODS = frozenset({"is_complete", "begin", "unfinish", "finish", "discard"})
 LOCK = "output_lock"
 
-# Modules that still run their steps' lifecycle by hand: the eval and ablate packages, until they move
-# to core.runner. Remove an entry when its module migrates (the last test fails on a stale entry).
+# Modules that still run their steps' lifecycle by hand, until they move to core.runner. Remove an
+# entry when its module migrates (the last test fails on a stale entry).
 NOT_YET_ON_THE_RUNNER = frozenset({
-    "longcurate/ablate/arms.py",
-    "longcurate/ablate/stage.py",
     "longcurate/eval/judge.py",
 })
 

@@ -4,9 +4,11 @@
     longcurate ablate ablation-gpu                        # every arm, three seeds, one H100
     longcurate ablate ablation-cpu --arms gateau,random --seeds 0,1,2
     longcurate ablate ablation-cpu --budget 40000 --budget-unit tokens
+    longcurate ablate ablation-cpu-mixed --subsets 6 --budget 600 --budget-unit response_tokens
     longcurate ablate my-config.yaml ablate.measures=[nll,probes] ablate.output=runs/abl-2
 
-CONFIG is a YAML file or a bundled config name (configs/ablation-cpu.yaml, configs/ablation-gpu.yaml).
+CONFIG is a YAML file or a bundled config name (configs/ablation-cpu.yaml, ablation-cpu-mixed.yaml,
+ablation-gpu.yaml).
 Writes `<output_dir>/ablation/report.md` (+ report.json, plots/). Killed, it continues where it
 stopped when run again; a finished arm is never retrained.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from longcurate.ablate.config import UNITS
 from longcurate.core.cli import add_config_args, add_flag, comma_ints, comma_words
 
 
@@ -37,6 +40,7 @@ def register(sub) -> None:
     add_flag(p, "--arms", "ablate.arms", "arms, comma-separated", type=comma_words)
     add_flag(p, "--seeds", "ablate.seeds", "training seeds, comma-separated", type=comma_ints)
     add_flag(p, "--budget", "ablate.budget", "long samples (or a fraction < 1) per arm, or tokens", type=float)
-    add_flag(p, "--budget-unit", "ablate.budget_unit", "samples | tokens", choices=["samples", "tokens"])
+    add_flag(p, "--subsets", "ablate.subsets", "draws of the random arm (and the control)", type=int)
+    add_flag(p, "--budget-unit", "ablate.budget_unit", "samples | tokens | response_tokens", choices=list(UNITS))
     add_flag(p, "--measures", "ablate.measures", "nll and/or probes; the first is primary", type=comma_words)
     p.set_defaults(func=_cmd_ablate)

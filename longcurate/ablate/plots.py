@@ -1,11 +1,14 @@
 """The ablation's figures (matplotlib, Agg), drawn from report.json's data: per-arm means with their
-intervals, differences against the baseline, per-seed means, tokens trained, and the position curve."""
+intervals, differences against the baseline, every model's mean (seeds and random draws), tokens
+trained (response, context, short), and the position curve. File names come from the layout
+(`AblationLayout.plot`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.eval.plots import mpl as pyplot, save
 
 
@@ -28,17 +31,18 @@ def interval_figure(names: list[str], estimates: list[dict[str, Any]], title: st
     return fig
 
 
-def seeds_figure(m: dict[str, Any], name: str):
+def models_figure(m: dict[str, Any], name: str):
+    """One point per model (seed, and draw of a drawn arm): the spread the intervals hold."""
     plt = pyplot()
     rows = list(m["rows"].items())
     fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(rows)))
     for y, (_, r) in enumerate(rows):
-        xs = [v for v in r["seed_means"].values() if v is not None]
+        xs = [v for v in r["model_means"].values() if v is not None]
         ax.plot(xs, [y] * len(xs), "o", alpha=0.7)
     ax.set_yticks(range(len(rows)), [a for a, _ in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(f"{name}: mean over items, one point per seed")
-    ax.set_title("seed-to-seed spread", fontsize="medium")
+    ax.set_xlabel(f"{name}: mean over items, one point per model (seed, draw)")
+    ax.set_title("model-to-model spread: seeds and random subsets", fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -78,11 +82,14 @@ def position_figure(m: dict[str, Any], name: str, baseline: str | None = None):
 def tokens_figure(arms: dict[str, Any]):
     plt = pyplot()
     names = list(arms)
-    long = [(arms[a].get("trained") or {}).get("long_tokens", 0) for a in names]
-    short = [(arms[a].get("trained") or {}).get("short_tokens", 0) for a in names]
+    seen = [arms[a].get("trained") or {} for a in names]
+    response = [t.get("long_response_tokens", 0) for t in seen]
+    context = [t.get("long_context_tokens", 0) for t in seen]
+    short = [t.get("short_tokens", 0) for t in seen]
     fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(names)))
-    ax.barh(names, long, label="long tokens seen")
-    ax.barh(names, short, left=long, label="short tokens seen")
+    ax.barh(names, response, label="long response tokens seen")
+    ax.barh(names, context, left=response, label="long context tokens seen")
+    ax.barh(names, short, left=[r + c for r, c in zip(response, context)], label="short tokens seen")
     ax.invert_yaxis()
     ax.set_xlabel("tokens the optimiser saw (mean over seeds)")
     ax.set_title("tokens trained per arm", fontsize="medium")
@@ -91,29 +98,32 @@ def tokens_figure(arms: dict[str, Any]):
     return fig
 
 
-def write_plots(data: dict[str, Any], folder: Path, rel_to: Path) -> dict[str, str]:
-    """Every figure as a PNG in `folder`; {title: path relative to `rel_to`}."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_plots(data: dict[str, Any], ab: AblationLayout) -> dict[str, str]:
+    """Every figure as a PNG in the ablation's plots folder; {title: path relative to the ablation folder}."""
+    ab.plots.mkdir(parents=True, exist_ok=True)
     baseline = data["setup"]["baseline"]
     out: dict[str, Path] = {}
     for name, m in data["measures"].items():
         rows = m["rows"]
-        out[f"{name} per arm"] = folder / f"{name}-arms.png"
-        save(interval_figure(list(rows), [r["mean"] for r in rows.values()], f"{name} per arm (95% CI over items)",
-                             f"{m['what']} ({m['better']} is better)", zero=False), out[f"{name} per arm"])
         vs = {a: r["vs_baseline"]["difference"] for a, r in rows.items() if r["vs_baseline"]}
-        out[f"{name} vs {baseline}"] = folder / f"{name}-vs-{baseline}.png"
-        save(interval_figure(list(vs), list(vs.values()), f"{name}: arm − {baseline}, paired (95% CI)",
-                             f"difference in {name}", zero=True), out[f"{name} vs {baseline}"])
-        out[f"{name} seeds"] = folder / f"{name}-seeds.png"
-        save(seeds_figure(m, name), out[f"{name} seeds"])
-        out[f"{name} position curve"] = folder / f"{name}-position.png"
-        save(position_figure(m, name), out[f"{name} position curve"])
-        out[f"{name} position curve vs {baseline}"] = folder / f"{name}-position-vs-{baseline}.png"
-        save(position_figure(m, name, baseline), out[f"{name} position curve vs {baseline}"])
-    out["tokens"] = folder / "tokens.png"
+        figures = {
+            f"{name} per arm": (f"{name}-arms", interval_figure(
+                list(rows), [r["mean"] for r in rows.values()], f"{name} per arm (95% cluster-bootstrap CI)",
+                f"{m['what']} ({m['better']} is better)", zero=False)),
+            f"{name} vs {baseline}": (f"{name}-vs-{baseline}", interval_figure(
+                list(vs), list(vs.values()), f"{name}: arm − {baseline}, paired (95% cluster-bootstrap CI)",
+                f"difference in {name}", zero=True)),
+            f"{name} models": (f"{name}-models", models_figure(m, name)),
+            f"{name} position curve": (f"{name}-position", position_figure(m, name)),
+            f"{name} position curve vs {baseline}": (f"{name}-position-vs-{baseline}",
+                                                     position_figure(m, name, baseline)),
+        }
+        for title, (stem, fig) in figures.items():
+            out[title] = ab.plot(stem)
+            save(fig, out[title])
+    out["tokens"] = ab.plot("tokens")
     save(tokens_figure(data["arms"]), out["tokens"])
-    return {k: str(p.relative_to(rel_to)) for k, p in out.items()}
+    return {k: str(p.relative_to(ab.root)) for k, p in out.items()}
 
 
 __all__ = ["write_plots"]

@@ -18,6 +18,8 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       eval/<label>/                 one model's eval results (`EvalModelFiles`)
       eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
+      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/{audit.png,figures.jsonl}   select audit
+      ablation/                     `longcurate ablate` (`core.ablation_layout`; each run folder in it is a RunLayout)
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
@@ -37,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.errors import UserError
 
 PathLike = str | os.PathLike
@@ -213,6 +216,7 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    audit_dir: Path
     budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
     stage_dirs: tuple[tuple[str, Path], ...] = ()  # (stage, folder) for a stage whose manifest is not at root
 
@@ -243,6 +247,7 @@ class RunLayout:
             "probes": eval_dir / "probes.jsonl",
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
+            "audit_dir": root / "audit",
         }
         return cls(root=root, budget_specs=tuple(budgets), stage_dirs=tuple(stage_dirs.items()),
                    **{k: chosen.get(k, v) for k, v in defaults.items()})
@@ -282,6 +287,22 @@ class RunLayout:
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
 
+    # --- select audit -----------------------------------------------------------------------
+    @property
+    def audit_pool(self) -> Path:
+        """The planted pool (`select audit`): every base sample once per planted type."""
+        return self.audit_dir / "pool.jsonl"
+
+    @property
+    def audit_scores(self) -> Path:
+        """Where the pool's HMG and CAM scores go (the select score files of this folder)."""
+        return self.audit_dir / "scores"
+
+    @property
+    def audit_report(self) -> Path:
+        """report.json; report.md, audit.png and figures.jsonl beside it."""
+        return self.audit_dir / "report.json"
+
     # --- eval --------------------------------------------------------------------------------
     @property
     def evals(self) -> EvalFiles:
@@ -295,6 +316,10 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.evals.report
+
+    def ablation(self, output: PathLike | None = None) -> AblationLayout:
+        """The ablation's folder: `output` (ablate.output), else <root>/ablation."""
+        return AblationLayout(Path(output) if output else self.root / "ablation")
 
     # --- run bookkeeping ---------------------------------------------------------------------
     def manifest(self, stage: str) -> Path:
@@ -326,5 +351,6 @@ def beside_placed(chosen: dict[str, Path]) -> tuple[dict[str, Path], dict[str, P
     return out, stage_dirs
 
 
-__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
+__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles",
+           "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
            "part_path", "part_paths", "model_label", "check_label"]

@@ -134,6 +134,14 @@ def step_state(spec: StepSpec) -> dict[str, Any] | None:
     return stats
 
 
+def finished_stats(output: str | Path) -> dict[str, Any] | None:
+    """The stats a finished output's marker records, whatever settings made it (None while it is not
+    finished): for a caller that only reads what another stage's step made (an ablation's tokens
+    table, whether an arm has trained models) and never decides whether to redo it."""
+    step = Step(Path(output), {})
+    return step.stats() if step.recorded_settings() is not None else None
+
+
 def run_step(spec: StepSpec, work: Callable[[StepRun], dict[str, Any] | None]) -> dict[str, Any]:
     """Run `work` under the step's lifecycle (module docstring); returns its stats, the recorded ones
     with `skipped: True` when the output was already complete."""
@@ -276,5 +284,5 @@ def discard_output(spec: StepSpec) -> None:
     spec.completion.discard()
 
 
-__all__ = ["StepSpec", "StepRun", "run_step", "run_steps", "step_state", "holds_records", "is_incomplete",
+__all__ = ["StepSpec", "StepRun", "run_step", "run_steps", "step_state", "finished_stats", "holds_records", "is_incomplete",
            "describe_incomplete", "incomplete_parts", "raise_if_incomplete", "discard_output"]

@@ -22,7 +22,7 @@ from longcurate.core.completion import settings_file
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
 from longcurate.core.runinfo import write_manifest
-from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.core.runner import StepRun, StepSpec, finished_stats, run_step
 from longcurate.train.launch import dist_env
 
 if TYPE_CHECKING:
@@ -101,6 +101,14 @@ def fit_spec(cfg: TrainRun) -> StepSpec:
                     begun_at=settings_file(layout.checkpoints),
                     partial=lambda: resume_point(cfg, move=False) is not None,
                     also_locks=(layout.checkpoints,), quarantine=False, main_process=dist_env()[0] == 0)
+
+
+def trained_model(cfg: TrainRun) -> dict[str, Any] | None:
+    """What the run's finished model recorded, whatever settings it was trained with (None while no
+    model is finished): `steps`, `global_batch` and `seen`, the samples and tokens per source the
+    optimiser saw over its steps (`long_samples`, `long_tokens`, `long_response_tokens`, the same for
+    `short`, and `tokens`; repeats counted, padding not)."""
+    return finished_stats(cfg.layout().model)
 
 
 def resume_point(cfg: TrainRun, move: bool = True) -> str | None:

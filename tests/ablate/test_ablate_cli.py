@@ -1,7 +1,8 @@
-"""`longcurate ablate` end to end through the real CLI on a tiny random model (SmolLM2's tokenizer):
-killed once its first arm is trained, run again, it must not retrain that arm and must write the
-same report.json, byte for byte, as an uninterrupted ablation of the same config (run meanwhile,
-in its own output folder, to keep the test short). Every run reads the same eval items, and the
+"""`longcurate ablate` end to end through the real CLI on a tiny random model (SmolLM2's tokenizer),
+with the random arm drawn twice (`ablate.subsets: 2`): killed once its first arm is trained, run
+again, it must not retrain that arm and must write the same report.json, byte for byte, as an
+uninterrupted ablation of the same config (run meanwhile, in its own output folder, to keep the test
+short). Every run reads the same eval items, and the
 answer NLL the report reads for a trained arm is the one the scoring engine (and the full-logit
 reference) gives for that item and model."""
 
@@ -21,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ["gateau", "random"]
 SEEDS = [0, 1]
+SUBSETS = 2
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -35,7 +37,8 @@ def write_config(tmp_path: Path, model: Path) -> Path:
                   "gradient_checkpointing": False, "precision": "fp32"},
         "eval": {"generate": {"dtype": "float32"}, "probes": {"context_tokens": 512, "num_positions": 3,
                                                               "tasks": ["database"]}},
-        "ablate": {"arms": ARMS, "seeds": SEEDS, "budget": 4, "measures": ["nll"]},
+        "ablate": {"arms": ARMS, "seeds": SEEDS, "subsets": SUBSETS, "budget": 4, "measures": ["nll"],
+                   "bootstrap": 1000},
     }
     path = tmp_path / "ablate.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -85,7 +88,7 @@ def test_killed_ablation_resumes_without_retraining_and_reports_the_same(tmp_pat
     uninterrupted = start(command(config, whole, f"output_dir={tmp_path / 'pool-whole'}"), tmp_path / "c.log")
     first_arm = [killed / "runs" / ARMS[0] / f"seed-{s}" for s in SEEDS]
     run_until(command(config, killed), first_arm[-1] / "checkpoint.done", tmp_path / "a.log", 300)
-    assert not (killed / "report.json").exists() and not (killed / "runs" / ARMS[1] / f"seed-{SEEDS[-1]}").exists()
+    assert not (killed / "report.json").exists() and not (killed / "runs" / ARMS[1]).exists()
     # The first arm's model (and its marker), mixture, tokenized data and Trainer checkpoints; not the
     # lock files, which any later run on the folder takes and releases (the kill may leave an owner file).
     trained = {run: {f: t for f, t in stamps(run).items()
@@ -105,7 +108,12 @@ def test_killed_ablation_resumes_without_retraining_and_reports_the_same(tmp_pat
     assert set(nll["rows"]) == {*ARMS, "base"} and nll["dropped_items"] == 0
     assert set(nll["items_by_source"]) == {"probe", "heldout"}
     assert nll["rows"]["gateau"]["vs_baseline"]["difference"]["n"] == nll["items"]
-    assert all(a["trained"]["long_tokens"] > 0 for a in report["arms"].values())
+    assert (nll["rows"]["random"]["subsets"], nll["rows"]["random"]["seeds"]) == (SUBSETS, len(SEEDS))
+    assert nll["rows"]["gateau"]["vs_baseline"]["p_holm"] is not None
+    assert set(nll["variance_components"]) == {"subsets", "seeds", "items", "df"}
+    assert len(report["arms"]["random"]["files"]) == SUBSETS
+    assert all(a["trained"]["long_tokens"] > 0 and a["trained"]["long_response_tokens"] > 0
+               for a in report["arms"].values())
     assert (whole / "report.md").exists() and (whole / "plots" / "nll-position.png").exists()
     check_same_items(whole)
     check_engine_nll(killed / "runs" / "gateau" / "seed-0", tmp_path / "pool")
@@ -116,8 +124,8 @@ def check_same_items(ab: Path) -> None:
     from longcurate.core.jsonl import read_jsonl
 
     assert (ab / "eval" / "probes.jsonl.done").exists()
-    runs = sorted(p for p in (ab / "runs").glob("*/seed-*"))
-    assert len(runs) == len(ARMS) * len(SEEDS) and not list((ab / "runs").rglob("probes.jsonl"))
+    runs = sorted(p for p in (ab / "runs").rglob("seed-*") if p.is_dir())
+    assert len(runs) == (1 + SUBSETS) * len(SEEDS) and not list((ab / "runs").rglob("probes.jsonl"))
     keys = set()
     for run in [*runs, ab / "runs" / "base"]:
         label = "base" if run.name == "base" else "checkpoint"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from longcurate.ablate.arms import write_arms
-from longcurate.ablate.layout import AblationLayout
 from longcurate.ablate.runs import check_pool_config, plan_runs
 from longcurate.config import RunConfig
 from longcurate.core.config import build
@@ -30,7 +29,7 @@ def config(tmp_path: Path, **mix) -> RunConfig:
         "train": {"mix": {"short": str(ROOT / "data/short_chat_demo.jsonl"), **mix}, "max_steps": 5,
                   "grad_accum": 2, "init_from": "the-base"},
         "eval": {"models": ["checkpoint", "base"], "run": ["probes", "needle"]},
-        "ablate": {"arms": ARMS, "seeds": [0, 1], "budget": 6, "measures": ["nll"]}})
+        "ablate": {"arms": ARMS, "seeds": [0, 1], "budget": 6, "measures": ["nll"], "subsets": 2}})
 
 
 def mixture(cfg: RunConfig) -> dict[str, list[str]]:
@@ -44,15 +43,17 @@ def mixture(cfg: RunConfig) -> dict[str, list[str]]:
 def test_every_arm_has_the_same_short_data_steps_base_and_eval_items(tmp_path, fake_pool, mix):
     fake_pool(tmp_path)
     cfg = config(tmp_path, **mix)
-    ab = AblationLayout.of(cfg)
+    ab = cfg.layout().ablation(cfg.ablate.output)
     runs = plan_runs(cfg, ab, write_arms(cfg, ab))
-    assert [(r.arm, r.seed) for r in runs] == [(a, s) for a in ARMS for s in (0, 1)] + [("base", None)]
+    draws = {"random": [0, 1]}
+    assert [(r.arm, r.subset, r.seed) for r in runs] == [(a, k, s) for a in ARMS for k in draws.get(a, [None])
+                                                         for s in (0, 1)] + [("base", None, None)]
     short: dict[int, list[str]] = {}
     for run in runs[:-1]:
         t = run.train_cfg
-        assert t.layout().root == ab.run(run.arm, run.seed) and t.seed == run.seed
+        assert t.layout().root == ab.run(run.arm, run.seed, run.subset) and t.seed == run.seed
         assert (t.train.max_steps, t.train.grad_accum, t.train.init_from) == (5, 2, "the-base")
-        assert t.train.mix.long == [str(ab.arm_file(run.arm))] and t.train.mix.short_ratio is None
+        assert t.train.mix.long == [str(ab.arm_file(run.arm, run.subset))] and t.train.mix.short_ratio is None
         run_mix(t, progress=False)
         m = mixture(t)
         assert len(m["short"]) == (9 if "short_ratio" in mix else 10)  # ratio: 1.5 x the random arm's 6 samples
@@ -76,7 +77,7 @@ def test_fit_settings_differ_only_by_data_and_seed(tmp_path, fake_pool, tokenize
     """What decides each trained model (train's fit step): only the tokenized data and the seed vary."""
     fake_pool(tmp_path)
     cfg = config(tmp_path, short_size=4)
-    ab = AblationLayout.of(cfg)
+    ab = cfg.layout().ablation(cfg.ablate.output)
     settings = []
     for run in plan_runs(cfg, ab, write_arms(cfg, ab))[:-1]:
         run_mix(run.train_cfg, progress=False)
@@ -93,3 +94,29 @@ def test_a_fair_comparison_needs_fixed_steps_and_short_data(tmp_path):
     with pytest.raises(UserError, match="short-only"):
         check_pool_config(build(RunConfig, {"train": {"max_steps": 3}}))
     check_pool_config(build(RunConfig, {"train": {"max_steps": 3}, "ablate": {"arms": ["gateau", "random"]}}))
+
+
+def test_a_run_folder_writes_only_in_its_folder_whatever_the_pool_placed_elsewhere(tmp_path):
+    """`RunConfig.moved_to` clears every key that places a file elsewhere (`PLACED_PATHS`): a pool config
+    that sets all of them still gives run folders whose every path is inside the folder, except the
+    eval items every run shares."""
+    from dataclasses import fields
+
+    from longcurate.ablate.runs import run_folder_config
+    from longcurate.core.config import set_path, to_dict
+
+    data = to_dict(config(tmp_path, short_size=4))
+    for key in RunConfig.PLACED_PATHS:
+        set_path(data, key, str(tmp_path / "elsewhere" / key))
+    cfg = build(RunConfig, data)
+    paths = [f.name for f in fields(cfg.layout()) if isinstance(getattr(cfg.layout(), f.name), Path)]
+    assert all(str(getattr(cfg.layout(), p)).startswith(str(tmp_path / "elsewhere"))
+               for p in paths if p not in ("root", "eval_dir"))  # every key took effect
+    ab = cfg.layout().ablation(str(tmp_path / "ablation"))
+    folder = ab.run("gateau", 0)
+    run = run_folder_config(cfg, folder, ab, ["checkpoint"])
+    shared = {"heldout": cfg.layout().heldout, "probes": ab.probes, "needle": ab.needle}
+    for name in paths:
+        path = getattr(run.layout(), name)
+        assert path == shared[name] if name in shared else folder in (path, *path.parents), name
+    assert run.eval.checkpoint is None and run.select.input is None and run.train.dataset is None
