@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/score_bench.py --num-samples 8 --max-tokens 3072
 	$(PY) benchmarks/cam_memory.py
+	$(PY) benchmarks/scale_bench.py --quick
 
 # The GPU check (docs/gpu.md): every GPU path, at most 8 minutes on one H100, into runs/gpu-check/
 # (ARGS="--out DIR" elsewhere). ARGS=--smoke runs it at tiny sizes on the CPU, as `make test` does.

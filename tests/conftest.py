@@ -77,3 +77,44 @@ def run_process_group(cmd, *, timeout: float, **kwargs):
 def run_group():
     """`run_group(cmd, timeout=...)`: run a command in its own process group, killed whole on timeout."""
     return run_process_group
+
+
+def traced_peak(fn, *args, **kwargs) -> int:
+    """The peak of Python's traced allocations (tracemalloc: objects, numpy arrays) while `fn` runs,
+    above what was allocated when it started: what a step holds in memory at most."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="session")
+def bounded_memory():
+    """`bounded_memory(run, make, rows, grow=10)`: `make(folder, n)` writes an input of `n` rows and
+    returns its size in bytes, `run(folder)` processes it. Asserts the memory property every data step
+    keeps: at `grow`× the rows the traced peak grows by less than 5% of the extra input bytes (a step
+    that holds its records grows by more than 100%) and stays within 3× the peak at 1×. Returns the
+    two peaks and sizes, for the failure message and the curious."""
+    import tempfile
+
+    def check(run, make, rows: int, grow: int = 10) -> dict:
+        out = {}
+        for label, n in (("1x", rows), (f"{grow}x", rows * grow)):
+            with tempfile.TemporaryDirectory() as d:
+                size = make(Path(d), n)
+                out[label] = (traced_peak(run, Path(d)), size)
+        (p1, s1), (p10, s10) = out.values()
+        print(f"traced peak {p1:,} B at {s1:,} B of input, {p10:,} B at {s10:,} B")
+        assert p10 - p1 < 0.05 * (s10 - s1), out
+        assert p10 <= 3 * p1, out
+        return out
+
+    return check

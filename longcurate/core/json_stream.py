@@ -16,6 +16,7 @@ from longcurate.core.errors import UserError
 
 READ_CHARS = 1 << 20  # text read per refill (doubled while one entry is longer than the buffer)
 _WS = " \t\r\n"
+_DELIMITERS = _WS + ",]}"
 
 
 class JsonStream:
@@ -76,7 +77,11 @@ class JsonStream:
                     continue
                 line = self.line + self.buf.count("\n", self.pos, e.pos)
                 raise UserError(f"{self.name}:{line}: invalid JSON: {e.msg}") from None
-            if end == len(self.buf) and self._fill():  # a number may go on in the next piece
+            # a number is whole only once a delimiter follows it: the piece may have cut `333.5` to
+            # `333.` or `333`, which decode to a shorter number
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            whole = end < len(self.buf) and (not number or self.buf[end] in _DELIMITERS)
+            if not whole and self._fill():
                 continue
             self._advance(end)
             return value

@@ -18,12 +18,11 @@ import logging
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import write_jsonl
+from longcurate.core.jsonl import atomic_open
 from longcurate.core.layout import budget_name, parse_budget
-from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
 
@@ -100,38 +99,45 @@ def require_figures(ranked: list[dict[str, Any]], methods: list[str]) -> None:
                             f"e.g. {lacking[:3]} (HMG scores made before IFD existed: score HMG again)")
 
 
-def token_counts(ranked: list[dict[str, Any]], samples: dict[str, Sample], scored: dict[str, int] | None,
+def token_counts(ranked: list[dict[str, Any]], own: Mapping[str, int | None] | None, scored: dict[str, int] | None,
                  required: bool) -> dict[str, int]:
     """Each ranked sample's token count: the scoring pass's (`scored`, from `n_tokens`), else the
-    input's own `length`. A sample with neither has no count — never 0: when the `length` order is
-    `required` that stops here, naming the samples."""
+    input's own `length` (`own`: id -> the sample's `length` field; None when every ranked sample has a
+    scored count and the input was not read for it). A sample with neither has no count — never 0:
+    when the `length` order is `required` that stops here, naming the samples."""
     scored = scored or {}
-    counts = {r["id"]: scored[r["id"]] if r["id"] in scored else samples[r["id"]].length for r in ranked}
+    own = own if own is not None else {}
+    counts = {r["id"]: scored[r["id"]] if r["id"] in scored else own.get(r["id"]) for r in ranked}
     absent = [i for i, n in counts.items() if n is None]
     if absent and required:
         raise UserError(f"budget method 'length': {len(absent)} sample(s) have no token count, e.g. {absent[:3]} "
                         "(the input has no `length` and the HMG scores hold no `n_tokens` for them: score HMG)")
-    derived = sum(1 for r in ranked if r["id"] in scored and samples[r["id"]].length is None)
+    derived = sum(1 for r in ranked if r["id"] in scored and r["id"] in own and own[r["id"]] is None)
     if derived and required:
         log.info("length order: token counts from scoring (n_tokens) for %d sample(s) whose input has no length",
                  derived)
     return {i: n for i, n in counts.items() if n is not None}
 
 
-def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
-                  budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
-                  seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
-    """Write every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`)
-    into `out_dir`; returns {file: count}."""
+def plan_budgets(ranked: list[dict[str, Any]], budgets: list[float], methods: list[str], *, lengths: dict[str, int],
+                 seed: int = 0, overflow: str = "cap") -> dict[str, list[str]]:
+    """Every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`, a
+    capped budget named by its real size: `budget_files`) and the ids it holds, in order. `lengths`:
+    each ranked id's token count (the `length` order: `token_counts`)."""
     require_figures(ranked, methods)
-    missing = [r["id"] for r in ranked if r["id"] not in samples]
-    if missing:
-        raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
-    orders = method_orders(ranked, token_counts(ranked, samples, lengths, "length" in methods), seed)
+    orders = method_orders(ranked, lengths, seed)
+    return {budget_name(m, label): orders[m][:size]
+            for label, size in budget_files(budgets, len(ranked), overflow).items() for m in methods}
+
+
+def write_budgets(plan: dict[str, list[str]], records: Mapping[str, str], out_dir: str | Path) -> dict[str, int]:
+    """Write each planned file into `out_dir` (atomic), its lines copied from `records` (id -> the
+    sample's JSON line, e.g. `chosen.ChosenRecords`); returns {file: count}."""
     out_dir = Path(out_dir)
     written: dict[str, int] = {}
-    for label, size in budget_files(budgets, len(ranked), overflow).items():
-        for m in methods:
-            path = out_dir / budget_name(m, label)
-            written[path.name] = write_jsonl(path, (samples[i].to_dict() for i in orders[m][:size]))
+    for name, ids in plan.items():
+        with atomic_open(out_dir / name) as f:
+            for i in ids:
+                f.write(records[i] + "\n")
+        written[name] = len(ids)
     return written

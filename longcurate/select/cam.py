@@ -109,14 +109,27 @@ def temper(importance: list[float], temperature: float) -> np.ndarray:
     return softmax(np.log(np.clip(np.asarray(importance, dtype=np.float64), 1e-300, None)) / temperature)
 
 
+class CamFinalizer:
+    """`finalize_cam` one record at a time, for a merge that streams (nothing to observe first)."""
+
+    def __init__(self, temperature: float = 1.0):
+        self.temperature = temperature
+        self.changes = temperature != 1.0
+
+    def observe(self, record: dict[str, Any]) -> None:
+        return None
+
+    def apply(self, record: dict[str, Any]) -> dict[str, Any]:
+        """At T = 1 the record unchanged; otherwise importance and CAS recomputed (with the record's
+        metric) and T recorded."""
+        if self.temperature == 1.0:
+            return record
+        imp = temper(record["importance"], self.temperature)
+        return {**record, "importance": imp.tolist(), "importance_temperature": self.temperature,
+                "cas": cas(imp, np.asarray(record["segment_attn"], dtype=np.float64), record.get("cas_metric", "cos"))}
+
+
 def finalize_cam(records: list[dict[str, Any]], temperature: float = 1.0) -> list[dict[str, Any]]:
-    """The merged CAM records under `select.importance_temperature`: at T = 1 unchanged; otherwise
-    importance and CAS recomputed (with each record's metric) and T recorded."""
-    if temperature == 1.0:
-        return records
-    out = []
-    for r in records:
-        imp = temper(r["importance"], temperature)
-        out.append({**r, "importance": imp.tolist(), "importance_temperature": temperature,
-                    "cas": cas(imp, np.asarray(r["segment_attn"], dtype=np.float64), r.get("cas_metric", "cos"))})
-    return out
+    """The merged CAM records under `select.importance_temperature` (`CamFinalizer`)."""
+    finalizer = CamFinalizer(temperature)
+    return [finalizer.apply(r) for r in records]

@@ -2,10 +2,12 @@
 
     longcurate select score hmg --input samples.jsonl --output scores/hmg.jsonl --window 1024
     longcurate select score cam --input samples.jsonl --output scores/cam.jsonl select.max_segments=32
+    longcurate select score both --input samples.jsonl --scores-dir scores    # HMG + CAM, one θ_B forward a sample
     longcurate select rank --hmg scores/hmg.jsonl --cam scores/cam.jsonl --output scores/ranked.jsonl
     longcurate select budget 1000 3000 0.1 --ranked scores/ranked.jsonl --input samples.jsonl --out-dir budgets
     longcurate select diagnose --hmg scores/hmg.jsonl --cam scores/cam.jsonl --input samples.jsonl
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
+    longcurate select merge --kind both --input samples.jsonl --scores-dir scores --num-shards 8
     longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
     longcurate select run --input mine.jsonl --dry-run        # samples, tokens per pass, time estimate; writes nothing
     longcurate select audit audit-cpu                         # every figure on a planted pool of known types
@@ -32,13 +34,29 @@ def _shards(p: argparse.ArgumentParser, index: bool = True) -> None:
         add_flag(p, "--shard-index", "select.shard_index", "this shard (default: RANK or 0)", type=int)
 
 
+KIND_CHOICES = ("hmg", "cam", "both")
+
+
+def _kinds(kind: str) -> list[str]:
+    return ["hmg", "cam"] if kind == "both" else [kind]
+
+
+def _outputs(p: argparse.ArgumentParser, kind: str) -> None:
+    """`--output` names one score file; `both` places its two files with `--scores-dir`."""
+    if kind == "both":
+        add_flag(p, "--scores-dir", "select.scores_dir", "the folder of hmg.jsonl and cam.jsonl "
+                                                         "(default <output_dir>/select)")
+    else:
+        add_flag(p, "--output", "select.output", f"the {kind} score file (default <output_dir>/select/{kind}.jsonl)")
+
+
 def _scoring(p: argparse.ArgumentParser, kind: str) -> None:
     """The flags `select score <kind>` reads."""
     add_config_args(p)
     _input(p)
-    add_flag(p, "--output", "select.output", f"the {kind} score file (default <output_dir>/select/{kind}.jsonl)")
+    _outputs(p, kind)
     add_flag(p, "--model", "select.model", "θ_B, the long model (alias, folder, hub id or .gguf)")
-    if kind == "hmg":
+    if kind in ("hmg", "both"):
         add_flag(p, "--window", "select.window", "θ_A sees only this many tokens (0: full input)", type=int)
     add_flag(p, "--batch-tokens", "select.batch_tokens", "padded tokens per batch", type=int)
     add_flag(p, "--prompt-format", "select.prompt_format", "chat | gateau")
@@ -47,10 +65,10 @@ def _scoring(p: argparse.ArgumentParser, kind: str) -> None:
 
 def _score(kind: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from longcurate.select.scoring import run_score
+        from longcurate.select.scoring import run_scores
 
-        stats = run_score(resolve_config(args), kind, show_progress=not args.no_progress)
-        print(f"score {kind}: {stats}")
+        for name, stats in run_scores(resolve_config(args), _kinds(kind), show_progress=not args.no_progress).items():
+            print(f"score {name}: {stats}")
         return 0
 
     return run
@@ -80,16 +98,20 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from longcurate.core.errors import UserError
     from longcurate.select.scoring import merge_scores
     from longcurate.select.shard import shard_spec
     from longcurate.select.steps import ScoreSteps
 
     cfg = resolve_config(args)
     count = shard_spec(cfg.select.num_shards, 0).count  # --num-shards, else WORLD_SIZE, else 1
-    # The merged file records the settings the shards scored with (beside the parts), not this command's.
-    steps = ScoreSteps.recorded(cfg, args.kind)
-    stats = merge_scores(cfg, steps, count, again=True)  # asked for: merges even a complete file again
-    print(f"merged {steps.output}: {stats}")
+    if args.kind == "both" and cfg.select.output:
+        raise UserError("select.output names one score file; merge both under select.scores_dir")
+    for kind in _kinds(args.kind):
+        # The merged file records the settings the shards scored with (beside the parts), not this command's.
+        steps = ScoreSteps.recorded(cfg, kind)
+        stats = merge_scores(cfg, steps, count, again=True)  # asked for: merges even a complete file again
+        print(f"merged {steps.output}: {stats}")
     return 0
 
 
@@ -123,15 +145,19 @@ def _score_parsers(verbs: Any) -> None:
     score = verbs.add_parser("score", help="score samples: HMG (two models' perplexity) or CAM (attention vs importance)")
     kinds = score.add_subparsers(dest="score_kind", metavar="KIND", required=True)
     for kind, text in (("hmg", "response perplexity under θ_A (short) and θ_B (long); hmg after merge"),
-                       ("cam", "segment importance, segment attention and CAS with θ_B")):
+                       ("cam", "segment importance, segment attention and CAS with θ_B"),
+                       ("both", "HMG and CAM in one pass: one θ_B forward per sample serves both (what the "
+                                "stage and scripts/score_multigpu.sh run)")):
         p = kinds.add_parser(kind, help=text, description=text)
         _scoring(p, kind)
         p.set_defaults(func=_score(kind))
     p = verbs.add_parser("merge", help="check every id is scored exactly once and merge the shards' part files")
     add_config_args(p)
-    p.add_argument("--kind", choices=["hmg", "cam"], required=True, help="which score (hmg adds normalisation)")
+    p.add_argument("--kind", choices=KIND_CHOICES, required=True,
+                   help="which score (hmg adds normalisation; both: hmg then cam)")
     _input(p, "the samples the shards scored")
-    add_flag(p, "--output", "select.output", "the merged score file (default <output_dir>/select/<kind>.jsonl)")
+    add_flag(p, "--output", "select.output", "the merged score file of one kind (default <output_dir>/select/<kind>.jsonl)")
+    add_flag(p, "--scores-dir", "select.scores_dir", "where the score files are (default <output_dir>/select)")
     _shards(p, index=False)
     p.set_defaults(func=_merge)
 

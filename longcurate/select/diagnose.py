@@ -15,7 +15,10 @@ and with the number of segments it compares, and the mean entropy of the importa
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -24,6 +27,7 @@ from longcurate.select.rank import spearman
 
 LENGTH_PROXY_RHO = 0.7  # |Spearman| of CAS with length or segments from which CAS "orders as length does"
 NEAR_UNIFORM = 0.95  # mean normalised importance entropy from which importance carries little
+GOLD_KINDS = ("fine", "multihop")  # the question kinds whose top segments are checked against gold
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float:
@@ -35,23 +39,72 @@ def auroc(scores: list[float], labels: list[bool]) -> float:
     return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64)))
 
 
-def top_hits(cam: list[dict[str, Any]], kinds: dict[str, str], key: str, kind: str = "fine",
-             gold_ids: set[str] | None = None) -> tuple[int, int, int]:
-    """(hits, counted, gold not among the kept segments) for the argmax of `key` over segments, over
-    the samples that have gold spans (`gold_ids`; None: every sample)."""
-    hits = counted = dropped = 0
-    for r in cam:
-        if kinds.get(r["id"]) != kind or (gold_ids is not None and str(r["id"]) not in gold_ids):
-            continue
+@dataclass
+class HmgFigures:
+    """What diagnostics read of the HMG records, as columns: for the records labelled "gold beyond the
+    window", hmg, the label, the NLLs (NaN when absent) and whether the sample is `short`; every
+    record's token count by id (CAS against length). A few bytes a record."""
+
+    hmg: array = field(default_factory=lambda: array("d"))
+    label: array = field(default_factory=lambda: array("b"))
+    nll_a: array = field(default_factory=lambda: array("d"))
+    nll_b: array = field(default_factory=lambda: array("d"))
+    short: array = field(default_factory=lambda: array("b"))
+    n_tokens: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, records: Iterable[dict[str, Any]], kinds: dict[str, str]) -> "HmgFigures":
+        out = cls()
+        for r in records:
+            if "n_tokens" in r:
+                out.n_tokens[str(r["id"])] = r["n_tokens"]
+            if "gold_beyond_window" in r and "hmg" in r:
+                out.hmg.append(float(r["hmg"]))
+                out.label.append(bool(r["gold_beyond_window"]))
+                out.nll_a.append(float(r.get("nll_a", math.nan)))
+                out.nll_b.append(float(r.get("nll_b", math.nan)))
+                out.short.append(kinds.get(r["id"]) == "short")
+        return out
+
+
+@dataclass
+class CamTally:
+    """What diagnostics read of the CAM records, one record at a time: per question kind and figure
+    (importance, attention) how often the top segment is a gold one, and the CAS, importance entropy,
+    segment count and length of each record with a length. The per-segment lists are never kept."""
+
+    kinds: dict[str, str]
+    gold_ids: set[str] | None
+    n_tokens: dict[str, Any]
+    seen: int = 0
+    hits: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (figure, kind) -> [hits, counted, dropped]
+    sanity: dict[str, array] = field(default_factory=lambda: {k: array("d") for k in ("cas", "entropy", "segments", "length")})
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.seen += 1
+        kind = self.kinds.get(r["id"])
         gold = r.get("gold_segments")
-        if gold is None:
-            continue
-        if not gold:
-            dropped += 1
-            continue
-        counted += 1
-        hits += int(int(np.argmax(r[key])) in set(gold))
-    return hits, counted, dropped
+        if kind in GOLD_KINDS and gold is not None and (self.gold_ids is None or str(r["id"]) in self.gold_ids):
+            for key in ("importance", "segment_attn"):
+                tally = self.hits.setdefault((key, kind), [0, 0, 0])
+                if not gold:
+                    tally[2] += 1
+                else:
+                    tally[1] += 1
+                    tally[0] += int(int(np.argmax(r[key])) in set(gold))
+        length = self.n_tokens.get(str(r["id"]))
+        if length is not None and r.get("cas") is not None:
+            for k, v in (("cas", float(r["cas"])), ("entropy", entropy_ratio(r["importance"])),
+                         ("segments", len(r["importance"])), ("length", length)):
+                self.sanity[k].append(v)
+
+    @classmethod
+    def collect(cls, records: Iterable[dict[str, Any]], kinds: dict[str, str], gold_ids: set[str] | None,
+                n_tokens: dict[str, Any]) -> "CamTally":
+        out = cls(kinds, gold_ids, n_tokens)
+        for r in records:
+            out.add(r)
+        return out
 
 
 def entropy_ratio(p: list[float]) -> float:
@@ -63,16 +116,18 @@ def entropy_ratio(p: list[float]) -> float:
     return float(-(q * np.log(q)).sum() / np.log(len(p)))
 
 
-def cas_sanity(hmg: list[dict[str, Any]], cam: list[dict[str, Any]]) -> dict[str, Any]:
+def cas_sanity(hmg: Iterable[dict[str, Any]], cam: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """CAS against length and segment count, and how flat importance is (see the module doc)."""
-    length = {str(r["id"]): r["n_tokens"] for r in hmg if "n_tokens" in r}
-    rows = [r for r in cam if str(r["id"]) in length and r.get("cas") is not None]
-    cas = [float(r["cas"]) for r in rows]
-    ent = [entropy_ratio(r["importance"]) for r in rows]
+    return sanity_figures(CamTally.collect(cam, {}, set(), HmgFigures.collect(hmg, {}).n_tokens))
+
+
+def sanity_figures(tally: CamTally) -> dict[str, Any]:
+    """`cas_sanity` from a tally of the CAM records."""
+    cas, ent = list(tally.sanity["cas"]), list(tally.sanity["entropy"])
     out: dict[str, Any] = {
-        "cas_n": len(rows),
-        "cas_spearman_length": spearman(cas, [length[str(r["id"])] for r in rows]),
-        "cas_spearman_segments": spearman(cas, [len(r["importance"]) for r in rows]),
+        "cas_n": len(cas),
+        "cas_spearman_length": spearman(cas, list(tally.sanity["length"])),
+        "cas_spearman_segments": spearman(cas, list(tally.sanity["segments"])),
         "importance_entropy": float(np.nanmean(ent)) if any(e == e for e in ent) else float("nan"),
     }
     rho = max(abs(out["cas_spearman_length"]), abs(out["cas_spearman_segments"]))
@@ -80,44 +135,45 @@ def cas_sanity(hmg: list[dict[str, Any]], cam: list[dict[str, Any]]) -> dict[str
     return out
 
 
-def gold_figures(kinds: dict[str, str], hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None,
-                 gold_ids: set[str] | None = None) -> dict[str, Any]:
+def gold_figures(hmg: HmgFigures, tally: CamTally) -> dict[str, Any]:
     """The figures that compare the scores with the gold segments (fractions are nan when nothing
     qualifies)."""
     out: dict[str, Any] = {}
     for key, name in (("importance", "top_importance_gold"), ("segment_attn", "top_attention_gold")):
-        for kind in ("fine", "multihop"):
-            hits, counted, dropped = top_hits(cam or [], kinds, key, kind, gold_ids)
+        for kind in GOLD_KINDS:
+            hits, counted, dropped = tally.hits.get((key, kind), [0, 0, 0])
             prefix = name if kind == "fine" else f"{name}_{kind}"
             out[prefix] = hits / counted if counted else float("nan")
             out[f"{prefix}_n"] = counted
             if key == "importance":
                 out[f"gold_not_kept_{kind}"] = dropped
-    labelled = [r for r in hmg if "gold_beyond_window" in r and "hmg" in r]
-    y = [bool(r["gold_beyond_window"]) for r in labelled]
-    out["hmg_auroc_gold_beyond_window"] = auroc([float(r["hmg"]) for r in labelled], y)
+    y = [bool(v) for v in hmg.label]
+    out["hmg_auroc_gold_beyond_window"] = auroc(list(hmg.hmg), y)
     out["hmg_auroc_n_pos"] = sum(y)
     out["hmg_auroc_n_neg"] = len(y) - sum(y)
     # The same label against the log-scale variant (`select.hmg_scale: log`), from the stored NLLs.
-    both = [r for r in labelled if "nll_a" in r and "nll_b" in r]
+    both = [k for k in range(len(y)) if not (math.isnan(hmg.nll_a[k]) or math.isnan(hmg.nll_b[k]))]
     if both:
-        from longcurate.select.hmg import finalize_hmg
+        from longcurate.select.hmg import minmax
 
-        log_hmg = [r["hmg"] for r in finalize_hmg(both, "log")]
-        out["hmg_log_auroc_gold_beyond_window"] = auroc(log_hmg, [bool(r["gold_beyond_window"]) for r in both])
-    non_short = [r for r in labelled if kinds.get(r["id"]) != "short"]
-    out["hmg_auroc_long_only"] = auroc([float(r["hmg"]) for r in non_short],
-                                       [bool(r["gold_beyond_window"]) for r in non_short])
+        log_hmg = [a - b for a, b in zip(minmax([hmg.nll_a[k] for k in both]), minmax([hmg.nll_b[k] for k in both]))]
+        out["hmg_log_auroc_gold_beyond_window"] = auroc(log_hmg, [y[k] for k in both])
+    long_only = [k for k in range(len(y)) if not hmg.short[k]]
+    out["hmg_auroc_long_only"] = auroc([hmg.hmg[k] for k in long_only], [y[k] for k in long_only])
     return out
 
 
-def diagnose(kinds: dict[str, str], hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None,
+def diagnose(kinds: dict[str, str], hmg: Iterable[dict[str, Any]], cam: Iterable[dict[str, Any]] | None,
              gold_ids: set[str] | None = None) -> dict[str, Any]:
     """The diagnostics as a dict: the gold figures when some sample has gold spans (`gold_ids`, None:
-    assume every sample has), else `gold_samples: 0` only; the CAS sanity figures when CAM ran."""
-    out: dict[str, Any] = gold_figures(kinds, hmg, cam, gold_ids) if gold_ids is None or gold_ids else {"gold_samples": 0}
-    if cam:
-        out.update(cas_sanity(hmg, cam))
+    assume every sample has), else `gold_samples: 0` only; the CAS sanity figures when CAM ran. The
+    records may stream from their files: each side is read once, a record at a time (`HmgFigures`,
+    `CamTally`)."""
+    h = HmgFigures.collect(hmg, kinds)
+    tally = CamTally.collect(cam if cam is not None else [], kinds, gold_ids, h.n_tokens)
+    out: dict[str, Any] = gold_figures(h, tally) if gold_ids is None or gold_ids else {"gold_samples": 0}
+    if tally.seen:
+        out.update(sanity_figures(tally))
     return out
 
 

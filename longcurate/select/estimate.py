@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from longcurate.core.jsonl import RecordedRejects
+from longcurate.core.records import Sample
 from longcurate.select.conversations import InputReport
-from longcurate.select.inputs import PromptBuilder, prepare_all
+from longcurate.select.inputs import PromptBuilder, iter_samples, prepare_all
 
 if TYPE_CHECKING:
     from longcurate.select.config import SelectRun
@@ -50,17 +51,27 @@ class Workload:
 
 
 def workload(cfg: SelectRun, builder: PromptBuilder) -> Workload:
-    """The rows each pass would score, from the input tokenized as scoring tokenizes it."""
-    from longcurate.select.scoring import parse_input
+    """The rows each pass would score, from the input read and tokenized as scoring does, one sample
+    in memory at a time (`inputs.iter_samples`)."""
     from longcurate.select.steps import input_path, sample_reading, score_limit
 
     sel = cfg.select
-    samples, rejects = parse_input(input_path(cfg), score_limit(cfg, "hmg"), None, cfg.allow_download,
-                                   sample_reading(cfg))
-    w = Workload(report=InputReport.of(samples).to_dict(), rows={name: [] for name in PASSES})
+    inp = input_path(cfg)
+    rejects = RecordedRejects()
+    report = InputReport()
+    cam_limit = score_limit(cfg, "cam")
+    cam_ids: set[str] = set()  # CAM: the first `cam_limit` parsed samples
+
+    def samples() -> Iterator[tuple[int, Sample]]:
+        for row, s in iter_samples(inp, rejects, score_limit(cfg, "hmg"), cfg.allow_download, sample_reading(cfg)):
+            if cam_limit is None or report.samples < cam_limit:
+                cam_ids.add(s.id)
+            report.add(s)
+            yield row.line, s
+
+    w = Workload(rows={name: [] for name in PASSES})
     reuse_b = sel.window and not sel.model_a and not sel.rope_scaling  # θ_A is θ_B windowed
-    cam_ids = {s.id for _, s in samples[:score_limit(cfg, "cam")]}  # CAM: the first `cam_limit` parsed samples
-    for _, _, p in prepare_all(builder, samples, rejects, str(input_path(cfg))):  # one sample in memory at a time
+    for _, _, p in prepare_all(builder, samples(), rejects, str(inp)):
         n = len(p.input_ids)
         w.samples += 1
         w.rows["θ_B prompts"].append(n)
@@ -71,6 +82,7 @@ def workload(cfg: SelectRun, builder: PromptBuilder) -> Workload:
             w.rows["CAM segments"] += [len(ids) for ids, _ in builder.segment_rows(p)]
     if not sel.cam:
         del w.rows["CAM segments"]
+    w.report = report.to_dict()
     w.rejected = len(rejects.rejections)
     w.reasons = _reasons(rejects)
     return w

@@ -139,18 +139,38 @@ def minmax(values: list[float]) -> list[float]:
     return [(v - lo) / span if span > 0 else 0.0 for v in values]
 
 
+class HmgFinalizer:
+    """`finalize_hmg` in two passes, for a merge that streams: `observe` every record (the dataset's
+    min and max), then `apply` to each. The same arithmetic as `minmax`, so the same values."""
+
+    changes = True
+
+    def __init__(self, scale: str = "ppl"):
+        self.keys = {"ppl": ("ppl_a", "ppl_b"), "log": ("nll_a", "nll_b")}[scale]  # `select.config.HMG_SCALES`
+        self.lo = [math.inf, math.inf]
+        self.hi = [-math.inf, -math.inf]
+
+    def observe(self, record: dict[str, Any]) -> None:
+        for k, key in enumerate(self.keys):
+            v = record[key]
+            if not math.isfinite(v):
+                raise ValueError(f"min-max normalisation of non-finite values {[v]}")
+            self.lo[k], self.hi[k] = min(self.lo[k], v), max(self.hi[k], v)
+
+    def apply(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Add `norm_ppl_a`, `norm_ppl_b` and `hmg = norm(PPL_A) − norm(PPL_B)`."""
+        a, b = ((record[key] - lo) / (hi - lo) if hi - lo > 0 else 0.0
+                for key, lo, hi in zip(self.keys, self.lo, self.hi))
+        return {**record, "norm_ppl_a": a, "norm_ppl_b": b, "hmg": a - b}
+
+
 def finalize_hmg(records: list[dict[str, Any]], scale: str = "ppl") -> list[dict[str, Any]]:
     """Add `norm_ppl_a`, `norm_ppl_b` and `hmg = norm(PPL_A) − norm(PPL_B)` over the whole dataset.
 
     `scale: ppl` is the paper's definition. PPL is heavy-tailed (a 1-token answer can have a PPL of
     1e5 while most sit below 50), so one outlier squeezes every other sample towards 0 after min-max;
     `scale: log` normalises log PPL (= the mean NLL) instead, which keeps the spread."""
-    key_a, key_b = {"ppl": ("ppl_a", "ppl_b"), "log": ("nll_a", "nll_b")}[scale]  # `select.config.HMG_SCALES`
-    na = minmax([r[key_a] for r in records])
-    nb = minmax([r[key_b] for r in records])
-    out = []
-    for r, a, b in zip(records, na, nb):
-        r = dict(r)
-        r["norm_ppl_a"], r["norm_ppl_b"], r["hmg"] = a, b, a - b
-        out.append(r)
-    return out
+    finalizer = HmgFinalizer(scale)
+    for r in records:
+        finalizer.observe(r)
+    return [finalizer.apply(r) for r in records]

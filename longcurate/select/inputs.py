@@ -25,12 +25,12 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import RejectSink, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
-from longcurate.core.reader import read_parsed
+from longcurate.core.reader import Row, read_parsed
 from longcurate.core.records import RecordError, Sample
 from longcurate.select.conversations import SampleReading
 
@@ -95,17 +95,15 @@ def parse_sample(record: dict, reading: SampleReading | None = None) -> Sample:
         raise RecordError("<record>", f"invalid value: {e}") from None
 
 
-def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None,
-                 allow_download: bool = False, reading: SampleReading | None = None) -> list[tuple[int, Sample]]:
+def iter_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None,
+                 allow_download: bool = False, reading: SampleReading | None = None) -> Iterator[tuple[Row, Sample]]:
     """Read samples from any source `core.reader.read_rows` reads (JSONL, JSON, Parquet, a `datasets`
     folder, each compressed or not, a folder, a glob, a Hub id with `allow_download`) in any shape
-    `reading` reads (synth's records, messages, ShareGPT, alpaca, mapped columns); records without an
-    id get their content id. Malformed records and repeated ids are quarantined
-    (`select.conversations.InputReport` counts what the kept samples were made of).
-
-    Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
+    `reading` reads (synth's records, messages, ShareGPT, alpaca, mapped columns), one at a time;
+    records without an id get their content id. Malformed records and repeated ids are quarantined
+    (the first occurrence of an id wins; `select.conversations.InputReport` counts what the kept
+    samples were made of); at most `limit` samples. Holds only the ids seen, never the texts."""
     seen: dict[str, int] = {}
-    out: list[tuple[int, Sample]] = []
     reading = reading or SampleReading()
     for row, sample in read_parsed(path, lambda r: parse_sample(r, reading), rejects, allow_download=allow_download):
         if sample.id in seen:
@@ -113,10 +111,15 @@ def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None
             reject(rejects, reason, file=row.file, line=row.line, field_name="id", record_id=sample.id)
             continue
         seen[sample.id] = row.line
-        out.append((row.line, sample))
-        if limit is not None and len(out) >= limit:
+        yield row, sample
+        if limit is not None and len(seen) >= limit:
             break
-    return out
+
+
+def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None,
+                 allow_download: bool = False, reading: SampleReading | None = None) -> list[tuple[int, Sample]]:
+    """`iter_samples` as a list of (line number, sample) pairs in file order (small inputs and tests)."""
+    return [(row.line, sample) for row, sample in iter_samples(path, rejects, limit, allow_download, reading)]
 
 
 class PromptBuilder:
@@ -297,23 +300,13 @@ class PromptBuilder:
         return rows
 
 
-def prepare_all(builder: PromptBuilder, samples: list[tuple[int, Sample]], rejects: RejectSink | None,
-                source: str, cache: dict[str, Prepared | InputReject] | None = None
-                ) -> Iterator[tuple[int, Sample, Prepared]]:
-    """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason).
-
-    `cache` (sample id -> Prepared or InputReject) lets several scorers of one file share one
-    tokenization per sample (ids are unique after `load_samples`); each still records its rejects."""
+def prepare_all(builder: PromptBuilder, samples: Iterable[tuple[int, Sample]], rejects: RejectSink | None,
+                source: str) -> Iterator[tuple[int, Sample, Prepared]]:
+    """Tokenize samples, quarantining the ones that cannot be scored (with file, line and reason)."""
     for lineno, s in samples:
-        p = cache.get(s.id) if cache is not None else None
-        if p is None:
-            try:
-                p = builder.prepare(s)
-            except InputReject as e:
-                p = e
-            if cache is not None:
-                cache[s.id] = p
-        if isinstance(p, InputReject):
-            reject(rejects, p.reason, file=source, line=lineno, field_name=p.field, record_id=s.id)
+        try:
+            p = builder.prepare(s)
+        except InputReject as e:
+            reject(rejects, e.reason, file=source, line=lineno, field_name=e.field, record_id=s.id)
             continue
         yield lineno, s, p

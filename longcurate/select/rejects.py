@@ -1,7 +1,7 @@
 """The select stage's own reject sink: under sharding, each shard quarantines only the lines it owns
-(`ShardRejects`), so the merged quarantine lists each bad line once. (The input is parsed once and its
-parse-level rejects replayed into each score kind's quarantine with `core.jsonl.RecordedRejects`;
-budgets and diagnostics re-read it with `core.jsonl.DiscardRejects`.)
+(`ShardRejects`), so the merged quarantine lists each bad line once. (The input is read once per
+process and its parse-level rejects replayed into each score kind's quarantine with
+`sample_index.CountedRejects`; budgets and diagnostics re-read it with `core.jsonl.DiscardRejects`.)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import ResumableWriter, read_json_if_valid, write_json
@@ -180,15 +180,22 @@ def _write_chunk(writer: ResumableWriter, records: list[dict[str, Any]], want: l
         counts["written" if writer.write(rec) else "skipped"] += 1
 
 
-def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """A score file as records (through `core.reader.read_rows`); a line that is not a JSON object is
-    a UserError naming the file and line (score files are written by this stage, never hand-edited)."""
+def iter_scores(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """A score file's records one at a time (through `core.reader.read_rows`); a line that is not a
+    JSON object is a UserError naming the file and line (score files are written by this stage, never
+    hand-edited)."""
     try:
-        return [row.record for row in read_rows(path)]
+        for row in read_rows(path):
+            yield row.record
     except UserError:
         raise
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """`iter_scores` as a list (small files: rejects, budget indexes, an ablation's pool)."""
+    return list(iter_scores(path))
 
 
 def barrier_and_merge(spec: ShardSpec, merge: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:

@@ -21,13 +21,15 @@ from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
-from longcurate.select.shard import read_scores
+from longcurate.select.shard import iter_scores
 from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec, sample_reading
 
 if TYPE_CHECKING:
     from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
+# What a ranked record holds; 2: it carries `n_tokens`. A ranking of an earlier format is made again.
+RANKED_FORMAT = 2
 
 
 def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None,
@@ -46,7 +48,7 @@ def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None
         raise FileNotFoundError(2, "HMG scores not found (run `longcurate select score hmg`)", str(hmg_path))
     spec = rank_spec(output or command_output(cfg, cfg.layout().ranked),
                      {"alpha": sel.alpha, "normalize": sel.normalize, "hmg": file_digest(hmg_path),
-                      "cam": file_digest(cam_path) if has_cam else None})
+                      "cam": file_digest(cam_path) if has_cam else None, "format": RANKED_FORMAT})
 
     def rank(run: StepRun) -> dict[str, Any]:
         with Rejects(run.rejected) as rejects:
@@ -64,42 +66,71 @@ def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None
 
 
 def load_sample_map(cfg: SelectRun) -> dict[str, Sample]:
-    """The input's samples by id (its bad lines were quarantined when scoring; not again here)."""
+    """The input's samples by id, held in memory (its bad lines were quarantined when scoring; not
+    again here): for a small pool (an ablation's); the stage's own steps stream instead."""
     from longcurate.select.inputs import load_samples
 
     return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
                                              allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
-def run_budget(cfg: SelectRun, ranked: Path | None = None, samples: dict[str, Sample] | None = None
-               ) -> dict[str, Any]:
+RANKED_FIGURES = ("id", "hmg", "cas", "ifd", "perplexity", "n_tokens")  # what the budget orders read
+
+
+def read_ranked(path: Path) -> list[dict[str, Any]]:
+    """The ranked records, in rank order, each reduced to what the budget orders read."""
+    return [{k: r[k] for k in RANKED_FIGURES if k in r} for r in iter_scores(path)]
+
+
+def budget_lengths(cfg: SelectRun, ranked: list[dict[str, Any]], required: bool) -> dict[str, int]:
+    """Each ranked sample's token count (`budget.token_counts`): the scoring pass's, carried by the
+    ranked records (`n_tokens`), else the HMG file's; a sample without one falls back to the input's
+    own `length` field, read in one streaming pass only when some sample needs it."""
+    from longcurate.select.budget import token_counts
+    from longcurate.select.chosen import sample_lengths
+
+    scored = {str(r["id"]): int(r["n_tokens"]) for r in ranked if "n_tokens" in r}
+    hmg_path = cfg.layout().score("hmg")
+    if not scored and hmg_path.exists():
+        ranked_ids = {str(r["id"]) for r in ranked}  # their n_tokens were checked by rank
+        scored = {str(r["id"]): int(r["n_tokens"]) for r in iter_scores(hmg_path)
+                  if str(r["id"]) in ranked_ids and "n_tokens" in r}
+    own = None
+    if required and any(str(r["id"]) not in scored for r in ranked):
+        own = sample_lengths(input_path(cfg), cfg.allow_download, sample_reading(cfg))
+    return token_counts(ranked, own, scored, required)
+
+
+def run_budget(cfg: SelectRun, ranked: Path | None = None) -> dict[str, Any]:
     """Write every method's file for every budget (`select.budgets`) into the layout's budgets folder,
-    and the index."""
-    from longcurate.select.budget import write_budgets
+    and the index: the orders from the ranking, then one streaming pass over the samples to copy the
+    chosen ones."""
+    from longcurate.select.budget import plan_budgets, write_budgets
+    from longcurate.select.chosen import ChosenRecords
 
     sel, layout = cfg.select, cfg.layout()
     ranked = ranked or layout.ranked
     budgets = list(sel.budgets)
-    hmg_path = layout.score("hmg")
     methods = ["gateau", *sel.baselines]
     spec = budget_spec(layout.budget_index, {
         "budgets": budgets, "methods": methods, "seed": cfg.seed, "overflow": sel.budget_overflow,
-        "ranked": file_digest(ranked), "hmg": file_digest(hmg_path), "input_sha256": source_digest(input_path(cfg))})
+        "ranked": file_digest(ranked), "input_sha256": source_digest(input_path(cfg))})
 
     def write(run: StepRun) -> dict[str, Any]:
-        recs = read_scores(ranked)
+        recs = read_ranked(ranked)
         if not recs:
             raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
-        # token counts from the scoring pass: carried by the ranked records, else the HMG file's
-        lengths = {str(r["id"]): int(r["n_tokens"]) for r in recs if "n_tokens" in r}
-        if not lengths and hmg_path.exists():
-            ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
-            lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
-                       if str(r["id"]) in ranked_ids and "n_tokens" in r}
-        lengths = lengths or None
-        written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
-                                budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
-        previous = {str(r["file"]) for r in read_scores(run.output)} if run.output.exists() else set()
+        plan = plan_budgets(recs, budgets, methods, lengths=budget_lengths(cfg, recs, "length" in methods),
+                            seed=cfg.seed, overflow=sel.budget_overflow)
+        wanted = {i for ids in plan.values() for i in ids}
+        chosen = ChosenRecords.collect(input_path(cfg), wanted, [str(r["id"]) for r in recs], run.output,
+                                       cfg.allow_download, sample_reading(cfg))
+        del recs
+        try:
+            written = write_budgets(plan, chosen, layout.budgets_dir)
+        finally:
+            chosen.close()
+        previous = {str(r["file"]) for r in iter_scores(run.output)} if run.output.exists() else set()
         for name in sorted(previous - set(written)):  # files of budgets no longer asked for
             (layout.budgets_dir / name).unlink(missing_ok=True)
         write_jsonl(run.output, [{"file": k, "samples": v} for k, v in written.items()])
@@ -110,23 +141,23 @@ def run_budget(cfg: SelectRun, ranked: Path | None = None, samples: dict[str, Sa
     return run_step(spec, write)
 
 
-def run_diagnose(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None,
-                 samples: dict[str, Sample] | None = None) -> dict[str, Any]:
+def run_diagnose(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None) -> dict[str, Any]:
     """Do the scores find the gold segments (on data that has them)? Is CAS a length proxy? Written
     to the diagnostics file (`select.output`, else the layout's) and printed. Score records whose
-    figures are not finite numbers are left out, as rank leaves them out."""
+    figures are not finite numbers are left out, as rank leaves them out. Streams: the samples give
+    their kinds and gold flags, the score files the few figures diagnostics read."""
+    from longcurate.select.chosen import sample_facts
     from longcurate.select.diagnose import diagnose, format_report
     from longcurate.select.rank_input import bad_number
 
     layout = cfg.layout()
     hmg_path = hmg_path or layout.score("hmg")
     cam_path = cam_path or cam_scores(cfg)
-    samples = samples if samples is not None else load_sample_map(cfg)
-    kinds = {i: s.kind for i, s in samples.items()}
+    facts = sample_facts(input_path(cfg), cfg.allow_download, sample_reading(cfg))
     has_cam = cam_path is not None and cam_path.exists()
-    hmg = [r for r in read_scores(hmg_path) if bad_number(r.get("hmg")) is None]
-    cam = [r for r in read_scores(cam_path) if bad_number(r.get("cas")) is None] if has_cam else None
-    d = diagnose(kinds, hmg, cam, {i for i, s in samples.items() if s.gold})
+    hmg = (r for r in iter_scores(hmg_path) if bad_number(r.get("hmg")) is None)
+    cam = (r for r in iter_scores(cam_path) if bad_number(r.get("cas")) is None) if has_cam else None
+    d = diagnose(facts.kinds, hmg, cam, facts.gold)
     write_json(command_output(cfg, layout.diagnostics), d)
     print(format_report(d))
     return d
@@ -141,12 +172,11 @@ def run_stage(cfg: SelectRun) -> dict[str, Any]:
     # HMG and CAM together: one θ_B forward per sample gives HMG's NLL and CAM's attention.
     stats: dict[str, Any] = dict(run_scores(cfg, ["hmg", "cam"] if sel.cam else ["hmg"]))
     stats["rank"] = run_rank(cfg)
-    samples = load_sample_map(cfg)  # parsed once for budgets and diagnostics
-    stats["budget"] = run_budget(cfg, samples=samples)
+    stats["budget"] = run_budget(cfg)
     if sel.diagnose:  # gold-based figures on synth data; the CAS sanity figures on any data
-        stats["diagnose"] = run_diagnose(cfg, samples=samples)
+        stats["diagnose"] = run_diagnose(cfg)
     write_manifest(cfg.layout().manifest("select"), "select", cfg, stats)
     return stats
 
 
-__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "load_sample_map"]
+__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "load_sample_map", "read_ranked"]

@@ -6,7 +6,7 @@ step runner runs it (`core.runner.StepSpec`), one policy per step:
                                                   how the input reads (input_format, split, turns),
                                                   recorded once for all shards (<score>.settings.json)
     a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG, importance_temperature for CAM)
-    select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
+    select/ranked.jsonl                   redo    alpha, normalize, digests of the score files, record format
     budgets/budgets.jsonl (the set)       redo    budgets, methods, seed, overflow, digests of the inputs
 
 Inputs are recorded by the digest of their content (`source_digest`), never by their path: a samples
@@ -146,8 +146,9 @@ class ScoreSteps:
 
 
 def rank_spec(output: Path, settings: dict[str, Any]) -> StepSpec:
-    """Policy redo: the ranking is cheap and derived; `settings` are alpha, normalize and the digests
-    of the score files it read, so new scores or another alpha rank again."""
+    """Policy redo: the ranking is cheap and derived; `settings` are alpha, normalize, the digests of
+    the score files it read and the format of its records, so new scores, another alpha or a ranking
+    made before its records carried `n_tokens` rank again."""
     return StepSpec("rank", output, settings)
 
 

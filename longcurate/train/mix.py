@@ -10,6 +10,12 @@ any chat shape `core.chat_formats` reads (messages, ShareGPT, alpaca, a budget f
 mapped by `train.mix.long_format` / `short_format`); a record without an id gets its content id, the id
 the select stage gave it. A mixture that would be empty although its inputs held records stops with
 the reasons (no file, no marker).
+
+Memory does not grow with the conversations: each input is read a record at a time, each unique
+conversation's mixture line goes to a spill file beside the output (`core.spill`), and only its slot,
+content hash and id stay in memory. The short subset is drawn from the pool's size alone and the
+shuffle is a permutation of slots (`random.Random(seed).shuffle` depends only on the length), so the
+mixture is the one an in-memory shuffle of the same conversations gives, on any machine.
 """
 
 from __future__ import annotations
@@ -18,17 +24,18 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
 from longcurate.core.chat_formats import Chat, InputFormat, canonical, chat_of, shape_of
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import RejectSink, Rejects, write_jsonl
+from longcurate.core.jsonl import RejectSink, Rejects, atomic_open, dumps
 from longcurate.core.reader import read_rows, source_digest, source_exists
 from longcurate.core.records import RecordError, Sample
 from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.core.spill import RecordSpill
 from longcurate.train.chat import SOURCES, Message, conversation_hash
 
 
@@ -71,19 +78,19 @@ def quarantine_id(record: dict[str, Any]) -> str | None:
     return str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) != "" else None
 
 
-def read_conversations(path: str, source: str, rejects: Rejects, *, limit: int | None = None,
+def read_conversations(path: str, source: str, rejects: Rejects, stats: dict[str, Any], *, limit: int | None = None,
                        progress: bool = True, allow_download: bool = False, fmt: InputFormat | None = None
-                       ) -> tuple[list[Conversation], dict[str, Any]]:
-    """Parse one input; bad records go to `rejects` with file, line, field and reason. Its counts say
-    what was read, kept and rejected, and how many conversations were normalised (a leading assistant
-    turn dropped, a top-level system kept, ...)."""
-    out: list[Conversation] = []
+                       ) -> Iterator[Conversation]:
+    """Parse one input a record at a time; bad records go to `rejects` with file, line, field and
+    reason. Counts into `stats` as it goes (final once exhausted) what was read, kept and rejected, and
+    how many conversations were normalised (a leading assistant turn dropped, a top-level system
+    kept, ...)."""
     before = rejects.total
-    rows = 0
+    rows = valid = 0
     notes: Counter = Counter()
     for row in tqdm(read_rows(path, rejects, allow_download=allow_download), desc=f"read {Path(path).name}",
                     unit=" rec", disable=not progress, leave=False):
-        if limit is not None and len(out) >= limit:
+        if limit is not None and valid >= limit:
             break
         rows += 1
         try:
@@ -92,11 +99,12 @@ def read_conversations(path: str, source: str, rejects: Rejects, *, limit: int |
             rejects.add(e.reason, file=row.file, line=row.line, field_name=e.field,
                         record_id=quarantine_id(row.record))
             continue
+        valid += 1
         notes.update(chat.notes)
-        out.append(Conversation(chat.id, source, path, row.line, chat.messages, conversation_hash(chat.messages)))
-    bad_lines = rejects.total - before - (rows - len(out))
-    return out, {"read": rows + bad_lines, "valid": len(out), "rejected": rejects.total - before,
-                 "normalised": dict(sorted(notes.items()))}
+        yield Conversation(chat.id, source, path, row.line, chat.messages, conversation_hash(chat.messages))
+    bad_lines = rejects.total - before - (rows - valid)
+    stats.update({"read": rows + bad_lines, "valid": valid, "rejected": rejects.total - before,
+                  "normalised": dict(sorted(notes.items()))})
 
 
 def mix_spec(long_paths: list[str], short_path: str | None, output: str | Path, *, short_size: int | None,
@@ -126,43 +134,50 @@ def check_mix_args(long_paths: list[str], short_path: str | None, short_size: in
 
 class Dedup:
     """Keeps the first of each conversation content (a later copy counts as a duplicate of its file) and
-    rejects an id reused with other content."""
+    rejects an id reused with other content. Holds one hash and one id per conversation kept."""
 
     def __init__(self, rejects: RejectSink):
         self.rejects = rejects
         self.hashes: set[str] = set()
         self.ids: set[str] = set()
 
-    def unique(self, convs: list[Conversation], stats: dict[str, Any]) -> list[Conversation]:
-        kept = []
+    def unique(self, convs: Iterable[Conversation], stats: dict[str, Any]) -> Iterator[Conversation]:
+        """The conversations worth keeping, as they stream; the reused ids are quarantined once the
+        input is read (after its parse rejects, in the quarantine's usual order)."""
+        reused: list[Conversation] = []
         for c in convs:
             if c.hash in self.hashes:
                 stats["duplicates"] += 1
                 continue
             if c.id in self.ids:
-                self.rejects.add(f"duplicate id: {c.id} (different content)", file=c.origin, line=c.line,
-                                 field_name="id", record_id=c.id)
-                stats["rejected"] += 1
+                reused.append(c)
                 continue
             self.hashes.add(c.hash)
             self.ids.add(c.id)
-            kept.append(c)
-        return kept
+            yield c
+        for c in reused:
+            self.rejects.add(f"duplicate id: {c.id} (different content)", file=c.origin, line=c.line,
+                             field_name="id", record_id=c.id)
+            stats["rejected"] += 1
 
 
-def read_source(path: str, source: str, rejects: Rejects, dedup: Dedup, *, limit: int | None,
+def read_source(path: str, source: str, rejects: Rejects, dedup: Dedup, spill: RecordSpill, *, limit: int | None,
                 progress: bool, allow_download: bool = False, fmt: InputFormat | None = None
-                ) -> tuple[list[Conversation], dict[str, Any]]:
-    """One input file's unique conversations and its counts (read, valid, rejected, duplicates)."""
-    convs, stats = read_conversations(path, source, rejects, limit=limit, progress=progress,
-                                      allow_download=allow_download, fmt=fmt)
-    stats = {"source": source, **stats, "duplicates": 0}
-    return dedup.unique(convs, stats), stats
+                ) -> tuple[list[int], dict[str, Any]]:
+    """One input file's unique conversations, each written to `spill` as its mixture line (their slots,
+    in file order), and the file's counts (read, valid, rejected, normalised, duplicates)."""
+    stats: dict[str, Any] = {"source": source, "read": 0, "valid": 0, "rejected": 0, "normalised": {}}
+    stats["duplicates"] = 0
+    convs = read_conversations(path, source, rejects, stats, limit=limit, progress=progress,
+                               allow_download=allow_download, fmt=fmt)
+    slots = [spill.add((dumps(c.to_record()) + "\n").encode("utf-8")) for c in dedup.unique(convs, stats)]
+    return slots, stats
 
 
-def take_short(pool: list[Conversation], stats: dict[str, Any], n_long: int, *, short_size: int | None,
-               short_ratio: float | None, seed: int) -> tuple[list[Conversation], int | None]:
-    """The short samples drawn (by seed, kept in file order) and how many were asked for."""
+def take_short(pool: list[int], stats: dict[str, Any], n_long: int, *, short_size: int | None,
+               short_ratio: float | None, seed: int) -> tuple[list[int], int | None]:
+    """The short samples drawn (by seed, kept in file order) and how many were asked for. The draw
+    depends only on the pool's size, so it is made from the slots alone."""
     requested = None
     if short_size is not None:
         requested = short_size
@@ -177,32 +192,33 @@ def take_short(pool: list[Conversation], stats: dict[str, Any], n_long: int, *, 
 
 @dataclass
 class MixInputs:
-    """What the mixture is made of: its long and short samples and the counts per input file."""
+    """What the mixture is made of: its long and short samples (slots of their mixture lines in the
+    spill file) and the counts per input file."""
 
-    long: list[Conversation]
-    short: list[Conversation]
+    long: list[int]
+    short: list[int]
     requested: int | None
     per_file: dict[str, dict[str, Any]]
 
 
-def read_inputs(long_paths: list[str], short_path: str | None, rejects: Rejects, *, short_size: int | None,
-                short_ratio: float | None, seed: int, limit: int | None, progress: bool,
+def read_inputs(long_paths: list[str], short_path: str | None, rejects: Rejects, spill: RecordSpill, *,
+                short_size: int | None, short_ratio: float | None, seed: int, limit: int | None, progress: bool,
                 allow_download: bool, formats: dict[str, InputFormat] | None = None) -> MixInputs:
     """Every long input whole, then the short samples drawn from the short input (each read in its
     input format: `formats["long"]`, `formats["short"]`)."""
     formats = formats or {}
     dedup = Dedup(rejects)
     per_file: dict[str, dict[str, Any]] = {}
-    long: list[Conversation] = []
-    short: list[Conversation] = []
+    long: list[int] = []
+    short: list[int] = []
     requested = None
     for p in long_paths:
-        kept, per_file[p] = read_source(p, "long", rejects, dedup, limit=limit, progress=progress,
+        kept, per_file[p] = read_source(p, "long", rejects, dedup, spill, limit=limit, progress=progress,
                                         allow_download=allow_download, fmt=formats.get("long"))
         per_file[p]["used"] = len(kept)
         long.extend(kept)
     if short_path is not None:
-        pool, per_file[str(short_path)] = read_source(str(short_path), "short", rejects, dedup, limit=limit,
+        pool, per_file[str(short_path)] = read_source(str(short_path), "short", rejects, dedup, spill, limit=limit,
                                                       progress=progress, allow_download=allow_download,
                                                       fmt=formats.get("short"))
         short, requested = take_short(pool, per_file[str(short_path)], len(long), short_size=short_size,
@@ -225,19 +241,21 @@ def build_mixture(long_paths: list[str], short_path: str | None, output: str | P
                     limit=limit, formats=formats)
 
     def mix(run: StepRun) -> dict[str, Any]:
-        with Rejects(run.rejected) as rejects:
-            got = read_inputs(long_paths, short_path, rejects, short_size=short_size, short_ratio=short_ratio,
+        with Rejects(run.rejected) as rejects, RecordSpill(run.output) as spill:
+            got = read_inputs(long_paths, short_path, rejects, spill, short_size=short_size, short_ratio=short_ratio,
                               seed=seed, limit=limit, progress=progress, allow_download=allow_download,
                               formats=formats)
             stats = mix_stats(len(got.long), len(got.short), got.requested, got.per_file, rejects, run.rejected)
-        files = got.per_file.values()
-        if not any(s["valid"] for s in files) and any(s["read"] for s in files):
-            reasons = ", ".join(f"{k}: {v}" for k, v in rejects.counts.most_common(5))
-            raise UserError(f"the mixture would be empty: all {sum(s['read'] for s in files)} records of "
-                            f"{', '.join(got.per_file)} were rejected ({reasons}); see {run.rejected}")
-        mixture = got.long + got.short
-        random.Random(f"{seed}:mix").shuffle(mixture)
-        write_jsonl(run.output, (c.to_record() for c in mixture))
+            files = got.per_file.values()
+            if not any(s["valid"] for s in files) and any(s["read"] for s in files):
+                reasons = ", ".join(f"{k}: {v}" for k, v in rejects.counts.most_common(5))
+                raise UserError(f"the mixture would be empty: all {sum(s['read'] for s in files)} records of "
+                                f"{', '.join(got.per_file)} were rejected ({reasons}); see {run.rejected}")
+            mixture = got.long + got.short
+            random.Random(f"{seed}:mix").shuffle(mixture)  # the permutation depends on the length alone
+            with atomic_open(run.output, "wb", encoding=None) as out:
+                for slot in mixture:
+                    out.write(spill.get(slot))
         return stats
 
     return run_step(spec, mix)

@@ -5,6 +5,11 @@ skipped, and counted.
 Labels come from character spans (chat.render) mapped onto tokens through the tokenizer's offsets,
 so each sample is tokenized once (tests/oracles/train.py has the prefix-diff version the tests and
 the benchmark compare against). The dataset is one step of the step runner (`tokenize_spec`).
+
+Memory stays at a batch of rows whatever the mixture's size: the mixture streams into an Arrow file
+(`datasets`' ArrowWriter) in a temporary cache folder beside the output, `datasets.map` encodes it
+into Arrow cache files there (`num_proc` processes), the statistics are summed a batch at a time,
+and `save_to_disk` writes the dataset; the cache folder goes when the step ends.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import RejectSink, Rejects
@@ -30,6 +35,8 @@ from longcurate.train.loss import IGNORE
 
 IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
 COLUMNS = ("id", "source", "input_ids", "labels", "length", "n_response_tokens")
+BATCH = 1000  # rows per batch where the dataset's small columns are read back
+WRITE_ROWS = 64  # rows per Arrow write: what tokenizing holds at once (64 × 64K tokens ≈ 300 MB of lists)
 
 
 @dataclass
@@ -155,12 +162,12 @@ def mixture_source(record: dict[str, Any]) -> str:
 
 
 def read_mixture(path: str | os.PathLike, rejects: RejectSink, limit: int | None,
-                 allow_download: bool = False) -> list[dict[str, Any]]:
-    """The mixture's rows (any source `core.reader.read_rows` reads); records without an id get their
-    content id; a repeated id, an unknown source or a bad conversation is quarantined."""
-    rows, seen = [], set()
+                 allow_download: bool = False) -> Iterator[dict[str, Any]]:
+    """The mixture's rows one at a time (any source `core.reader.read_rows` reads); records without an
+    id get their content id; a repeated id, an unknown source or a bad conversation is quarantined."""
+    seen: set[str] = set()
     for row in read_rows(path, rejects, allow_download=allow_download):
-        if limit is not None and len(rows) >= limit:
+        if limit is not None and len(seen) >= limit:
             break
         obj = row.record
         rid = obj.get("id")
@@ -177,8 +184,7 @@ def read_mixture(path: str | os.PathLike, rejects: RejectSink, limit: int | None
                         record_id=str(rid) if isinstance(rid, (str, int)) else None)
             continue
         seen.add(str(rid))
-        rows.append({"id": str(rid), "source": source, "line": row.line, "messages": messages})
-    return rows
+        yield {"id": str(rid), "source": source, "line": row.line, "messages": messages}
 
 
 def tokenize_spec(mixture_path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: Any, *, template: str,
@@ -199,54 +205,91 @@ def check_fast_tokenizer(tokenizer: Any) -> None:
         raise UserError("tokenize needs a fast (Rust) tokenizer: labels come from its offset mapping")
 
 
-def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, *, template: str, max_length: int, overlong: str,
-                num_proc: int, fingerprint: str, progress: bool):
-    """`rows` encoded (`datasets.map`, `num_proc` processes): every row, with its status and reason."""
+def _row_features():
+    from datasets import Features, List, Value
+
+    return Features({"id": Value("string"), "source": Value("string"), "line": Value("int64"),
+                     "messages": List({"role": Value("string"), "content": Value("string")})})
+
+
+def mixture_dataset(rows: Iterator[dict[str, Any]], cache_dir: str):
+    """The rows written to an Arrow file in `cache_dir` as they stream (`datasets`' ArrowWriter, a batch
+    of rows at a time) and memory-mapped back; None when there are none."""
+    from datasets import Dataset
+    from datasets.arrow_writer import ArrowWriter
+
+    path = os.path.join(cache_dir, "rows.arrow")
+    with ArrowWriter(features=_row_features(), path=path, writer_batch_size=WRITE_ROWS) as writer:
+        for row in rows:
+            writer.write(row)
+        n, _ = writer.finalize()
+    return Dataset.from_file(path) if n else None
+
+
+def encode_rows(ds, tokenizer: Any, *, template: str, max_length: int, overlong: str, num_proc: int,
+                fingerprint: str, progress: bool):
+    """The mixture's rows encoded (`datasets.map` into Arrow cache files beside them, `num_proc`
+    processes): every row, with its status and reason."""
     from datasets import Dataset
 
-    if not rows:
+    if ds is None:
         return Dataset.from_dict({k: [] for k in _features()}, features=_features())
-    return Dataset.from_list(rows).map(
+    return ds.map(
         _encode_row, fn_kwargs={"tokenizer": tokenizer, "template": template, "max_length": max_length,
                                 "overlong": overlong},
-        remove_columns=["messages"], features=_features(), new_fingerprint=fingerprint,
-        num_proc=num_proc if num_proc > 1 and len(rows) > 1 else None,
+        remove_columns=["messages"], features=_features(), new_fingerprint=fingerprint, writer_batch_size=WRITE_ROWS,
+        num_proc=num_proc if num_proc > 1 and len(ds) > 1 else None,
         desc="tokenize" if progress else None)
 
 
-def keep_rows(ds, mixture_path: str, rejects: RejectSink) -> tuple[Any, list[int], Counter]:
+def keep_rows(ds, mixture_path: str, rejects: RejectSink) -> tuple[Any, Counter, Counter]:
     """The kept and truncated rows (the training columns only); rejected rows go to `rejects`, and
-    skipped rows are counted by reason."""
-    meta = ds.select_columns(["id", "line", "status", "reason", "field"]).to_dict()
+    skipped rows are counted by reason; the count of each status. Reads the status columns a batch at
+    a time."""
     skipped_reasons: Counter = Counter()
-    for rid, line, st, why, fname in zip(meta["id"], meta["line"], meta["status"], meta["reason"], meta["field"]):
-        if st == "rejected":
-            rejects.add(why, file=mixture_path, line=line, field_name=fname or None, record_id=rid)
-        elif st == "skipped":
-            skipped_reasons[why.split(":", 1)[0]] += 1
-    keep = [i for i, st in enumerate(meta["status"]) if st in ("kept", "truncated")]
-    return ds.select(keep), meta["status"], skipped_reasons
+    status_counts: Counter = Counter()
+    keep: list[int] = []
+    meta = ds.select_columns(["id", "line", "status", "reason", "field"])
+    for start, batch in zip(range(0, len(ds), BATCH), meta.iter(batch_size=BATCH)):
+        for k, (rid, line, st, why, fname) in enumerate(zip(batch["id"], batch["line"], batch["status"],
+                                                            batch["reason"], batch["field"])):
+            status_counts[st] += 1
+            if st == "rejected":
+                rejects.add(why, file=mixture_path, line=line, field_name=fname or None, record_id=rid)
+            elif st == "skipped":
+                skipped_reasons[why.split(":", 1)[0]] += 1
+            else:
+                keep.append(start + k)
+    return ds.select(keep), status_counts, skipped_reasons
 
 
-def tokenize_stats(kept, status: list[str], skipped_reasons: Counter, n_input: int, rejects: Rejects,
+def tokenize_stats(kept, status: Counter, skipped_reasons: Counter, n_input: int, rejects: Rejects,
                    template: str) -> dict[str, Any]:
-    cols = kept.select_columns(["length", "n_response_tokens", "source", "original_length"]).to_dict()
-    lengths, n_resp, sources = cols["length"], cols["n_response_tokens"], cols["source"]
+    """The dataset's counts, summed a batch at a time."""
+    total = response = original = longest = zero = 0
+    sources: Counter = Counter()
+    for batch in kept.select_columns(["length", "n_response_tokens", "source", "original_length"]).iter(BATCH):
+        total += sum(batch["length"])
+        response += sum(batch["n_response_tokens"])
+        original += sum(batch["original_length"])
+        longest = max([longest, *batch["length"]])
+        zero += sum(1 for n in batch["n_response_tokens"] if n == 0)
+        sources.update(batch["source"])
     return {
         "input": n_input,
         "kept": len(kept),
-        "truncated": sum(1 for s in status if s == "truncated"),
-        "skipped_samples": sum(1 for s in status if s == "skipped"),  # ("skipped": True = step already done)
+        "truncated": status["truncated"],
+        "skipped_samples": status["skipped"],  # ("skipped": True = step already done)
         "skipped_by_reason": dict(sorted(skipped_reasons.items())),
-        "tokens_cut": int(sum(cols["original_length"]) - sum(lengths)),
+        "tokens_cut": int(original - total),
         "rejected": rejects.total,
         "rejected_by_reason": dict(sorted(rejects.counts.items())),
-        "by_source": dict(sorted(Counter(sources).items())),
-        "total_tokens": int(sum(lengths)),
-        "response_tokens": int(sum(n_resp)),
-        "max_length_seen": int(max(lengths, default=0)),
-        "mean_length": round(sum(lengths) / len(lengths), 2) if lengths else 0.0,
-        "zero_response_tokens": sum(1 for n in n_resp if n == 0),
+        "by_source": dict(sorted(sources.items())),
+        "total_tokens": int(total),
+        "response_tokens": int(response),
+        "max_length_seen": int(longest),
+        "mean_length": round(total / len(kept), 2) if len(kept) else 0.0,
+        "zero_response_tokens": zero,
         "template": template,
     }
 
@@ -265,19 +308,21 @@ def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathL
                          overlong=overlong, limit=limit)
 
     def tokenize(run: StepRun) -> dict[str, Any]:
-        with Rejects(run.rejected) as rejects:
-            rows = read_mixture(mixture_path, rejects, limit, allow_download)
-            n_input = len(rows) + rejects.total
+        run.output.parent.mkdir(parents=True, exist_ok=True)
+        with Rejects(run.rejected) as rejects, \
+                tempfile.TemporaryDirectory(prefix=f".{run.output.name}.cache.", dir=run.output.parent) as cache:
             fingerprint = hashlib.sha256(json.dumps(spec.settings, sort_keys=True).encode()).hexdigest()[:16]
+            rows = mixture_dataset(read_mixture(mixture_path, rejects, limit, allow_download), cache)
+            n_input = (len(rows) if rows is not None else 0) + rejects.total
             ds = encode_rows(rows, tokenizer, template=template, max_length=max_length, overlong=overlong,
                              num_proc=num_proc, fingerprint=fingerprint, progress=progress)
             kept, status, skipped_reasons = keep_rows(ds, str(mixture_path), rejects)
             stats = tokenize_stats(kept, status, skipped_reasons, n_input, rejects, template)
-        if n_input and not len(kept):
-            reasons = (rejects.counts + skipped_reasons).most_common(5)
-            raise UserError(f"no sample of {mixture_path} could be tokenized ({n_input} read; "
-                            + ", ".join(f"{k}: {v}" for k, v in reasons) + f"); see {run.rejected}")
-        _save_atomic(kept.select_columns(list(COLUMNS)), run.output)
+            if n_input and not len(kept):
+                reasons = (rejects.counts + skipped_reasons).most_common(5)
+                raise UserError(f"no sample of {mixture_path} could be tokenized ({n_input} read; "
+                                + ", ".join(f"{k}: {v}" for k, v in reasons) + f"); see {run.rejected}")
+            _save_atomic(kept.select_columns(list(COLUMNS)), run.output)
         return stats
 
     return run_step(spec, tokenize)

@@ -12,7 +12,8 @@ from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import ConfigError, SettingsChanged
 from longcurate.core.jsonl import read_jsonl
-from longcurate.select.budget import write_budgets
+from longcurate.core.jsonl import dumps
+from longcurate.select.budget import plan_budgets, write_budgets
 from longcurate.select.pool import ScoredPool, scored_pool
 
 
@@ -23,6 +24,12 @@ def layout(cfg: RunConfig):
 def by_name(arms) -> dict:
     """Each arm by name (a drawn arm: its first draw)."""
     return {a.name: a for a in arms if a.subset in (None, 0)}
+
+
+def write_sample_budgets(ranked, samples, out_dir, budgets, methods, **kw) -> dict:
+    """`select budget`'s files from samples held in memory."""
+    plan = plan_budgets(ranked, budgets, methods, **kw)
+    return write_budgets(plan, {i: dumps(s.to_dict()) for i, s in samples.items()}, out_dir)
 
 
 def config(tmp_path, **ablate) -> RunConfig:
@@ -62,8 +69,8 @@ def test_sample_budget_equals_selects_budget_files(tmp_path, fake_pool):
     cfg = config(tmp_path, budget=7)
     arms = by_name(write_arms(cfg, layout(cfg)))
     samples = scored_pool(cfg).samples
-    write_budgets(ranked, samples, tmp_path / "budgets", [7], ["gateau", "random", "hmg-only", "cam-only", "length"],
-                  lengths=lengths, seed=cfg.seed)
+    write_sample_budgets(ranked, samples, tmp_path / "budgets", [7], ["gateau", "random", "hmg-only", "cam-only", "length"],
+                         lengths=lengths, seed=cfg.seed)
     for name in ("gateau", "random", "hmg-only", "cam-only", "length"):
         assert arms[name].path.read_bytes() == (tmp_path / "budgets" / f"{name}-7.jsonl").read_bytes(), name
 
@@ -135,5 +142,6 @@ def test_random_draws_have_distinct_seeds_and_draw_0_is_selects_random_file(tmp_
     assert seeds[0] == cfg.seed and len(set(seeds)) == 4 and seeds == [subset_seed(cfg.seed, k) for k in range(4)]
     draws = [tuple(r["id"] for _, r in read_jsonl(a.path)) for a in arms]
     assert len(set(draws)) == 4 and all(len(d) == 7 for d in draws)
-    write_budgets(ranked, scored_pool(cfg).samples, tmp_path / "budgets", [7], ["random"], lengths=lengths, seed=cfg.seed)
+    write_sample_budgets(ranked, scored_pool(cfg).samples, tmp_path / "budgets", [7], ["random"], lengths=lengths,
+                         seed=cfg.seed)
     assert arms[0].path.read_bytes() == (tmp_path / "budgets" / "random-7.jsonl").read_bytes()

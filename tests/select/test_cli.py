@@ -264,3 +264,41 @@ def test_stage_rerun_with_changed_settings(tmp_path, tiny_folder, monkeypatch):
     cfg4 = dataclasses.replace(cfg3, select=dataclasses.replace(cfg3.select, window=128))
     with pytest.raises(ValueError, match=r"window: 256 -> 128"):
         run_stage(cfg4)
+
+
+_STAND_IN_SBATCH = '''#!{python}
+"""sbatch for the test: runs a --wrap job at once (each --array task in turn), prints a job id."""
+import os, re, subprocess, sys
+args = sys.argv[1:]
+wrap = args[args.index("--wrap") + 1]
+array = next((a.split("=", 1)[1] for a in args if a.startswith("--array=")), None)
+first, last = map(int, array.split("-")) if array else (None, None)
+for task in ([None] if array is None else range(first, last + 1)):
+    env = dict(os.environ, **({{"SLURM_ARRAY_TASK_ID": str(task)}} if task is not None else {{}}))
+    subprocess.run(["bash", "-c", wrap], env=env, check=True)
+print("4242")
+'''
+
+
+def test_score_multigpu_script_array_mode_is_one_joint_pass(tmp_path, data, tiny_folder):
+    """scripts/score_multigpu.sh under a stand-in Slurm: two array tasks each run `select score both`
+    (one θ_B forward per sample for HMG and CAM), the dependent job merges both kinds; the merged scores
+    equal one unsharded `select score both`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("sbatch", _STAND_IN_SBATCH.format(python=sys.executable)),
+                       ("longcurate", f'#!/bin/sh\nexec {sys.executable} -m longcurate "$@"\n')):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    score_args = (f"select.model={tiny_folder} select.window=256 select.max_segments=4 select.chunk_size=3 "
+                  + " ".join(FP32))
+    env = {**_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SCORE_ARGS": score_args}
+    res = subprocess.run(["bash", str(ROOT / "scripts/score_multigpu.sh"), "array", str(data), str(tmp_path / "two"), "2"],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.part-*-of-2.jsonl")) == [
+        "cam.part-0-of-2.jsonl", "cam.part-1-of-2.jsonl", "hmg.part-0-of-2.jsonl", "hmg.part-1-of-2.jsonl"]
+    assert main(["select", "score", "both", "--input", str(data), "--scores-dir", str(tmp_path / "one"),
+                 *score_args.split()]) == 0
+    for kind in ("hmg", "cam"):
+        _assert_same(_by_id(tmp_path / f"one/{kind}.jsonl"), _by_id(tmp_path / f"two/{kind}.jsonl"))

@@ -16,11 +16,11 @@ from longcurate.core.engine import NLLResult, ScoringEngine
 from longcurate.core.errors import ConfigError, UserError
 from longcurate.core.records import Sample
 from longcurate.core.runner import StepSpec, run_step
-from longcurate.select.budget import method_orders, write_budgets
+from longcurate.select.budget import method_orders, plan_budgets
 from longcurate.select.config import METHODS, SelectConfig
 from longcurate.select.cam import finalize_cam, softmax
 from longcurate.select.diagnose import cas_sanity, diagnose, format_report
-from longcurate.select.hmg import ShortModel, check_same_tokenizer, finalize_hmg, hmg_records, minmax
+from longcurate.select.hmg import HmgFinalizer, ShortModel, check_same_tokenizer, finalize_hmg, hmg_records, minmax
 from longcurate.select.inputs import PromptBuilder
 from longcurate.select.rank import format_stats, rank_scores, spearman
 from longcurate.select.merge import merge_parts
@@ -84,8 +84,8 @@ def test_non_finite_perplexity_is_quarantined_with_a_reason_not_normalised(token
     part_step = StepSpec("hmg shard 0 of 1", part, {})
     run_step(part_step, lambda run: {})  # the part, as written above, marked finished
     stats = run_step(StepSpec("hmg merge", tmp_path / "hmg.jsonl", {}), lambda run: merge_parts(
-        run.output, [part_step], [p.id for p in ps], lambda rs: finalize_hmg(rs), source="samples.jsonl",
-        lines={p.id: k + 1 for k, p in enumerate(ps)}))
+        run.output, [part_step], [p.id for p in ps], HmgFinalizer(), source="samples.jsonl",
+        line_of={p.id: k + 1 for k, p in enumerate(ps)}.get))
     assert stats["scored"] == 2 and stats["rejected"] == 1
     kept = [json.loads(x) for x in (tmp_path / "hmg.jsonl").read_text().splitlines()]
     assert [r["id"] for r in kept] == [ps[0].id, ps[2].id] and all(math.isfinite(r["hmg"]) for r in kept)
@@ -136,11 +136,6 @@ def test_default_normalisation_lets_both_terms_move_the_order():
     assert by_alpha[0]["spearman_score_hmg"] < by_alpha[1]["spearman_score_hmg"] < by_alpha[2]["spearman_score_hmg"]
 
 
-def _samples(ids):
-    return {i: Sample.from_dict({"id": i, "context": "c" * 10, "instruction": "q", "response": "r", "length": 10})
-            for i in ids}
-
-
 def test_ifd_and_perplexity_budgets_and_arms(tmp_path):
     hmg = [{"id": "a", "hmg": 0.1, "ppl_b": 5.0, "ifd": 0.5}, {"id": "b", "hmg": 0.2, "ppl_b": 9.0, "ifd": 1.4},
            {"id": "c", "hmg": 0.3, "ppl_b": 2.0, "ifd": 0.9}, {"id": "d", "hmg": 0.0, "ppl_b": 7.0, "ifd": 1.1}]
@@ -149,11 +144,11 @@ def test_ifd_and_perplexity_budgets_and_arms(tmp_path):
     orders = method_orders(ranked, {}, seed=0)
     assert orders["ifd"] == ["c", "a", "d", "b"]  # IFD <= 1 descending, then > 1 nearest 1 first
     assert orders["perplexity"] == ["b", "d", "a", "c"]
-    written = write_budgets(ranked, _samples("abcd"), tmp_path, [2], ["ifd", "perplexity"])
-    assert written == {"ifd-2.jsonl": 2, "perplexity-2.jsonl": 2}
+    plan = plan_budgets(ranked, [2], ["ifd", "perplexity"], lengths={})
+    assert plan == {"ifd-2.jsonl": ["c", "a"], "perplexity-2.jsonl": ["b", "d"]}
     old, _ = rank_scores([{"id": r["id"], "hmg": r["hmg"]} for r in hmg], None)
     with pytest.raises(UserError, match="no ifd figure"):
-        write_budgets(old, _samples("abcd"), tmp_path, [2], ["ifd"])
+        plan_budgets(old, [2], ["ifd"], lengths={})
 
 
 def test_importance_temperature_at_merge():

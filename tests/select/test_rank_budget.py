@@ -10,7 +10,8 @@ import pytest
 
 from longcurate.core.records import Sample
 from longcurate.core.layout import parse_budget
-from longcurate.select.budget import budget_size, write_budgets
+from longcurate.core.jsonl import dumps
+from longcurate.select.budget import budget_size, plan_budgets, write_budgets
 from longcurate.select.diagnose import auroc, diagnose
 from longcurate.select.rank import percentile, rank_scores, spearman
 
@@ -61,11 +62,17 @@ def _samples(ids):
                                  "length": 10 * (k + 1)}) for k, i in enumerate(ids)}
 
 
+def write_sample_budgets(ranked, samples, out_dir, budgets, methods, **kw):
+    """Budget files from samples held in memory, ordered by their `length` fields."""
+    plan = plan_budgets(ranked, budgets, methods, lengths={i: s.length for i, s in samples.items()}, **kw)
+    return write_budgets(plan, {i: dumps(s.to_dict()) for i, s in samples.items()}, out_dir)
+
+
 def test_budgets_and_baselines(tmp_path):
     ranked, _ = rank_scores(HMG, CAM, alpha=0.8, normalize="paper")
     samples = _samples("abcd")
-    written = write_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
-                                                                      "cam-only", "length"], seed=0)
+    written = write_sample_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
+                                                                             "cam-only", "length"], seed=0)
     assert written["gateau-2.jsonl"] == 2 and written["gateau-0.5.jsonl"] == 2
     assert written["gateau-4.jsonl"] == 4 and "gateau-10.jsonl" not in written  # capped: named by its real size
     read = lambda name: [json.loads(x)["id"] for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
@@ -79,7 +86,7 @@ def test_budgets_and_baselines(tmp_path):
     line = json.loads((tmp_path / "gateau-2.jsonl").read_text().splitlines()[0])
     assert Sample.from_dict(line).id == ranked[0]["id"] and "messages" in line
     with pytest.raises(ValueError, match="larger than"):
-        write_budgets(ranked, samples, tmp_path, [10], ["gateau"], overflow="error")
+        write_sample_budgets(ranked, samples, tmp_path, [10], ["gateau"], overflow="error")
 
 
 def test_parse_budget():
@@ -155,11 +162,12 @@ def test_length_order_uses_token_counts_and_never_a_missing_length_as_zero():
     from longcurate.core.errors import UserError
     from longcurate.select.budget import token_counts
 
-    samples = {i: Sample(i, "c", "q", "r", []) for i in ("a", "b", "c")}
+    own: dict[str, int | None] = {i: None for i in ("a", "b", "c")}  # the input's `length` fields
     ranked = [{"id": i, "hmg": 0.0} for i in ("a", "b", "c")]
-    assert token_counts(ranked, samples, {"a": 5, "b": 50, "c": 20}, True) == {"a": 5, "b": 50, "c": 20}
-    samples["c"].length = 70  # the input's own length where scoring has no count
-    assert token_counts(ranked, samples, {"a": 5, "b": 50}, True) == {"a": 5, "b": 50, "c": 70}
+    assert token_counts(ranked, own, {"a": 5, "b": 50, "c": 20}, True) == {"a": 5, "b": 50, "c": 20}
+    assert token_counts(ranked, None, {"a": 5, "b": 50, "c": 20}, True) == {"a": 5, "b": 50, "c": 20}
+    own["c"] = 70  # the input's own length where scoring has no count
+    assert token_counts(ranked, own, {"a": 5, "b": 50}, True) == {"a": 5, "b": 50, "c": 70}
     with pytest.raises(UserError, match="no token count"):
-        token_counts(ranked, samples, {"a": 5}, True)
-    assert token_counts(ranked, samples, None, False) == {"c": 70}  # not needed: no error
+        token_counts(ranked, own, {"a": 5}, True)
+    assert token_counts(ranked, own, None, False) == {"c": 70}  # not needed: no error

@@ -10,9 +10,10 @@ import pytest
 from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import SettingsChanged, UserError
-from longcurate.core.jsonl import DiscardRejects, RecordedRejects, Rejects, file_digest, write_jsonl
+from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, write_jsonl
 from longcurate.core.runner import run_step, step_state
 from longcurate.select.rejects import ShardRejects
+from longcurate.select.sample_index import CountedRejects
 from longcurate.select.shard import ShardSpec
 from longcurate.select.steps import ScoreSteps, cam_scores, input_path, score_settings
 
@@ -82,14 +83,19 @@ def test_recorded_needs_a_scoring_run(tmp_path):
 
 
 def test_reject_sinks(tmp_path):
-    recorded = RecordedRejects()
+    valid = [0]
+    recorded = CountedRejects(lambda: valid[0])
     for line in (1, 2, 3, 4):
         recorded.add(f"bad {line}", file="in.jsonl", line=line, record_id=f"r{line}")
+        valid[0] += 1  # a valid sample after each bad line
     DiscardRejects().add("ignored", file="in.jsonl", line=1)
     with Rejects(tmp_path / "q.jsonl") as q:
         recorded.replay(ShardRejects(q, ShardSpec(1, 2)))
     rows = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
     assert [(r["line"], r["id"], r["reason"]) for r in rows] == [(1, "r1", "bad 1"), (3, "r3", "bad 3")]
+    with Rejects(tmp_path / "q2.jsonl") as q:
+        recorded.replay(q, limit=2)  # a pass that stops at its 2nd valid sample never reads lines 3 and 4
+    assert [json.loads(x)["line"] for x in (tmp_path / "q2.jsonl").read_text().splitlines()] == [1, 2]
 
 
 def test_budget_sizes_must_be_numbers(capsys):
