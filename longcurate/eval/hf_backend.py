@@ -71,7 +71,8 @@ class HFModel:
                 continue
             encoded.append((i, ids))
         batches = self._batches(encoded, requests)
-        bar = tqdm(total=len(encoded), desc="generate", unit="prompt", disable=not self.progress or not encoded)
+        bar = tqdm(total=len(encoded), desc="generate", unit="prompt", disable=not self.progress or not encoded,
+                   leave=False)  # one call's bar: the caller's (a task's) bar stays
         for batch in batches:
             for i, text, err in self._run_batch(batch, requests):
                 results[i] = GenResult(requests[i].id, text, err)
