@@ -128,13 +128,15 @@ class HFModel:
             texts = self._generate_ids([ids for _, ids in rows], requests[rows[0][0]].max_new_tokens, shared)
             return [(i, t, None) for (i, _), t in zip(rows, texts)]
         except Exception as e:
-            if len(rows) == 1:
+            if len(rows) == 1 and not shared:
                 log.warning("generation failed for %s: %s", requests[rows[0][0]].id, e)
                 return [(rows[0][0], "", f"generation failed: {type(e).__name__}: {e}")]
-            # retry one by one so that one bad item does not sink its batch-mates
+            # retry one by one, whole prompts, so that one bad item (or the shared prefix) does not sink the rest
+            log.warning("generation of %d prompt(s) failed (%s: %s); retrying one whole prompt at a time", len(rows),
+                        type(e).__name__, e)
             out = []
             for item in rows:
-                out.extend(self._run_batch((shared, [item]), requests))
+                out.extend(self._run_batch((0, [item]), requests))
             return out
 
     def _generate_ids(self, prompts: list[list[int]], max_new_tokens: int, shared: int = 0) -> list[str]:

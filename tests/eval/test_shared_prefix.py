@@ -123,3 +123,16 @@ def test_score_items_that_share_a_prefix_keep_the_first_answer_row(tiny_model):
     got = shared_response_nll(ScoringEngine(tiny_model, show_progress=False), items, PrefixStore(tiny_model), False)
     for g, r in zip(got, reference_response_nll(tiny_model, items)):
         assert g.nll == pytest.approx(r.nll, rel=1e-5)
+
+
+def test_a_failing_shared_batch_falls_back_to_whole_prompts(tiny_model, tokenizer):
+    class NoCache(HFModel):
+        def _generate_ids(self, prompts, max_new_tokens, shared=0):
+            if shared:
+                raise RuntimeError("this model cannot continue from a cache")
+            return super()._generate_ids(prompts, max_new_tokens, shared)
+
+    reqs = [GenRequest(i, p, 6) for i, p, _ in _requests()]
+    out = NoCache(tiny_model, tokenizer, batch_size=4, progress=False).generate(reqs)
+    ref = _gen(tiny_model, tokenizer, batch_size=1, share_prefixes=False).generate(reqs)
+    assert all(r.ok for r in out) and [r.text for r in out] == [r.text for r in ref]
