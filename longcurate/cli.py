@@ -11,24 +11,29 @@
 
 CONFIG is a YAML file or the name of a bundled one (demo, paper-7b, ablation-cpu, ablation-gpu).
 
-Every command takes `--config FILE.yaml` and `key=value` overrides. User errors (bad arguments, bad
-config, unusable input, refused settings, unreadable or unwritable paths) print one line and exit 2;
-`--debug` shows their traceback too. A command that did all it could but left items pending or failed
-prints one line naming them and exits 75; rerunning it retries what is left. Old spellings (`score hmg`, `rank`, `budget`, `mix`, `tokenize`,
-`train --dataset ...`, `synth --num-samples ...`, `synth-report`, `probe build`) still work for one
-release and print their new name.
+Every command takes `--config FILE.yaml` and `key=value` overrides, and its config is checked before
+it starts. The global flags `-v/--verbose`, `--debug` and `--no-progress` go anywhere on the line;
+Hugging Face spellings (`--learning_rate`, `--model_name_or_path`, `--output_dir`, `--bf16`, ...) and
+flags typed with underscores are read as this command's flag or config key (the log says which), and
+a mistyped flag gets a did-you-mean. User errors (bad arguments, bad config, unusable input, refused
+settings, unreadable or unwritable paths) print one line and exit 2; `--debug` shows their traceback
+too. A command that did all it could but left items pending or failed prints one line naming them and
+exits 75; rerunning it retries what is left.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import logging
+import os
 import sys
 
 from longcurate import __version__
 from longcurate.ablate import cli as ablate_cli
 from longcurate.config import RunConfig
-from longcurate.core.cli import document_defaults, fail, parse_command_line, setup_logging
+from longcurate.core.argv import add_global_flags, subparsers_of
+from longcurate.core.cli import document_defaults, fail, parse_command_line, resolve_config, setup_logging
 from longcurate.core.errors import EXIT_INCOMPLETE, Incomplete, UserError
 from longcurate.eval import cli as eval_cli
 from longcurate.select import cli as select_cli
@@ -39,60 +44,48 @@ from longcurate import pipeline
 # Each module has `register(subparsers)` and imports heavy libraries lazily inside its commands.
 COMMAND_MODULES = (synth_cli, select_cli, train_cli, eval_cli, pipeline, ablate_cli)
 
-# Old spelling (leading words) -> new spelling. Kept for one release; each use prints the new name.
-RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("synth-report",): ("synth", "report"),
-    ("score",): ("select", "score"),
-    ("rank",): ("select", "rank"),
-    ("budget",): ("select", "budget"),
-    ("mix",): ("train", "mix"),
-    ("tokenize",): ("train", "tokenize"),
-    ("probe", "build"): ("eval", "build", "--only", "probes"),
-}
-# A stage noun followed by no verb meant its main step: `synth --num-samples 5` is `synth run ...`.
-DEFAULT_VERB = {"synth": "run", "train": "fit"}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longcurate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"longcurate {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    add_global_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    _global_flags_everywhere(parser)
     document_defaults(parser, RunConfig())
     parser.set_defaults(config_class=RunConfig)  # stage CLIs resolve it through core.cli.resolve_config
     return parser
 
 
-def rewrite_old_spelling(argv: list[str]) -> list[str]:
-    """Map an old command spelling to the new one, telling the user (on stderr) once."""
-    start = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if start is None:
-        return argv
-    head = argv[start:]
-    for old, new in RENAMED.items():
-        if tuple(head[:len(old)]) == old:
-            print(f"longcurate: `{' '.join(old)}` is now `{' '.join(new)}` (the old name goes away in the "
-                  f"next release)", file=sys.stderr)
-            return argv[:start] + list(new) + head[len(old):]
-    noun = head[0]
-    no_verb = len(head) == 1 or (head[1].startswith("-") and head[1] not in ("-h", "--help")) or "=" in head[1]
-    if noun in DEFAULT_VERB and no_verb:
-        verb = DEFAULT_VERB[noun]
-        print(f"longcurate: `{noun}` without a verb is now `{noun} {verb}`", file=sys.stderr)
-        return argv[:start] + [noun, verb] + head[1:]
-    return argv
+def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-v`, `--debug`, `--no-progress` on every noun and verb too (after the top parser's own)."""
+    for child in subparsers_of(parser).values():
+        add_global_flags(child)
+        _global_flags_everywhere(child)
+
+
+def quiet_progress() -> None:
+    """`--no-progress`: no progress bars from tqdm (ours and the libraries'), the hub or datasets; set
+    before the command imports them (`core.progress.bars_shown` reads it too). Commands that take a
+    `progress` argument are also given False."""
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[name] = "1"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parse_command_line(parser, rewrite_old_spelling(argv))
+    args = parse_command_line(parser, argv)
     setup_logging(args.verbose)
+    if args.no_progress:
+        quiet_progress()
+    for note in args.respelled:
+        logging.getLogger("longcurate.cli").info("%s", note)
     try:
+        if hasattr(args, "overrides"):
+            resolve_config(args)  # every command's config is checked before the command starts
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130

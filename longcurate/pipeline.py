@@ -14,10 +14,9 @@ import logging
 import time
 from typing import Any, Callable
 
-from longcurate.config import RunConfig, resolve_config
+from longcurate.config import STAGES, RunConfig, resolve_config
 from longcurate.core.cli import add_config_args
 from longcurate.core.config import dump_yaml
-from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import atomic_open
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import incomplete_parts, raise_if_incomplete
@@ -35,21 +34,15 @@ def _stage_runners() -> dict[str, Callable[[RunConfig], dict[str, Any]]]:
     return {"synth": synth_stage, "select": select_stage, "train": train_stage, "eval": eval_stage}
 
 
-STAGE_ORDER = ("synth", "select", "train", "eval")
-
-
 def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     """Every stage in `cfg.stages`, in pipeline order, up to the first incomplete one; their stats."""
-    unknown = [s for s in cfg.stages if s not in STAGE_ORDER]
-    if unknown:
-        raise ConfigError(f"stages: unknown stage(s) {unknown}; stages are {list(STAGE_ORDER)}")
     layout = cfg.layout()
     layout.root.mkdir(parents=True, exist_ok=True)
     with atomic_open(layout.resolved_config) as f:
         f.write(dump_yaml(cfg))
     runners = _stage_runners()
     stats: dict[str, Any] = {}
-    for name in STAGE_ORDER:
+    for name in STAGES:
         if name not in cfg.stages:
             continue
         t0, c0 = time.time(), time.process_time()
@@ -65,23 +58,13 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     return stats
 
 
-def config_from_positional(args: argparse.Namespace) -> RunConfig:
-    """`run CONFIG [k=v ...]` / `config show CONFIG`: the positional is the config (a file or a bundled
-    name), or already the first override when it reads `key=value`."""
-    if args.config_file and "=" in args.config_file and not args.config_file.endswith((".yaml", ".yml")):
-        args.overrides = [args.config_file, *(args.overrides or [])]
-    elif args.config_file and not args.config:
-        args.config = args.config_file
-    return resolve_config(args)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    raise_if_incomplete(run_pipeline(config_from_positional(args)), "run")
+    raise_if_incomplete(run_pipeline(resolve_config(args)), "run")
     return 0
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    print(dump_yaml(config_from_positional(args)), end="")
+    print(dump_yaml(resolve_config(args)), end="")
     return 0
 
 

@@ -21,10 +21,10 @@ import pytest
 
 from longcurate.cli import build_parser
 from longcurate.config import RunConfig
-from longcurate.core.cli import subparsers_of
+from longcurate.core.argv import GLOBAL_FLAGS, subparsers_of
 from longcurate.core.config import check_key
 
-ARGPARSE_OWN = {"help", "version"}
+ARGPARSE_OWN = {"help", "version", *GLOBAL_FLAGS}  # the global flags are read by `longcurate.cli.main`
 
 
 def leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, argparse.ArgumentParser]]:

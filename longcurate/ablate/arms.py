@@ -76,11 +76,11 @@ def arm_ids(ranked: list[dict[str, Any]], lengths: dict[str, int], tokens: dict[
 def pool_lengths(cfg: RunConfig, samples: dict[str, Sample]) -> dict[str, int]:
     """Each sample's token length as select's `length` order reads it: the HMG file's `n_tokens` (the
     prompt and response θ_B scored; a record whose count is unusable is left out, as rank quarantines
-    it), else the sample's own `length`."""
+    it), else the sample's own `length` where the input has one."""
     hmg = cfg.layout().score("hmg")
     if hmg.exists():
         return {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg) if is_count(r.get("n_tokens"))}
-    return {i: s.length for i, s in samples.items()}
+    return {i: s.length for i, s in samples.items() if s.length is not None}
 
 
 def arm_step(path: Path, cfg: RunConfig, arm: str) -> Step:
@@ -118,7 +118,7 @@ def write_arms(cfg: RunConfig, ab: AblationLayout, trained: Callable[[str], bool
         samples = load_sample_map(cfg)
         lengths = pool_lengths(cfg, samples)
         cap = cfg.train.tokenize.max_length
-        tokens = {i: min(lengths.get(i, s.length), cap) for i, s in samples.items()}
+        tokens = {i: min(n, cap) for i, n in lengths.items()}  # (every ranked id was scored: it has a count)
         ids = arm_ids(ranked, lengths, tokens, seed=cfg.seed, budget=cfg.ablate.budget,
                       unit=cfg.ablate.budget_unit, arms=list(steps))
         for arm, step in steps.items():

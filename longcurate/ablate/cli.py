@@ -19,10 +19,12 @@ from longcurate.core.cli import add_config_args, add_flag, comma_ints, comma_wor
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from longcurate.ablate.stage import run_ablation
-    from longcurate.pipeline import config_from_positional
+    from longcurate.config import resolve_config
 
-    run_ablation(config_from_positional(args))
+    cfg = resolve_config(args)  # a bad value stops here, before the ablation's modules load
+    from longcurate.ablate.stage import run_ablation
+
+    run_ablation(cfg)
     return 0
 
 

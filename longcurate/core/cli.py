@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
+from longcurate.core.argv import leaf_of, respell, subparsers_of, unknown_flag_message
 from longcurate.core.bundled import bundled_config, bundled_config_names
 from longcurate.core.config import apply_overrides, build, check_key, load_yaml, parse_override, set_path
 from longcurate.core.errors import ConfigError, UserError
@@ -29,20 +30,17 @@ C = TypeVar("C")
 OVERRIDES_HELP = "config overrides in dotted form (any key; see `longcurate config show`)"
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
+def add_config_args(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """`--config FILE` and `KEY=VALUE` overrides. A command whose own positional is a list (budget
+    sizes, result folders) takes the overrides among those words (`positional=False`): they are told
+    apart by their `key=` prefix (`parse_command_line`)."""
     parser.add_argument("--config", "-c", metavar="FILE.yaml",
                         help="YAML config: a file, or the name of a bundled one (demo, paper-7b, ...) "
                              "(default: none: the built-in defaults)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
-
-
-def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """{name: parser} of a parser's subcommands (empty when it has none)."""
-    for action in parser._actions:
-        if isinstance(getattr(action, "choices", None), dict) and action.dest != argparse.SUPPRESS \
-                and all(isinstance(v, argparse.ArgumentParser) for v in action.choices.values()):
-            return dict(action.choices)
-    return {}
+    if positional:
+        parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    else:
+        parser.set_defaults(overrides=[])
 
 
 def document_defaults(parser: argparse.ArgumentParser, defaults: Any) -> None:
@@ -92,16 +90,78 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, key: str, help: str, ty
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
+def is_override(word: str) -> bool:
+    """Whether a command-line word is a `key=value` override (`a.b=c`), not a path or a value."""
+    return bool(_OVERRIDE.match(word))
+
+
 def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """`parser.parse_args`, except that `key=value` overrides may also follow the flags
-    (`ablate demo --budget 20 seed=1`): argparse stops filling a positional list at the first flag, so
-    overrides after one are collected here; any other leftover is the usual usage error."""
+    """`parser.parse_args` for the command line as people type it: global flags anywhere, Hugging
+    Face and underscore spellings read as this command's flags or config keys (`core.argv.respell`;
+    the notes land in `args.respelled`), a mistyped flag answered with a did-you-mean, and `key=value`
+    overrides anywhere among the command's words (argparse stops filling a positional list at the
+    first flag, so words after one are gathered here)."""
+    found = leaf_of(parser, argv)
+    leaf, notes = parser, []
+    if found is not None:
+        leaf, start = found
+        try:
+            own, notes = respell(leaf, argv[start:])
+        except ConfigError as e:
+            leaf.error(str(e))
+        unknown = next((w for w in own if not _known_flag(leaf, w)), None)
+        if unknown is not None:
+            leaf.error(unknown_flag_message(leaf, unknown, parser.get_default("config_class")))
+        argv = argv[:start] + own
     args, extra = parser.parse_known_args(argv)
-    if extra and hasattr(args, "overrides") and all(_OVERRIDE.match(x) for x in extra):
-        args.overrides = list(args.overrides or []) + extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _gather_words(leaf, args, extra)
+    args.respelled = notes
     return args
+
+
+def _known_flag(parser: argparse.ArgumentParser, word: str) -> bool:
+    """False for a word that is a flag the command does not take (an unambiguous prefix of one of its
+    long flags counts, as argparse reads it); True for anything else (a value, a positional, `-5`)."""
+    if not word.startswith("-") or word == "-" or re.match(r"^-\d", word):
+        return True
+    name = word.split("=", 1)[0]
+    options = parser._option_string_actions
+    return name in options or (name.startswith("--") and sum(o.startswith(name) for o in options) == 1)
+
+
+def _gather_words(leaf: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Put every `key=value` word among the command's positionals into `args.overrides`, the other
+    words left over after a flag into its list positional, and a positional CONFIG (`run demo`) into
+    `--config`; anything else left over is the usual usage error."""
+    if not hasattr(args, "overrides"):
+        if extra:
+            leaf.error(f"unrecognized arguments: {' '.join(extra)}")
+        return
+    positionals = [a for a in leaf._actions if not a.option_strings and a.dest != "overrides"]
+    lists = [a.dest for a in positionals if a.nargs in ("*", "+")]
+    many = [a for a in leaf._actions if a.option_strings and a.nargs in ("*", "+")]  # `--train A B k=v`
+    overrides = []
+    for action in [*positionals, *many]:  # a single word (`synth report k=v`, `run k=v`) or a list's words
+        value = getattr(args, action.dest, None)
+        if isinstance(value, str) and _is_override_word(value):
+            overrides.append(value)
+            setattr(args, action.dest, None)
+        elif isinstance(value, list):
+            overrides += [w for w in value if _is_override_word(w)]
+            setattr(args, action.dest, [w for w in value if not _is_override_word(w)])
+    overrides += list(args.overrides or []) + [w for w in extra if _is_override_word(w)]
+    rest = [w for w in extra if not _is_override_word(w)]
+    if rest and lists:
+        setattr(args, lists[0], getattr(args, lists[0]) + rest)
+    elif rest:
+        leaf.error(f"unrecognized arguments: {' '.join(rest)} (config overrides are written key=value)")
+    if getattr(args, "config_file", None) and not args.config:
+        args.config = args.config_file
+    args.overrides = overrides
+
+
+def _is_override_word(word: str) -> bool:
+    return is_override(word) and not word.endswith((".yaml", ".yml"))
 
 
 def add_switch(parser: argparse.ArgumentParser, flag: str, key: str, help: str) -> None:
@@ -138,8 +198,8 @@ def resolve(args: argparse.Namespace, config_cls: type[C]) -> C:
     for dest, key in (getattr(args, "_flag_keys", None) or {}).items():
         value = getattr(args, dest, None)
         if isinstance(value, list):  # a many-valued flag (`--long A B`) also swallows `key=value` after it
-            overrides += [v for v in value if _OVERRIDE.match(str(v))]
-            value = [v for v in value if not _OVERRIDE.match(str(v))] or None
+            overrides += [v for v in value if is_override(str(v))]
+            value = [v for v in value if not is_override(str(v))] or None
         if value is not None:
             flag_values[key] = value
     if config_file is not None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from longcurate.core.errors import ConfigError
+from longcurate.core.errors import ConfigError, FieldError
 
 T = TypeVar("T")
 
@@ -81,7 +81,8 @@ def _deepcopy(d: Any) -> Any:
 
 
 def build(cls: type[T], data: dict[str, Any] | None, where: str = "config", prefix: str = "") -> T:
-    """Build dataclass `cls` from a mapping, recursively; unknown keys and wrong types raise ConfigError."""
+    """Build dataclass `cls` from a mapping, recursively; unknown keys, wrong types and values that break
+    a section's rules raise ConfigError naming the key and `where` the value came from."""
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: '{prefix or '<root>'}' must be a mapping, got {type(data).__name__}")
@@ -94,7 +95,10 @@ def build(cls: type[T], data: dict[str, Any] | None, where: str = "config", pref
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, where, f"{prefix}{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)  # `__post_init__` checks the section's rules (`core.rules`)
+    except FieldError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _did_you_mean(key: str, known: Any, prefix: str = "") -> str:

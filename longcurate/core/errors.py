@@ -27,6 +27,11 @@ class ConfigError(UserError):
     """A config file, override or flag that cannot be used: unknown key, wrong type, missing file."""
 
 
+class FieldError(ConfigError):
+    """A config value that breaks its field's rule, raised by a config dataclass's `__post_init__`
+    (`core.rules`) and naming the dotted key; `core.config.build` adds where the value came from."""
+
+
 class SettingsChanged(UserError):
     """An output exists, made with other settings, and its step refuses to mix or silently redo it."""
 
@@ -35,5 +40,5 @@ class Incomplete(Exception):
     """The command finished what it could; items are pending or failed and a rerun retries them."""
 
 
-__all__ = ["UserError", "ConfigError", "SettingsChanged", "Incomplete", "EXIT_OK", "EXIT_USER_ERROR",
+__all__ = ["UserError", "ConfigError", "FieldError", "SettingsChanged", "Incomplete", "EXIT_OK", "EXIT_USER_ERROR",
            "EXIT_INCOMPLETE"]

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from longcurate.core.rules import between, require
+
 Side = Literal["train", "eval"]
 
 
@@ -21,10 +23,17 @@ class HoldoutConfig:
     salt: str = "longcurate-holdout-v1"  # another salt draws another split
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.fraction < 1.0:
-            from longcurate.core.errors import ConfigError
+        between("holdout.fraction", self.fraction, 0.0, 1.0, high_open=True)
+        require(bool(self.salt), "holdout.salt", "must not be empty")
 
-            raise ConfigError(f"holdout.fraction must be in [0, 1), got {self.fraction}")
+
+@dataclass(frozen=True)
+class Corpora:
+    """The corpus each side of the split reads: synth's (training text) and eval's (probes, needles).
+    Each side asks `partitioned(mine, other)` whether it must keep to its part."""
+
+    synth: str
+    eval: str
 
 
 def unit_hash(doc_id: str, salt: str) -> float:
@@ -54,4 +63,4 @@ def partitioned(corpus: str, other_side: str | None) -> bool:
     return corpus == WIKI_ALIAS or (other_side is not None and str(corpus) == str(other_side))
 
 
-__all__ = ["HoldoutConfig", "Side", "unit_hash", "side_of", "keeps", "partitioned"]
+__all__ = ["HoldoutConfig", "Corpora", "Side", "unit_hash", "side_of", "keeps", "partitioned"]

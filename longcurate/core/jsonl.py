@@ -237,12 +237,14 @@ def _reason_class(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def read_jsonl(path: str | os.PathLike, rejects: RejectSink | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | os.PathLike, rejects: RejectSink | None = None,
+               opener: Callable[[Path], IO[bytes]] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line_number, object) for each good line; bad lines (not UTF-8, not JSON, not an object)
     go to `rejects` (or raise ValueError naming file and line when no quarantine is given). A UTF-8
-    byte-order mark at the start of the file (some editors write one) is skipped."""
+    byte-order mark at the start of the file (some editors write one) is skipped. `opener` gives the
+    file's bytes (a decompressing one for `.gz` / `.zst`: `core.reader`); default: the file as is."""
     path = Path(path)
-    with open(path, "rb") as f:
+    with (opener or (lambda p: open(p, "rb")))(path) as f:
         for lineno, raw in enumerate(f, start=1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]

@@ -20,7 +20,12 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       openai-cache/                 cached QA requests of the openai backend
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
-`train.output`); `RunConfig.layout()` passes those choices in.
+`train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
+(`select.budgets`), which name its budget files. Without an `output_dir` (None: `runs/default`), a
+placed output keeps what goes with it beside it, so an explicit `--output` writes nothing elsewhere:
+synth's manifest, held-out samples (`<stem>.heldout.jsonl`) and QA cache beside its samples, the
+Trainer's checkpoints (`<model>.train/`) and train's manifest beside the model, the needle items
+beside the probes.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from longcurate.core.errors import UserError
 
 PathLike = str | os.PathLike
+DEFAULT_OUTPUT_DIR = "runs/default"  # the run folder when the config names none
 
 
 def parse_budget(spec: float | int | str) -> tuple[str, float]:
@@ -191,7 +198,7 @@ class EvalFiles:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The paths of one run; build it with `RunLayout.under(output_dir, **placed_elsewhere)`."""
+    """The paths of one run; build it with `RunLayout.under(output_dir, budgets, **placed_elsewhere)`."""
 
     root: Path
     samples: Path
@@ -206,15 +213,22 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
+    stage_dirs: tuple[tuple[str, Path], ...] = ()  # (stage, folder) for a stage whose manifest is not at root
 
     @classmethod
-    def under(cls, root: PathLike, **placed: PathLike | None) -> "RunLayout":
-        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere."""
-        root = Path(root)
-        unknown = set(placed) - {f.name for f in fields(cls)} - {"root"}
+    def under(cls, root: PathLike | None, budgets: Sequence[float] = (1000,), **placed: PathLike | None) -> "RunLayout":
+        """The default layout under `root`; a non-empty `placed[name]` puts that path elsewhere. With no
+        `root` (None), the run folder is `DEFAULT_OUTPUT_DIR` and a placed output keeps its companions
+        beside it (`beside_placed`)."""
+        unknown = set(placed) - {f.name for f in fields(cls)} - {"root", "budget_specs", "stage_dirs"}
         if unknown:
             raise TypeError(f"unknown layout path(s) {sorted(unknown)}")
         chosen = {k: Path(v) for k, v in placed.items() if v}
+        stage_dirs: dict[str, Path] = {}
+        if root is None:
+            chosen, stage_dirs = beside_placed(chosen)
+        root = Path(root if root is not None else DEFAULT_OUTPUT_DIR)
         eval_dir = chosen.get("eval_dir", root / "eval")
         defaults = {
             "samples": root / "samples.jsonl",
@@ -230,7 +244,8 @@ class RunLayout:
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
         }
-        return cls(root=root, **{k: chosen.get(k, v) for k, v in defaults.items()})
+        return cls(root=root, budget_specs=tuple(budgets), stage_dirs=tuple(stage_dirs.items()),
+                   **{k: chosen.get(k, v) for k, v in defaults.items()})
 
     # --- select ------------------------------------------------------------------------------
     def score(self, kind: str) -> Path:
@@ -253,9 +268,9 @@ class RunLayout:
     def budget(self, method: str, spec: float | int | str) -> Path:
         return self.budgets_dir / budget_name(method, spec)
 
-    def top_budget(self, method: str, budgets: list[float]) -> Path:
+    def top_budget(self, method: str) -> Path:
         """The largest budget file of `method`: from the index when select wrote one (the file with
-        the most samples), else named from the largest size asked for (sizes before fractions)."""
+        the most samples), else named from the largest size in `budget_specs` (sizes before fractions)."""
         from longcurate.core.jsonl import read_jsonl
 
         if self.budget_index.exists():
@@ -263,7 +278,7 @@ class RunLayout:
             if rows:
                 best = max(rows, key=lambda r: (int(r.get("samples", 0)), r["file"]))
                 return self.budgets_dir / best["file"]
-        values = [parse_budget(b)[1] for b in (budgets or [1000])]
+        values = [parse_budget(b)[1] for b in (self.budget_specs or (1000,))]
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
 
@@ -283,13 +298,33 @@ class RunLayout:
 
     # --- run bookkeeping ---------------------------------------------------------------------
     def manifest(self, stage: str) -> Path:
-        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json."""
-        return self.root / f"{stage}.manifest.json"
+        """The one manifest of a stage (or of `run`): <root>/<stage>.manifest.json, or beside the stage's
+        placed output when the config names no output_dir (`beside_placed`)."""
+        return dict(self.stage_dirs).get(stage, self.root) / f"{stage}.manifest.json"
 
     @property
     def resolved_config(self) -> Path:
         return self.root / "config.resolved.yaml"
 
 
-__all__ = ["RunLayout", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
+def beside_placed(chosen: dict[str, Path]) -> tuple[dict[str, Path], dict[str, Path]]:
+    """For a run without an output_dir: the paths that go with a placed output, put beside it unless
+    placed themselves (synth's held-out samples and QA cache beside its samples, the checkpoints beside
+    the model, the needle items beside the probes), and the folders of those stages' manifests."""
+    out, stage_dirs = dict(chosen), {}
+    if "samples" in chosen:
+        samples = chosen["samples"]
+        stem = samples.name[:-len(".jsonl")] if samples.name.endswith(".jsonl") else samples.stem
+        out.setdefault("heldout", samples.with_name(f"{stem}.heldout.jsonl"))
+        out.setdefault("openai_cache", samples.parent / "openai-cache")
+        stage_dirs["synth"] = samples.parent
+    if "model" in chosen:
+        out.setdefault("checkpoints", chosen["model"].with_name(chosen["model"].name + ".train"))
+        stage_dirs["train"] = chosen["model"].parent
+    if "probes" in chosen and "eval_dir" not in chosen:
+        out.setdefault("needle", chosen["probes"].with_name("needle.jsonl"))
+    return out, stage_dirs
+
+
+__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles", "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
            "part_path", "part_paths", "model_label", "check_label"]

@@ -12,11 +12,15 @@ FILM_PREAMBLE = ("Below is a context and an instruction. Based on the informatio
                  "write a response for the instruction.")
 
 
+CONTEXT_MARK = "### Context:\n"  # what precedes the context in a FILM user turn ...
+INSTRUCTION_MARK = "\n\n### Instruction:\n"  # ... and what follows it, before the instruction
+
+
 def user_prompt(context: str, instruction: str) -> str:
     """The user turn of a long sample: FILM's preamble, the context, the instruction."""
     if not context:
         return instruction
-    return f"{FILM_PREAMBLE}\n\n### Context:\n{context}\n\n### Instruction:\n{instruction}"
+    return f"{FILM_PREAMBLE}\n\n{CONTEXT_MARK}{context}{INSTRUCTION_MARK}{instruction}"
 
 
 def film_chat(messages: list[dict[str, str]]) -> str:

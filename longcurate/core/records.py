@@ -34,29 +34,44 @@ class GoldSpan:
 
 @dataclass
 class Sample:
-    """A long SFT sample: context + instruction -> response, in LongAlign `messages` form too."""
+    """A long SFT sample: context + instruction -> response, in LongAlign `messages` form too.
+
+    `kind` and `length` are None when the input does not say (a LongAlign or ShareGPT record): never
+    invented; token counts then come from scoring. A sample cut from a longer conversation keeps the
+    turns around its scored exchange: `turns_before` (a system turn, earlier exchanges) precede the
+    user turn that holds the context, `turns_after` come between it and the scored `response`
+    (`select.conversations`); `messages` is the whole conversation."""
 
     id: str
     context: str
     instruction: str
     response: str
     messages: list[dict[str, str]]
-    kind: str = "fine"
+    kind: str | None = None
     gold: list[GoldSpan] = field(default_factory=list)
     num_segments: int = 0
-    length: int = 0
+    length: int | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    turns_before: list[dict[str, str]] = field(default_factory=list)
+    turns_after: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        # Keep the documented key order: id, kind, context, instruction, response, messages, gold, ...
+        # Keep the documented key order: id, kind, context, instruction, response, messages, gold, ...;
+        # the surrounding turns only when there are any.
         order = ["id", "kind", "context", "instruction", "response", "messages", "gold",
                  "num_segments", "length", "source"]
+        order += [k for k in ("turns_before", "turns_after") if d[k]]
         return {k: d[k] for k in order}
+
+    @property
+    def multi_turn(self) -> bool:
+        return bool(self.turns_after) or any(m["role"] != "system" for m in self.turns_before)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Sample":
-        """Validate and build a sample; LongAlign records with only `messages` are split."""
+        """Validate and build a sample from its fields (context, instruction, response); a record with
+        only a conversation is cut into one by `select.conversations`."""
         if not isinstance(d, dict):
             raise RecordError("<record>", "not a JSON object")
         rid = d.get("id")
@@ -65,8 +80,6 @@ class Sample:
             d = {**d, "source": {**dict(d.get("source") or {}), "id": "content"}}
         elif not isinstance(rid, (str, int)) or isinstance(rid, bool):
             raise RecordError("id", f"must be a string or an integer, got {type(rid).__name__}")
-        if "context" not in d and "messages" in d:
-            d = split_longalign(d)
         for key in ("context", "instruction", "response"):
             if not isinstance(d.get(key), str):
                 raise RecordError(key, "missing or not a string")
@@ -74,11 +87,12 @@ class Sample:
             raise RecordError("response", "empty response")
         if not d["instruction"].strip():
             raise RecordError("instruction", "empty instruction")
-        kind = d.get("kind", "fine")
-        if kind not in KINDS:
-            raise RecordError("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
+        kind = d.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise RecordError("kind", f"unknown kind {kind!r}; expected one of {KINDS} (or none)")
         messages = d.get("messages") or []
-        _check_messages(messages)
+        for key in ("messages", "turns_before", "turns_after"):
+            _check_messages(d.get(key) or [], key)
         check_numbers(d)
         gold = []
         for i, g in enumerate(d.get("gold") or []):
@@ -89,10 +103,12 @@ class Sample:
             if not 0 <= span.char_start <= span.char_end <= len(d["context"]):
                 raise RecordError(f"gold[{i}]", "offsets outside the context")
             gold.append(span)
+        length = d.get("length")
         return cls(id=str(rid), kind=kind, context=d["context"], instruction=d["instruction"],
                    response=d["response"], messages=messages, gold=gold,
-                   num_segments=int(d.get("num_segments") or 0), length=int(d.get("length") or 0),
-                   source=dict(d.get("source") or {}))
+                   num_segments=int(d.get("num_segments") or 0), length=None if length is None else int(length),
+                   source=dict(d.get("source") or {}), turns_before=list(d.get("turns_before") or []),
+                   turns_after=list(d.get("turns_after") or []))
 
 
 COUNT_FIELDS = ("num_segments", "length")
@@ -121,10 +137,12 @@ def check_numbers(record: dict[str, Any]) -> None:
 
 
 def content_id(record: dict[str, Any]) -> str:
-    """A stable id for a record that has none, from its text only: the turns (`messages` role/content,
-    or ShareGPT `conversations` from/value), else context + instruction + response. The same record
+    """A stable id for a record that has none, from its text only: its turns as given (`messages`
+    role/content, or `conversations` from/value), else context + instruction + response. The same record
     gets the same id in every stage and from every file format (JSONL, Parquet, datasets), since
-    formats may add empty columns but not change the text."""
+    formats may add empty columns but not change the text. A conversation read through
+    `core.chat_formats` is named by its normalised turns (`conversation_id`, the same digest), so a
+    ShareGPT record and its `messages` form share an id."""
     turns = record.get("messages") or record.get("conversations")
     if isinstance(turns, list) and turns:
         canon: Any = [[str(t.get("role", t.get("from", ""))), str(t.get("content", t.get("value", "")))]
@@ -135,34 +153,9 @@ def content_id(record: dict[str, Any]) -> str:
     return f"rec-{digest[:16]}"
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any, name: str = "messages") -> None:
     if not isinstance(messages, list):
-        raise RecordError("messages", "not a list")
+        raise RecordError(name, "not a list")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise RecordError(f"messages[{i}]", "needs string 'role' and 'content'")
-
-
-def split_longalign(d: dict[str, Any]) -> dict[str, Any]:
-    """Split a LongAlign record's user turn into context and instruction at its last blank line.
-
-    This is what GATEAU's scripts do; the record notes it in `source.split`.
-    """
-    messages = d.get("messages")
-    _check_messages(messages)
-    users = [m for m in messages if m["role"] == "user"]
-    assistants = [m for m in messages if m["role"] == "assistant"]
-    if not users:
-        raise RecordError("messages", "no user turn")
-    if not assistants:
-        raise RecordError("messages", "no assistant turn")
-    text = users[0]["content"]
-    cut = text.rfind("\n\n")
-    if cut < 0:
-        context, instruction = "", text
-    else:
-        context, instruction = text[:cut], text[cut + 2:]
-    source = dict(d.get("source") or {})
-    source["split"] = "longalign-last-blank-line"
-    return {**d, "context": context, "instruction": instruction,
-            "response": assistants[0]["content"], "source": source}
+            raise RecordError(f"{name}[{i}]", "needs string 'role' and 'content'")

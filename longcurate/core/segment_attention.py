@@ -35,7 +35,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from longcurate.core.errors import UserError
 
 ATTN_NAME = "longcurate_segment"
 _NEG = -1e30  # finite "minus infinity" for the running max, so fully masked blocks never give NaN
@@ -65,8 +64,6 @@ class SegmentProbe:
     @classmethod
     def build(cls, items: Sequence, layers: Sequence[int], key_block: int, device) -> "SegmentProbe":
         """Index tensors for a batch of ScoreItems (right-padded to the longest)."""
-        if key_block < 1:
-            raise UserError("select.key_block must be >= 1")
         B = len(items)
         L = max(len(it.input_ids) for it in items)
         R = max(len(it.input_ids) - it.response_start for it in items)

@@ -2,7 +2,7 @@
 
     longcurate eval val --data VaLProbing-32K --predictions VaLProbing-32K/results/FILM-7B
     longcurate eval longbench-chat --data LongBench_Chat --model runs/x/checkpoint eval.judge.model=gpt-4
-    longcurate eval longbench-chat --data LongBench_Chat --score-only preds.jsonl   # -> result.json beside it
+    longcurate eval longbench-chat --data LongBench_Chat --score-only preds.jsonl --label my-model
 
 `eval val` scores FILM's released VaL files as FILM's `plot.py` does (`eval/val.py`); `eval
 longbench-chat` generates LongBench-Chat answers and rates them with an OpenAI-compatible judge
@@ -38,11 +38,13 @@ def _cmd_val(args: argparse.Namespace) -> int:
 
 
 def _cmd_longbench_chat(args: argparse.Namespace) -> int:
+    from longcurate.eval.imported import chat_results
     from longcurate.eval.longbench_chat import format_result, run_longbench_chat, score_only
 
     cfg = resolve_config(args)
     if args.score_only:
-        result = score_only(cfg, args.score_only, output_dir=args.output_dir)
+        files = chat_results(cfg, Path(args.score_only), args.label)
+        result = score_only(cfg, args.score_only, output_dir=files.folder)
     else:
         result = run_longbench_chat(cfg, label=args.label)
     print(format_result(result))
@@ -66,6 +68,7 @@ def add_val(verbs: Any) -> None:
                    help="result JSON; .md and .png go beside it (default: PREDICTIONS/val_result.json)")
     v.add_argument("--label", default=None, help="the model's name in the table and plot (default: PREDICTIONS' name)")
     v.add_argument("--span", type=int, default=50, help="positions per span (default: 50, as released)")
+    add_config_args(v)
     v.set_defaults(func=_cmd_val)
 
 
@@ -81,8 +84,8 @@ def add_longbench_chat(verbs: Any) -> None:
     add_config_args(p)
     add_flag(p, "--data", "eval.longbench_chat.data_dir", "folder with test_cases.json, few_shots.json, prompt_fs.txt")
     add_flag(p, "--model", "model", "model to evaluate (HF id, folder, alias)")
-    add_flag(p, "--output-dir", "eval.output_dir", "results folder: results go to <dir>/<label>/longbench-chat/; "
-             "with --score-only, where result.json goes (default: <output_dir>/eval; with --score-only, beside PRED)")
+    add_flag(p, "--output-dir", "eval.output_dir", "results folder: results go to <dir>/<label>/longbench-chat/, "
+             "with --score-only too (default: <output_dir>/eval)")
     add_backend_flags(p)
     add_max_new_tokens(p, "eval.longbench_chat.max_new_tokens, 1024")
     add_flag(p, "--limit", "eval.longbench_chat.limit", "the first N cases", type=int)
@@ -90,8 +93,9 @@ def add_longbench_chat(verbs: Any) -> None:
     add_flag(p, "--judge-base-url", "eval.judge.base_url", "the judge's OpenAI-compatible endpoint")
     add_label(p)
     p.add_argument("--score-only", metavar="PRED.jsonl", default=None,
-                   help='rate the predictions in PRED.jsonl (lines {"idx": i, "pred": text}) instead of generating '
-                        "(default: generate what is missing, then rate)")
+                   help='rate the predictions in PRED.jsonl (lines {"idx": i, "pred": text}) into '
+                        "<dir>/<label>/longbench-chat/ (label: --label, else the file's name) instead of "
+                        "generating (default: generate what is missing, then rate)")
     p.set_defaults(func=_cmd_longbench_chat)
 
 

@@ -8,13 +8,14 @@
     longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
     longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
     longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
-    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
+    longcurate eval longbench --score-only pred/my-model --label my-model   # -> <output dir>/my-model/longbench/pred/
     longcurate eval report runs/demo/eval/checkpoint runs/demo/eval/base --output-dir runs/demo/eval
+    longcurate eval report --config configs/demo.yaml   # every model folder of the run's eval folder
     longcurate eval run --config configs/demo.yaml      # the stage: eval.run's tasks on every model + report
     longcurate check contamination --train runs/demo/mixture/mixture.jsonl \\
         --eval runs/demo/eval/probes.jsonl runs/demo/eval/needle.jsonl --output contamination.json
 
-Every verb but `report` also takes `--config FILE.yaml` and `key=value` overrides. Results are keyed
+Every verb also takes `--config FILE.yaml` and `key=value` overrides. Results are keyed
 by model: `<eval.output_dir>/<label>/<task>/` (label: `--label`, a name, else the model's last path
 component), one model per label (`<label>/model.json`; another model there is refused). Every output
 is written by one step at a time (a second command on it stops at its lock) and skipped when complete
@@ -28,13 +29,12 @@ lengths: `eval.longbench.maxlen_file`, else LongBench's).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words, resolve_config
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import read_json_if_valid
+from longcurate.core.jsonl import finite_json, read_json_if_valid
 from longcurate.core.layout import EvalFiles, LongBenchFiles, model_label
 from longcurate.core.runner import raise_if_incomplete, step_state
 from longcurate.eval.bench_cli import add_longbench_chat, add_val
@@ -48,10 +48,12 @@ LONGBENCH_DOC = """LongBench (v1) or LongBench-E on one model: predict what is m
     longcurate eval longbench --data-dir data/longbench --tasks hotpotqa,trec --limit 20
     longcurate eval longbench --data-dir data/longbench --model runs/demo/checkpoint --max-new-tokens 8
     longcurate eval longbench --data-dir data/longbench --longbench-e      # LongBench-E buckets
-    longcurate eval longbench --score-only runs/x/eval/checkpoint/longbench/pred   # -> pred/result.json
+    longcurate eval longbench --score-only pred/my-model --label my-model   # -> <output dir>/my-model/longbench/pred/
 
-Predictions and result.json go to <output dir>/<label>/longbench/pred/ (pred_e/ for -E): one folder
-per model, whose model.json names it; result.json and every prediction line name the model, and a
+Predictions and result.json go to <output dir>/<label>/longbench/pred/ (pred_e/ for -E); with
+--score-only, result.json goes there too (label: --label, else the label folder PRED_DIR sits in,
+else PRED_DIR's name) and names PRED_DIR, so `eval report` finds every model's scores in one layout.
+One folder per model, whose model.json names it (or the predictions); result.json and every prediction line name the model, and a
 prediction is reused only for the same model, prompt, length and settings. Max new tokens per task:
 --max-new-tokens > eval.generate.max_new_tokens > eval.longbench.maxlen_file > LongBench's own.
 Failures (bad lines, generation errors, missing predictions) are excluded from the task means,
@@ -131,16 +133,18 @@ def _cmd_nll(args: argparse.Namespace) -> int:
 
 def _cmd_longbench(args: argparse.Namespace) -> int:
     from longcurate.eval import longbench
+    from longcurate.eval.imported import longbench_results
     from longcurate.eval.longbench_score import format_result
 
     cfg = resolve_config(args)
     lb = cfg.eval.longbench
     if args.score_only:
         limit = lb.limit if lb.limit is not None else cfg.eval.limit
-        result = longbench.score_only(Path(args.score_only), output_dir=args.output_dir, tasks=list(lb.tasks) or None,
+        files = longbench_results(cfg, Path(args.score_only), args.label)
+        result = longbench.score_only(Path(args.score_only), output_dir=files.folder, tasks=list(lb.tasks) or None,
                                       e=lb.e, data_dir=lb.data_dir, limit=limit)
     else:
-        result = longbench.run_longbench(cfg, label=args.label)
+        result = longbench.run_longbench(cfg, label=args.label, progress=not args.no_progress)
     print(format_result(result, LongBenchFiles(Path(result["_path"]).parent).rejected))
     if "model" in result:
         print(f"model: {result['model']} (label {result['label']})")
@@ -151,13 +155,19 @@ def _cmd_longbench(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from longcurate.eval.report import report_models
+    from longcurate.eval.results import model_folders
 
-    labels = comma_words(args.labels) if args.labels else [None] * len(args.folders)
-    if len(labels) != len(args.folders):
-        raise UserError(f"--labels needs one label per folder: {len(labels)} label(s) for {len(args.folders)} folder(s)")
-    evals = EvalFiles(Path(args.output_dir) if args.output_dir else Path(args.folders[0]).parent)
+    run_evals = resolve_config(args).layout().evals
+    folders = [Path(f) for f in args.folders] or model_folders(run_evals)
+    if not folders:
+        raise UserError(f"no model results under {run_evals.folder} (name the result folders: eval report DIR ...)")
+    labels = comma_words(args.labels) if args.labels else [None] * len(folders)
+    if len(labels) != len(folders):
+        raise UserError(f"--labels needs one label per folder: {len(labels)} label(s) for {len(folders)} folder(s)")
+    evals = EvalFiles(Path(args.output_dir)) if args.output_dir else \
+        (EvalFiles(folders[0].parent) if args.folders else run_evals)
     contamination = read_json_if_valid(evals.contamination)  # the stage's check, when it ran there
-    print(f"report: {report_models(list(zip(map(Path, args.folders), labels)), evals, contamination)}")
+    print(f"report: {report_models(list(zip(folders, labels)), evals, contamination)}")
     return 0
 
 
@@ -165,16 +175,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from longcurate.eval.stage import run_stage
 
     stats = run_stage(resolve_config(args))
-    print(json.dumps(stats, indent=2))
+    print(finite_json(stats, "stdout", indent=2))
     raise_if_incomplete(stats, "eval run")
     return 0
 
 
 def _cmd_contamination(args: argparse.Namespace) -> int:
     from longcurate.eval.contamination import format_table, require_clean, run_check
+    from longcurate.eval.stage import training_data
 
-    result, rejects = run_check(args.train, args.eval, args.output, answer_field=args.answer_field,
-                                key_field=args.key_field, progress=True)
+    cfg = resolve_config(args)
+    layout = cfg.layout()
+    train = args.train or [p for p in [training_data(cfg)] if p is not None]
+    evals = args.eval or [p for p in (layout.probes, layout.needle, layout.heldout) if p.exists()]
+    if not train or not evals:
+        raise UserError(f"check contamination: no {'training data' if not train else 'eval items'} in the run "
+                        f"({layout.root}): name the files with {'--train' if not train else '--eval'} FILE ...")
+    result, rejects = run_check(train, evals, args.output, answer_field=args.answer_field,
+                                key_field=args.key_field, progress=not args.no_progress)
     print(format_table(result))
     print(rejects.summary())
     print(f"wrote {args.output}")
@@ -227,15 +245,14 @@ def _add_longbench(verbs: Any) -> None:
                          description=LONGBENCH_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p, own_length="per task: eval.longbench.maxlen_file, else LongBench's lengths",
                     limit_key="eval.longbench.limit", limit_help="at most this many items per task",
-                    output_help="results folder: predictions and result.json go to <dir>/<label>/longbench/pred/; "
-                                "with --score-only, where result.json goes (default: <output_dir>/eval; with "
-                                "--score-only, PRED_DIR)")
+                    output_help="results folder: predictions and result.json go to <dir>/<label>/longbench/pred/, "
+                                "with --score-only too (default: <output_dir>/eval)")
     add_flag(p, "--data-dir", "eval.longbench.data_dir", "folder of LongBench-format <task>.jsonl files")
     add_flag(p, "--tasks", "eval.longbench.tasks", "comma-separated task names (default: all found)", type=comma_words)
     add_switch(p, "--longbench-e", "eval.longbench.e", "LongBench-E: read <task>_e.jsonl, score by length bucket")
     p.add_argument("--score-only", metavar="PRED_DIR", default=None,
-                   help="score the <task>.jsonl prediction files in PRED_DIR instead of generating "
-                        "(default: predict what is missing, then score)")
+                   help="score the <task>.jsonl prediction files in PRED_DIR into <dir>/<label>/longbench/ "
+                        "instead of generating (default: predict what is missing, then score)")
     p.set_defaults(func=_cmd_longbench)
 
 
@@ -270,10 +287,17 @@ def register(sub: Any) -> None:
     add_longbench_chat(verbs)  # eval/bench_cli.py: the papers' own benchmarks
     add_val(verbs)
 
-    r = verbs.add_parser("report", help="Markdown report + PNG plots comparing result folders")
-    r.add_argument("folders", nargs="+", metavar="RESULT_DIR", help="a model's folder (holding probes/ needle/ ...)")
+    r = verbs.add_parser("report", help="Markdown report + PNG plots comparing result folders",
+                         description="Compare models' result folders: report.md and plots/. Figures computed on "
+                                     "different item sets are marked as not comparable. KEY=VALUE overrides may "
+                                     "stand among the folders.")
+    r.add_argument("folders", nargs="*", metavar="RESULT_DIR",
+                   help="a model's folder (holding probes/ needle/ ...) (default: every model folder with results "
+                        "in the run's eval folder, <output_dir>/eval or eval.output_dir)")
+    add_config_args(r, positional=False)
     r.add_argument("--labels", default=None, help="comma-separated model names (default: folder names)")
-    r.add_argument("--output-dir", default=None, help="where report.md and plots/ go (default: the first folder's parent)")
+    r.add_argument("--output-dir", default=None, help="where report.md and plots/ go (default: the first folder's "
+                                                      "parent; without folders, the run's eval folder)")
     r.set_defaults(func=_cmd_report)
 
     s = verbs.add_parser("run", help="the eval stage: eval.run's tasks on every model of eval.models, then the report",
@@ -298,10 +322,13 @@ def _register_check(sub: Any) -> None:
                     "held-out sample: the response; or the named fields of any JSONL), whether its texts occur "
                     "in the training data (case- and whitespace-normalised, whole words) and its share of "
                     "13-grams found there. Training files (samples, mixtures, ShareGPT) are streamed.")
-    c.add_argument("--train", nargs="+", required=True, metavar="FILE",
-                   help="training data (JSONL, JSON, Parquet, datasets folders)")
-    c.add_argument("--eval", nargs="+", required=True, metavar="FILE",
-                   help="eval item files (JSONL, JSON, Parquet, datasets folders)")
+    add_config_args(c)
+    c.add_argument("--train", nargs="+", default=None, metavar="FILE",
+                   help="training data (JSONL, JSON, Parquet, datasets folders) (default: the run's mixture, "
+                        "else its samples)")
+    c.add_argument("--eval", nargs="+", default=None, metavar="FILE",
+                   help="eval item files (JSONL, JSON, Parquet, datasets folders) (default: the run's probe, "
+                        "needle and held-out files that exist)")
     c.add_argument("--answer-field", default=None, help="check this field of every eval line (string or list) "
                                                         "(default: by the line's kind: probe, needle, LongBench, sample)")
     c.add_argument("--key-field", default=None, help="and this one (default: none)")

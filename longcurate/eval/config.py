@@ -87,8 +87,15 @@ class OpenAIGenConfig:
     model: str | None = None  # the served model's name; default: the model being evaluated
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored or logged
     max_concurrency: int = 8
-    max_retries: int = 5  # the SDK retries 429 / 5xx / timeouts with backoff
+    # A failed attempt (no reply, 429 / 5xx / timeout, a reply with no answer in it: not JSON, no
+    # choices, empty or null content) is tried again this many times, with exponential backoff.
+    max_retries: int = 5
     timeout_s: float = 120.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    # after this many failed attempts in a row nothing more is sent this run (the items stay pending); null: never
+    max_consecutive_failures: int | None = 20
+    max_requests: int | None = None  # at most this many generation requests per run (the rest stay pending)
 
     def __post_init__(self) -> None:
         http_url("generate.openai.base_url", self.base_url)
@@ -96,6 +103,11 @@ class OpenAIGenConfig:
         at_least("generate.openai.max_retries", self.max_retries, 0)
         if not self.timeout_s > 0 or not math.isfinite(self.timeout_s):
             raise ConfigError(f"eval.generate.openai.timeout_s must be > 0, got {self.timeout_s!r}")
+        at_least("generate.openai.max_consecutive_failures", self.max_consecutive_failures, 1, optional=True)
+        at_least("generate.openai.max_requests", self.max_requests, 1, optional=True)
+        if not (0 <= self.backoff_initial_s <= self.backoff_max_s) or not math.isfinite(self.backoff_max_s):
+            raise ConfigError("eval.generate.openai: need 0 <= backoff_initial_s <= backoff_max_s (finite), got "
+                              f"{self.backoff_initial_s} and {self.backoff_max_s}")
 
 
 @dataclass

@@ -3,6 +3,11 @@ eval folder, each a step of `core.runner` whose settings name what decides its t
 tokenizer, corpus and the holdout part read), so a build is locked, skipped when complete and redone
 when its settings change.
 
+`eval build` (and the stage, `eval run`) build them to their settings; a command that only reads
+them (`eval probes`, `eval needle`, `eval nll`) uses the file `eval build` made, whatever settings it
+was built with, and says which of its own differ (`reuse_built`), rather than replacing it with items
+of its defaults. Only a file of an older item format is rebuilt.
+
 Their text is held out from training: when synth may read the same corpus (`core.holdout.partitioned`
 on `eval.corpus` and `synth.corpus.path`), probes and needle haystacks read only its eval part (see
 `sources.EvalCorpus`); a corpus given to eval alone is read whole.
@@ -15,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from longcurate.core.completion import describe_change
 from longcurate.core.jsonl import Rejects, done_marker, write_jsonl
 from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.eval.sources import EvalCorpus
@@ -60,12 +66,14 @@ def needle_step(cfg: EvalRunConfig) -> StepSpec:
     return StepSpec("the needle items", cfg.layout().needle, settings, on_change="redo")
 
 
-def ensure_probes(cfg: EvalRunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
-    """Build `probes.jsonl` unless it is complete with the same settings (or the user's); its path."""
+def ensure_probes(cfg: EvalRunConfig, tokenizer_loader: Callable[[], Any] | None = None, *,
+                  rebuild: bool = False) -> Path:
+    """`probes.jsonl`: the user's, or the one built here when complete (with any settings, unless
+    `rebuild`: then only with these), else built now; its path."""
     from longcurate.eval import probes
 
     spec = probes_step(cfg)
-    if given_by_user(spec):
+    if given_by_user(spec) or (not rebuild and reuse_built(spec)):
         return spec.output
 
     def build(run: StepRun) -> dict[str, Any]:
@@ -87,12 +95,13 @@ def ensure_probes(cfg: EvalRunConfig, tokenizer_loader: Callable[[], Any] | None
     return spec.output
 
 
-def ensure_needles(cfg: EvalRunConfig, tokenizer_loader: Callable[[], Any] | None = None) -> Path:
-    """Build `needle.jsonl` unless it is complete with the same settings (or the user's); its path."""
+def ensure_needles(cfg: EvalRunConfig, tokenizer_loader: Callable[[], Any] | None = None, *,
+                   rebuild: bool = False) -> Path:
+    """`needle.jsonl`, as `ensure_probes`."""
     from longcurate.eval.needle import build_needles
 
     spec = needle_step(cfg)
-    if given_by_user(spec):
+    if given_by_user(spec) or (not rebuild and reuse_built(spec)):
         return spec.output
 
     def build(run: StepRun) -> dict[str, Any]:
@@ -119,6 +128,22 @@ def given_by_user(spec: StepSpec) -> bool:
     return False
 
 
+def reuse_built(spec: StepSpec) -> bool:
+    """Whether an item file built here (`eval build`), complete and of this item format, is read as it
+    is by a command that only evaluates on it, though its settings differ from this command's: the
+    differences are logged, with how to rebuild it. False when it is missing, incomplete, of another
+    format, or built with these very settings (the step runner then simply skips it)."""
+    recorded = spec.completion.recorded_settings()
+    if not isinstance(recorded, dict) or recorded.get("format") != ITEM_FORMAT or not Path(spec.output).exists():
+        return False
+    wanted = spec.completion.settings
+    if recorded == wanted:
+        return False
+    log.warning("%s was built with other settings than this command's (%s): evaluating on it as built; "
+                "`longcurate eval build` with these settings rebuilds it", spec.output, describe_change(recorded, wanted))
+    return True
+
+
 # The shared item files, each with its builder (`eval build --only` takes these names).
 ITEM_FILES: dict[str, Callable[..., Path]] = {"probes": ensure_probes, "needle": ensure_needles}
 
@@ -135,8 +160,8 @@ def build_items(cfg: EvalRunConfig, kinds: Iterable[str]) -> dict[str, Path]:
     made with other settings; the tokenizer is loaded once, and only when a file is built."""
     tokenizer = functools.cache(lambda: item_tokenizer(cfg))
     wanted = set(kinds)
-    return {kind: build(cfg, tokenizer) for kind, build in ITEM_FILES.items() if kind in wanted}
+    return {kind: build(cfg, tokenizer, rebuild=True) for kind, build in ITEM_FILES.items() if kind in wanted}
 
 
 __all__ = ["ITEM_FORMAT", "ITEM_FILES", "eval_corpus", "probes_step", "needle_step", "ensure_probes", "ensure_needles",
-           "build_items", "item_tokenizer", "given_by_user"]
+           "build_items", "item_tokenizer", "given_by_user", "reuse_built"]

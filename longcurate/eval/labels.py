@@ -64,11 +64,23 @@ def results_folder(cfg: EvalRunConfig, label: str | None, model: str) -> EvalMod
     return claim(cfg.layout().evals.model(label or model_label(model)), model)
 
 
+def check_loadable(cfg: EvalRunConfig, model: str) -> None:
+    """A model the local backends (hf, vllm) cannot load stops here, in one line naming it and why
+    (`core.models`), before its label's folder is made: no empty `eval/<label>/` is left behind. Only
+    its config is read; the weights load on first use. A served model (openai) is the server's."""
+    if cfg.eval.generate.backend in ("hf", "vllm"):
+        from longcurate.core.models import load_config
+
+        load_config(model, allow_download=cfg.allow_download, trust_remote_code=cfg.trust_remote_code)
+
+
 def model_run(cfg: EvalRunConfig, label: str | None, model: str, backend: EvalModel | None = None) -> ModelRun:
     """One model's evaluation under its label (claimed for it): the model interface is `backend` when
     given, else the configured backend, built on first use and shared by every task of the label."""
+    if backend is None:
+        check_loadable(cfg, model)
     files = results_folder(cfg, label, model)
     return ModelRun(cfg, files.folder.name, model, files, backend or LazyModel(lambda: make_model(cfg, model)))
 
 
-__all__ = ["model_identity", "owner_name", "claim", "results_folder", "model_run"]
+__all__ = ["model_identity", "owner_name", "claim", "results_folder", "check_loadable", "model_run"]

@@ -52,16 +52,17 @@ class Probe:
     task: str
     set_id: int
     position_id: int
-    num_positions: int
     key: str
     answer: str  # the sentence / the function name / the record's label
     context: str
     instruction: str
-    key_char: int  # where the key starts in the context
-    answer_char: int  # where the answer starts in the context
-    key_token: int  # the key's first token in the tokenized context
-    key_token_fraction: float  # key_token / context_tokens: where the key sits, 0 = start, 1 = end
-    context_tokens: int
+    # Recorded by the builder; a probe file of the user's may leave them out (None).
+    num_positions: int | None = None
+    key_char: int | None = None  # where the key starts in the context
+    answer_char: int | None = None  # where the answer starts in the context
+    key_token: int | None = None  # the key's first token in the tokenized context
+    key_token_fraction: float | None = None  # key_token / context_tokens: where the key sits, 0 = start, 1 = end
+    context_tokens: int | None = None
     description: str | None = None  # database: the record's description (also accepted as an answer)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,14 +70,11 @@ class Probe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Probe":
-        from longcurate.core.records import RecordError
+        """A probe line, every field it is scored or aggregated by checked (`item_checks.check_probe`:
+        a bad one raises `RecordError` naming it, and the line is quarantined, never scored)."""
+        from longcurate.eval.item_checks import check_probe
 
-        missing = [f for f in ("id", "task", "set_id", "position_id", "key", "answer", "context", "instruction")
-                   if f not in d]
-        if missing:
-            raise RecordError(missing[0], "missing field")
-        if d["task"] not in TASKS:
-            raise RecordError("task", f"unknown task {d['task']!r}; known: {', '.join(TASKS)}")
+        check_probe(d, TASKS)
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 

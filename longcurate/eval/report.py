@@ -4,6 +4,9 @@ A model's folder holds what the eval tasks wrote; the report reads every registe
 there (`tasks.py`, `results.py`) and adds, in registry order, each task's section (`sections.py`) for
 the models that have its results: probes, needle (with LongAlign's judge rating when present), answer
 NLL, LongBench, LongBench-Chat. The contamination check's line comes first, the failed items last.
+Figures computed on different item sets (12 items beside 3, another item file) are never
+put side by side silently: the section opens with a warning naming each model's item count, the
+command prints it too (`differing_items`).
 
 `report_models` is a step of `core.runner` (`report.md`, policy `redo`): locked while it is written,
 skipped when the result files it reads (their digests) and the contamination check are unchanged.
@@ -11,17 +14,20 @@ skipped when the result files it reads (their digests) and the contamination che
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from longcurate.core.jsonl import atomic_open, file_digest
 from longcurate.core.layout import EvalFiles
 from longcurate.core.runner import StepRun, StepSpec, run_step
-from longcurate.eval.results import ModelResults, load_results
+from longcurate.eval.results import ModelResults, count_text, differing_items, load_results
 from longcurate.eval.sections import table
 from longcurate.eval.tasks import TASKS, resolve
 
-REPORT_FORMAT = 1  # the report's layout version: a new one rewrites finished reports
+log = logging.getLogger("longcurate.eval")
+
+REPORT_FORMAT = 2  # the report's layout version: a new one rewrites finished reports (2: item-set warnings)
 
 
 def contamination_lines(contamination: dict[str, Any] | None) -> list[str]:
@@ -42,12 +48,24 @@ def failed_lines(results: list[ModelResults]) -> list[str]:
                                           [[m, k, f["id"], f["error"][:120]] for m, k, f in fails])]
 
 
+def item_set_warning(task: str, sets: list[tuple[str, dict[str, Any]]]) -> str:
+    """One line saying that a task's models were measured on different items, and how many each."""
+    counts = ", ".join(f"{label} {count_text(s.get('n'))}" for label, s in sets)
+    return (f"{task}: the models were measured on different item sets ({counts}; or other item files): "
+            "their figures are not comparable side by side; evaluate them on the same items")
+
+
 def markdown(results: list[ModelResults], figures: dict[str, str], contamination: dict[str, Any] | None = None) -> str:
     """The report's text; `figures` maps a figure name to its path relative to the report."""
     lines = ["# longcurate eval report", "", *contamination_lines(contamination)]
     lines += ["Models: " + ", ".join(f"**{r.label}** (`{r.folder}`)" for r in results), ""]
+    differ = differing_items(results)
     for task in TASKS.values():
-        lines += resolve(task.section)(results, figures)
+        section = resolve(task.section)(results, figures)
+        if section and task.name in differ:  # the warning right under the section's title
+            section = [*section[:2], f"**Not comparable.** {item_set_warning(task.name, differ[task.name])}.", "",
+                       *section[2:]]
+        lines += section
     lines += failed_lines(results)
     return "\n".join(lines)
 
@@ -82,6 +100,9 @@ def report_models(folders: list[tuple[Path, str | None]], evals: EvalFiles, cont
                 "contamination": None if contamination is None else file_digest(evals.contamination),
                 "format": REPORT_FORMAT}
 
+    for task, sets in differing_items(results).items():
+        log.warning("eval report: %s", item_set_warning(task, sets))
+
     def work(run: StepRun) -> dict[str, Any]:
         write_report(results, evals.folder, contamination)
         return {"models": len(results)}
@@ -90,4 +111,5 @@ def report_models(folders: list[tuple[Path, str | None]], evals: EvalFiles, cont
     return evals.report
 
 
-__all__ = ["REPORT_FORMAT", "contamination_lines", "failed_lines", "markdown", "write_report", "report_models"]
+__all__ = ["REPORT_FORMAT", "contamination_lines", "failed_lines", "item_set_warning", "markdown", "write_report",
+           "report_models"]

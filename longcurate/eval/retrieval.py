@@ -18,8 +18,8 @@ from typing import Any, Callable
 from longcurate.core.jsonl import Rejects, rejected_path, write_json
 from longcurate.core.prompts import user_prompt
 from longcurate.core.reader import read_parsed, source_digest
-from longcurate.core.records import RecordError
 from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.eval.item_checks import check_needle
 from longcurate.eval.items import ensure_needles, ensure_probes
 from longcurate.eval.labels import model_identity
 from longcurate.eval.model import EvalModel, GenRequest, ModelRun, task_stats
@@ -48,14 +48,6 @@ def load_items(path: str | Path, parse: Callable[[dict[str, Any]], Any] | None =
     if rejects.total:
         log.warning("%s: %s", path, rejects.summary())
     return items, rejects
-
-
-def check_needle(obj: dict[str, Any]) -> None:
-    for f in ("id", "length", "depth", "context", "question", "key_words"):
-        if f not in obj:
-            raise RecordError(f, "missing field")
-    if not isinstance(obj["key_words"], list) or not obj["key_words"]:
-        raise RecordError("key_words", "must be a non-empty list")
 
 
 def _finish(kind: str, results_path: Path, model: str, scored: list[dict[str, Any]], failures: list[Failed],

@@ -16,8 +16,12 @@ over sets (error bars: their standard deviation over sets), avg = mean over span
 "all" averages the tasks' avg and gap. Positions and sets come from the data, never from constants.
 
 Scoring is one step of `core.runner` (`run_val`): locked while it writes, skipped when the files it
-reads (their digests), the span and the label are unchanged. Every line is scored or the command stops
-with the line named, so VaL never finishes with items left over.
+reads (their digests), the span and the label are unchanged. A data line whose `position_id` or
+`set_id` is not a whole number >= 0, or whose ground truth is not a string, is quarantined beside
+the output (`<output>.rejected.jsonl`, with file, line, field and reason), counted (`n_rejected`) and
+never scored; every other line is scored or the command stops with the line named (a file that is
+not UTF-8, a data file without a usable line, predictions not line-aligned), so VaL never finishes
+with items left pending.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import atomic_open, file_digest, read_json_if_valid, write_json
+from longcurate.core.jsonl import Rejects, RejectSink, atomic_open, file_digest, read_json_if_valid, write_json
+from longcurate.core.records import RecordError
 from longcurate.core.runner import StepRun, StepSpec, run_step
+from longcurate.eval.item_checks import check_val_line
 
 # task -> the released file name (without .jsonl)
 FILES = {"document": "document_bi_32k", "code": "code_backward_32k", "database": "database_forward_32k"}
@@ -61,7 +67,8 @@ class TaskScore:
     spans: list[dict[str, Any]] = field(default_factory=list)  # {positions: [first, last read], score, std}
     n: int = 0  # items counted in a span
     n_lines: int = 0
-    n_skipped: int = 0
+    n_skipped: int = 0  # in the skip list, or quarantined (n_rejected of them)
+    n_rejected: int = 0  # data lines with an unusable field (quarantined)
     n_left_out: int = 0  # scored but outside every span's read range (a span's last position, a partial span)
 
     def figures(self) -> dict[str, Any]:
@@ -71,7 +78,7 @@ class TaskScore:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.figures(), "n": self.n, "n_lines": self.n_lines, "n_skipped": self.n_skipped,
-                "n_left_out": self.n_left_out, "positions": self.positions, "sets": self.sets, "span": self.span,
+                "n_rejected": self.n_rejected, "n_left_out": self.n_left_out, "positions": self.positions, "sets": self.sets, "span": self.span,
                 "spans": self.spans}
 
 
@@ -108,10 +115,12 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise FileNotFoundError(f"VaL file not found: {path}")
     out = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for n, raw in enumerate(f, start=1):
             try:
-                obj = json.loads(raw)
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{n}: not UTF-8 ({e.reason} at byte {e.start} of the line)") from None
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}:{n}: invalid JSON ({e.msg}); line indices must match the data") from None
             if not isinstance(obj, dict):
@@ -120,23 +129,28 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    value = obj.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise UserError(f"{where}: field '{key}' must be a {kind.__name__}, got {value!r:.60}")
-    return value
-
-
-def read_labels(task: str, path: Path) -> list[Label]:
+def read_labels(task: str, path: Path, rejects: RejectSink | None = None) -> tuple[list[Label], int]:
+    """The usable data lines of a task and the number of lines; a line with an unusable field
+    (`item_checks.check_val_line`) goes to `rejects` (without one, it stops the command)."""
     out = []
-    for i, obj in enumerate(_json_lines(path)):
-        where = f"{path}:{i + 1}"
-        pos, set_id = _field(obj, "position_id", int, where), _field(obj, "set_id", int, where)
+    lines = _json_lines(path)
+    if not lines:
+        raise UserError(f"{path}: empty (no data line)")
+    for i, obj in enumerate(lines):
+        try:
+            check_val_line(obj, task)
+        except RecordError as e:
+            if rejects is None:
+                raise UserError(f"{path}:{i + 1}: {e}") from None
+            rejects.add(e.reason, file=str(path), line=i + 1, field_name=e.field)
+            continue
         if task == "database":
-            out.append(Label(i, pos, set_id, _field(obj, "label", str, where), _field(obj, "description", str, where)))
+            out.append(Label(i, obj["position_id"], obj["set_id"], obj["label"], obj["description"]))
         else:
-            out.append(Label(i, pos, set_id, _field(obj, "completion", str, where)))
-    return out
+            out.append(Label(i, obj["position_id"], obj["set_id"], obj["completion"]))
+    if not out:
+        raise UserError(f"{path}: none of its {len(lines)} lines is usable (see the quarantine)")
+    return out, len(lines)
 
 
 def read_skip_list(path: Path) -> set[int]:
@@ -165,15 +179,19 @@ def prediction_text(obj: dict[str, Any], where: str) -> str:
 
 # --- aggregation --------------------------------------------------------------------------------
 
-def aggregate(task: str, labels: list[Label], scores: dict[int, float], span: int = SPAN) -> TaskScore:
-    """The released aggregation over the scored lines (`scores`: line -> score in [0, 1])."""
+def aggregate(task: str, labels: list[Label], scores: dict[int, float], span: int = SPAN,
+              n_lines: int | None = None) -> TaskScore:
+    """The released aggregation over the scored lines (`scores`: line -> score in [0, 1]); `labels`
+    are the usable data lines of `n_lines` (default: all of them usable)."""
     positions = max(lab.position_id for lab in labels) + 1
     sets = sorted({lab.set_id for lab in labels})
     cells: dict[tuple[int, int], list[float]] = defaultdict(list)
     for lab in labels:
         if lab.line in scores:
             cells[(lab.set_id, lab.position_id)].append(scores[lab.line])
-    out = TaskScore(task, span, sets, positions, n_lines=len(labels), n_skipped=len(labels) - len(scores))
+    n_lines = len(labels) if n_lines is None else n_lines
+    out = TaskScore(task, span, sets, positions, n_lines=n_lines, n_skipped=n_lines - len(scores),
+                    n_rejected=n_lines - len(labels))
     for i in range(positions // span):
         first, last = span * i, span * i + span - 2  # range(span_start, span_start + span - 1)
         per_set = []
@@ -193,17 +211,19 @@ def aggregate(task: str, labels: list[Label], scores: dict[int, float], span: in
     return out
 
 
-def score_task(task: str, data_dir: Path, pred_dir: Path, span: int = SPAN) -> TaskScore:
+def score_task(task: str, data_dir: Path, pred_dir: Path, span: int = SPAN,
+               rejects: RejectSink | None = None) -> TaskScore:
     name = FILES[task]
-    labels = read_labels(task, data_dir / f"{name}.jsonl")
+    labels, n_lines = read_labels(task, data_dir / f"{name}.jsonl", rejects)
     skip = read_skip_list(data_dir / f"{name}_skip_list.json")
     pred_path = pred_dir / f"sample_{name}.jsonl"
     preds = _json_lines(pred_path)
-    if len(preds) != len(labels):
-        raise UserError(f"{pred_path}: {len(preds)} lines for {len(labels)} data lines; the predictions must be "
+    if len(preds) != n_lines:
+        raise UserError(f"{pred_path}: {len(preds)} lines for {n_lines} data lines; the predictions must be "
                         "line-aligned with the data")
     scores = {}
-    for lab, obj in zip(labels, preds):
+    for lab in labels:
+        obj = preds[lab.line]
         if lab.line in skip:
             continue
         where = f"{pred_path}:{lab.line + 1}"
@@ -211,10 +231,11 @@ def score_task(task: str, data_dir: Path, pred_dir: Path, span: int = SPAN) -> T
             scores[lab.line] = score_item(task, prediction_text(obj, where), lab)
         except ValueError as e:
             raise UserError(f"{data_dir / (name + '.jsonl')}:{lab.line + 1}: {e}") from None
-    return aggregate(task, labels, scores, span)
+    return aggregate(task, labels, scores, span, n_lines)
 
 
-def score_val(data_dir: str | Path, pred_dir: str | Path, span: int = SPAN) -> dict[str, Any]:
+def score_val(data_dir: str | Path, pred_dir: str | Path, span: int = SPAN,
+              rejects: RejectSink | None = None) -> dict[str, Any]:
     """Every task whose data file is in `data_dir` -> {"tasks": {task: {avg, gap, n, ...}}, "all": {avg, gap}}."""
     data_dir, pred_dir = Path(data_dir), Path(pred_dir)
     if span < 2:
@@ -222,7 +243,7 @@ def score_val(data_dir: str | Path, pred_dir: str | Path, span: int = SPAN) -> d
     tasks = [t for t, name in FILES.items() if (data_dir / f"{name}.jsonl").exists()]
     if not tasks:
         raise FileNotFoundError(f"no VaL data file ({', '.join(n + '.jsonl' for n in FILES.values())}) in {data_dir}")
-    scored = {t: score_task(t, data_dir, pred_dir, span).to_dict() for t in tasks}
+    scored = {t: score_task(t, data_dir, pred_dir, span, rejects).to_dict() for t in tasks}
     n = len(scored)
     return {"tasks": scored,
             "all": {"avg": sum(t["avg"] for t in scored.values()) / n, "gap": sum(t["gap"] for t in scored.values()) / n},
@@ -293,11 +314,12 @@ def run_val(data_dir: str | Path, pred_dir: str | Path, output: str | Path, labe
     settings = {"inputs": val_inputs(data_dir, pred_dir), "span": span, "label": label, "format": 1}
 
     def work(run: StepRun) -> dict[str, Any]:
-        result = score_val(data_dir, pred_dir, span=span)
+        with Rejects(run.rejected) as rejects:
+            result = score_val(data_dir, pred_dir, span=span, rejects=rejects)
         write_val(result, run.output, label)
-        return {"all": result["all"]}
+        return {"all": result["all"], "n_rejected": rejects.total}
 
-    run_step(StepSpec("the VaL scores", output, settings, also_outputs=tuple(written.values()), quarantine=False), work)
+    run_step(StepSpec("the VaL scores", output, settings, also_outputs=tuple(written.values())), work)
     return {**(read_json_if_valid(output) or {}), "_written": {"json": output, **written}}
 
 

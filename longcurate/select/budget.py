@@ -6,8 +6,10 @@ without CAS last); `length` = longest prompt first; `random` = a seeded shuffle;
 θ_B: `ifd` = Cherry's instruction-following difficulty PPL(y | x) / PPL(y) descending, samples with
 IFD > 1 (the prompt makes the response harder: Cherry drops them as noise) after all others, nearest
 to 1 first; `perplexity` = PPL(y | x) descending (the hardest responses first). Samples without a
-figure go last. Ties break by id. Every method is also an `ablate` arm (`METHODS`, `method_orders`).
-A budget larger than the data is capped with a warning (`budget_overflow: error` makes it an error).
+figure go last. Ties break by id. Every method (`select.config.METHODS`) is also an `ablate` arm.
+A budget larger than the data is capped with a warning (`budget_overflow: error` makes it an error),
+and its files are named by the size they hold: budgets 1000, 3000 and 5000 of a 26-sample pool make
+one file per method, `<method>-26.jsonl`, not three copies named by sizes they do not have.
 """
 
 from __future__ import annotations
@@ -25,18 +27,42 @@ from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.select")
 
-METHODS = ("gateau", "random", "hmg-only", "cam-only", "length", "ifd", "perplexity")
 FIGURES = {"ifd": "ifd", "perplexity": "perplexity"}  # method -> the ranked record's figure it orders by
 
 
+def requested_size(value: float, n: int) -> int:
+    """A budget's sample count before capping: a size, or a fraction (< 1) of `n` samples."""
+    return max(1, int(math.floor(value * n + 0.5))) if value < 1 else int(value)
+
+
 def budget_size(value: float, n: int, overflow: str = "cap") -> int:
-    size = max(1, int(math.floor(value * n + 0.5))) if value < 1 else int(value)
+    size = requested_size(value, n)
     if size > n:
         if overflow == "error":
             raise UserError(f"budget {size} is larger than the {n} ranked samples (select.budget_overflow: error)")
         log.warning("budget %d is larger than the %d ranked samples; capped to %d", size, n, n)
         size = n
     return size
+
+
+def budget_files(budgets: list[float], n: int, overflow: str = "cap") -> dict[str, int]:
+    """{file label: size} for the budgets over `n` ranked samples. A budget larger than `n` is capped
+    to `n` and labelled by that real size, so several such budgets make one file (one warning)."""
+    files: dict[str, int] = {}
+    capped: list[str] = []
+    for spec in budgets:
+        label, value = parse_budget(spec)
+        size = requested_size(value, n)
+        if size > n:
+            if overflow == "error":
+                raise UserError(f"budget {size} is larger than the {n} ranked samples (select.budget_overflow: error)")
+            capped.append(label)
+            label, size = str(n), n
+        files.setdefault(label, size)
+    if capped:
+        log.warning("budget(s) %s: larger than the %d ranked samples; written once per method, with all %d, as "
+                    "<method>-%d.jsonl", ", ".join(capped), n, n, n)
+    return files
 
 
 def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: int) -> dict[str, list[str]]:
@@ -51,7 +77,7 @@ def method_orders(ranked: list[dict[str, Any]], lengths: dict[str, int], seed: i
         "random": shuffled,
         "hmg-only": sorted(ids, key=lambda i: (-by_id[i]["hmg"], i)),
         "cam-only": cam_order,
-        "length": sorted(ids, key=lambda i: (-lengths.get(i, 0), i)),
+        "length": sorted(ids, key=lambda i: (i not in lengths, -lengths.get(i, 0), i)),
         "ifd": sorted(ids, key=lambda i: ifd_key(by_id[i].get("ifd"), i)),
         "perplexity": sorted(ids, key=lambda i: (by_id[i].get("perplexity") is None,
                                                  -(by_id[i].get("perplexity") or 0.0), i)),
@@ -74,27 +100,38 @@ def require_figures(ranked: list[dict[str, Any]], methods: list[str]) -> None:
                             f"e.g. {lacking[:3]} (HMG scores made before IFD existed: score HMG again)")
 
 
+def token_counts(ranked: list[dict[str, Any]], samples: dict[str, Sample], scored: dict[str, int] | None,
+                 required: bool) -> dict[str, int]:
+    """Each ranked sample's token count: the scoring pass's (`scored`, from `n_tokens`), else the
+    input's own `length`. A sample with neither has no count — never 0: when the `length` order is
+    `required` that stops here, naming the samples."""
+    scored = scored or {}
+    counts = {r["id"]: scored[r["id"]] if r["id"] in scored else samples[r["id"]].length for r in ranked}
+    absent = [i for i, n in counts.items() if n is None]
+    if absent and required:
+        raise UserError(f"budget method 'length': {len(absent)} sample(s) have no token count, e.g. {absent[:3]} "
+                        "(the input has no `length` and the HMG scores hold no `n_tokens` for them: score HMG)")
+    derived = sum(1 for r in ranked if r["id"] in scored and samples[r["id"]].length is None)
+    if derived and required:
+        log.info("length order: token counts from scoring (n_tokens) for %d sample(s) whose input has no length",
+                 derived)
+    return {i: n for i, n in counts.items() if n is not None}
+
+
 def write_budgets(ranked: list[dict[str, Any]], samples: dict[str, Sample], out_dir: str | Path,
                   budgets: list[float], methods: list[str], *, lengths: dict[str, int] | None = None,
                   seed: int = 0, overflow: str = "cap") -> dict[str, Any]:
     """Write every method's file for every budget (`core.layout.budget_name`: `<method>-<budget>.jsonl`)
     into `out_dir`; returns {file: count}."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"select.baselines: unknown budget method(s) {unknown}; use {list(METHODS)}")
-    if overflow not in ("cap", "error"):
-        raise UserError(f"select.budget_overflow must be cap or error, got {overflow!r}")
     require_figures(ranked, methods)
     missing = [r["id"] for r in ranked if r["id"] not in samples]
     if missing:
         raise UserError(f"{len(missing)} ranked id(s) are not in the samples file, e.g. {missing[:5]}")
-    lengths = lengths or {i: s.length for i, s in samples.items()}
-    orders = method_orders(ranked, lengths, seed)
+    orders = method_orders(ranked, token_counts(ranked, samples, lengths, "length" in methods), seed)
     out_dir = Path(out_dir)
     written: dict[str, int] = {}
-    for spec in budgets:
-        size = budget_size(parse_budget(spec)[1], len(ranked), overflow)
+    for label, size in budget_files(budgets, len(ranked), overflow).items():
         for m in methods:
-            path = out_dir / budget_name(m, spec)
+            path = out_dir / budget_name(m, label)
             written[path.name] = write_jsonl(path, (samples[i].to_dict() for i in orders[m][:size]))
     return written

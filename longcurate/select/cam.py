@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 
 from longcurate.core.engine import finite_ppl
-from longcurate.core.errors import UserError
+from longcurate.select.config import CAS_METRICS
 from longcurate.select.inputs import Prepared, PromptBuilder
 
-CAS_METRICS = ("cos", "kl", "js")
 _EPS = 1e-12
 
 
@@ -53,7 +52,7 @@ def cas(importance: np.ndarray, attention: np.ndarray, metric: str = "cos") -> f
         p, q = p / p.sum(), q / max(q.sum(), _EPS)
         m = 0.5 * (p + q)
         return 0.5 * _kl(p, m) + 0.5 * _kl(q, m)
-    raise UserError(f"select.cas_metric: unknown cas metric {metric!r}; use one of {CAS_METRICS}")
+    raise ValueError(f"unknown cas metric {metric!r}; the metrics are {CAS_METRICS}")  # a score file's, not a config's
 
 
 def segment_nll_rows(batch: list[Prepared], builder: PromptBuilder, engine) -> list[list[float]]:
@@ -77,8 +76,6 @@ def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model:
     """Importance, attention and CAS for a chunk of samples; one record per sample. `attention`:
     the samples' segment attention when already measured with these `layers` (the select stage
     takes it from the θ_B forward that also gives HMG's NLL); otherwise it is measured here."""
-    if metric not in CAS_METRICS:
-        raise UserError(f"select.cas_metric: unknown cas metric {metric!r}; use one of {CAS_METRICS}")
     if attention is not None and (len(attention) != len(batch)
                                   or any(len(a) != len(p.segment_spans) for a, p in zip(attention, batch))):
         raise ValueError("attention must hold one vector per sample of the batch, one value per kept segment")
@@ -109,8 +106,6 @@ def cam_records(batch: list[Prepared], builder: PromptBuilder, engine, *, model:
 
 def temper(importance: list[float], temperature: float) -> np.ndarray:
     """softmax(IS / T) from the T = 1 importance softmax(IS): proportional to importance^(1/T)."""
-    if not temperature > 0:
-        raise UserError(f"select.importance_temperature must be > 0, got {temperature}")
     return softmax(np.log(np.clip(np.asarray(importance, dtype=np.float64), 1e-300, None)) / temperature)
 
 

@@ -7,6 +7,7 @@
     longcurate select diagnose --hmg scores/hmg.jsonl --cam scores/cam.jsonl --input samples.jsonl
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
     longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
+    longcurate select run --input mine.jsonl --dry-run        # samples, tokens per pass, time estimate; writes nothing
 
 Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
 """
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from longcurate.core.cli import add_config_args, add_flag, resolve_config
-from longcurate.core.layout import parse_budget
 
 
 def _input(p: argparse.ArgumentParser, text: str = "samples to score (JSONL, JSON, Parquet, a datasets folder)") -> None:
@@ -48,7 +48,7 @@ def _score(kind: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from longcurate.select.scoring import run_score
 
-        stats = run_score(resolve_config(args), kind)
+        stats = run_score(resolve_config(args), kind, show_progress=not args.no_progress)
         print(f"score {kind}: {stats}")
         return 0
 
@@ -65,11 +65,9 @@ def _rank(args: argparse.Namespace) -> int:
 def _budget(args: argparse.Namespace) -> int:
     from longcurate.select.stage import run_budget
 
-    sizes = [a for a in args.items if "=" not in a]
-    args.overrides = [a for a in args.items if "=" in a]
-    cfg = resolve_config(args)
-    budgets = [parse_budget(s)[1] for s in sizes] or None  # a size that is not a number is a UserError
-    run_budget(cfg, budgets, _p(args.ranked))
+    if args.sizes:  # the positional sizes are `select.budgets`, checked with the rest of the config
+        args.overrides = [*args.overrides, f"select.budgets=[{','.join(args.sizes)}]"]
+    run_budget(resolve_config(args), _p(args.ranked))
     return 0
 
 
@@ -95,9 +93,15 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    if args.dry_run:
+        from longcurate.select.estimate import dry_run
+
+        dry_run(cfg)
+        return 0
     from longcurate.select.stage import run_stage
 
-    run_stage(resolve_config(args))
+    run_stage(cfg)
     return 0
 
 
@@ -146,11 +150,10 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("budget", help="top-k files for each budget, plus the baselines",
                          description="Sizes (1000 3000 5000) or fractions (0.1); baselines random, hmg-only, "
                                      "cam-only, length, ifd, perplexity. Positional KEY=VALUE overrides are accepted too.")
-    p.add_argument("--config", "-c", metavar="FILE.yaml",
-                   help="YAML config: a file, or the name of a bundled one (default: none: the built-in defaults)")
-    p.add_argument("items", nargs="*", metavar="SIZE|KEY=VALUE",
-                   help="budgets and config overrides, e.g. 1000 0.1 select.baselines=[random,length] "
-                        "(default: select.budgets)")
+    add_config_args(p, positional=False)
+    p.add_argument("sizes", nargs="*", metavar="SIZE|KEY=VALUE",
+                   help="budgets and config overrides, anywhere on the line, e.g. 1000 0.1 "
+                        "select.baselines=[random,length] (default: select.budgets)")
     _input(p, "the scored samples (records are copied from here)")
     p.add_argument("--ranked", help="ranked scores (default <output_dir>/select/ranked.jsonl)")
     add_flag(p, "--out-dir", "select.budget_dir", "where the files go (default <output_dir>/budgets)")
@@ -167,4 +170,8 @@ def register(sub: Any) -> None:
                          description="Each step resumes or skips itself, so a re-run redoes nothing.")
     add_config_args(p)
     _input(p, "samples to score (default <output_dir>/samples.jsonl)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sample count, the tokens of every scoring pass and an estimate of the scoring "
+                        "time on this device (a few timed forwards of θ_B), then stop: nothing is scored or written "
+                        "(default: off)")
     p.set_defaults(func=_run)

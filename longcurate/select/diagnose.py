@@ -18,22 +18,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
-from longcurate.select.rank import average_ranks, spearman
+from longcurate.select.rank import spearman
 
 LENGTH_PROXY_RHO = 0.7  # |Spearman| of CAS with length or segments from which CAS "orders as length does"
 NEAR_UNIFORM = 0.95  # mean normalised importance entropy from which importance carries little
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float:
-    """Area under the ROC curve (Mann–Whitney U; ties count one half); nan without both classes."""
-    s = np.asarray(scores, dtype=np.float64)
+    """Area under the ROC curve (`sklearn.metrics.roc_auc_score`; ties count one half); nan without
+    both classes (scikit-learn would raise)."""
     y = np.asarray(labels, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return float("nan")
-    r = average_ranks(s)
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64)))
 
 
 def top_hits(cam: list[dict[str, Any]], kinds: dict[str, str], key: str, kind: str = "fine",

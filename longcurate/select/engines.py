@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from longcurate.core.errors import UserError
 from longcurate.select.hmg import ShortModel
 from longcurate.select.steps import model_b_name
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
     from longcurate.core.engine import ScoringEngine
 
 
@@ -32,7 +31,7 @@ def max_positions(name: str, allow_download: bool, trust_remote_code: bool = Fal
     return int(load_config(name, allow_download, trust_remote_code).max_position_embeddings)
 
 
-def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engines:
+def load_engines(cfg: SelectRun, kind: str, show_progress: bool = False) -> Engines:
     """θ_B's engine, and for HMG θ_A as a ShortModel (its own checkpoint / RoPE, or θ_B windowed)."""
     from longcurate.core.models import load_model, load_tokenizer
     from longcurate.core.engine import ScoringEngine
@@ -52,9 +51,7 @@ def load_engines(cfg: RunConfig, kind: str, show_progress: bool = False) -> Engi
     engine_b = ScoringEngine(model_b, **eng)
     if kind != "hmg":
         return Engines(engine_b, name_b)
-    if sel.model_a is None and sel.rope_scaling is None:
-        if not sel.window:
-            raise UserError("θ_A equals θ_B: set select.window, select.model_a or select.rope_scaling")
+    if sel.model_a is None and sel.rope_scaling is None:  # then `select.window` is set (SelectConfig)
         short = ShortModel(f"{name_b}@window{sel.window}", engine_b, sel.window, same_as_b=True)
         model_a = model_b
     else:

@@ -139,18 +139,13 @@ def minmax(values: list[float]) -> list[float]:
     return [(v - lo) / span if span > 0 else 0.0 for v in values]
 
 
-HMG_SCALES = ("ppl", "log")
-
-
 def finalize_hmg(records: list[dict[str, Any]], scale: str = "ppl") -> list[dict[str, Any]]:
     """Add `norm_ppl_a`, `norm_ppl_b` and `hmg = norm(PPL_A) − norm(PPL_B)` over the whole dataset.
 
     `scale: ppl` is the paper's definition. PPL is heavy-tailed (a 1-token answer can have a PPL of
     1e5 while most sit below 50), so one outlier squeezes every other sample towards 0 after min-max;
     `scale: log` normalises log PPL (= the mean NLL) instead, which keeps the spread."""
-    if scale not in HMG_SCALES:
-        raise UserError(f"select.hmg_scale: unknown hmg scale {scale!r}; use one of {HMG_SCALES}")
-    key_a, key_b = ("ppl_a", "ppl_b") if scale == "ppl" else ("nll_a", "nll_b")
+    key_a, key_b = {"ppl": ("ppl_a", "ppl_b"), "log": ("nll_a", "nll_b")}[scale]  # `select.config.HMG_SCALES`
     na = minmax([r[key_a] for r in records])
     nb = minmax([r[key_b] for r in records])
     out = []

@@ -1,8 +1,9 @@
 """Samples in, token sequences out: what the scorers see, in two prompt formats.
 
 `chat` (default) renders `messages_for(context, instruction, response)` with the model's chat template
-and tokenizes the whole string once; the scored tokens are the assistant turn's content tokens (not the
-end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
+(after the sample's `turns_before` and before its `turns_after`, when it was cut from a longer
+conversation: `select.conversations`) and tokenizes the whole string once; the scored tokens are the
+assistant turn's content tokens (not the end-of-turn marker). `gateau` reproduces the released HMG scripts: the text
 `"### Input:" + input + "\\n\\n ### Instruction: " + instruction + "\\n\\n ### Response: " + response`
 is tokenized as one string, the loss covers the tokens after the first `len(tokenize(prefix))` tokens,
 and an over-long text is truncated on the left. The release's `input` is the user turn minus its last
@@ -31,8 +32,8 @@ from longcurate.core.jsonl import RejectSink, reject
 from longcurate.core.prompts import gateau_prefix, gateau_text, messages_for, user_prompt
 from longcurate.core.reader import read_parsed
 from longcurate.core.records import RecordError, Sample
+from longcurate.select.conversations import SampleReading
 
-PROMPT_FORMATS = ("chat", "gateau")
 _SENTINEL = "\x00CONTEXT\x00"
 GATEAU_RESPONSE_HEADER = "### Response: "  # what precedes the response in the gateau format's empty prompt
 
@@ -82,11 +83,12 @@ class Prepared:
                          segment_spans=list(self.segment_spans if segment_spans is None else segment_spans))
 
 
-def parse_sample(record: dict) -> Sample:
-    """`Sample.from_dict` (which checks counts and gold offsets); any other value it cannot convert
-    is raised as a RecordError, so it is quarantined with its reason like any other bad record."""
+def parse_sample(record: dict, reading: SampleReading | None = None) -> Sample:
+    """The sample `reading` makes of a record of any shape (`select.conversations`; `Sample.from_dict`
+    checks counts and gold offsets); any other value it cannot convert is raised as a RecordError,
+    so it is quarantined with its reason like any other bad record."""
     try:
-        return Sample.from_dict(record)
+        return (reading or SampleReading()).sample(record)
     except RecordError:
         raise
     except (ValueError, TypeError, OverflowError, KeyError) as e:
@@ -94,15 +96,18 @@ def parse_sample(record: dict) -> Sample:
 
 
 def load_samples(path: str | Path, rejects: RejectSink | None, limit: int | None = None,
-                 allow_download: bool = False) -> list[tuple[int, Sample]]:
-    """Read synth or LongAlign-format records from any source `core.reader.read_rows` reads (JSONL,
-    JSON, Parquet, a `datasets` folder, a Hub id with `allow_download`); records without an id get
-    their content id. Malformed records and repeated ids are quarantined.
+                 allow_download: bool = False, reading: SampleReading | None = None) -> list[tuple[int, Sample]]:
+    """Read samples from any source `core.reader.read_rows` reads (JSONL, JSON, Parquet, a `datasets`
+    folder, each compressed or not, a folder, a glob, a Hub id with `allow_download`) in any shape
+    `reading` reads (synth's records, messages, ShareGPT, alpaca, mapped columns); records without an
+    id get their content id. Malformed records and repeated ids are quarantined
+    (`select.conversations.InputReport` counts what the kept samples were made of).
 
     Returns (line number, sample) pairs in file order; the first occurrence of an id wins."""
     seen: dict[str, int] = {}
     out: list[tuple[int, Sample]] = []
-    for row, sample in read_parsed(path, parse_sample, rejects, allow_download=allow_download):
+    reading = reading or SampleReading()
+    for row, sample in read_parsed(path, lambda r: parse_sample(r, reading), rejects, allow_download=allow_download):
         if sample.id in seen:
             reason = f"duplicate id: {sample.id!r} already on line {seen[sample.id]}"
             reject(rejects, reason, file=row.file, line=row.line, field_name="id", record_id=sample.id)
@@ -120,11 +125,7 @@ class PromptBuilder:
     def __init__(self, tokenizer, *, prompt_format: str = "chat", max_length: int = 8192,
                  overlong: str | None = None, segment_tokens: int = 128, max_segments: int | None = None,
                  seed: int = 0):
-        if prompt_format not in PROMPT_FORMATS:
-            raise UserError(f"select.prompt_format: unknown {prompt_format!r}; use one of {PROMPT_FORMATS}")
         overlong = overlong or ("truncate" if prompt_format == "gateau" else "reject")
-        if overlong not in ("reject", "truncate"):
-            raise UserError(f"select.overlong: unknown policy {overlong!r}; use reject or truncate")
         if prompt_format == "chat" and getattr(tokenizer, "chat_template", None) is None:
             raise UserError("select.prompt_format 'chat' needs a tokenizer with a chat template; use 'gateau'")
         self.tok = tokenizer
@@ -143,8 +144,21 @@ class PromptBuilder:
         offsets = enc["offset_mapping"]
         return list(enc["input_ids"]), [a for a, _ in offsets], [b for _, b in offsets]
 
+    def _chat_prompt(self, s: Sample) -> str:
+        """The chat template over the turns before the scored answer (the context's user turn in
+        FILM's form), ending with the generation prompt."""
+        turns = [*s.turns_before, messages_for(s.context, s.instruction, s.response)[0], *s.turns_after]
+        try:
+            return self.tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # jinja2's TemplateError / raise_exception(): the template refuses these turns
+            raise InputReject(f"chat template error: {e}", "messages") from None
+
     def _layout(self, s: Sample) -> tuple[list[int], list[int], int, int, int, int]:
         """(ids, token char starts, context char start/end, response token start/end) in the full text."""
+        if self.format == "gateau" and (s.turns_before or s.turns_after):
+            raise InputReject(f"prompt_format gateau renders one exchange with no system prompt; this sample has "
+                              f"{len(s.turns_before) + len(s.turns_after)} turn(s) around it "
+                              "(use prompt_format chat)", "messages")
         if self.format == "gateau":
             text = gateau_text(release_input(s.context), s.instruction, s.response)
             ids, starts, _ = self._encode(text, special=True)
@@ -152,14 +166,15 @@ class PromptBuilder:
             r0 = len(self.tok(gateau_prefix(release_input(s.context), s.instruction))["input_ids"])
             c0 = len("### Input:")
             return ids, starts, c0, c0 + len(s.context), r0, len(ids)
-        msgs = messages_for(s.context, s.instruction, s.response)
-        prompt = self.tok.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
+        prompt = self._chat_prompt(s)
         full = prompt + s.response
         ids, starts, ends = self._encode(full, special=False)
         up = user_prompt(s.context, s.instruction)
         at = prompt.find(up)
         if at < 0:
             raise InputReject("chat template does not contain the user turn verbatim", "messages")
+        if s.multi_turn and prompt.find(up, at + 1) >= 0:
+            raise InputReject("the context's user turn occurs twice in the conversation", "messages")
         c0 = at + user_prompt(_SENTINEL, s.instruction).find(_SENTINEL) if s.context else at
         resp_char = len(prompt)
         # first token that reaches into the response (a token straddling the boundary counts as response)

@@ -13,57 +13,36 @@ carry the baselines' figures from the HMG file (`ifd`, `perplexity` = PPL(y | x)
 from __future__ import annotations
 
 import logging
-import math
+import warnings
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata, spearmanr
 
 from longcurate.core.errors import UserError
 
 log = logging.getLogger("longcurate.select")
 
-NORMALIZE = ("rank", "paper")
-
-
-def average_ranks(x: list[float] | np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their average rank (as scipy.stats.rankdata)."""
-    a = np.asarray(x, dtype=np.float64)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a), dtype=np.float64)
-    sa = a[order]
-    i = 0
-    while i < len(a):
-        j = i
-        while j + 1 < len(a) and sa[j + 1] == sa[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
 def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> float:
-    """Spearman's rho (Pearson on average ranks); nan when either side is constant."""
+    """Spearman's rho (`scipy.stats.spearmanr`: Pearson on average ranks); nan for fewer than two
+    pairs or when either side is constant (a correlation with nothing is not 0)."""
     if len(x) < 2:
         return float("nan")
-    rx, ry = average_ranks(x), average_ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(rx @ ry) / denom if denom > 0 else float("nan")
+    with warnings.catch_warnings():  # a constant side warns and gives nan: the nan is the answer
+        warnings.simplefilter("ignore")
+        return float(spearmanr(x, y).statistic)
 
 
 def percentile(x: list[float] | np.ndarray) -> np.ndarray:
-    """Average rank / N: in (0, 1], higher value -> higher percentile."""
-    return average_ranks(x) / max(len(x), 1)
+    """Average rank / N (`scipy.stats.rankdata`, ties share their average rank): in (0, 1], higher
+    value -> higher percentile."""
+    return rankdata(np.asarray(x, dtype=np.float64)) / max(len(x), 1)
 
 
 def rank_scores(hmg: list[dict[str, Any]], cam: list[dict[str, Any]] | None, alpha: float = 0.8,
                 normalize: str = "rank") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Join HMG and CAM records by id and rank (best first; ties by id). Samples without a CAS (CAM
     run on a subset, or skipped) get the mean cas_term of the others and are flagged `cas_imputed`."""
-    if normalize not in NORMALIZE:
-        raise UserError(f"select.normalize: unknown {normalize!r}; use one of {NORMALIZE}")
-    if not 0.0 <= alpha <= 1.0:
-        raise UserError(f"select.alpha must be in [0, 1], got {alpha}")
     if not hmg:
         raise UserError("no HMG scores to rank")
     ids = [str(r["id"]) for r in hmg]

@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.core.errors import SettingsChanged, UserError
 from longcurate.core.jsonl import RecordedRejects, Rejects, RejectSink
+from longcurate.core.reader import source_exists
 from longcurate.core.records import Sample
 from longcurate.core.runner import StepRun, run_step, run_steps, step_state
+from longcurate.select.conversations import InputReport, SampleReading
 from longcurate.select.engines import lazy, load_engines, max_positions
 from longcurate.select.inputs import Prepared, PromptBuilder, load_samples, prepare_all
 from longcurate.select.merge import merge_parts
 from longcurate.select.rejects import ShardRejects
 from longcurate.select.shard import ChunkSizer, ShardSpec, barrier_and_merge, run_joint_parts, run_parts, shard_spec
-from longcurate.select.steps import ScoreSteps, input_path, model_b_name, score_limit
+from longcurate.select.steps import ScoreSteps, input_path, model_b_name, sample_reading, score_limit
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
 
@@ -36,32 +38,32 @@ log = logging.getLogger("longcurate.select")
 Parsed = dict[tuple[str, int | None], tuple[list[tuple[int, Sample]], RecordedRejects]]
 
 
-def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allow_download: bool = False
-                ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
+def parse_input(inp: Path, limit: int | None, parsed: Parsed | None = None, allow_download: bool = False,
+                reading: SampleReading | None = None) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """(samples, parse rejects) of the input, parsed once per (path, limit) through `parsed` when given."""
     key = (str(inp), limit)
     if parsed is not None and key in parsed:
         return parsed[key]
     recorded = RecordedRejects()
-    result = (load_samples(inp, recorded, limit=limit, allow_download=allow_download), recorded)
+    result = (load_samples(inp, recorded, limit=limit, allow_download=allow_download, reading=reading), recorded)
     if parsed is not None:
         parsed[key] = result
     return result
 
 
-def parsed_samples(cfg: RunConfig, kind: str, parsed: Parsed | None = None
+def parsed_samples(cfg: SelectRun, kind: str, parsed: Parsed | None = None
                    ) -> tuple[list[tuple[int, Sample]], RecordedRejects]:
     """`parse_input` of the config's input with `kind`'s limit."""
-    return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download)
+    return parse_input(input_path(cfg), score_limit(cfg, kind), parsed, cfg.allow_download, sample_reading(cfg))
 
 
-def expected_ids(cfg: RunConfig, kind: str, parsed: Parsed | None = None) -> list[str]:
+def expected_ids(cfg: SelectRun, kind: str, parsed: Parsed | None = None) -> list[str]:
     """Every id a complete run must have scored or rejected (all shards together)."""
     samples, _ = parsed_samples(cfg, kind, parsed)
     return [s.id for _, s in samples]
 
 
-def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed | None = None,
+def merge_scores(cfg: SelectRun, steps: ScoreSteps, count: int, parsed: Parsed | None = None,
                  again: bool = False) -> dict[str, Any]:
     """Merge `count` finished part files into the score file; HMG's normalisation and CAM's importance
     temperature are applied here, over the whole dataset. `again`: even when it is complete."""
@@ -79,24 +81,24 @@ def merge_scores(cfg: RunConfig, steps: ScoreSteps, count: int, parsed: Parsed |
         lines={s.id: line for line, s in samples}))
 
 
-def chunk_sizer(cfg: RunConfig) -> ChunkSizer:
+def chunk_sizer(cfg: SelectRun) -> ChunkSizer:
     """Chunks of `select.chunk_size` samples, or (null) of about `select.chunk_seconds` of work."""
     return ChunkSizer(cfg.select.chunk_size, cfg.select.chunk_seconds)
 
 
-def make_builder(cfg: RunConfig, tokenizer: Any, max_length: int) -> PromptBuilder:
+def make_builder(cfg: SelectRun, tokenizer: Any, max_length: int) -> PromptBuilder:
     sel = cfg.select
     return PromptBuilder(tokenizer, prompt_format=sel.prompt_format, max_length=sel.max_length or max_length,
                          overlong=sel.overlong, segment_tokens=sel.segment_tokens,
                          max_segments=sel.max_segments, seed=cfg.seed)
 
 
-def run_score(cfg: RunConfig, kind: str, show_progress: bool = True) -> dict[str, Any]:
+def run_score(cfg: SelectRun, kind: str, show_progress: bool = True) -> dict[str, Any]:
     """Score this shard and, when this process may, merge. Returns stats."""
     return run_scores(cfg, [kind], show_progress)[kind]
 
 
-def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
+def run_scores(cfg: SelectRun, kinds: list[str], show_progress: bool = True) -> dict[str, dict[str, Any]]:
     """Score this shard for each kind, then merge each when this process may; stats per kind.
 
     When HMG and CAM both still have work here, they run together (`_score_joint`): every sample is
@@ -110,7 +112,7 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
         raise UserError("select.output names one command's output; leave it empty to score several kinds")
     spec = shard_spec(cfg.select.num_shards, cfg.select.shard_index)
     inp = input_path(cfg)
-    if not inp.exists() and not cfg.allow_download:
+    if not source_exists(inp) and not cfg.allow_download:
         raise FileNotFoundError(2, "input not found", str(inp))
     stats: dict[str, dict[str, Any]] = {}
     to_merge: list[ScoreSteps] = []
@@ -123,6 +125,10 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
             to_merge.append(steps)
             stats[kind] = {"output": str(steps.output), "shard": f"{spec.index}/{spec.count}"}
     parsed: Parsed = {}
+    for steps in to_merge:  # what the samples were made of (shapes, turns, split rules, derived fields)
+        report = InputReport.of(parsed_samples(cfg, steps.kind, parsed)[0])
+        stats[steps.kind]["input"] = report.to_dict()
+        log.info("%s input %s: %s", steps.kind, inp, report.format())
     _score_shard(cfg, to_merge, spec, show_progress, parsed, stats)
     for steps in to_merge:
         merged = barrier_and_merge(spec, lambda: merge_scores(cfg, steps, spec.count, parsed))
@@ -132,7 +138,7 @@ def run_scores(cfg: RunConfig, kinds: list[str], show_progress: bool = True) -> 
     return stats
 
 
-def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
+def _score_shard(cfg: SelectRun, to_score: list[ScoreSteps], spec: ShardSpec, show_progress: bool,
                  parsed: Parsed, stats: dict[str, dict[str, Any]]) -> None:
     """This shard's part file of each kind in `to_score`, made in one pass (`run_steps`: finished parts
     are skipped); their counts go into `stats`. A refusal caused by an edited input says so."""
@@ -155,7 +161,7 @@ def _score_shard(cfg: RunConfig, to_score: list[ScoreSteps], spec: ShardSpec, sh
         raise
 
 
-def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: ShardSpec, rejects: RejectSink,
+def _prepared_for(cfg: SelectRun, kind: str, builder: PromptBuilder, spec: ShardSpec, rejects: RejectSink,
                   cache: dict, parsed: Parsed) -> list[Prepared]:
     """The shard's samples that `kind` can score, tokenized (through `cache`, shared between kinds);
     the others go to `rejects` with their reason."""
@@ -174,7 +180,7 @@ def _prepared_for(cfg: RunConfig, kind: str, builder: PromptBuilder, spec: Shard
     return prepared
 
 
-def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
+def _score_parts(cfg: SelectRun, jobs: dict[str, StepRun], spec: ShardSpec,
                  show_progress: bool, parsed: Parsed) -> dict[str, dict[str, Any]]:
     """Score the pending part files of this shard (kind -> its part's run); their counts."""
     from longcurate.core.models import load_tokenizer
@@ -203,7 +209,7 @@ def _score_parts(cfg: RunConfig, jobs: dict[str, StepRun], spec: ShardSpec,
     return counts
 
 
-def _score_joint(cfg: RunConfig, builder: PromptBuilder, prepared: dict[str, list[Prepared]],
+def _score_joint(cfg: SelectRun, builder: PromptBuilder, prepared: dict[str, list[Prepared]],
                  parts: dict[str, Path], desc: str, show_progress: bool) -> dict[str, dict[str, int]]:
     """HMG and CAM chunk by chunk (HMG's chunks; CAM's samples are a subset of HMG's: the first
     `cam_limit` valid ones that have segments). Per chunk: θ_B once over the full prompts, with the
@@ -238,7 +244,7 @@ def _score_joint(cfg: RunConfig, builder: PromptBuilder, prepared: dict[str, lis
                            show_progress=show_progress)
 
 
-def _compute_fn(cfg: RunConfig, kind: str, builder: PromptBuilder,
+def _compute_fn(cfg: SelectRun, kind: str, builder: PromptBuilder,
                 show_progress: bool) -> Callable[[list[Prepared]], list[dict[str, Any]]]:
     """One kind's scorer; models are loaded on first use, so a finished shard never loads them."""
     from longcurate.select.cam import cam_records

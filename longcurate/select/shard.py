@@ -68,12 +68,6 @@ class ChunkSizer:
     seconds: float = 30.0
     rate: float | None = None  # tokens per second of the last computed chunk
 
-    def __post_init__(self) -> None:
-        if self.fixed is not None and self.fixed < 1:
-            raise UserError(f"select.chunk_size must be >= 1 (or null: sized by time), got {self.fixed}")
-        if not self.seconds > 0:
-            raise UserError(f"select.chunk_seconds must be > 0, got {self.seconds}")
-
     def next_size(self, lengths_ahead: Iterable[int]) -> int:
         if self.fixed is not None:
             return self.fixed

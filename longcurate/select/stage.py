@@ -16,22 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, write_json, write_jsonl
-from longcurate.core.layout import parse_budget
 from longcurate.core.reader import source_digest
 from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
 from longcurate.select.shard import read_scores
-from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec
+from longcurate.select.steps import budget_spec, cam_scores, command_output, input_path, rank_spec, sample_reading
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 log = logging.getLogger("longcurate.select")
 
 
-def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
+def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None,
              output: Path | None = None) -> dict[str, Any]:
     """Rank the HMG scores (with CAS when the CAM file exists) into `output` (default: the layout's);
     records with unusable figures go to `<output>.rejected.jsonl` (`rank_input`). Prints both
@@ -64,24 +63,23 @@ def run_rank(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None
     return stats
 
 
-def load_sample_map(cfg: RunConfig) -> dict[str, Sample]:
+def load_sample_map(cfg: SelectRun) -> dict[str, Sample]:
     """The input's samples by id (its bad lines were quarantined when scoring; not again here)."""
     from longcurate.select.inputs import load_samples
 
     return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
-                                             allow_download=cfg.allow_download)}
+                                             allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
-def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path | None = None,
-               samples: dict[str, Sample] | None = None) -> dict[str, Any]:
-    """Write every method's file for every budget into the layout's budgets folder, and the index."""
+def run_budget(cfg: SelectRun, ranked: Path | None = None, samples: dict[str, Sample] | None = None
+               ) -> dict[str, Any]:
+    """Write every method's file for every budget (`select.budgets`) into the layout's budgets folder,
+    and the index."""
     from longcurate.select.budget import write_budgets
 
     sel, layout = cfg.select, cfg.layout()
     ranked = ranked or layout.ranked
-    budgets = list(budgets or sel.budgets)
-    for size in budgets:
-        parse_budget(size)  # a size of 0, -5 or 2.5 stops here, before any file is written
+    budgets = list(sel.budgets)
     hmg_path = layout.score("hmg")
     methods = ["gateau", *sel.baselines]
     spec = budget_spec(layout.budget_index, {
@@ -92,9 +90,13 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
         recs = read_scores(ranked)
         if not recs:
             raise UserError(f"{ranked}: no ranked samples to write budgets from (see `select rank`)")
-        ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
-        lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
-                   if str(r["id"]) in ranked_ids and "n_tokens" in r} if hmg_path.exists() else None
+        # token counts from the scoring pass: carried by the ranked records, else the HMG file's
+        lengths = {str(r["id"]): int(r["n_tokens"]) for r in recs if "n_tokens" in r}
+        if not lengths and hmg_path.exists():
+            ranked_ids = {str(r["id"]) for r in recs}  # their n_tokens were checked by rank
+            lengths = {str(r["id"]): int(r["n_tokens"]) for r in read_scores(hmg_path)
+                       if str(r["id"]) in ranked_ids and "n_tokens" in r}
+        lengths = lengths or None
         written = write_budgets(recs, samples if samples is not None else load_sample_map(cfg), layout.budgets_dir,
                                 budgets, methods, lengths=lengths, seed=cfg.seed, overflow=sel.budget_overflow)
         previous = {str(r["file"]) for r in read_scores(run.output)} if run.output.exists() else set()
@@ -108,7 +110,7 @@ def run_budget(cfg: RunConfig, budgets: list[float] | None = None, ranked: Path 
     return run_step(spec, write)
 
 
-def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | None = None,
+def run_diagnose(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None = None,
                  samples: dict[str, Sample] | None = None) -> dict[str, Any]:
     """Do the scores find the gold segments (on data that has them)? Is CAS a length proxy? Written
     to the diagnostics file (`select.output`, else the layout's) and printed. Score records whose
@@ -130,7 +132,7 @@ def run_diagnose(cfg: RunConfig, hmg_path: Path | None = None, cam_path: Path | 
     return d
 
 
-def run_stage(cfg: RunConfig) -> dict[str, Any]:
+def run_stage(cfg: SelectRun) -> dict[str, Any]:
     """Score (HMG and CAM in one pass over θ_B), rank, budgets, diagnostics; each step resumes or
     skips. Writes the stage's manifest."""
     # `select.output` names one command's output; the stage uses the layout's names.

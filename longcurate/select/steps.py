@@ -3,6 +3,7 @@ step runner runs it (`core.runner.StepSpec`), one policy per step:
 
     output                                policy  settings
     a shard's part file (resumable)       refuse  score_settings: models, prompts, segments, input digest, limit,
+                                                  how the input reads (input_format, split, turns),
                                                   recorded once for all shards (<score>.settings.json)
     a merged score file (select/<kind>)   redo    score_settings (+ hmg_scale for HMG, importance_temperature for CAM)
     select/ranked.jsonl                   redo    alpha, normalize, digests of the score files
@@ -22,51 +23,59 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.completion import settings_file
+from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import read_json_if_valid
 from longcurate.core.layout import part_path, part_paths
 from longcurate.core.reader import source_digest
 from longcurate.core.runner import StepSpec, holds_records
+from longcurate.select.conversations import SampleReading
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.select.config import SelectRun
 
 KINDS = ("hmg", "cam")
 
 
-def input_path(cfg: RunConfig) -> Path:
+def input_path(cfg: SelectRun) -> Path:
     """The samples to score: `select.input`, else the run's samples file."""
     return Path(cfg.select.input) if cfg.select.input else cfg.layout().samples
 
 
-def command_output(cfg: RunConfig, default: Path) -> Path:
+def sample_reading(cfg: SelectRun) -> SampleReading:
+    """How the input's records read as samples: `select.input_format`, `split`, `turns`."""
+    return SampleReading(cfg.select.input_format, cfg.select.split, cfg.select.turns)
+
+
+def command_output(cfg: SelectRun, default: Path) -> Path:
     """`select.output` (the output of the one command at hand, e.g. `--output`), else `default`."""
     return Path(cfg.select.output) if cfg.select.output else default
 
 
-def cam_scores(cfg: RunConfig) -> Path | None:
+def cam_scores(cfg: SelectRun) -> Path | None:
     """The CAM score file the stage ranks and diagnoses with; None when `select.cam` is off."""
     return cfg.layout().score("cam") if cfg.select.cam else None
 
 
-def model_b_name(cfg: RunConfig) -> str:
+def model_b_name(cfg: SelectRun) -> str:
     return cfg.select.model or cfg.model
 
 
-def score_limit(cfg: RunConfig, kind: str) -> int | None:
+def score_limit(cfg: SelectRun, kind: str) -> int | None:
     """How many valid records `kind` scores: `limit`, and for CAM also `cam_limit` (the smaller)."""
     sel = cfg.select
     lims = [x for x in (sel.limit, sel.cam_limit if kind == "cam" else None) if x is not None]
     return min(lims) if lims else None
 
 
-def score_settings(cfg: RunConfig, kind: str) -> dict[str, Any]:
+def score_settings(cfg: SelectRun, kind: str) -> dict[str, Any]:
     """The settings that decide a score file's values (not how fast they are computed)."""
     sel = cfg.select
     inp = input_path(cfg)
     common = {"input_sha256": source_digest(inp) or str(inp), "model_b": model_b_name(cfg), "dtype": sel.dtype,
               "prompt_format": sel.prompt_format, "max_length": sel.max_length, "overlong": sel.overlong,
-              "segment_tokens": sel.segment_tokens, "limit": score_limit(cfg, kind), "seed": cfg.seed}
+              "segment_tokens": sel.segment_tokens, "limit": score_limit(cfg, kind), "seed": cfg.seed,
+              "input_format": to_dict(sel.input_format), "split": sel.split, "turns": sel.turns}
     if kind == "hmg":
         # response_alone: what IFD's PPL(y) conditions on (the records carry IFD since issue 11)
         return {**common, "model_a": sel.model_a, "window": sel.window, "rope_scaling": sel.rope_scaling,
@@ -85,7 +94,7 @@ class ScoreSteps:
     importance_temperature: float = 1.0
 
     @classmethod
-    def of(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+    def of(cls, cfg: SelectRun, kind: str) -> "ScoreSteps":
         """The steps of `kind`'s score file under this config's settings."""
         if kind not in KINDS:
             raise UserError(f"unknown score kind {kind!r}; use one of {KINDS}")
@@ -93,7 +102,7 @@ class ScoreSteps:
         return cls(kind, output, score_settings(cfg, kind), cfg.select.hmg_scale, cfg.select.importance_temperature)
 
     @classmethod
-    def recorded(cls, cfg: RunConfig, kind: str) -> "ScoreSteps":
+    def recorded(cls, cfg: SelectRun, kind: str) -> "ScoreSteps":
         """The steps under the settings the shards scored with (recorded when scoring began), for a
         merge that runs apart from them with fewer flags."""
         steps = cls.of(cfg, kind)
@@ -149,5 +158,5 @@ def budget_spec(index: Path, settings: dict[str, Any]) -> StepSpec:
     return StepSpec("budgets", index, settings, quarantine=False)
 
 
-__all__ = ["KINDS", "ScoreSteps", "input_path", "command_output", "cam_scores", "model_b_name", "score_limit",
-           "score_settings", "rank_spec", "budget_spec"]
+__all__ = ["KINDS", "ScoreSteps", "input_path", "sample_reading", "command_output", "cam_scores", "model_b_name",
+           "score_limit", "score_settings", "rank_spec", "budget_spec"]

@@ -5,6 +5,7 @@
     longcurate synth run --config configs/demo.yaml --corpus data/my_corpus.jsonl synth.corpus.text_field=body
     longcurate synth run --config configs/paper-7b.yaml --retry-failed
     longcurate synth report runs/default/samples.jsonl
+    longcurate synth report --config configs/demo.yaml       # the run's samples file
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from longcurate.synth.report import report
 
-    print(report(args.file))
+    print(report(args.file or resolve_config(args).layout().samples))
     return 0
 
 
@@ -37,7 +38,10 @@ def register(sub) -> None:
     r = verbs.add_parser("report", help="describe a samples file",
                          description="Counts by kind and generator, length deciles and histogram, "
                                      "gold-position histogram.")
-    r.add_argument("file", metavar="FILE", help="a samples .jsonl written by longcurate synth run")
+    r.add_argument("file", metavar="FILE", nargs="?", default=None,
+                   help="a samples .jsonl written by longcurate synth run (default: the run's, "
+                        "<output_dir>/samples.jsonl or synth.output)")
+    add_config_args(r)
     r.set_defaults(func=_cmd_report)
 
 
@@ -68,5 +72,4 @@ def _register_run(verbs) -> None:
     add_flag(p, "--seed", "seed", "random seed", type=int, metavar="S")
     add_switch(p, "--retry-failed", "synth.retry_failed", "also redo the samples the endpoint refused (HTTP 4xx "
                "other than 429) in an earlier run, even when that run finished")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     p.set_defaults(func=_cmd_run)

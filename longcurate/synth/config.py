@@ -1,20 +1,24 @@
-"""Configuration of the synth stage (defaults live here; each section checks its own values)."""
+"""Configuration of the synth stage (defaults live here; each section checks its own values), and
+`SynthRun`, what the stage reads of the whole run's config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from longcurate.core.errors import ConfigError
+from longcurate.core.holdout import Corpora, HoldoutConfig
+from longcurate.core.rules import at_least, above, between, each_of, one_of, require
+
+if TYPE_CHECKING:
+    from longcurate.core.layout import RunLayout
 
 MULTIHOP_SOURCES = ("document", "cross")
-
-
-def _at_least(section: str, name: str, value: float | None, low: float, *, optional: bool = False) -> None:
-    """A count or size below `low` (or a missing required one) is refused with the key's name."""
-    if value is None and optional:
-        return
-    if value is None or value < low:
-        raise ConfigError(f"{section}.{name} must be >= {low:g}{' (or null)' if optional else ''}, got {value!r}")
+TXT_SPLITS = ("file", "blank-line", "line")  # how a .txt corpus file holds documents
+QA_BACKENDS = ("template", "openai")  # `synth.qa.BACKENDS` maps each to its class
+# The template backend's question types (`synth.template_qa`): over one segment, and over >= 2 segments.
+FINE_TYPES = ("sentence_recall", "cloze", "topic")
+MULTIHOP_TYPES = ("order", "pair_recall")
+MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
 @dataclass
@@ -34,11 +38,17 @@ class CorpusConfig:
     # Longer documents are cut to their first this many tokens (before they are segmented, so one
     # huge document neither fills memory nor the segment pool); None keeps every document whole.
     max_doc_tokens: int | None = 32768
+    # How a .txt file holds documents: file (the whole file is one) | blank-line (documents are
+    # separated by blank lines) | line (one per line); null: blank-line for a .txt file given as the
+    # path, file for the .txt files of a folder.
+    txt_split: str | None = None
 
     def __post_init__(self) -> None:
-        _at_least("synth.corpus", "limit", self.limit, 1, optional=True)
-        _at_least("synth.corpus", "min_doc_tokens", self.min_doc_tokens, 1, optional=True)
-        _at_least("synth.corpus", "max_doc_tokens", self.max_doc_tokens, 1, optional=True)
+        one_of("synth.corpus.txt_split", self.txt_split, TXT_SPLITS, optional=True)
+        require(bool(self.path), "synth.corpus.path", "must not be empty")
+        require(bool(self.text_field), "synth.corpus.text_field", "must not be empty")
+        for name in ("limit", "min_doc_tokens", "max_doc_tokens"):
+            at_least(f"synth.corpus.{name}", getattr(self, name), 1, optional=True)
 
 
 @dataclass
@@ -66,15 +76,20 @@ class OpenAIConfig:
     cache_dir: str | None = None  # default: <output_dir>/openai-cache
 
     def __post_init__(self) -> None:
-        _at_least("synth.openai", "max_concurrency", self.max_concurrency, 1)
-        _at_least("synth.openai", "max_retries", self.max_retries, 0)
-        _at_least("synth.openai", "max_requests", self.max_requests, 1, optional=True)
-        _at_least("synth.openai", "max_consecutive_failures", self.max_consecutive_failures, 1, optional=True)
-        _at_least("synth.openai", "max_output_tokens", self.max_output_tokens, 1)
-        if self.budget_usd is not None and self.budget_usd <= 0:
-            raise ConfigError(f"synth.openai.budget_usd must be > 0 (or null), got {self.budget_usd!r}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"synth.openai.timeout_s must be > 0, got {self.timeout_s!r}")
+        key = "synth.openai."
+        for name, low in (("max_concurrency", 1), ("max_retries", 0), ("max_output_tokens", 1)):
+            at_least(key + name, getattr(self, name), low)
+        for name in ("max_requests", "max_consecutive_failures"):
+            at_least(key + name, getattr(self, name), 1, optional=True)
+        above(key + "budget_usd", self.budget_usd, optional=True)
+        above(key + "timeout_s", self.timeout_s)
+        for name in ("backoff_initial_s", "price_input_per_1m", "price_output_per_1m"):
+            at_least(key + name, getattr(self, name), 0)
+        at_least(key + "backoff_max_s", self.backoff_max_s, self.backoff_initial_s)
+        between(key + "temperature", self.temperature, 0, 2)  # the OpenAI API's range (0: greedy)
+        one_of(key + "max_tokens_param", self.max_tokens_param, MAX_TOKENS_PARAMS)
+        for name in ("base_url", "model", "api_key_env"):
+            require(bool(getattr(self, name)), key + name, "must not be empty")
 
 
 @dataclass
@@ -109,17 +124,43 @@ class SynthConfig:
     retry_failed: bool = False
 
     def __post_init__(self) -> None:
-        _at_least("synth", "num_samples", self.num_samples, 1)
-        _at_least("synth", "heldout_samples", self.heldout_samples, 0)
-        _at_least("synth", "limit", self.limit, 1, optional=True)
+        at_least("synth.num_samples", self.num_samples, 1)
+        at_least("synth.heldout_samples", self.heldout_samples, 0)
+        at_least("synth.limit", self.limit, 1, optional=True)
         for name, low in (("min_tokens", 1), ("max_tokens", 1), ("segment_tokens", 8), ("multihop_segments", 2),
                           ("max_attempts", 1), ("batch_size", 1)):
-            _at_least("synth", name, getattr(self, name), low)
-        if self.min_tokens > self.max_tokens:
-            raise ConfigError(f"synth.min_tokens ({self.min_tokens}) > synth.max_tokens ({self.max_tokens})")
+            at_least(f"synth.{name}", getattr(self, name), low)
+        require(self.min_tokens <= self.max_tokens, "synth.min_tokens",
+                f"({self.min_tokens}) must not exceed synth.max_tokens ({self.max_tokens})")
         for name in ("short_fraction", "multihop_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"synth.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.multihop_source not in MULTIHOP_SOURCES:
-            raise ConfigError(f"synth.multihop_source must be one of {list(MULTIHOP_SOURCES)}, "
-                              f"got {self.multihop_source!r}")
+            between(f"synth.{name}", getattr(self, name), 0, 1)
+        one_of("synth.multihop_source", self.multihop_source, MULTIHOP_SOURCES)
+        one_of("synth.backend", self.backend, QA_BACKENDS)
+        if self.backend == "template":
+            self._check_template_types()
+
+    def _check_template_types(self) -> None:
+        """Each list holds its own kind of question; multi-hop types are needed only when some sample is
+        multi-hop (fine types always: short samples and the non-multi-hop rest ask them)."""
+        for name, own, other in (("fine_types", FINE_TYPES, MULTIHOP_TYPES),
+                                 ("multihop_types", MULTIHOP_TYPES, FINE_TYPES)):
+            wrong = [t for t in getattr(self, name) if t in other]
+            require(not wrong, f"synth.{name}", f"holds {wrong}, of the other kind; its types are {list(own)}")
+        each_of("synth.fine_types", self.fine_types, FINE_TYPES)
+        each_of("synth.multihop_types", self.multihop_types, MULTIHOP_TYPES, empty=self.multihop_fraction == 0)
+
+
+class SynthRun(Protocol):
+    """What the synth stage reads of the run's config (`longcurate.config.RunConfig` is one): its own
+    section, the shared keys, the holdout split, and the corpora both sides of the split read."""
+
+    synth: SynthConfig
+    holdout: HoldoutConfig
+    seed: int
+    model: str
+    allow_download: bool
+    trust_remote_code: bool
+
+    def layout(self) -> RunLayout: ...
+
+    def corpora(self) -> Corpora: ...

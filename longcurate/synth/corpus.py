@@ -1,9 +1,11 @@
 """Corpus readers: every source becomes a stream of `Document(doc_id, title, text)`.
 
 Record sources (`.jsonl`, `.json`, `.parquet`, `datasets` folders, Hub ids with `allow_download`) are
-read by the one reader every stage uses, `core.reader.read_rows`; `.txt` files are documents, not
-records, and are read here (one document per file); the bundled Wikipedia summaries (`wiki-summaries`)
-come through `core.wiki`. Bad input (a non-UTF-8 line, a record without the text field, an empty
+read by the one reader every stage uses, `core.reader.read_rows`; `.txt` files (also `.txt.gz`,
+`.txt.zst`) are documents, not records, and are read here: a `.txt` file given as the corpus holds
+documents separated by blank lines, each `.txt` file of a folder is one document (`txt_split` says
+otherwise: `file`, `blank-line`, `line`); the bundled Wikipedia summaries (`wiki-summaries`) come
+through `core.wiki`. Bad input (a non-UTF-8 line, a record without the text field, an empty
 document, a duplicate id) goes to the quarantine with file, line and reason, and reading goes on.
 """
 
@@ -19,10 +21,14 @@ from longcurate.core.bundled import WIKI_ALIAS, wiki_summaries_path
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import RejectSink, file_digest, reject
 from longcurate.core.reader import SUFFIXES as RECORD_SUFFIXES
-from longcurate.core.reader import is_dataset_folder, read_rows, source_files
+from longcurate.core.reader import is_dataset_folder, open_bytes, read_rows, record_suffix, source_files
 from longcurate.synth.config import CorpusConfig
 
 SUFFIXES = (*RECORD_SUFFIXES, ".txt")
+
+
+def is_txt(path: Path) -> bool:
+    return record_suffix(path)[0] == ".txt"
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,10 @@ def _read_source(cfg: CorpusConfig, rejects: RejectSink | None, allow_download: 
         yield from _documents(read_rows(cfg.path, rejects, split=cfg.split, allow_download=allow_download),
                               cfg, rejects)
         return
+    split = cfg.txt_split or ("blank-line" if path.is_file() else "file")
     for f in corpus_files(cfg):
-        if f.suffix == ".txt":
-            yield read_txt(f, rejects)
+        if is_txt(f):
+            yield from read_txt(f, rejects, split)
         else:
             yield from _documents(read_rows(f, rejects), cfg, rejects)
 
@@ -102,7 +109,7 @@ def corpus_files(cfg: CorpusConfig) -> list[Path]:
         raise FileNotFoundError(2, f"corpus not found{hint}", str(path))
     if not path.is_dir() or is_dataset_folder(path):
         return source_files(path)
-    files = sorted({*source_files(path), *(p for p in path.rglob("*.txt") if p.is_file())})
+    files = sorted({*source_files(path), *(p for p in path.rglob("*.txt*") if p.is_file() and is_txt(p))})
     if not files:
         raise UserError(f"corpus folder {path} holds no {'/'.join(SUFFIXES)} files")
     return files
@@ -136,13 +143,29 @@ def _from_record(obj: dict[str, Any], cfg: CorpusConfig, file: str, line: int,
                     file=file, line=line)
 
 
-def read_txt(path: Path, rejects: RejectSink | None) -> Document:
-    """One document per file; a line that is not UTF-8 is quarantined and left out of the text."""
-    lines = []
-    with open(path, "rb") as f:
+def read_txt(path: Path, rejects: RejectSink | None, split: str = "file") -> Iterator[Document]:
+    """The documents of a text file, read a line at a time: the whole file (`file`: named by the file,
+    titled by its stem), each run of lines between blank lines (`blank-line`), or each line (`line`;
+    named `<file>:<first line>`, untitled). A line that is not UTF-8 is quarantined and left out."""
+    lines: list[str] = []
+    first = 1
+    with open_bytes(path) as f:
         for lineno, raw in enumerate(f, start=1):
             try:
-                lines.append(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 reject(rejects, f"not UTF-8: {e}", file=str(path), line=lineno, record_id=path.name)
-    return Document(doc_id=path.name, title=path.stem, text="".join(lines).strip(), file=str(path), line=1)
+                continue
+            if split != "file" and (split == "line" or not text.strip()):
+                if split == "line":
+                    lines.append(text)
+                if "".join(lines).strip():
+                    yield Document(f"{path.name}:{first}", "", "".join(lines).strip(), str(path), first)
+                lines, first = [], lineno + 1
+                continue
+            lines.append(text)
+    if split == "file":
+        title = Path(path.stem).stem if record_suffix(path)[1] else path.stem
+        yield Document(doc_id=path.name, title=title, text="".join(lines).strip(), file=str(path), line=1)
+    elif "".join(lines).strip():
+        yield Document(f"{path.name}:{first}", "", "".join(lines).strip(), str(path), first)

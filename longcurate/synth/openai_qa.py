@@ -42,7 +42,7 @@ from longcurate.synth.openai_prompts import PROMPT_VERSION, messages_for_request
 from longcurate.synth.qa import PENDING, REFUSED, QARequest, QAResult
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class OpenAIBackend:
                                  name=f"openai QA ({cfg.model})")
 
     @classmethod
-    def from_config(cls, run_cfg: RunConfig) -> "OpenAIBackend":
+    def from_config(cls, run_cfg: SynthRun) -> "OpenAIBackend":
         return cls(run_cfg.synth.openai, run_cfg.layout().openai_cache, seed=run_cfg.seed)
 
     def __repr__(self) -> str:  # never show the key

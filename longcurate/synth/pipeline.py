@@ -33,7 +33,7 @@ from longcurate.synth.segment import SegmentPool, build_pool
 from longcurate.synth.streams import Stream, holdout_record, stream_spec, streams
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 log = logging.getLogger("longcurate.synth")
 
@@ -42,7 +42,7 @@ class Tools:
     """The tokenizer and QA backend, made once for all streams and only when one needs writing; one
     backend, so its request and budget caps hold for the whole stage."""
 
-    def __init__(self, cfg: RunConfig, tokenizer: Any = None):
+    def __init__(self, cfg: SynthRun, tokenizer: Any = None):
         self.cfg = cfg
         self._tokenizer = tokenizer
         self._backend: QABackend | None = None
@@ -64,7 +64,7 @@ class Tools:
         return self._backend
 
 
-def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> dict:
+def run_synth(cfg: SynthRun, progress: bool = True, tokenizer: Any = None) -> dict:
     """Write the training samples and, when `synth.heldout_samples > 0`, the held-out samples (each
     resumable, each with its quarantine and completion marker).
 
@@ -72,7 +72,6 @@ def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> d
     (same settings and count) is left as is. An unfinished one has `complete: False`, `pending` and
     `why` (`core.runner.incomplete_parts` finds either).
     """
-    _validate(cfg)
     tools = Tools(cfg, tokenizer)
     training, *others = streams(cfg)
     stats = write_stream(cfg, training, tools, progress)
@@ -81,7 +80,7 @@ def run_synth(cfg: RunConfig, progress: bool = True, tokenizer: Any = None) -> d
     return stats
 
 
-def write_stream(cfg: RunConfig, stream: Stream, tools: Tools, progress: bool = True) -> dict:
+def write_stream(cfg: SynthRun, stream: Stream, tools: Tools, progress: bool = True) -> dict:
     """One samples file through the step runner: skipped when finished with the same settings and
     count (and, with `synth.retry_failed`, nothing refused), else resumed (`stream_spec`)."""
     def work(run: StepRun) -> dict:
@@ -101,7 +100,7 @@ def write_stream(cfg: RunConfig, stream: Stream, tools: Tools, progress: bool = 
     return run_step(stream_spec(cfg, stream), work)
 
 
-def _synthesize(cfg: RunConfig, stream: Stream, tools: Tools, rejects: Rejects, progress: bool) -> dict:
+def _synthesize(cfg: SynthRun, stream: Stream, tools: Tools, rejects: Rejects, progress: bool) -> dict:
     """Corpus (the stream's part of it) -> segment pool -> samples appended to the stream's file; the
     run's stats. The split is applied as documents are read, so fillers come from that part too."""
     sc = stream.synth
@@ -186,24 +185,6 @@ def _write(pool: SegmentPool, lm: LengthModel, backend: QABackend, stream: Strea
             "attempt_failures": dict(sorted(tally.failures.items())),
             "filler_ambiguity_rejections": tally.filler_rejections, "underfilled": tally.underfilled,
             "complete": pending == 0}
-
-
-def _validate(cfg: RunConfig) -> None:
-    sc = cfg.synth
-    if sc.heldout_samples > 0 and cfg.holdout.fraction <= 0:
-        raise UserError("synth.heldout_samples needs an eval part of the corpus: set holdout.fraction > 0")
-    if sc.backend == "template":
-        from longcurate.synth.template_qa import is_multihop, known_types
-
-        for t in sc.fine_types + sc.multihop_types:
-            if t not in known_types():
-                raise UserError(f"unknown template question type {t!r}; known: {', '.join(known_types())}")
-        for t in sc.fine_types:
-            if is_multihop(t):
-                raise UserError(f"synth.fine_types: {t!r} is a multi-hop type")
-        for t in sc.multihop_types:
-            if not is_multihop(t):
-                raise UserError(f"synth.multihop_types: {t!r} is a fine-grained type")
 
 
 def _top_reasons(stats: dict, k: int = 3) -> str:

@@ -13,10 +13,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from longcurate.core.errors import UserError
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class QABackend(Protocol):
     name: str  # the backend's name in `synth.backend` (it also prefixes the openai question types)
 
     @classmethod
-    def from_config(cls, run_cfg: RunConfig) -> QABackend:
+    def from_config(cls, run_cfg: SynthRun) -> QABackend:
         """The backend for a run (its section of the config, the run's layout and seed)."""
         ...
 
@@ -108,7 +107,5 @@ BACKENDS = {
 
 
 def backend_class(name: str) -> type[QABackend]:
-    if name not in BACKENDS:
-        raise UserError(f"unknown QA backend {name!r}; choose from {', '.join(BACKENDS)}")
     module, _, attr = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -1,16 +1,25 @@
 """`longcurate synth report FILE`: what a samples file holds, as text in the terminal — counts by kind
-and generator, length deciles and histogram, and where the gold segments sit in their contexts."""
+and generator, length deciles and histogram, and where the gold segments sit in their contexts.
+
+It reads any samples file (`core.reader`: a budget file, Parquet, `.gz`, ...). A field the file does
+not hold is reported as absent, never invented: a record without `kind` (LongAlign, ShareGPT) counts
+as kind `unknown`, one without `length` is left out of the length figures and counted apart."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from longcurate.core.jsonl import RecordedRejects
+from longcurate.core.reader import read_rows
+from longcurate.core.records import is_count
+
 BAR = 40
+UNKNOWN = "unknown"  # what a record without `kind` or a generator is counted as
 
 
 @dataclass
@@ -18,8 +27,9 @@ class SynthSummary:
     n: int = 0
     kinds: Counter = field(default_factory=Counter)
     generators: Counter = field(default_factory=Counter)
-    lengths: list[int] = field(default_factory=list)  # all samples
-    long_lengths: list[int] = field(default_factory=list)  # kind != short
+    lengths: list[int] = field(default_factory=list)  # samples that have a length
+    long_lengths: list[int] = field(default_factory=list)  # kind != short (unknown counts as long)
+    no_length: int = 0  # samples without a `length` field
     gold_positions: list[float] = field(default_factory=list)  # relative position of each gold span (long kinds)
     bad_lines: int = 0
 
@@ -29,31 +39,37 @@ def gold_relative_position(context_chars: int, char_start: int, char_end: int) -
     return (char_start + char_end) / 2 / max(1, context_chars)
 
 
+def _add(s: SynthSummary, r: dict[str, Any]) -> None:
+    kind = r.get("kind") or UNKNOWN
+    length = r.get("length")
+    if length is not None and not is_count(length):
+        raise ValueError(f"length {length!r}")
+    n_ctx = len(r.get("context") or "")
+    gold = r.get("gold") or []
+    source = r.get("source") if isinstance(r.get("source"), dict) else {}
+    positions = [gold_relative_position(n_ctx, g["char_start"], g["char_end"]) for g in gold]
+    s.n += 1
+    s.kinds[str(kind)] += 1
+    s.generators[source.get("generator") or UNKNOWN] += 1
+    if length is None:
+        s.no_length += 1
+    else:
+        s.lengths.append(int(length))
+    if kind != "short":
+        s.long_lengths += [int(length)] if length is not None else []
+        s.gold_positions += positions
+
+
 def summarize(path: str | os.PathLike) -> SynthSummary:
-    """One streaming pass over the file (lines that do not parse are counted, not fatal)."""
+    """One streaming pass over the file (records that do not parse are counted, not fatal)."""
     s = SynthSummary()
-    with open(path, "rb") as f:
-        for raw in f:
-            if not raw.strip():
-                continue
-            try:
-                r = json.loads(raw)
-                kind = r.get("kind", "fine")
-                length = int(r.get("length") or 0)
-                n_ctx = len(r.get("context") or "")
-                gold = r.get("gold") or []
-                gen = (r.get("source") or {}).get("generator") or "unknown"
-            except (ValueError, TypeError, AttributeError):
-                s.bad_lines += 1
-                continue
-            s.n += 1
-            s.kinds[kind] += 1
-            s.generators[gen] += 1
-            s.lengths.append(length)
-            if kind != "short":
-                s.long_lengths.append(length)
-                for g in gold:
-                    s.gold_positions.append(gold_relative_position(n_ctx, g["char_start"], g["char_end"]))
+    unreadable = RecordedRejects()
+    for row in read_rows(path, unreadable):
+        try:
+            _add(s, row.record)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            s.bad_lines += 1
+    s.bad_lines += len(unreadable.rejections)
     return s
 
 
@@ -88,8 +104,13 @@ def format_report(s: SynthSummary, path: str = "") -> str:
         return "\n".join(out)
     out += _counts("by kind:", s.kinds, s.n)
     out += _counts("by generator:", s.generators, s.n)
-    qs = np.percentile(np.asarray(s.lengths), np.arange(0, 101, 10)).round().astype(int)
-    out.append("length deciles (tokens, all samples): " + " ".join(f"p{10 * i}={q}" for i, q in enumerate(qs)))
+    if s.no_length:
+        out.append(f"length: absent in {s.no_length} of {s.n} samples (not counted below; select measures "
+                   "token counts when it scores)")
+    if s.lengths:
+        qs = np.percentile(np.asarray(s.lengths), np.arange(0, 101, 10)).round().astype(int)
+        out.append(f"length deciles (tokens, {len(s.lengths)} samples): "
+                   + " ".join(f"p{10 * i}={q}" for i, q in enumerate(qs)))
     if s.long_lengths:
         lo, hi = min(s.long_lengths), max(s.long_lengths)
         out += _histogram(f"length histogram (long kinds, {len(s.long_lengths)} samples):", s.long_lengths, lo, hi)

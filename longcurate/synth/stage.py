@@ -12,10 +12,10 @@ from longcurate.synth.pipeline import run_synth
 from longcurate.synth.report import report
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 
-def run_stage(cfg: RunConfig, progress: bool = True) -> dict:
+def run_stage(cfg: SynthRun, progress: bool = True) -> dict:
     stats = run_synth(cfg, progress=progress)
     layout = cfg.layout()
     print(report(layout.samples))

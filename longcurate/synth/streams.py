@@ -21,7 +21,7 @@ from longcurate.synth.corpus import corpus_digest
 from longcurate.synth.plan import derived_seed
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 TRAINING = "synth"
 HELDOUT = "heldout"
@@ -40,10 +40,10 @@ class Stream:
     synth: SynthConfig  # the section it is made with (held-out: long kinds only)
 
 
-def training_side(cfg: RunConfig) -> Side | None:
+def training_side(cfg: SynthRun) -> Side | None:
     """The training samples keep to the train part when the corpus is partitioned (the bundled one, or
     the one eval reads too) and whenever held-out samples are made from the same corpus."""
-    split = cfg.synth.heldout_samples > 0 or partitioned(cfg.synth.corpus.path, cfg.eval.corpus)
+    split = cfg.synth.heldout_samples > 0 or partitioned(cfg.synth.corpus.path, cfg.corpora().eval)
     return "train" if split else None
 
 
@@ -51,12 +51,12 @@ def _count(sc: SynthConfig, asked: int) -> int:
     return asked if sc.limit is None else min(asked, sc.limit)
 
 
-def training_stream(cfg: RunConfig) -> Stream:
+def training_stream(cfg: SynthRun) -> Stream:
     sc = cfg.synth
     return Stream(TRAINING, "in2", cfg.layout().samples, _count(sc, sc.num_samples), training_side(cfg), cfg.seed, sc)
 
 
-def heldout_stream(cfg: RunConfig) -> Stream:
+def heldout_stream(cfg: SynthRun) -> Stream:
     """Held-out samples: the eval part, fine and multi-hop questions only (a short sample is its
     document copied whole, no long-context test)."""
     sc = cfg.synth
@@ -64,19 +64,19 @@ def heldout_stream(cfg: RunConfig) -> Stream:
                   derived_seed(cfg.seed, HELDOUT), replace(sc, short_fraction=0.0))
 
 
-def streams(cfg: RunConfig) -> list[Stream]:
+def streams(cfg: SynthRun) -> list[Stream]:
     """What the stage writes, in order."""
     return [training_stream(cfg)] + ([heldout_stream(cfg)] if cfg.synth.heldout_samples > 0 else [])
 
 
-def holdout_record(cfg: RunConfig, stream: Stream) -> dict[str, Any]:
+def holdout_record(cfg: SynthRun, stream: Stream) -> dict[str, Any]:
     """The part of the corpus a stream read, for its settings, stats and the manifest."""
     if stream.side is None:
         return {"side": None}
     return {"side": stream.side, "fraction": cfg.holdout.fraction, "salt": cfg.holdout.salt}
 
 
-def stream_settings(cfg: RunConfig, stream: Stream) -> dict[str, Any]:
+def stream_settings(cfg: SynthRun, stream: Stream) -> dict[str, Any]:
     """What decides a stream's content (not how many, nor how requests are sent and capped): sample
     `i` depends only on these and `i`, so a run with more samples extends a finished file."""
     s = to_dict(stream.synth)
@@ -101,7 +101,7 @@ def _dotted(prefix: str, tree: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def stream_spec(cfg: RunConfig, stream: Stream) -> StepSpec:
+def stream_spec(cfg: SynthRun, stream: Stream) -> StepSpec:
     """A samples file (training or held-out) as a step. Policy `refuse`: a file begun or finished with
     other settings is kept and the run stops naming the keys (the samples may have cost API money);
     a partial file with the same settings is resumed (resumable). Settings: `stream_settings` (with

@@ -24,10 +24,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from longcurate.core.text import sentence_spans, word_spans
+from longcurate.synth.config import MULTIHOP_TYPES
 from longcurate.synth.qa import Evidence, QARequest, QAResult, SegmentText
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.synth.config import SynthRun
 
 BLANK = "____"
 
@@ -60,7 +61,7 @@ class TemplateBackend:
         self._counts: Counter = Counter()
 
     @classmethod
-    def from_config(cls, run_cfg: RunConfig) -> "TemplateBackend":
+    def from_config(cls, run_cfg: SynthRun) -> "TemplateBackend":
         return cls()
 
     def generate(self, requests: list[QARequest]) -> list[QAResult]:
@@ -69,10 +70,10 @@ class TemplateBackend:
     def generate_one(self, req: QARequest) -> QAResult:
         self._counts["requests"] += 1
         try:
-            fn, multihop = _TYPES[req.qtype]
+            fn = _TYPES[req.qtype]
         except KeyError:
             return self._fail(req, f"unknown template type {req.qtype!r}; known: {', '.join(_TYPES)}")
-        if multihop:
+        if req.qtype in MULTIHOP_TYPES:
             if len(req.segments) < 2:
                 return self._fail(req, f"{req.qtype} needs >= 2 segments")
             if len({(s.doc_id, s.index) for s in req.segments}) != len(req.segments):
@@ -292,18 +293,11 @@ def pair_recall(segs: tuple[SegmentText, ...], rng: random.Random) -> QA:
     return question, "\n".join(sentences), frags, evidence
 
 
-_TYPES: dict[str, tuple[Callable[[tuple[SegmentText, ...], random.Random], QA], bool]] = {
-    "sentence_recall": (sentence_recall, False),
-    "cloze": (cloze, False),
-    "topic": (topic, False),
-    "order": (order, True),
-    "pair_recall": (pair_recall, True),
+# One maker per question type of `synth.config` (FINE_TYPES, MULTIHOP_TYPES, where the config checks names).
+_TYPES: dict[str, Callable[[tuple[SegmentText, ...], random.Random], QA]] = {
+    "sentence_recall": sentence_recall,
+    "cloze": cloze,
+    "topic": topic,
+    "order": order,
+    "pair_recall": pair_recall,
 }
-
-
-def is_multihop(qtype: str) -> bool:
-    return _TYPES[qtype][1]
-
-
-def known_types() -> tuple[str, ...]:
-    return tuple(_TYPES)

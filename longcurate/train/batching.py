@@ -20,11 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from longcurate.core.errors import UserError
-from longcurate.train.loss import WEIGHTINGS
+from longcurate.train.config import BATCHINGS
 from longcurate.train.packing import PackedCollator, PackedRows, fill_fraction, pack
-
-BATCHINGS = ("naive", "sorted", "packed")
-SORT_GROUPS = ("micro", "global")
 
 
 def global_batch_size(per_device: int, grad_accum: int, world_size: int) -> int:
@@ -49,10 +46,8 @@ def naive_order(n: int, seed: int = 0, epoch: int = 0) -> list[int]:
 def sort_group_size(sort_group: str, per_device: int, grad_accum: int, world_size: int) -> int:
     """Samples per length group: one micro-step across the ranks (`micro`, the release) or one
     optimiser step (`global`)."""
-    if sort_group not in SORT_GROUPS:
-        raise UserError(f"unknown train.sort_group {sort_group!r}; expected one of {SORT_GROUPS}")
-    per_micro_step = per_device * world_size
-    return per_micro_step if sort_group == "micro" else global_batch_size(per_device, grad_accum, world_size)
+    return {"micro": per_device * world_size,  # `train.config.SORT_GROUPS`
+            "global": global_batch_size(per_device, grad_accum, world_size)}[sort_group]
 
 
 def sorted_order(lengths: Sequence[int], group_size: int, seed: int = 0, epoch: int = 0) -> list[int]:
@@ -174,10 +169,6 @@ def make_plan(ds, *, batching: str, loss_weighting: str, per_device: int, grad_a
               flatten: bool = False, lengths: list[int] | None = None, sort_group: str = "micro") -> Plan:
     """The plan of `batching` over `ds`. `lengths`: the `length` column already read (else read here);
     `flatten`: packed rows in flash-attn's one-row format; `sort_group`: sorted batching's groups."""
-    if batching not in BATCHINGS:
-        raise UserError(f"unknown train.batching {batching!r}; expected one of {BATCHINGS}")
-    if loss_weighting not in WEIGHTINGS:
-        raise UserError(f"unknown train.loss_weighting {loss_weighting!r}; expected one of {WEIGHTINGS}")
     gb = global_batch_size(per_device, grad_accum, world_size)
     lengths = [int(x) for x in (ds["length"][:] if lengths is None else lengths)]
     if batching == "packed":

@@ -1,4 +1,4 @@
-"""Conversations: parse ShareGPT / LongAlign records into one role/content form, check their shape,
+"""Conversations: read records of any chat shape into one role/content form (`core.chat_formats`),
 hash them for dedup, and render them to text with the character spans that carry the loss.
 
 Rendering returns character spans (not tokens) so the tokenizer runs once per sample with offsets,
@@ -14,72 +14,20 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from longcurate.core.chat_formats import InputFormat, read_chat
 from longcurate.core.errors import UserError
-from longcurate.core.prompts import film_chat
+from longcurate.core.prompts import CONTEXT_MARK, INSTRUCTION_MARK, film_chat
 from longcurate.core.records import RecordError
-
-# ShareGPT speaker names -> chat roles (FastChat / LongAlign conventions).
-ROLE_ALIASES = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
-    "system": "system",
-}
 
 Message = dict[str, str]
 SOURCES = ("long", "short")  # a mixture sample is one of these
 
 
-def parse_conversation(record: dict[str, Any]) -> list[Message]:
-    """`messages` (role/content) or `conversations` (from/value) -> checked [{"role", "content"}].
-
-    Raises RecordError with the reasons the quarantine counts: unknown role, odd number of turns,
-    empty assistant turn, ...
-    """
-    if isinstance(record.get("messages"), list) and record["messages"]:
-        raw, role_key, text_key, name = record["messages"], "role", "content", "messages"
-    elif isinstance(record.get("conversations"), list) and record["conversations"]:
-        raw, role_key, text_key, name = record["conversations"], "from", "value", "conversations"
-    else:
-        raise RecordError("messages", "no conversation: needs a non-empty 'messages' or 'conversations' list")
-    messages: list[Message] = []
-    for i, turn in enumerate(raw):
-        where = f"{name}[{i}]"
-        if not isinstance(turn, dict):
-            raise RecordError(where, "turn is not an object")
-        speaker = turn.get(role_key)
-        if not isinstance(speaker, str):
-            raise RecordError(f"{where}.{role_key}", "missing role")
-        role = ROLE_ALIASES.get(speaker.strip().lower())
-        if role is None:
-            raise RecordError(f"{where}.{role_key}", f"unknown role: {speaker!r}")
-        content = turn.get(text_key)
-        if not isinstance(content, str):
-            raise RecordError(f"{where}.{text_key}", "content is not a string")
-        messages.append({"role": role, "content": content})
-    check_conversation(messages, name, role_key, text_key)
-    return messages
-
-
-def check_conversation(messages: list[Message], name: str = "messages", role_key: str = "role",
-                       text_key: str = "content") -> None:
-    """An optional leading system turn, then user/assistant alternating, ending with the assistant.
-    `name`/`role_key`/`text_key` only name the offending field in the error as the input spells it."""
-    start = 1 if messages and messages[0]["role"] == "system" else 0
-    turns = messages[start:]
-    for i, m in enumerate(turns, start=start):
-        if m["role"] == "system":
-            raise RecordError(f"{name}[{i}].{role_key}", "misplaced system turn: only the first turn may be system")
-    if not turns:
-        raise RecordError(name, "no user or assistant turn")
-    if len(turns) % 2:
-        raise RecordError(name, f"odd number of turns: {len(turns)} (user/assistant pairs must end with the assistant)")
-    for i, m in enumerate(turns):
-        want = "user" if i % 2 == 0 else "assistant"
-        if m["role"] != want:
-            raise RecordError(f"{name}[{i + start}].{role_key}",
-                              f"turns do not alternate: expected {want}, found {m['role']}")
-        if not m["content"].strip():
-            raise RecordError(f"{name}[{i + start}].{text_key}", f"empty {m['role']} turn")
+def parse_conversation(record: dict[str, Any], fmt: InputFormat | None = None) -> list[Message]:
+    """A record's checked conversation, [{"role", "content"}, ...], in any shape `core.chat_formats`
+    reads (messages, ShareGPT, alpaca, a sample's fields, columns mapped by `fmt`). Raises RecordError
+    with the reason the quarantine counts: unknown role, turns that do not alternate, empty answer, ..."""
+    return read_chat(record, fmt).messages
 
 
 _WS = re.compile(r"\s+")
@@ -197,14 +145,10 @@ def _context_span(messages: list[Message], tokenizer: Any, full: str) -> tuple[i
     return (at + a, at + b) if b > a else None
 
 
-CONTEXT_MARK = "### Context:\n"
-INSTRUCTION_MARK = "\n\n### Instruction:\n"
-
-
 def context_bounds(user_text: str) -> tuple[int, int]:
     """Where the long context sits inside a user turn: between FILM's `### Context:` and the last
     `### Instruction:` marker (core.prompts.user_prompt); else everything before the last blank line
-    (the LongAlign split, as core.records.split_longalign); else nothing ((0, 0))."""
+    (the LongAlign split, select's default `last-blank-line`); else nothing ((0, 0))."""
     c = user_text.find(CONTEXT_MARK)
     j = user_text.rfind(INSTRUCTION_MARK)
     if c >= 0 and j > c:

@@ -24,7 +24,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-from longcurate.core.errors import UserError
+from longcurate.core.jsonl import write_json
 
 log = logging.getLogger("longcurate.train")
 
@@ -168,8 +168,6 @@ def prune_callback(folder: str | os.PathLike):
 def save_dtype_name(save_dtype: str, precision: str) -> str:
     """`train.save_dtype` (auto | bf16 | fp16 | fp32) as a torch dtype name; auto = the training dtype."""
     choice = ("bf16" if precision == "bf16" else "fp32") if save_dtype == "auto" else save_dtype
-    if choice not in SAVE_DTYPES:
-        raise UserError(f"train.save_dtype must be auto, bf16, fp16 or fp32, got {save_dtype!r}")
     return SAVE_DTYPES[choice]
 
 
@@ -203,7 +201,7 @@ def _update_json(path: Path, change) -> None:
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         change(data)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(path, data, sort_keys=True)  # atomic; a non-finite number as null, never a bare NaN
 
 
 __all__ = ["checkpoints", "checkpoint_problems", "resumable_checkpoint", "move_aside", "prune_optimizer_state",

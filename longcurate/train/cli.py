@@ -13,23 +13,23 @@ Run `mix` and `tokenize` in one process; `fit` under any launcher (see scripts/t
 from __future__ import annotations
 
 import argparse
-import json
 
 from longcurate.core.cli import add_config_args, add_flag, resolve_config
+from longcurate.core.jsonl import finite_json
 
 
 def _mix(args: argparse.Namespace) -> int:
     from longcurate.train.mix import summary
     from longcurate.train.stage import run_mix
 
-    print(summary(run_mix(resolve_config(args))))
+    print(summary(run_mix(resolve_config(args), progress=not args.no_progress)))
     return 0
 
 
 def _tokenize(args: argparse.Namespace) -> int:
     from longcurate.train.stage import run_tokenize
 
-    print(json.dumps(run_tokenize(resolve_config(args)), indent=2))
+    print(finite_json(run_tokenize(resolve_config(args), progress=not args.no_progress), "stdout", indent=2))
     return 0
 
 
@@ -39,7 +39,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     stats = run_fit(resolve_config(args))
     if dist_env()[0] == 0:
-        print(json.dumps({k: v for k, v in stats.items() if k != "log_history"}, indent=2))
+        print(finite_json({k: v for k, v in stats.items() if k != "log_history"}, "stdout", indent=2))
     return 0
 
 
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
     stats = run_stage(resolve_config(args))
     if dist_env()[0] == 0:
-        print(json.dumps(stats, indent=2))
+        print(finite_json(stats, "stdout", indent=2))
     return 0
 
 
@@ -74,7 +74,7 @@ def _register_mix(verbs) -> None:
     add_config_args(p)
     add_flag(p, "--long", "train.mix.long", "budget file(s) (default: the select stage's largest gateau budget)",
              nargs="+")
-    add_flag(p, "--short", "train.mix.short", "short chat JSONL (messages or conversations)")
+    add_flag(p, "--short", "train.mix.short", "short chat data: messages, ShareGPT or alpaca records (any container)")
     add_flag(p, "--short-size", "train.mix.short_size", "number of short samples", type=int)
     add_flag(p, "--short-ratio", "train.mix.short_ratio", "short samples per long sample", type=float)
     add_flag(p, "--output", "train.mix.output", "mixture JSONL (its counts go to <output>.done)")

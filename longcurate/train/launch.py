@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longcurate.core.errors import UserError
-
 if TYPE_CHECKING:
     from longcurate.train.config import TrainConfig
 
@@ -19,27 +17,14 @@ def dist_env() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def no_step_reason(tc: TrainConfig) -> str | None:
-    """Why a run would make no optimiser step, None when it makes at least one. The Trainer takes
-    `max_steps` steps when it is >= 0, else ceil(epochs x updates per epoch), with at least one update
-    per epoch of a non-empty dataset: so only `max_steps: 0`, or `epochs <= 0` without `max_steps`, make none."""
-    if tc.max_steps == 0:
-        return "train.max_steps is 0"
-    if tc.max_steps < 0 and tc.epochs <= 0:
-        return f"train.epochs is {tc.epochs:g} and train.max_steps is not set"
-    return None
-
-
 def resolve_precision(spec: str) -> str:
     """`auto` -> bf16 mixed precision where the device supports it, else fp32."""
     import torch
 
     from longcurate.core.models import cpu_supports_bf16
 
-    if spec in ("bf16", "fp32"):
+    if spec != "auto":  # bf16 | fp32 (`train.config.PRECISIONS`)
         return spec
-    if spec != "auto":
-        raise UserError(f"unknown train.precision {spec!r}; expected auto, bf16 or fp32")
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_supports_bf16() else "fp32"
@@ -80,8 +65,7 @@ def fsdp_settings(options: str, config_path: str | None) -> tuple[bool, dict[str
             conf.setdefault("reshard_after_forward", False)
         elif opt == "offload":
             conf.setdefault("cpu_offload", True)
-        elif opt != "auto_wrap":
-            raise UserError(f"unknown train.fsdp option {opt!r}; use full_shard, shard_grad_op, offload, auto_wrap")
+        # auto_wrap: the Trainer wraps by its own policy (`train.config.FSDP_OPTIONS` names every option)
     return True, conf
 
 

@@ -19,9 +19,9 @@ import functools
 from typing import Any, Sequence
 
 from longcurate.core.errors import UserError
+from longcurate.train.config import WEIGHTINGS
 
 IGNORE = -100
-WEIGHTINGS = ("token", "sequence")
 
 
 def sample_weights(labels: Sequence[int], mode: str) -> tuple[list[float], int]:

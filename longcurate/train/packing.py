@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from longcurate.core.errors import UserError
-
-PACKINGS = ("ffd", "greedy")
+from longcurate.train.config import PACKINGS
 
 
 def pack_ffd(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:

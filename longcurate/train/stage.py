@@ -23,10 +23,10 @@ from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, StepSpec, run_step
-from longcurate.train.launch import dist_env, no_step_reason
+from longcurate.train.launch import dist_env
 
 if TYPE_CHECKING:
-    from longcurate.config import RunConfig
+    from longcurate.train.config import TrainRun
 
 log = logging.getLogger("longcurate.train")
 
@@ -37,29 +37,29 @@ NOT_FIT_SETTINGS = ("mix", "tokenize", "dataset", "init_from", "output", "checkp
                     "save_total_limit", "resume", "dataloader_num_workers")
 
 
-def base_model(cfg: RunConfig) -> str:
+def base_model(cfg: TrainRun) -> str:
     return cfg.train.init_from or cfg.model
 
 
-def default_long_inputs(cfg: RunConfig) -> list[str]:
+def default_long_inputs(cfg: TrainRun) -> list[str]:
     """The select stage's top (largest) GATEAU budget file, as the run's layout names it."""
-    return [str(cfg.layout().top_budget("gateau", cfg.select.budgets))]
+    return [str(cfg.layout().top_budget("gateau"))]
 
 
-def run_mix(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+def run_mix(cfg: TrainRun, progress: bool = True) -> dict[str, Any]:
     from longcurate.train.mix import build_mixture
 
     mc = cfg.train.mix
     out = cfg.layout().mixture
     stats = build_mixture(list(mc.long) or default_long_inputs(cfg), mc.short, out, short_size=mc.short_size,
                           short_ratio=mc.short_ratio, seed=cfg.seed, limit=mc.limit, progress=progress,
-                          allow_download=cfg.allow_download)
+                          allow_download=cfg.allow_download, formats={"long": mc.long_format, "short": mc.short_format})
     log.info("mixture: %d long + %d short -> %s%s", stats["long"], stats["short"], out,
              " (unchanged)" if stats.get("skipped") else "")
     return stats
 
 
-def run_tokenize(cfg: RunConfig, tokenizer=None, progress: bool = True) -> dict[str, Any]:
+def run_tokenize(cfg: TrainRun, tokenizer=None, progress: bool = True) -> dict[str, Any]:
     from longcurate.core.models import load_tokenizer
     from longcurate.train.tokenize import tokenize_mixture
 
@@ -78,7 +78,7 @@ def run_tokenize(cfg: RunConfig, tokenizer=None, progress: bool = True) -> dict[
     return stats
 
 
-def fit_spec(cfg: RunConfig) -> StepSpec:
+def fit_spec(cfg: TrainRun) -> StepSpec:
     """The trained model as a step of the step runner. Policy `refuse`: training is the expensive step,
     and a finished model asked for with other data or settings is kept and the run stops naming what
     changed (use another `train.output` / output_dir, or delete the model to retrain). Settings: the
@@ -103,7 +103,7 @@ def fit_spec(cfg: RunConfig) -> StepSpec:
                     also_locks=(layout.checkpoints,), quarantine=False, main_process=dist_env()[0] == 0)
 
 
-def resume_point(cfg: RunConfig, move: bool = True) -> str | None:
+def resume_point(cfg: TrainRun, move: bool = True) -> str | None:
     """The checkpoint to resume from: `train.resume` names one, `never` none, `auto` the newest
     complete one in the checkpoints folder (with `move`, the main process moves incomplete ones aside:
     `checkpoints.py`); None when there is none."""
@@ -121,21 +121,12 @@ def resume_point(cfg: RunConfig, move: bool = True) -> str | None:
                                 move=move and dist_env()[0] == 0)
 
 
-def check_steps(cfg: RunConfig) -> None:
-    """Refuse a run that would make no optimiser step, before any data or model is read."""
-    why = no_step_reason(cfg.train)
-    if why:
-        raise UserError(f"train: {why}, so no optimiser step would be taken; set train.max_steps > 0 "
-                        "or train.epochs > 0")
-
-
-def run_fit(cfg: RunConfig, *, model=None, tokenizer=None, callbacks: list | None = None) -> dict[str, Any]:
+def run_fit(cfg: TrainRun, *, model=None, tokenizer=None, callbacks: list | None = None) -> dict[str, Any]:
     """Train unless the model is finished with these settings (`fit_spec`); once the model is written
     the checkpoints' optimizer state, needed only to resume, is removed."""
     from longcurate.train.checkpoints import prune_optimizer_state
     from longcurate.train.trainer import train
 
-    check_steps(cfg)
     layout = cfg.layout()
 
     def fit(run: StepRun) -> dict[str, Any]:
@@ -153,9 +144,8 @@ def run_fit(cfg: RunConfig, *, model=None, tokenizer=None, callbacks: list | Non
     return run_step(fit_spec(cfg), fit)
 
 
-def run_stage(cfg: RunConfig) -> dict[str, Any]:
+def run_stage(cfg: TrainRun) -> dict[str, Any]:
     """mix -> tokenize -> fit; a re-run with equal settings redoes (and rewrites) nothing."""
-    check_steps(cfg)
     rank, world = dist_env()
     layout = cfg.layout()
     if world > 1 and not (layout.tokenized / "dataset_info.json").exists():

@@ -25,10 +25,10 @@ from longcurate.core.reader import read_rows, source_digest
 from longcurate.core.records import RecordError, content_id
 from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.train.chat import SOURCES, Message, parse_conversation, render
+from longcurate.train.config import OVERLONG
 from longcurate.train.loss import IGNORE
 
 IGNORE_INDEX = IGNORE  # the same -100, under the name the tests use
-OVERLONG = ("truncate", "skip")
 COLUMNS = ("id", "source", "input_ids", "labels", "length", "n_response_tokens")
 
 
@@ -193,13 +193,8 @@ def tokenize_spec(mixture_path: str | os.PathLike, output_dir: str | os.PathLike
     return StepSpec("train tokenize", Path(output_dir), settings)
 
 
-def check_tokenize_args(tokenizer: Any, template: str, max_length: int, overlong: str) -> None:
-    if overlong not in OVERLONG:
-        raise UserError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
-    if template not in ("chat", "film"):
-        raise UserError(f"template must be 'chat' or 'film', got {template!r}")
-    if max_length < 1:
-        raise UserError(f"max_length must be positive, got {max_length}")
+def check_fast_tokenizer(tokenizer: Any) -> None:
+    """The template, length and overlong policy are the config's to check (`TokenizeConfig`)."""
     if not getattr(tokenizer, "is_fast", True):
         raise UserError("tokenize needs a fast (Rust) tokenizer: labels come from its offset mapping")
 
@@ -265,7 +260,7 @@ def tokenize_mixture(mixture_path: str | os.PathLike, output_dir: str | os.PathL
     `skipped: True` when it was already made (`tokenize_spec`). Malformed mixture lines go to
     `<output_dir>.rejected.jsonl`. The output is locked while it is made; a mixture none of whose
     records could be kept is a UserError (no dataset, no marker) that gives the reasons."""
-    check_tokenize_args(tokenizer, template, max_length, overlong)
+    check_fast_tokenizer(tokenizer)
     spec = tokenize_spec(mixture_path, output_dir, tokenizer, template=template, max_length=max_length,
                          overlong=overlong, limit=limit)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from longcurate.cli import build_parser, main, rewrite_old_spelling
+from longcurate.cli import build_parser, main
 from longcurate.config import resolve_config
 from longcurate.core.errors import ConfigError, UserError
 
@@ -28,7 +28,7 @@ def test_the_command_tree_is_noun_verb():
     assert set(_subcommands(top["train"])) >= {"mix", "tokenize", "fit", "run"}
     assert set(_subcommands(top["eval"])) >= {"build", "probes", "needle", "longbench", "report", "run"}
     old = {"score", "rank", "budget", "mix", "tokenize", "probe", "synth-report"}
-    assert not old & set(top), "old spellings are rewritten, not registered"
+    assert not old & set(top), "no old spelling is registered"
 
 
 def test_every_command_has_help():
@@ -40,29 +40,14 @@ def test_every_command_has_help():
     walk(build_parser())
 
 
-@pytest.mark.parametrize("old, new", [
-    (["score", "hmg", "--input", "a"], ["select", "score", "hmg", "--input", "a"]),
-    (["rank", "--alpha", "0.7"], ["select", "rank", "--alpha", "0.7"]),
-    (["budget", "1000"], ["select", "budget", "1000"]),
-    (["mix", "--long", "a"], ["train", "mix", "--long", "a"]),
-    (["tokenize"], ["train", "tokenize"]),
-    (["train", "--dataset", "d"], ["train", "fit", "--dataset", "d"]),
-    (["synth", "--num-samples", "5"], ["synth", "run", "--num-samples", "5"]),
-    (["synth", "seed=3"], ["synth", "run", "seed=3"]),
-    (["synth"], ["synth", "run"]),
-    (["synth-report", "f.jsonl"], ["synth", "report", "f.jsonl"]),
-    (["probe", "build", "--length", "512"], ["eval", "build", "--only", "probes", "--length", "512"]),
-    (["-v", "rank"], ["-v", "select", "rank"]),
-])
-def test_old_spellings_are_rewritten_and_named(capsys, old, new):
-    assert rewrite_old_spelling(old) == new
-    assert "longcurate: `" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv", [["synth", "report", "f"], ["train", "fit"], ["synth", "--help"], ["select", "rank"]])
-def test_new_spellings_are_left_alone(capsys, argv):
-    assert rewrite_old_spelling(argv) == argv
-    assert capsys.readouterr().err == ""
+@pytest.mark.parametrize("argv", [["score", "hmg"], ["rank"], ["mix"], ["tokenize"], ["synth-report", "f.jsonl"],
+                                  ["probe", "build"], ["synth", "--num-samples", "5"], ["train", "--dataset", "d"]])
+def test_old_spellings_are_gone(capsys, argv):
+    """0.1.0 is the first release: a command has one spelling, and any other is a usage error."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and ("invalid choice" in err or "required" in err)
 
 
 def test_bad_config_is_a_clear_error(tmp_path, capsys):
@@ -117,14 +102,15 @@ def test_run_accepts_overrides_without_config(monkeypatch):
 
 
 def test_many_valued_flag_leaves_overrides_to_the_config():
-    args = build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "seed=7", "train.mix.short_size=3"])
+    args = build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "seed=7", "train.mix.short_size=3",
+                                      "train.mix.short=s.jsonl"])
     cfg = resolve_config(args)
     assert cfg.train.mix.long == ["a.jsonl"] and cfg.seed == 7 and cfg.train.mix.short_size == 3
     # a key=value after the files is taken as an override, so a typo in it is reported, not read as a file
     with pytest.raises(ConfigError, match="nonsense"):
         resolve_config(build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "nonsense=1"]))
     args = build_parser().parse_args(["train", "mix", "--long", "a.jsonl", "dir/b.jsonl", "seed=7",
-                                      "train.mix.short_size=3"])
+                                      "train.mix.short_size=3", "train.mix.short=s.jsonl"])
     cfg = resolve_config(args)
     assert cfg.train.mix.long == ["a.jsonl", "dir/b.jsonl"]
     assert cfg.seed == 7 and cfg.train.mix.short_size == 3
@@ -140,12 +126,24 @@ def test_overrides_may_follow_the_flags(capsys):
     args = parse_command_line(build_parser(), ["select", "rank", "seed=3", "--alpha", "0.5", "select.window=64"])
     cfg = resolve_config(args)
     assert cfg.seed == 3 and cfg.select.alpha == 0.5 and cfg.select.window == 64
-    # a leftover that is not an override is still the usual usage error, and a command without
-    # overrides takes none
-    for argv in (["select", "rank", "seed=1", "--alpha", "0.5", "stray"], ["eval", "val", "--data", "d", "--predictions", "p", "seed=1"]):
-        with pytest.raises(SystemExit) as e:
-            parse_command_line(build_parser(), argv)
-        assert e.value.code == 2
+    # every command takes them (issue 23), after its list arguments too
+    for argv, key, value in ((["select", "budget", "0.5", "--ranked", "r.jsonl", "1000", "select.alpha=0.3"],
+                              "select.alpha", 0.3),
+                             (["check", "contamination", "--train", "a.jsonl", "seed=2", "--eval", "b.jsonl"], "seed", 2),
+                             (["eval", "report", "runs/x/eval/a", "seed=4", "runs/x/eval/b"], "seed", 4),
+                             (["eval", "val", "--data", "d", "--predictions", "p", "seed=1"], "seed", 1)):
+        args = parse_command_line(build_parser(), argv)
+        section, name = key.rsplit(".", 1) if "." in key else (None, key)
+        cfg = resolve_config(args)
+        assert getattr(getattr(cfg, section) if section else cfg, name) == value, argv
+    args = parse_command_line(build_parser(), ["select", "budget", "0.5", "--ranked", "r.jsonl", "1000", "seed=1"])
+    assert args.sizes == ["0.5", "1000"] and args.ranked == "r.jsonl"
+    args = parse_command_line(build_parser(), ["check", "contamination", "--train", "a.jsonl", "seed=2", "--eval", "b"])
+    assert args.train == ["a.jsonl"] and args.eval == ["b"]
+    # a leftover that is not an override is still the usual usage error
+    with pytest.raises(SystemExit) as e:
+        parse_command_line(build_parser(), ["select", "rank", "seed=1", "--alpha", "0.5", "stray"])
+    assert e.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from longcurate.config import RunConfig
+from longcurate.core.config import build
 from longcurate.core.errors import UserError
 from longcurate.core.jsonl import write_jsonl
 from longcurate.core.layout import RunLayout, budget_name, model_label, parse_budget, part_path, part_paths
@@ -34,12 +35,19 @@ def test_config_places_paths_elsewhere():
 
 
 def test_top_budget_from_the_index_or_the_sizes(tmp_path):
-    lay = RunLayout.under(tmp_path)
-    assert lay.top_budget("gateau", [0.1, 1000, 3000]) == tmp_path / "budgets/gateau-3000.jsonl"
-    assert lay.top_budget("gateau", [0.25, 0.5]) == tmp_path / "budgets/gateau-0.5.jsonl"
+    assert RunLayout.under(tmp_path).top_budget("gateau") == tmp_path / "budgets/gateau-1000.jsonl"
+    lay = RunLayout.under(tmp_path, [0.1, 1000, 3000])
+    assert lay.top_budget("gateau") == tmp_path / "budgets/gateau-3000.jsonl"
+    assert RunLayout.under(tmp_path, [0.25, 0.5]).top_budget("gateau") == tmp_path / "budgets/gateau-0.5.jsonl"
     write_jsonl(lay.budget_index, [{"file": "gateau-0.5.jsonl", "samples": 25},
                                    {"file": "gateau-1000.jsonl", "samples": 50}, {"file": "random-1000.jsonl", "samples": 50}])
-    assert lay.top_budget("gateau", [0.5]) == tmp_path / "budgets/gateau-1000.jsonl"
+    assert RunLayout.under(tmp_path, [0.5]).top_budget("gateau") == tmp_path / "budgets/gateau-1000.jsonl"
+
+
+def test_the_run_config_gives_the_layout_its_budgets():
+    """train's default long data is select's top budget: the layout names it from `select.budgets`."""
+    cfg = build(RunConfig, {"output_dir": "runs/x", "select": {"budgets": [0.5, 200]}})
+    assert cfg.layout().top_budget("gateau") == Path("runs/x/budgets/gateau-200.jsonl")
 
 
 @pytest.mark.parametrize("spec, label", [(1000, "1000"), ("3000", "3000"), (0.1, "0.1"), (0.25, "0.25")])

@@ -14,12 +14,19 @@ def test_sample_roundtrip():
     assert list(s.to_dict()) == list(d)
 
 
-def test_longalign_split_at_last_blank_line():
-    d = {"id": 5, "messages": [{"role": "user", "content": "para one\n\npara two\n\nWhat is it?"},
-                               {"role": "assistant", "content": "An answer."}]}
-    s = Sample.from_dict(d)
-    assert (s.id, s.context, s.instruction, s.response) == ("5", "para one\n\npara two", "What is it?", "An answer.")
-    assert s.source["split"] == "longalign-last-blank-line"
+def test_fields_the_input_lacks_stay_unknown():
+    """A record without `kind` or `length` is not given "fine" or 0: both stay None, and records
+    write them as null (synth's records, which have both, keep their bytes)."""
+    s = Sample.from_dict({"id": "x", "context": "c", "instruction": "q", "response": "r"})
+    assert s.kind is None and s.length is None
+    assert s.to_dict()["kind"] is None and s.to_dict()["length"] is None
+    assert "turns_before" not in s.to_dict() and "turns_after" not in s.to_dict()
+
+
+def test_a_conversation_alone_is_not_a_sample_record():
+    with pytest.raises(RecordError) as e:
+        Sample.from_dict({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    assert e.value.field == "context"
 
 
 @pytest.mark.parametrize("patch,field", [
@@ -41,19 +48,3 @@ def test_prompt_formats():
     assert gateau_text("C", "I", "R").startswith(gateau_prefix("C", "I"))
     assert user_prompt("", "just ask") == "just ask"
     assert "### Context:\nC\n\n### Instruction:\nI" in user_prompt("C", "I")
-
-
-def test_records_without_an_id_get_a_stable_one_from_their_text():
-    """LongAlign-10k's layout has no ids: the same text gets the same id, whatever else the record
-    holds (a file format may add empty columns), and the record says where its id came from."""
-    from longcurate.core.records import content_id
-
-    msgs = [{"role": "user", "content": "ctx\n\nWhat?"}, {"role": "assistant", "content": "That."}]
-    a = Sample.from_dict({"messages": msgs})
-    b = Sample.from_dict({"messages": msgs, "id": None, "extra": None})
-    assert a.id == b.id == content_id({"messages": msgs}) and a.id.startswith("rec-")
-    assert a.source["id"] == "content"
-    other = Sample.from_dict({"messages": [msgs[0], {"role": "assistant", "content": "Other."}]})
-    assert other.id != a.id
-    assert content_id({"conversations": [{"from": "user", "value": "ctx\n\nWhat?"},
-                                         {"from": "assistant", "value": "That."}]}) == a.id

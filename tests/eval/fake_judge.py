@@ -1,5 +1,6 @@
-"""A chat-completions endpoint on 127.0.0.1 for the judge tests: `script(case, n)` gives the n-th (from
-0) answer to `case` (the `case N` its last message names): a reply text, None (content null), an HTTP
+"""A chat-completions endpoint on 127.0.0.1 for the judge tests (and the openai generation backend's):
+`script(case, n)` gives the n-th (from 0) answer to `case` (`case_of(body)`; default: the `case N` its
+last message names, else "any"): a reply text, None (content null), an HTTP
 status, or one of the faults HANG (wait `hang_s`, then close without an answer), NOT_JSON (a 200 whose
 body is not JSON) and NO_CHOICES (`choices: []`). Every request and every reply sent is recorded."""
 
@@ -14,8 +15,14 @@ HANG, NOT_JSON, NO_CHOICES = "<hang>", "<not json>", "<no choices>"
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
+def named_case(body: dict) -> str:
+    """The `case N` a request's last message names, else "any"."""
+    named = re.search(r"(case \d+)", body["messages"][-1]["content"])
+    return named.group(1) if named else "any"
+
+
 class FakeJudge:
-    def __init__(self, script, hang_s: float = 1.0):
+    def __init__(self, script, hang_s: float = 1.0, case_of=named_case):
         self.script, self.hang_s = script, hang_s
         self.requests, self.calls, self.replies = [], {}, {}
         self.lock, self.stopping = threading.Lock(), threading.Event()
@@ -24,7 +31,7 @@ class FakeJudge:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the http.server name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                case = re.search(r"(case \d+)", body["messages"][-1]["content"]).group(1)
+                case = case_of(body)
                 with judge.lock:
                     n = judge.calls.get(case, 0)
                     judge.calls[case] = n + 1

@@ -3,6 +3,9 @@ their item."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from longcurate.eval.hf_backend import HFModel
@@ -120,17 +123,22 @@ def test_openai_backend_key_from_env_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="LONGCURATE_TEST_KEY"):
         openai_backend.from_config(cfg, "m")
 
-    class Completions:
-        def create(self, model, messages, max_tokens, temperature):
-            if "boom" in messages[-1]["content"]:
-                raise RuntimeError("HTTP 500")
-            return type("R", (), {"choices": [type("C", (), {"message": type("M", (), {"content": f" {model}:{max_tokens} "})})]})
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_judge import FakeJudge  # the shared fake chat endpoint of tests/eval
 
-    client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})})
-    gen = openai_backend.OpenAIModel(client, "served", max_concurrency=2, progress=False)
-    out = gen.generate([GenRequest("a", "hi", 5), GenRequest("b", "boom", 5), GenRequest("c", "x", 7)])
-    assert out == [GenResult("a", "served:5"), GenResult("b", "", "request failed: RuntimeError: HTTP 500"),
-                   GenResult("c", "served:7")]
+    def script(case, n):
+        return 500 if case == "case 2" else f" answer to {case} "
+
+    with FakeJudge(script) as server:
+        cfg.eval.generate.openai.base_url, cfg.eval.generate.openai.api_key_env = server.url, ""
+        cfg.eval.generate.openai.max_retries, cfg.eval.generate.openai.backoff_initial_s = 1, 0.0
+        cfg.eval.generate.openai.backoff_max_s = 0.0
+        gen = openai_backend.from_config(cfg, "served", progress=False)
+        out = gen.generate([GenRequest("a", "case 1", 5), GenRequest("b", "case 2", 5), GenRequest("c", "case 3", 7)])
+        bodies = {r["case"]: r["body"] for r in server.requests}
+    assert out[0] == GenResult("a", "answer to case 1") and out[2] == GenResult("c", "answer to case 3")
+    assert not out[1].ok and out[1].text == "" and "HTTP 500" in out[1].error and server.calls["case 2"] == 2
+    assert bodies["case 1"]["model"] == "served" and bodies["case 3"]["max_tokens"] == 7
 
 
 @pytest.mark.integration

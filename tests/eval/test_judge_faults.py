@@ -1,4 +1,5 @@
 """The one client policy for paid endpoints, on the judge (issue 22): `eval longbench-chat --score-only`
+(its result in the run's layout, `<output dir>/pred/longbench-chat/`, the label from the file's name)
 against a judge that goes through every way of not rating (500, a hang past the timeout, 400, a 200
 whose body is not JSON, `choices: []`, null and empty content, no rating, `[[15]]` and `[[-3]]` on the
 1-10 scale), one run each, then recovers. Every broken run exits 75 (incomplete) with nothing rated and
@@ -54,7 +55,7 @@ def score(data: Path, pred: Path, out: Path, url: str) -> int:
 
 
 def ratings(out: Path) -> dict[int, float | None]:
-    return {c["idx"]: c["rating"] for c in json.loads((out / "result.json").read_text())["cases"]}
+    return {c["idx"]: c["rating"] for c in json.loads((out / "pred" / "longbench-chat" / "result.json").read_text())["cases"]}
 
 
 def test_every_way_of_not_rating_then_recovery(chat_data, tmp_path, capsys):
@@ -68,7 +69,7 @@ def test_every_way_of_not_rating_then_recovery(chat_data, tmp_path, capsys):
             assert score(data, pred, out, judge.url) == EXIT_INCOMPLETE, fault
             err = capsys.readouterr().err
             assert "eval longbench-chat incomplete" in err and "Traceback" not in err, fault
-            result = json.loads((out / "result.json").read_text())
+            result = json.loads((out / "pred" / "longbench-chat" / "result.json").read_text())
             assert result["n_rated"] == 0 and result["complete"] is False and result["score"] is None, fault
             assert len(judge.requests) - before <= BREAKER + CONCURRENCY, fault  # the breaker stopped it
             cache = out / "judge-cache" / "judge.jsonl"
@@ -82,7 +83,7 @@ def test_every_way_of_not_rating_then_recovery(chat_data, tmp_path, capsys):
         ref = tmp_path / "ref"  # an uninterrupted run, with its own cache
         assert score(data, pred, ref, judge.url) == 0
     assert ratings(ref) == ratings(out)
-    assert json.loads((ref / "result.json").read_text())["score"] == json.loads((out / "result.json").read_text())["score"]
+    assert json.loads((ref / "pred" / "longbench-chat" / "result.json").read_text())["score"] == json.loads((out / "pred" / "longbench-chat" / "result.json").read_text())["score"]
 
 
 def test_a_cached_reply_without_a_rating_is_asked_again(chat_data, tmp_path):
@@ -92,12 +93,12 @@ def test_a_cached_reply_without_a_rating_is_asked_again(chat_data, tmp_path):
     replies = {"reply": "I cannot rate this."}
     with FakeJudge(lambda case, n: replies["reply"] if case == "case 1" else GOOD[case]) as judge:
         assert score(data, pred, out, judge.url) == EXIT_INCOMPLETE
-        lines = [json.loads(x) for x in (out / "judge-cache" / "judge.jsonl").read_text().splitlines()]
+        lines = [json.loads(x) for x in (out / "pred" / "longbench-chat" / "judge-cache" / "judge.jsonl").read_text().splitlines()]
         assert len(lines) == 2  # cases 2 and 3 only
         asked = next(r["body"] for r in judge.requests if r["case"] == "case 1")
         payload = {"model": asked["model"], "messages": asked["messages"], "temperature": 0.0}
         old_key = hashlib.sha256(dumps({**payload, "try": 0}).encode()).hexdigest()
-        with open(out / "judge-cache" / "judge.jsonl", "a") as f:  # what an older version kept for case 1
+        with open(out / "pred" / "longbench-chat" / "judge-cache" / "judge.jsonl", "a") as f:  # what an older version kept for case 1
             f.write(json.dumps({"key": old_key, "model": "gpt-4", "content": "I cannot rate this.",
                                 "usage": {}}) + "\n")
         replies["reply"] = "Rating: [[4]]"
@@ -130,7 +131,7 @@ def test_the_request_cap_leaves_the_rest_pending(chat_data, tmp_path, capsys):
                 f"eval.judge.base_url={judge.url}", f"eval.judge.api_key_env={KEY_ENV}",
                 "eval.judge.max_concurrency=1", "eval.judge.max_requests=2"]
         assert main(argv) == EXIT_INCOMPLETE
-        result = json.loads((out / "result.json").read_text())
+        result = json.loads((out / "pred" / "longbench-chat" / "result.json").read_text())
         assert (result["n_rated"], result["n_pending"], result["n_failed"]) == (2, 1, 0)
         pending = next(c for c in result["cases"] if c["status"] == "pending")
         assert pending["error"] == "eval.judge.max_requests (2) reached"

@@ -40,6 +40,15 @@ def read_result(folder: Path) -> dict:
     return json.loads((folder / "result.json").read_text(encoding="utf-8"))
 
 
+def score_only(pred_dir: Path, *extra: str, evals: Path | None = None) -> tuple[int, Path]:
+    """`eval longbench --score-only PRED_DIR` into an eval folder (default: `evals/` beside PRED_DIR):
+    the exit code, and the layout folder its result goes to, `<evals>/<label>/longbench/pred[_e]/`
+    (label: PRED_DIR's name)."""
+    evals = evals or pred_dir.parent / "evals"
+    code = run_cli(["--score-only", str(pred_dir), "--output-dir", str(evals), *extra])
+    return code, evals / pred_dir.name / "longbench" / ("pred_e" if "--longbench-e" in extra else "pred")
+
+
 TREC_CLASSES = ["Location", "Entity", "Human being", "Human"]
 
 
@@ -77,8 +86,9 @@ EXPECTED_SCORES = {"hotpotqa": 55.56, "gov_report": 75.0, "trec": 62.5, "passage
 
 
 def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    result = read_result(pred_dir)
+    code, out = score_only(pred_dir)
+    assert code == 0
+    result = read_result(out)
     intervals = result.pop("intervals")
     assert {t: i["mean"] for t, i in intervals.items()} == EXPECTED_SCORES
     # two items scoring 1 and 0.5: the resampled means are 0.5, 0.75, 1 (1/4, 1/2, 1/4): [50, 100]
@@ -104,26 +114,26 @@ def test_score_only_reproduces_hand_computed_scores(pred_dir: Path, capsys):
         "failure_policy": POLICY,
         "pred_dir": str(pred_dir),
     }
-    assert not LongBenchFiles(pred_dir).rejected.exists()
+    assert not LongBenchFiles(out).rejected.exists() and not (pred_dir / "result.json").exists()
     out = capsys.readouterr().out
     assert "hotpotqa" in out and "55.56" in out and "failures: 0" in out
     assert "qa_f1 ↑" in out  # each task's metric and its direction
 
 
 def test_score_only_output_dir_and_task_filter(pred_dir: Path, tmp_path: Path):
-    out = tmp_path / "elsewhere"
-    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(out), "--tasks", "lcc,trec"]) == 0
-    result = read_result(out)
+    code, out = score_only(pred_dir, "--tasks", "lcc,trec", "--label", "mine", evals=tmp_path / "elsewhere")
+    assert code == 0
+    result = read_result(tmp_path / "elsewhere" / "mine" / "longbench" / "pred")
     assert result["scores"] == {"lcc": 94.0, "trec": 62.5}
     assert result["average"] == 78.25  # (94 + 62.5) / 2
     assert not (pred_dir / "result.json").exists()
 
 
 def test_score_only_is_deterministic(pred_dir: Path):
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    first = (pred_dir / "result.json").read_bytes()
-    assert run_cli(["--score-only", str(pred_dir)]) == 0
-    assert (pred_dir / "result.json").read_bytes() == first
+    code, out = score_only(pred_dir)
+    first = (out / "result.json").read_bytes()
+    assert code == 0 and score_only(pred_dir)[0] == 0
+    assert (out / "result.json").read_bytes() == first
 
 
 def test_score_only_longbench_e_buckets(tmp_path: Path):
@@ -135,8 +145,9 @@ def test_score_only_longbench_e_buckets(tmp_path: Path):
         pred("paris france", ["Paris"], length=9000),  # 8k+: 2/3
     ])
     write_jsonl(d / "passage_count.jsonl", [pred("3", ["3"], length=100)])
-    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
-    result = read_result(d)
+    code, out = score_only(d, "--longbench-e")
+    assert code == 0
+    result = read_result(out)
     assert result["benchmark"] == "LongBench-E"
     assert result["scores"] == {"hotpotqa": {"0-4k": 50.0, "4-8k": 100.0, "8k+": 66.67},
                                 "passage_count": {"0-4k": 100.0, "4-8k": None, "8k+": None}}
@@ -148,15 +159,16 @@ def test_the_old_e_switch_is_gone(tmp_path: Path, capsys):
     write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=5000)])
     with pytest.raises(SystemExit) as stop:
         run_cli(["--score-only", str(d), "--e"])
-    assert stop.value.code == 2 and "unrecognized arguments: --e" in capsys.readouterr().err
+    assert stop.value.code == 2 and "unrecognized argument --e; did you mean --longbench-e?" in capsys.readouterr().err
     assert not (d / "result.json").exists()
 
 
 def test_score_only_e_needs_length(tmp_path: Path):
     d = tmp_path / "pred_e"
     write_jsonl(d / "hotpotqa.jsonl", [pred("paris", ["Paris"], length=1200), {"pred": "paris", "answers": ["Paris"]}])
-    assert run_cli(["--score-only", str(d), "--longbench-e"]) == 0
-    result = read_result(d)
+    code, out = score_only(d, "--longbench-e")
+    assert code == 0
+    result = read_result(out)
     assert result["counts"]["hotpotqa"] == {"scored": 1, "failed": 1}
     (f,) = result["failures"]["hotpotqa"]
     assert (f["line"], f["field"]) == (2, "length")
@@ -182,8 +194,9 @@ def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys)
         {"pred": "Oslo", "all_classes": None, "length": 500, "_id": "h3"},  # no answers
     ])  # h4: no line at all
     write_jsonl(preds / "passage_count.jsonl", [pred("2", ["2"]), pred("2 3", ["2"])])  # 3 data items, 2 lines
-    assert run_cli(["--score-only", str(preds), "--data-dir", str(data)]) == 0
-    result = read_result(preds)
+    code, out = score_only(preds, "--data-dir", str(data))
+    assert code == 0
+    result = read_result(out)
     assert result["scores"] == {"hotpotqa": 100.0, "passage_count": 75.0}
     assert result["counts"] == {"hotpotqa": {"scored": 1, "failed": 5}, "passage_count": {"scored": 2, "failed": 1}}
     assert result["num_failures"] == 6
@@ -198,20 +211,20 @@ def test_bad_input_is_counted_listed_and_the_rest_scored(tmp_path: Path, capsys)
     assert hp[4]["reason"] == "no prediction for this _id"
     (pc,) = result["failures"]["passage_count"]
     assert pc["reason"] == "no prediction: passage_count.jsonl has 2 lines for 3 data items"
-    rejected = [json.loads(x) for x in LongBenchFiles(preds).rejected.read_text().splitlines()]
+    rejected = [json.loads(x) for x in LongBenchFiles(out).rejected.read_text().splitlines()]
     assert len(rejected) == 6
     out = capsys.readouterr().out
     assert "failures: 6" in out and "field 'pred'" in out and "h4" in out
 
 
 def test_unknown_task_and_missing_folder(tmp_path: Path, capsys):
-    assert run_cli(["--score-only", str(tmp_path / "nope")]) == 2
+    assert score_only(tmp_path / "nope")[0] == 2
     d = write_jsonl(tmp_path / "p" / "hotpotqa.jsonl", [pred("a", ["a"])]).parent
-    assert run_cli(["--score-only", str(d), "--tasks", "hotpotqa,not_a_task"]) == 2
+    assert score_only(d, "--tasks", "hotpotqa,not_a_task")[0] == 2
     assert "unknown LongBench task 'not_a_task'" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli(["--score-only", str(empty)]) == 2
+    assert score_only(empty)[0] == 2
 
 
 # --- prompts and truncation --------------------------------------------------------------------
@@ -388,9 +401,11 @@ def test_run_builds_truncates_writes_and_resumes(run_setup, tokenizer):
     assert gen3.seen == [] and result3["_stats"]["skipped"] is True  # complete: the step is not even started
     assert (pred_dir / "result.json").read_bytes() == first
     assert not LongBenchFiles(pred_dir).rejected.exists()
-    # --score-only on the same folder reproduces the run's result (without the run's metadata)
-    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(pred_dir.parent / "rescored")]) == 0
-    rescored = read_result(pred_dir.parent / "rescored")
+    # --score-only on the same folder reproduces the run's result (without the run's metadata), into
+    # the folder of the label the predictions sit in, under the other eval folder
+    evals = pred_dir.parent / "rescored"
+    assert run_cli(["--score-only", str(pred_dir), "--output-dir", str(evals)]) == 0
+    rescored = read_result(evals / pred_dir.parent.parent.name / "longbench" / "pred")
     assert rescored["scores"] == result3["scores"] and rescored["counts"] == result3["counts"]
 
 

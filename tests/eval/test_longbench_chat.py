@@ -67,7 +67,7 @@ def test_score_only_against_a_fake_judge(chat_data, tmp_path: Path, monkeypatch,
     with FakeJudge(chat_script) as judge:
         assert run_score_only(data, pred, out, judge.url) == 75  # case 5 is not rated: incomplete
         sent = len(judge.requests)
-        result = json.loads((out / "result.json").read_text())
+        result = json.loads((out / "my-model" / "longbench-chat" / "result.json").read_text())
         assert result["score"] == pytest.approx((8 + 7.5 + 6 + 9) / 4 * 10)  # 76.25; case 5 is not a 0
         assert (result["n_rated"], result["n_failed"], result["n_pending"], result["n_cases"]) == (4, 1, 0, 5)
         assert result["complete"] is False
@@ -89,7 +89,7 @@ def test_score_only_against_a_fake_judge(chat_data, tmp_path: Path, monkeypatch,
         # a rerun is served from the cache, except case 5, which is asked again (nothing unusable is kept)
         assert run_score_only(data, pred, out, judge.url) == 75
         assert len(judge.requests) == sent + 3 and judge.calls["case 5"] == 6
-        again = json.loads((out / "result.json").read_text())
+        again = json.loads((out / "my-model" / "longbench-chat" / "result.json").read_text())
         assert again["score"] == result["score"] and again["usage"]["requests_sent"] == 3
     printed = capsys.readouterr()
     assert "76.25" in printed.out and "incomplete" in printed.err and "1 failed" in printed.err

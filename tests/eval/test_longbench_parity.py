@@ -52,8 +52,8 @@ def test_score_only_integer_answers_and_lcc(tmp_path: Path):
     (d / "passage_count.jsonl").write_text("".join(_line(p, a) for p, a in counts))  # integers, as released
     code = [(p, [g]) for p, g in PAIRS] + [("x = foo(1)\n", ["x = foo(2)", "y = foo(1)"])]
     (d / "lcc.jsonl").write_text("".join(_line(p, a) for p, a in code))
-    assert main(["eval", "longbench", "--score-only", str(d)]) == 0
-    result = json.loads((d / "result.json").read_text())
+    assert main(["eval", "longbench", "--score-only", str(d), f"output_dir={tmp_path}"]) == 0
+    result = json.loads((tmp_path / "eval" / "pred" / "longbench" / "pred" / "result.json").read_text())
     want_count = sum(max(official.count_score(p, g) for g in a) for p, a in counts) / len(counts)
     want_lcc = sum(max(official.code_sim_score(p, g) for g in a) for p, a in code) / len(code)
     assert result["scores"] == {"passage_count": round(100 * want_count, 2), "lcc": round(100 * want_lcc, 2)}

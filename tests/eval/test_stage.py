@@ -153,7 +153,9 @@ def test_bad_item_lines_are_quarantined(tmp_path):
     needle_path.write_text(json.dumps({"id": "n", "length": 1, "depth": 0, "context": "c", "question": "q",
                                        "key_words": []}) + "\n")
     items, rejects = load_items(needle_path, check_needle, rejects_path=tmp_path / "nbad.jsonl")
-    assert items == [] and rejects.counts["must be a non-empty list"] == 1
+    assert items == [] and rejects.total == 1
+    (bad,) = [json.loads(x) for x in (tmp_path / "nbad.jsonl").read_text().splitlines()]
+    assert bad["field"] == "key_words" and "must be a non-empty list" in bad["reason"]
 
 
 def test_changed_prompts_or_settings_are_redone(tmp_path, tiny_model, tokenizer):

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from longcurate.core.errors import UserError
+from longcurate.core.errors import ConfigError
+from longcurate.select.config import SelectConfig
 from longcurate.select.shard import ChunkSizer, chunk_plan_path, run_joint_parts
 
 
@@ -20,10 +21,10 @@ def test_sizer_fixed_and_by_time():
     timed.observe(tokens=200, seconds=2.0)  # 100 tokens / s: 1,000 tokens per chunk
     assert timed.next_size([300, 300, 300, 300]) == 3
     assert timed.next_size([5000, 10]) == 1  # one sample over the budget still makes a chunk
-    with pytest.raises(UserError, match="chunk_size"):
-        ChunkSizer(fixed=0)
-    with pytest.raises(UserError, match="chunk_seconds"):
-        ChunkSizer(fixed=None, seconds=0)
+    with pytest.raises(ConfigError, match="select.chunk_size"):  # the config refuses, before any work
+        SelectConfig(chunk_size=0)
+    with pytest.raises(ConfigError, match="select.chunk_seconds"):
+        SelectConfig(chunk_size=None, chunk_seconds=0)
 
 
 class FakeScorer:

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from longcurate.core.engine import NLLResult, ScoringEngine
-from longcurate.core.errors import UserError
+from longcurate.core.errors import ConfigError, UserError
 from longcurate.core.records import Sample
 from longcurate.core.runner import StepSpec, run_step
-from longcurate.select.budget import METHODS, method_orders, write_budgets
+from longcurate.select.budget import method_orders, write_budgets
+from longcurate.select.config import METHODS, SelectConfig
 from longcurate.select.cam import finalize_cam, softmax
 from longcurate.select.diagnose import cas_sanity, diagnose, format_report
 from longcurate.select.hmg import ShortModel, check_same_tokenizer, finalize_hmg, hmg_records, minmax
@@ -165,8 +166,8 @@ def test_importance_temperature_at_merge():
     assert sharp["importance_temperature"] == 0.25
     imp, att = np.array(sharp["importance"]), np.array(rec["segment_attn"])
     assert sharp["cas"] == pytest.approx(1 - imp @ att / np.linalg.norm(imp) / np.linalg.norm(att))
-    with pytest.raises(UserError):
-        finalize_cam([rec], 0.0)
+    with pytest.raises(ConfigError, match="select.importance_temperature"):  # refused before any scoring
+        SelectConfig(importance_temperature=0.0)
 
 
 def test_cas_sanity_says_when_cas_is_a_length_proxy():

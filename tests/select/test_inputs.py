@@ -141,7 +141,7 @@ def test_load_samples_rejects(tmp_path, tokenizer):
     rej.close()
     assert [s.id for _, s in got] == ["s000", "s001", "s002", "s003", "la"]
     la = got[-1][1]
-    assert la.instruction == "What?" and la.source["split"] == "longalign-last-blank-line"
+    assert la.instruction == "What?" and la.source["split"] == "last-blank-line"
     lines = [json.loads(x) for x in (tmp_path / "rej.jsonl").read_text().splitlines()]
     reasons = {(r["line"], r["reason"].split(":")[0]) for r in lines}
     assert reasons == {(5, "duplicate id"), (6, "empty response"), (7, "invalid JSON")}

@@ -12,7 +12,7 @@ from longcurate.core.records import Sample
 from longcurate.core.layout import parse_budget
 from longcurate.select.budget import budget_size, write_budgets
 from longcurate.select.diagnose import auroc, diagnose
-from longcurate.select.rank import average_ranks, rank_scores, spearman
+from longcurate.select.rank import percentile, rank_scores, spearman
 
 HMG = [{"id": "a", "hmg": 0.9}, {"id": "b", "hmg": -0.5}, {"id": "c", "hmg": 0.1}, {"id": "d", "hmg": 0.4}]
 CAM = [{"id": "a", "cas": 0.1}, {"id": "b", "cas": 0.8}, {"id": "c", "cas": 0.3}, {"id": "d", "cas": 0.2}]
@@ -39,8 +39,6 @@ def test_rank_percentile_mode():
     assert [r["id"] for r in ranked] == ["a", "b", "c", "d"]  # ties break by id
     ranked, _ = rank_scores(HMG, CAM, alpha=1.0, normalize="rank")
     assert [r["id"] for r in ranked] == ["a", "d", "c", "b"]
-    with pytest.raises(ValueError):
-        rank_scores(HMG, CAM, normalize="zscore")
 
 
 def test_rank_imputes_missing_cas():
@@ -52,7 +50,7 @@ def test_rank_imputes_missing_cas():
 
 
 def test_ranks_and_spearman():
-    assert average_ranks([3, 1, 2, 2]).tolist() == [4.0, 1.0, 2.5, 2.5]
+    assert (percentile([3, 1, 2, 2]) * 4).tolist() == [4.0, 1.0, 2.5, 2.5]
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
@@ -69,13 +67,13 @@ def test_budgets_and_baselines(tmp_path):
     written = write_budgets(ranked, samples, tmp_path, [2, 0.5, 10], ["gateau", "random", "hmg-only",
                                                                       "cam-only", "length"], seed=0)
     assert written["gateau-2.jsonl"] == 2 and written["gateau-0.5.jsonl"] == 2
-    assert written["gateau-10.jsonl"] == 4  # capped to the data
+    assert written["gateau-4.jsonl"] == 4 and "gateau-10.jsonl" not in written  # capped: named by its real size
     read = lambda name: [json.loads(x)["id"] for x in (tmp_path / name).read_text().splitlines()]  # noqa: E731
     assert read("gateau-2.jsonl") == [r["id"] for r in ranked[:2]]
     assert read("hmg-only-2.jsonl") == ["a", "d"]
     assert read("cam-only-2.jsonl") == ["b", "c"]
     assert read("length-2.jsonl") == ["d", "c"]
-    rnd = read("random-10.jsonl")
+    rnd = read("random-4.jsonl")
     assert sorted(rnd) == list("abcd")
     # full sample records, readable by Sample.from_dict
     line = json.loads((tmp_path / "gateau-2.jsonl").read_text().splitlines()[0])
@@ -149,3 +147,19 @@ def test_diagnose_without_gold_says_so(tmp_path, capsys):
     assert d["gold_samples"] == 0 and d["cas_n"] == 5
     assert not any(k.startswith(("top_", "hmg_auroc", "gold_not_kept")) for k in d)
     assert json.loads((tmp_path / "run/select/diagnostics.json").read_text()) == d
+
+
+def test_length_order_uses_token_counts_and_never_a_missing_length_as_zero():
+    """Samples whose input has no `length`: the `length` order comes from the scoring pass's token
+    counts; with none at all it stops, naming the samples (not 0 for all, i.e. file order)."""
+    from longcurate.core.errors import UserError
+    from longcurate.select.budget import token_counts
+
+    samples = {i: Sample(i, "c", "q", "r", []) for i in ("a", "b", "c")}
+    ranked = [{"id": i, "hmg": 0.0} for i in ("a", "b", "c")]
+    assert token_counts(ranked, samples, {"a": 5, "b": 50, "c": 20}, True) == {"a": 5, "b": 50, "c": 20}
+    samples["c"].length = 70  # the input's own length where scoring has no count
+    assert token_counts(ranked, samples, {"a": 5, "b": 50}, True) == {"a": 5, "b": 50, "c": 70}
+    with pytest.raises(UserError, match="no token count"):
+        token_counts(ranked, samples, {"a": 5}, True)
+    assert token_counts(ranked, samples, None, False) == {"c": 70}  # not needed: no error

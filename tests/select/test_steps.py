@@ -22,8 +22,8 @@ def _cfg(tmp_path: Path, **select) -> RunConfig:
 
 
 def test_window_zero_means_the_full_input(tmp_path):
-    assert _cfg(tmp_path, window=0).select.window is None
-    assert _cfg(tmp_path, window=None).select.window is None
+    assert _cfg(tmp_path, window=0, model_a="other").select.window is None
+    assert _cfg(tmp_path, window=None, model_a="other").select.window is None
     assert _cfg(tmp_path, window=512).select.window == 512
 
 
@@ -97,4 +97,4 @@ def test_budget_sizes_must_be_numbers(capsys):
 
     assert main(["select", "budget", "1000", "lots"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["longcurate: error: budget must be a number, got 'lots'"]
+    assert err == ["longcurate: error: command line: 'select.budgets[1]' must be a number, got 'lots'"]

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import Rejects
 from longcurate.synth.config import CorpusConfig
 from longcurate.core.bundled import wiki_summaries_path
@@ -67,6 +68,27 @@ def test_txt_files_are_documents(tmp_path):
     assert [(d.doc_id, d.title, d.text) for d in docs] == [("one.txt", "one", "First paragraph.\nThird."),
                                                            ("two.txt", "two", "Another.")]
     assert len(rej) == 1 and rej[0]["line"] == 2 and rej[0]["reason"].startswith("not UTF-8")
+
+
+def test_a_single_txt_file_holds_many_documents(tmp_path):
+    """A .txt file given as the corpus is not one document: blank lines separate its documents (or
+    each line is one, or the file is one, as `txt_split` says); compressed files read the same."""
+    import gzip
+
+    text = "First doc, line one.\nline two.\n\n\nSecond doc.\n\nThird doc.\n"
+    (tmp_path / "corpus.txt").write_text(text)
+    (tmp_path / "corpus.txt.gz").write_bytes(gzip.compress(text.encode()))
+    for name in ("corpus.txt", "corpus.txt.gz"):
+        docs, _ = _docs(CorpusConfig(path=str(tmp_path / name)), tmp_path)
+        assert [(d.doc_id, d.title, d.text) for d in docs] == [
+            (f"{name}:1", "", "First doc, line one.\nline two."), (f"{name}:5", "", "Second doc."),
+            (f"{name}:7", "", "Third doc.")]
+    by_line, _ = _docs(CorpusConfig(path=str(tmp_path / "corpus.txt"), txt_split="line"), tmp_path)
+    assert [d.text for d in by_line] == ["First doc, line one.", "line two.", "Second doc.", "Third doc."]
+    whole, _ = _docs(CorpusConfig(path=str(tmp_path / "corpus.txt"), txt_split="file"), tmp_path)
+    assert [(d.doc_id, d.title) for d in whole] == [("corpus.txt", "corpus")]
+    with pytest.raises(ConfigError, match="txt_split"):
+        CorpusConfig(txt_split="paragraph")
 
 
 def test_hf_dataset_folder(tmp_path):

@@ -11,8 +11,8 @@ import pytest
 
 from longcurate.cli import build_parser
 from longcurate.config import RunConfig, resolve_config
-from longcurate.core.errors import ConfigError, SettingsChanged, UserError
-from longcurate.core.holdout import side_of
+from longcurate.core.errors import ConfigError, SettingsChanged
+from longcurate.core.holdout import HoldoutConfig, side_of
 from longcurate.synth.config import CorpusConfig, SynthConfig
 from longcurate.synth.corpus import read_corpus
 from longcurate.synth.pipeline import run_synth
@@ -142,10 +142,9 @@ def test_which_part_the_training_samples_read(corpus, tmp_path, tokenizer):
 def test_heldout_settings_are_checked():
     with pytest.raises(ConfigError, match="heldout_samples"):
         SynthConfig(heldout_samples=-1)
-    cfg = RunConfig(synth=SynthConfig(corpus=CorpusConfig(path="x.jsonl"), heldout_samples=5))
-    cfg.holdout.fraction = 0.0
-    with pytest.raises(UserError, match="holdout.fraction > 0"):
-        run_synth(cfg, progress=False)
+    with pytest.raises(ConfigError, match="holdout.fraction > 0"):  # before any work
+        RunConfig(synth=SynthConfig(corpus=CorpusConfig(path="x.jsonl"), heldout_samples=5),
+                  holdout=HoldoutConfig(fraction=0.0))
 
 
 def test_the_heldout_output_is_locked_too(corpus, tmp_path, tokenizer):

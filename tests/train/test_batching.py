@@ -60,7 +60,7 @@ def test_plan_groups_one_micro_step_by_default_and_the_global_batch_as_option():
     per_device, ga, world = 2, 3, 2
     assert sort_group_size("micro", per_device, ga, world) == 4
     assert sort_group_size("global", per_device, ga, world) == 12
-    with pytest.raises(ValueError, match="sort_group"):
+    with pytest.raises(KeyError):  # `train.sort_group` is checked by the config; another name is a bug
         sort_group_size("epoch", per_device, ga, world)
     ds = {"length": lengths}
     micro = make_plan(ds, batching="sorted", loss_weighting="sequence", per_device=per_device, grad_accum=ga,

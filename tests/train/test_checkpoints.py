@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from longcurate.core.errors import SettingsChanged
+from longcurate.core.errors import ConfigError, SettingsChanged
+from longcurate.train.config import TrainConfig
 from longcurate.train.checkpoints import (checkpoint_problems, move_aside, resumable_checkpoint, safetensors_problem,
                                           save_dtype_name)
 
@@ -140,8 +141,8 @@ def test_final_model_dtype(run_cfg, save_dtype, want):
 def test_save_dtype_names():
     assert save_dtype_name("auto", "bf16") == "bfloat16" and save_dtype_name("auto", "fp32") == "float32"
     assert save_dtype_name("fp16", "bf16") == "float16"
-    with pytest.raises(ValueError, match="save_dtype"):
-        save_dtype_name("int8", "fp32")
+    with pytest.raises(ConfigError, match="train.save_dtype"):  # the config refuses it, before training
+        TrainConfig(save_dtype="int8")
 
 
 def _fake_checkpoint(folder: Path, step: int, *, optimizer: bool = True) -> Path:

@@ -156,5 +156,7 @@ def test_fsdp_config_reads_for_the_trainer():
     assert on and conf["version"] == 2 and conf["reshard_after_forward"] is True
     assert conf["cpu_offload"] is False and conf["state_dict_type"] == "FULL_STATE_DICT"
     assert fsdp_settings("", None) == (False, None)
-    with pytest.raises(ValueError, match="train.fsdp"):
-        fsdp_settings("bogus", None)
+    from longcurate.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="train.fsdp"):  # an unknown option is refused with the config
+        TrainConfig(fsdp="bogus")

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from longcurate.core.chat_formats import InputFormat
+from longcurate.core.config import to_dict
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import done_marker, dumps, file_digest, rejected_path
 from longcurate.core.prompts import messages_for
 from longcurate.core.records import RecordError
 from longcurate.train.chat import conversation_hash, parse_conversation
+from longcurate.train.config import MixConfig
 from longcurate.train.mix import build_mixture, summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,13 +59,14 @@ def test_budget_is_honoured_exactly_and_ratio(inputs, tmp_path):
     assert m["long"] == 30 and m["short"] == 60 and m["total"] == 90 == len(recs)
     assert sum(r["source"] == "long" for r in recs) == 30
     assert {r["id"] for r in recs if r["source"] == "long"} == {f"in2-{i:06d}" for i in range(30)}
-    assert m["sources"][budget] == {"source": "long", "read": 30, "valid": 30, "rejected": 0,
+    assert m["sources"][budget] == {"source": "long", "read": 30, "valid": 30, "rejected": 0, "normalised": {},
                                     "duplicates": 0, "used": 30}
     assert m["sources"][short]["used"] == 60 and m["sources"][short]["available"] == 100
     marker = json.loads(done_marker(out).read_text())  # the stats are the mix step's marker
     assert marker.pop("params") == {"long": [{"path": budget, "sha256": file_digest(budget)}],
                                     "short": {"path": short, "sha256": file_digest(short)},
-                                    "short_size": None, "short_ratio": 2.0, "seed": 1, "limit": None}
+                                    "short_size": None, "short_ratio": 2.0, "seed": 1, "limit": None,
+                                    "formats": {k: to_dict(InputFormat()) for k in ("long", "short")}}
     assert marker == m
     for r in recs:
         assert list(r) == ["id", "source", "origin", "messages"]
@@ -78,8 +83,8 @@ def test_short_size_and_shortfall(inputs, tmp_path):
     assert (m["short"], m["short_requested"], m["short_shortfall"]) == (100, 500, 400)
     m = build_mixture([budget], None, str(tmp_path / "c.jsonl"), progress=False)
     assert (m["long"], m["short"]) == (30, 0)
-    with pytest.raises(ValueError, match="not both"):
-        build_mixture([budget], short, str(tmp_path / "d.jsonl"), short_size=1, short_ratio=1.0)
+    with pytest.raises(ConfigError, match="give one"):  # the config refuses both, before any work
+        MixConfig(short=str(short), short_size=1, short_ratio=1.0)
 
 
 def test_two_budget_files_and_limit(inputs, tmp_path):
@@ -124,27 +129,34 @@ def test_bad_input_rejected_with_reasons(tmp_path):
                                              "{not json"])
     short = write(tmp_path / "short.jsonl", [
         short_record(0),
-        {"id": "odd", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
-                                        {"from": "human", "value": "bye?"}]},
+        {"id": "unanswered", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
+                                               {"from": "human", "value": "bye?"}]},  # the last turn is dropped
         {"id": "empty", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "  "}]},
         {"id": "robot", "conversations": [{"from": "robot", "value": "hi"}, {"from": "gpt", "value": "x"}]},
-        {"id": "order", "messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]},
+        {"id": "order", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "q"},
+                                     {"role": "assistant", "content": "r"}]},
+        {"id": "greeting", "messages": [{"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "q"},
+                                        {"role": "assistant", "content": "r"}]},  # the greeting is dropped
+        {"id": "nothing", "messages": [{"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "q"}]},
         {"id": "none"},
     ])
     out = str(tmp_path / "m.jsonl")
     m = build_mixture([budget], short, out, progress=False)
-    assert (m["long"], m["short"]) == (1, 1)
-    assert m["rejected_by_reason"] == {"odd number of turns": 1, "empty assistant turn": 1, "unknown role": 1,
+    assert (m["long"], m["short"]) == (1, 3)
+    assert m["rejected_by_reason"] == {"no user turn with an answer": 1, "empty assistant turn": 1, "unknown role": 1,
                                        "turns do not alternate": 1, "no conversation": 1, "empty response": 1,
                                        "invalid JSON": 1}
-    assert m["sources"][short] == {"source": "short", "read": 6, "valid": 1, "rejected": 5, "duplicates": 0,
-                                   "available": 1, "used": 1}
+    assert m["sources"][short] == {"source": "short", "read": 8, "valid": 3, "rejected": 5, "duplicates": 0,
+                                   "normalised": {"leading assistant turn dropped": 1,  # of the records kept
+                                                  "unanswered last user turn dropped": 1},
+                                   "available": 3, "used": 3}
     assert m["sources"][budget]["read"] == 3 and m["sources"][budget]["rejected"] == 2
     rej = read(str(rejected_path(out)))
     by_id = {r["id"]: r for r in rej}
-    assert by_id["odd"]["reason"].startswith("odd number of turns: 3")
-    assert by_id["odd"]["line"] == 2 and by_id["odd"]["file"] == short
-    assert by_id["robot"]["reason"] == "unknown role: 'robot'" and by_id["robot"]["field"] == "conversations[0].from"
+    assert by_id["order"]["reason"].startswith("turns do not alternate") and by_id["order"]["field"] == "messages[1].role"
+    assert by_id["order"]["line"] == 5 and by_id["order"]["file"] == short
+    assert "leading assistant turn dropped" in summary(m)
+    assert by_id["robot"]["reason"].startswith("unknown role: 'robot'") and by_id["robot"]["field"] == "conversations[0].from"
     assert by_id["empty"]["field"] == "conversations[1].value"
     assert m["rejected_file"] == str(rejected_path(out))
 
@@ -219,6 +231,7 @@ def test_records_without_ids_get_their_content_id(tmp_path):
     `<file>:<line>`), whatever the file format."""
     import datasets
 
+    from longcurate.core.chat_formats import read_chat
     from longcurate.core.records import content_id
 
     longalign = [{"messages": long_record(i)["messages"]} for i in range(3)]
@@ -229,7 +242,8 @@ def test_records_without_ids_get_their_content_id(tmp_path):
     m = build_mixture([budget], str(tmp_path / "chat.parquet"), out, progress=False)
     assert (m["long"], m["short"]) == (3, 4)
     ids = {r["id"]: r["source"] for r in read(out)}
-    assert ids == {**{content_id(r): "long" for r in longalign}, **{content_id(r): "short" for r in chat}}
+    assert ids == {**{content_id(r): "long" for r in longalign}, **{read_chat(r).id: "short" for r in chat}}
+    assert {read_chat(r).id for r in chat} == {content_id({"messages": read_chat(r).messages}) for r in chat}
     datasets.Dataset.from_list(longalign).save_to_disk(str(tmp_path / "la-ds"))
     folder = build_mixture([str(tmp_path / "la-ds")], None, str(tmp_path / "f.jsonl"), progress=False)
     assert folder["long"] == 3 and {r["id"] for r in read(str(tmp_path / "f.jsonl"))} == {

@@ -147,7 +147,7 @@ def test_tokenize_mixture_dataset(tokenizer, tmp_path):
         assert row["n_response_tokens"] == sum(x != IGNORE_INDEX for x in row["labels"]) > 0
     counts = (stats["input"], stats["kept"], stats["truncated"], stats["skipped_samples"], stats["rejected"])
     assert counts == (11, 9, 1, 0, 2)
-    assert stats["rejected_by_reason"] == {"invalid JSON": 1, "odd number of turns": 1}
+    assert stats["rejected_by_reason"] == {"invalid JSON": 1, "no user turn with an answer": 1}
     assert stats["by_source"] == {"long": 7, "short": 2}
     assert stats["total_tokens"] == sum(ds["length"])
     assert stats["response_tokens"] == sum(ds["n_response_tokens"])
