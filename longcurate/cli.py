@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     _global_flags_everywhere(parser)
     document_defaults(parser, RunConfig())
-    parser.set_defaults(config_class=RunConfig)  # stage CLIs resolve it through core.cli.resolve_config
+    # Stage CLIs resolve the config through core.cli.resolve_config, and run an earlier stage (e.g. the
+    # samples `select audit` plants from) through `run_stage`, without importing the root or that stage.
+    parser.set_defaults(config_class=RunConfig, run_stage=pipeline.run_stage)
     return parser
 
 

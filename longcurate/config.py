@@ -83,6 +83,7 @@ class RunConfig:
             probes=self.eval.probes.output,
             needle=self.eval.needle.output,
             openai_cache=self.synth.openai.cache_dir,
+            audit_dir=self.select.audit.output_dir,
         )
 
 

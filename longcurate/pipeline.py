@@ -17,6 +17,7 @@ from typing import Any, Callable
 from longcurate.config import STAGES, RunConfig, resolve_config
 from longcurate.core.cli import add_config_args
 from longcurate.core.config import dump_yaml
+from longcurate.core.errors import ConfigError
 from longcurate.core.jsonl import atomic_open
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import incomplete_parts, raise_if_incomplete
@@ -56,6 +57,14 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         log.info("stage %s done in %.1f s (%.1f CPU-s)", name, stats[name]["seconds"], stats[name]["cpu_seconds"])
     write_manifest(layout.manifest("run"), "run", cfg, stats)
     return stats
+
+
+def run_stage(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """One stage's `run_stage` by name. The root parser hands it to stage commands that need an earlier
+    stage's output (`select audit` makes the samples it plants from), so no stage imports another."""
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; stages are {list(STAGES)}")
+    return _stage_runners()[name](cfg)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

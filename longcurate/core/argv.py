@@ -180,6 +180,8 @@ def unknown_flag_message(parser: argparse.ArgumentParser, flag: str, config_cls:
     name = flag.split("=")[0]
     key_name = name.lstrip("-").replace("-", "_")
     keys = [k for k in config_keys(config_cls) if k.rsplit(".", 1)[-1] == key_name] if config_cls else []
+    noun = (parser.prog.split() + ["", ""])[1]  # `longcurate select rank`: the command's own section first
+    keys.sort(key=lambda k: (not k.startswith(noun + "."), k.count(".")))
     flags = [f for k in keys if (f := flag_of_key(parser, k))]
     options = [o for o in parser._option_string_actions if o.startswith("--") and o != "--help"]
     close = flags[:1] or difflib.get_close_matches(name, options, n=1, cutoff=0.6)

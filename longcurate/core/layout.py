@@ -18,6 +18,7 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       eval/<label>/                 one model's eval results (`EvalModelFiles`)
       eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
+      audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/{audit.png,figures.jsonl}   select audit
 
 Any of the first-level paths can be placed elsewhere by the config (e.g. `synth.output`,
 `train.output`); `RunConfig.layout()` passes those choices in, and the budgets select writes
@@ -213,6 +214,7 @@ class RunLayout:
     probes: Path
     needle: Path
     openai_cache: Path
+    audit_dir: Path
     budget_specs: tuple[float, ...] = (1000,)  # the budgets select writes (sizes, or fractions < 1)
     stage_dirs: tuple[tuple[str, Path], ...] = ()  # (stage, folder) for a stage whose manifest is not at root
 
@@ -243,6 +245,7 @@ class RunLayout:
             "probes": eval_dir / "probes.jsonl",
             "needle": eval_dir / "needle.jsonl",
             "openai_cache": root / "openai-cache",
+            "audit_dir": root / "audit",
         }
         return cls(root=root, budget_specs=tuple(budgets), stage_dirs=tuple(stage_dirs.items()),
                    **{k: chosen.get(k, v) for k, v in defaults.items()})
@@ -281,6 +284,22 @@ class RunLayout:
         values = [parse_budget(b)[1] for b in (self.budget_specs or (1000,))]
         sizes = [v for v in values if v >= 1] or values
         return self.budget(method, max(sizes))
+
+    # --- select audit -----------------------------------------------------------------------
+    @property
+    def audit_pool(self) -> Path:
+        """The planted pool (`select audit`): every base sample once per planted type."""
+        return self.audit_dir / "pool.jsonl"
+
+    @property
+    def audit_scores(self) -> Path:
+        """Where the pool's HMG and CAM scores go (the select score files of this folder)."""
+        return self.audit_dir / "scores"
+
+    @property
+    def audit_report(self) -> Path:
+        """report.json; report.md, audit.png and figures.jsonl beside it."""
+        return self.audit_dir / "report.json"
 
     # --- eval --------------------------------------------------------------------------------
     @property

@@ -36,6 +36,14 @@ def film_chat(messages: list[dict[str, str]]) -> str:
     return "".join(out)
 
 
+def chat_text(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The chat-formatted text of a conversation (prompt + response): the tokenizer's chat template,
+    or the FILM [INST] format for tokenizers without one. A sample's `length` counts its tokens."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    return film_chat(messages)
+
+
 def gateau_prefix(context: str, instruction: str) -> str:
     """The text before the response in GATEAU's released HMG scripts."""
     return "### Input:" + context + "\n\n ### Instruction: " + instruction + "\n\n ### Response: "

@@ -54,6 +54,9 @@ class Sample:
     source: dict[str, Any] = field(default_factory=dict)
     turns_before: list[dict[str, str]] = field(default_factory=list)
     turns_after: list[dict[str, str]] = field(default_factory=list)
+    # A planted sample's type and where its evidence sits relative to θ_A's view (core.planted);
+    # absent from records that were not planted, so their bytes do not change.
+    planted: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,6 +65,7 @@ class Sample:
         order = ["id", "kind", "context", "instruction", "response", "messages", "gold",
                  "num_segments", "length", "source"]
         order += [k for k in ("turns_before", "turns_after") if d[k]]
+        order += ["planted"] if self.planted is not None else []
         return {k: d[k] for k in order}
 
     @property
@@ -103,12 +107,16 @@ class Sample:
             if not 0 <= span.char_start <= span.char_end <= len(d["context"]):
                 raise RecordError(f"gold[{i}]", "offsets outside the context")
             gold.append(span)
+        planted = d.get("planted")
+        if planted is not None and not (isinstance(planted, dict) and isinstance(planted.get("type"), str)):
+            raise RecordError("planted", "must be an object with a string 'type'")
         length = d.get("length")
         return cls(id=str(rid), kind=kind, context=d["context"], instruction=d["instruction"],
                    response=d["response"], messages=messages, gold=gold,
                    num_segments=int(d.get("num_segments") or 0), length=None if length is None else int(length),
                    source=dict(d.get("source") or {}), turns_before=list(d.get("turns_before") or []),
-                   turns_after=list(d.get("turns_after") or []))
+                   turns_after=list(d.get("turns_after") or []),
+                   planted=dict(planted) if planted is not None else None)
 
 
 COUNT_FIELDS = ("num_segments", "length")

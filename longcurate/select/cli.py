@@ -8,6 +8,7 @@
     longcurate select merge --kind hmg --input samples.jsonl --output scores/hmg.jsonl --num-shards 8
     longcurate select run --config configs/demo.yaml          # the whole stage: score, rank, budget, diagnose
     longcurate select run --input mine.jsonl --dry-run        # samples, tokens per pass, time estimate; writes nothing
+    longcurate select audit audit-cpu                         # every figure on a planted pool of known types
 
 Every verb also takes `--config FILE.yaml` and `key=value` overrides (e.g. `select.alpha=0.7`).
 """
@@ -105,6 +106,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from longcurate.select.audit import run_audit
+
+    cfg = resolve_config(args)
+    run_stage = getattr(args, "run_stage", None)  # the root's stage runner: makes the samples when missing
+    run_audit(cfg, (lambda c: run_stage(c, "synth")) if run_stage else None)
+    return 0
+
+
 def _p(x: str | None) -> Path | None:
     return Path(x) if x else None
 
@@ -133,7 +143,7 @@ def _score_file_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the `select` noun and its verbs to the top-level subparsers `sub`."""
-    noun = sub.add_parser("select", help="GATEAU selection: score, rank, budget, diagnose, merge, run",
+    noun = sub.add_parser("select", help="GATEAU selection: score, rank, budget, diagnose, merge, audit, run",
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = noun.add_subparsers(dest="select_cmd", metavar="VERB", required=True)
     _score_parsers(verbs)
@@ -165,6 +175,20 @@ def register(sub: Any) -> None:
     _score_file_args(p)
     add_flag(p, "--output", "select.output", "the diagnostics JSON (default <output_dir>/select/diagnostics.json)")
     p.set_defaults(func=_diagnose)
+
+    p = verbs.add_parser("audit", help="every selection figure on a planted pool of known types (far, local, "
+                         "absent, wrong): top-k shares, AUROCs, pass criteria",
+                         description="Plant a pool from the run's samples (synth runs first when they are "
+                                     "missing), score it once with HMG and CAM, derive every figure (HMG ppl/log, "
+                                     "CAS per metric and temperature, the final score under rank and paper, ifd, "
+                                     "perplexity, length, random) and write <output_dir>/audit/report.md, "
+                                     "report.json and audit.png, the pass criteria (select.audit.criteria) first.")
+    p.add_argument("config_file", nargs="?", metavar="CONFIG",
+                   help="the config: a YAML file or a bundled name such as audit-cpu (same as --config)")
+    add_config_args(p)
+    add_flag(p, "--input", "select.audit.input", "samples to plant from (default: the run's samples)")
+    add_flag(p, "--base-samples", "select.audit.base_samples", "base samples (each planted once per type)", type=int)
+    p.set_defaults(func=_audit)
 
     p = verbs.add_parser("run", help="the whole stage: score HMG and CAM, rank, budgets, diagnostics",
                          description="Each step resumes or skips itself, so a re-run redoes nothing.")

@@ -29,6 +29,8 @@ NORMALIZE = ("rank", "paper")
 METHODS = ("gateau", "random", "hmg-only", "cam-only", "length", "ifd", "perplexity")
 BUDGET_OVERFLOW = ("cap", "error")
 
+from longcurate.select.audit_config import AuditConfig
+
 
 @dataclass
 class SelectConfig:
@@ -92,6 +94,9 @@ class SelectConfig:
     # --- stage ---
     cam: bool = True  # run CAM in the stage (false: HMG-only ranking)
     diagnose: bool = True  # print diagnostics when the input has gold spans
+
+    # --- audit (`select audit`: every figure on a planted pool of known types) ---
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def __post_init__(self) -> None:
         # `--window 0` and `select.window=0` mean "θ_A sees the full input", the same as null.

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from longcurate.core.prompts import film_chat, messages_for
+from longcurate.core.prompts import chat_text, messages_for
 from longcurate.core.records import GoldSpan
 from longcurate.synth.segment import Segment, SegmentPool, count_tokens
 
@@ -23,14 +23,6 @@ MIN_PIECE_TOKENS = 16  # a truncated last filler shorter than this is left out
 
 class AssemblyError(ValueError):
     """This QA pair cannot be placed (e.g. its key fragment occurs outside the gold segments)."""
-
-
-def full_text(tokenizer, messages: list[dict[str, str]]) -> str:
-    """The chat-formatted text of a sample (prompt + response): the tokenizer's chat template, or the
-    FILM [INST] format for tokenizers without one. `length` counts the tokens of this text."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False)
-    return film_chat(messages)
 
 
 @dataclass
@@ -50,14 +42,14 @@ class LengthModel:
 
     def frame(self, instruction: str, response: str) -> tuple[int, int]:
         """Tokens before and after the context in the full chat-formatted text."""
-        text = full_text(self.tokenizer, messages_for(_SENTINEL, instruction, response))
+        text = chat_text(self.tokenizer, messages_for(_SENTINEL, instruction, response))
         at = text.index(_SENTINEL)
         return (count_tokens(self.tokenizer, text[:at]),
                 count_tokens(self.tokenizer, text[at + len(_SENTINEL):]))
 
     def exact(self, context: str, instruction: str, response: str) -> int:
         """The reference: tokenize the whole chat-formatted text."""
-        return count_tokens(self.tokenizer, full_text(self.tokenizer, messages_for(context, instruction, response)))
+        return count_tokens(self.tokenizer, chat_text(self.tokenizer, messages_for(context, instruction, response)))
 
 
 @dataclass

@@ -93,6 +93,31 @@ class OpenAIConfig:
 
 
 @dataclass
+class PlantedConfig:
+    """Planted types in the training samples (core.planted), for pools with something to filter."""
+
+    # share of the long samples (fine and multi-hop, with gold spans) made each type: far, local,
+    # absent, wrong; what the shares leave (and every short sample) stays `natural`. Empty: none.
+    shares: dict[str, float] = field(default_factory=dict)
+    window: int | None = None  # θ_A's window (tokens, chat template) far / local are placed against
+    margin: int = 32  # tokens the evidence keeps clear of the window's edge
+    stratum_size: int = 6  # samples per answer-length bucket of a question type (types are dealt inside it)
+
+    def __post_init__(self) -> None:
+        from longcurate.core.planted import PLANTED_TYPES
+
+        each_of("synth.planted.shares", self.shares, PLANTED_TYPES[:4], empty=True)
+        for name, share in self.shares.items():
+            between(f"synth.planted.shares.{name}", share, 0, 1)
+        require(sum(self.shares.values()) <= 1 + 1e-9, "synth.planted.shares",
+                f"must sum to at most 1, got {self.shares}")
+        require(not self.shares or bool(self.window and self.window > 0), "synth.planted.window",
+                "must be set (θ_A's window in tokens) when shares are given")
+        at_least("synth.planted.margin", self.margin, 0)
+        at_least("synth.planted.stratum_size", self.stratum_size, 2)
+
+
+@dataclass
 class SynthConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     output: str | None = None  # default: <output_dir>/samples.jsonl
@@ -118,6 +143,7 @@ class SynthConfig:
     max_attempts: int = 20  # QA/assembly draws per sample before it is given up (and quarantined)
     batch_size: int = 64  # requests handed to the QA backend at once (matters for the openai backend)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    planted: PlantedConfig = field(default_factory=PlantedConfig)  # planted types (training samples only)
     limit: int | None = None  # stop after this many samples (debugging)
     # Also redo the samples the endpoint refused (HTTP 4xx other than 429) in an earlier run, even
     # when that run finished; how a run is made, not what it makes (not a recorded setting).

@@ -28,6 +28,7 @@ from longcurate.synth.corpus import read_corpus
 from longcurate.synth.generate import DONE, GIVEN_UP, Outcome, generate
 from longcurate.synth.order import sort_by_index
 from longcurate.synth.plan import check_multihop, index_of, sample_id
+from longcurate.synth.planting import plant_stream
 from longcurate.synth.qa import PENDING, QABackend, backend_class
 from longcurate.synth.segment import SegmentPool, build_pool
 from longcurate.synth.streams import Stream, holdout_record, stream_spec, streams
@@ -89,6 +90,9 @@ def write_stream(cfg: SynthRun, stream: Stream, tools: Tools, progress: bool = T
         stats.update(output=str(run.output), num_samples=stream.count, holdout=holdout_record(cfg, stream))
         if stats["complete"]:
             stats["reordered"] = sort_by_index(run.output, index_of)
+            planted = plant_stream(stream, tools.tokenizer)  # synth.planted: types dealt over the finished pool
+            if planted is not None:
+                stats["planted"] = planted
         print(format_stats(stats, rejects))
         if stats["complete"] and stats["in_file"] == 0:
             raise UserError(f"synth made no sample for {run.output} from {stats['corpus']['documents']} documents; "

@@ -84,6 +84,9 @@ def stream_settings(cfg: SynthRun, stream: Stream) -> dict[str, Any]:
         s.pop(k, None)
     if stream.name == HELDOUT:
         s.pop("short_fraction")  # held-out samples have no short kind
+    planted = s.pop("planted")
+    if stream.name == TRAINING and planted["shares"]:  # a planted pool is dealt over all its samples,
+        s["planted"], s["num_samples"] = planted, stream.count  # so its size decides every sample's type
     for k in ("max_concurrency", "max_retries", "timeout_s", "backoff_initial_s", "backoff_max_s", "max_requests",
               "budget_usd", "cache_dir", "api_key_env", "price_input_per_1m", "price_output_per_1m",
               "max_consecutive_failures"):

@@ -59,3 +59,42 @@ def reference_segment_attention(model, items: Sequence[ScoreItem], layers: list[
                 v = v / v.sum()
             out.append(v)
     return out
+
+
+def released_segment_ppl(model, rows: Sequence[tuple[list[int], int]]) -> list[float]:
+    """GATEAU's released segment perplexity (`compute_single_ppl` / `compute_ppl` of
+    select/cam/run_batch_multi_process.py), transcribed: labels -100 except the last R tokens, a
+    per-position cross-entropy (`reduction='none'`: an ignored position counts 0), the mean over all
+    L - 1 shifted positions, exp. Each row is (input_ids, response_start)."""
+    import torch
+
+    device = next(model.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for ids, r0 in rows:
+            x = torch.tensor([ids], device=device)
+            labels = x.clone()
+            labels[:, :r0] = -100
+            logits = model(input_ids=x, use_cache=False).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], reduction="none")
+            out.append(float(torch.exp(loss[-(len(ids) - 1):].mean())))
+    return out
+
+
+def released_segment_attention(model, item: ScoreItem) -> np.ndarray:
+    """GATEAU's released segment attention (`compute_sentence_attn` with its xformers attention class),
+    transcribed for one sample: each layer's attention probabilities of the response query rows,
+    averaged over heads, then the MEAN over each segment's keys, averaged over the response rows; here
+    also averaged over layers (the release stores one row per layer) and normalised over segments."""
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode(), attn_implementation(model, "eager"):
+        attns = model(input_ids=torch.tensor([item.input_ids], device=device), output_attentions=True,
+                      use_cache=False).attentions
+    v = np.zeros(len(item.segment_spans), dtype=np.float64)
+    for a in attns:
+        rows = a[0].double().mean(dim=0)[item.response_start:]  # heads averaged: (R, N)
+        for s, (start, end) in enumerate(item.segment_spans):
+            v[s] += float(rows[:, start:end].mean(dim=-1).mean()) / len(attns)
+    return v / v.sum()
