@@ -174,13 +174,14 @@ class ScoringEngine:
         """The transformer body without the LM head (e.g. `LlamaModel`)."""
         return self.model.base_model
 
-    def _pad(self, items: Sequence[ScoreItem]):
+    def pad(self, items: Sequence[ScoreItem], offset: int = 0):
+        """The items' tokens from position `offset` on, right-padded into one batch on the device."""
         import torch
 
-        longest = max(len(it) for it in items)
+        longest = max(len(it) for it in items) - offset
         ids = torch.zeros((len(items), longest), dtype=torch.long)  # pads are never attended by real rows
         for b, it in enumerate(items):
-            ids[b, :len(it)] = torch.as_tensor(it.input_ids, dtype=torch.long)
+            ids[b, :len(it) - offset] = torch.as_tensor(it.input_ids[offset:], dtype=torch.long)
         return ids.to(self.device)
 
     def _progress(self, total: int, desc: str):
@@ -204,7 +205,7 @@ class ScoringEngine:
         _, w, b = self._head32
         return lambda h: F.linear(h.float(), w, b)
 
-    def _head_nll(self, hidden, targets):
+    def head_nll(self, hidden, targets):
         """fp32 cross-entropy of the LM head over the given hidden rows, in chunks."""
         import torch
         import torch.nn.functional as F
@@ -310,24 +311,26 @@ class ScoringEngine:
     def _forward_batch(self, items: Sequence[ScoreItem], probe=None, nll: bool = True) -> list[float]:
         """One decoder forward over the right-padded batch (with the segment probe when given);
         returns each item's summed response NLL, or [] when `nll` is false."""
-        import torch
-
-        ids = self._pad(items)
+        ids = self.pad(items)
         kw = {} if probe is None else {"segment_probe": probe}
         hidden = self.decoder(input_ids=ids, use_cache=False, **kw).last_hidden_state
-        if not nll:
-            return []
+        return self.response_sums(hidden, ids, items) if nll else []
+
+    def response_sums(self, hidden, ids, items: Sequence[ScoreItem], offset: int = 0) -> list[float]:
+        """Each item's summed response NLL from the decoder's last hidden states over `ids`, a batch
+        of right-padded rows holding each item's tokens from position `offset` on (0: whole items;
+        after a shared prefix of `offset` tokens: their tails, `core.prefixes`)."""
+        import torch
+
         # Rows that predict response tokens: positions response_start-1 .. len-2 of each item.
         rows, pos = [], []
         for b, it in enumerate(items):
-            p = torch.arange(it.response_start - 1, len(it) - 1)
+            p = torch.arange(it.response_start - 1 - offset, len(it) - 1 - offset)
             rows.append(torch.full_like(p, b))
             pos.append(p)
         rows_t = torch.cat(rows).to(self.device)
         pos_t = torch.cat(pos).to(self.device)
-        h = hidden[rows_t, pos_t]
-        del hidden
-        losses = self._head_nll(h, ids[rows_t, pos_t + 1])
+        losses = self.head_nll(hidden[rows_t, pos_t], ids[rows_t, pos_t + 1])
         sums = torch.zeros(len(items), dtype=torch.float64, device=losses.device)
         sums.index_add_(0, rows_t, losses.double())
         return sums.tolist()

@@ -73,25 +73,29 @@ def _scored(fields: tuple[str, ...], score: Callable[[dict[str, Any], str], floa
 
 
 def run_probes(generator: EvalModel, items: list[dict[str, Any]], predictions: str | Path, results: str | Path, *,
-               model: str, span: int, max_new_tokens: int, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Predict, score and aggregate probe items into `predictions` (one line per item) and `results`."""
+               model: str, span: int, max_new_tokens: int, meta: dict[str, Any] | None = None,
+               desc: str | None = None) -> dict[str, Any]:
+    """Predict, score and aggregate probe items into `predictions` (one line per item) and `results`
+    (`desc`: a progress bar with its ETA over the items)."""
     done = predict(
         generator, items, predictions,
         request=lambda it: GenRequest(it["id"], user_prompt(it["context"], it["instruction"]), max_new_tokens),
         record=_scored(("id", "task", "set_id", "position_id", "key_token_fraction"), score_probe),
-        settings=_settings(model, meta))
+        settings=_settings(model, meta), desc=desc)
     return _finish("probes", Path(results), model, done.records, done.failures, len(items),
                    aggregate_probes(done.records, span), meta)
 
 
 def run_needle(generator: EvalModel, items: list[dict[str, Any]], predictions: str | Path, results: str | Path, *,
-               model: str, max_new_tokens: int, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Predict, score and aggregate needle items into `predictions` (one line per item) and `results`."""
+               model: str, max_new_tokens: int, meta: dict[str, Any] | None = None,
+               desc: str | None = None) -> dict[str, Any]:
+    """Predict, score and aggregate needle items into `predictions` (one line per item) and `results`
+    (`desc`: a progress bar with its ETA over the items)."""
     done = predict(
         generator, items, predictions,
         request=lambda it: GenRequest(it["id"], user_prompt(it["context"], it["question"]), max_new_tokens),
         record=_scored(("id", "length", "depth"), lambda it, pred: needle_recall(pred, it["key_words"])),
-        settings=_settings(model, meta))
+        settings=_settings(model, meta), desc=desc)
     return _finish("needle", Path(results), model, done.records, done.failures, len(items),
                    aggregate_needle(done.records), meta)
 
@@ -117,7 +121,8 @@ def probes_task(run: ModelRun) -> dict[str, Any]:
     def work(step: StepRun) -> dict[str, Any]:
         items, rejects = load_items(items_path, Probe.from_dict, cfg.eval.limit, step.rejected)
         res = run_probes(run.backend, items, step.output, run.files.results("probes"), model=run.model,
-                         span=cfg.eval.probes.span, max_new_tokens=n, meta={"generation": run.generation(n)})
+                         span=cfg.eval.probes.span, max_new_tokens=n, meta={"generation": run.generation(n)},
+                         desc=f"probes ({run.label})")
         return task_stats({"all": res.get("all"), "n_scored": res["n_scored"], "n_failed": res["n_failed"],
                            "n_rejected": rejects.total}, failed=res["n_failed"])
 
@@ -135,7 +140,7 @@ def needle_task(run: ModelRun) -> dict[str, Any]:
     def work(step: StepRun) -> dict[str, Any]:
         items, rejects = load_items(items_path, check_needle, cfg.eval.limit, step.rejected)
         res = run_needle(run.backend, items, step.output, run.files.results("needle"), model=run.model,
-                         max_new_tokens=n, meta={"generation": run.generation(n)})
+                         max_new_tokens=n, meta={"generation": run.generation(n)}, desc=f"needle ({run.label})")
         stats = {"avg": res["avg"], "mean": res.get("mean"), "n_scored": res["n_scored"], "n_failed": res["n_failed"],
                  "n_rejected": rejects.total}
         if judge is None:

@@ -22,6 +22,7 @@ and `eval run` exits with the shared "incomplete" code after writing all it coul
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,13 @@ def run_stage(cfg: EvalRunConfig) -> dict[str, Any]:
     stats: dict[str, Any] = {"contamination": None if contamination is None else
                              {"exact_items": contamination["exact_items"], "items": len(contamination["items"])},
                              "models": {}}
-    for label, model in models:
-        log.info("eval: %s (%s)", label, model)
+    for k, (label, model) in enumerate(models):
+        log.info("eval: %s (%s), model %d of %d: %s", label, model, k + 1, len(models), ", ".join(t.name for t in tasks))
+        started = time.time()
         stats["models"][label] = evaluate_model(cfg, label, model, tasks)
+        took, left = time.time() - started, len(models) - k - 1
+        if left and took >= 5:  # (a model whose results were complete says nothing about the next)
+            log.info("eval: %s took %.0f s; the %d model(s) left: about %.0f s", label, took, left, took * left)
     report = write_comparison(cfg, [lab for lab, _ in models], contamination)
     stats["report"] = str(report) if report else None
     if report:

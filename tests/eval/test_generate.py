@@ -33,7 +33,7 @@ def test_batches_are_length_sorted_and_bounded(tiny_model, tokenizer):
     gen = HFModel(tiny_model, tokenizer, batch_size=3, max_batch_tokens=400, progress=False)
     reqs = _requests() + [GenRequest("other-budget", "hi", 5)]
     enc = [(i, encode_for_local(r, gen.tokenizer, gen.template, gen.max_context)) for i, r in enumerate(reqs)]
-    batches = gen._batches(enc, reqs)
+    batches = [rows for _, rows in gen._batches(enc, reqs)]
     assert sorted(i for b in batches for i, _ in b) == list(range(len(reqs)))
     for b in batches:
         assert len(b) <= 3
@@ -64,10 +64,10 @@ def test_error_on_one_item_keeps_the_others(tiny_model, tokenizer):
 
 def test_model_failure_in_a_batch_is_isolated(tiny_model, tokenizer):
     class Flaky(HFModel):
-        def _generate_ids(self, prompts, max_new_tokens):
+        def _generate_ids(self, prompts, max_new_tokens, shared=0):
             if any(len(p) > 60 for p in prompts):
                 raise RuntimeError("out of memory")
-            return super()._generate_ids(prompts, max_new_tokens)
+            return super()._generate_ids(prompts, max_new_tokens, shared)
 
     reqs = [GenRequest("a", "tiny", 4), GenRequest("big", "many words " * 40, 4), GenRequest("b", "small", 4)]
     out = Flaky(tiny_model, tokenizer, batch_size=3, progress=False).generate(reqs)

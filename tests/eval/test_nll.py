@@ -142,7 +142,9 @@ def test_stage_writes_what_the_engine_gives_and_resumes(tmp_path, model_dirs, mo
     model = load_model(str(model_dirs / "checkpoint"), dtype="float32", device="cpu")
     seqs = [_sequence(it, tok) for it in items]
     engine = {r.id: r for r in ScoringEngine(model, show_progress=False).response_nll(seqs)}
-    assert {r["id"]: (r["nll"], r["n_tokens"]) for r in written} == {i: (r.nll, r.n_tokens) for i, r in engine.items()}
+    # the stage runs the prefix its probes share once (core.prefixes): equal up to fp32 rounding
+    assert {r["id"]: r["n_tokens"] for r in written} == {i: r.n_tokens for i, r in engine.items()}
+    assert {r["id"]: r["nll"] for r in written} == pytest.approx({i: r.nll for i, r in engine.items()}, rel=1e-6)
     results = json.loads((folder / "results.json").read_text())
     assert results["n_scored"] == len(written) and results["by_source"]["heldout"]["n"] == 2
     assert len(results["by_position"]["probe"]) == 5
