@@ -9,7 +9,7 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 WORDS = ("river city music model paper score green stone light window number history science garden "
          "market table letter school winter summer north south bridge engine copper harbor lantern meadow "
@@ -153,16 +153,19 @@ def long_samples(folder: Path, tokens: int, mean_tokens: int = 4000) -> Path:
     """Samples whose contexts total about `tokens` tokens, 1/4 to 7/4 of `mean_tokens` each."""
     rng = random.Random(5)
     path = folder / "long.jsonl"
-
-    def records():
-        total, i = 0, 0
-        while total < tokens:
-            n = rng.randint(mean_tokens // 4, mean_tokens * 7 // 4)
-            yield sample(i, rng, int(n * CHARS_PER_TOKEN))
-            total, i = total + n, i + 1
-
-    write_lines(path, records())
+    write_lines(path, until_tokens(rng, tokens, mean_tokens // 4, mean_tokens * 7 // 4,
+                                   lambda i, n: sample(i, rng, int(n * CHARS_PER_TOKEN))))
     return path
+
+
+def until_tokens(rng: random.Random, tokens: int, low: int, high: int,
+                 make: Callable[[int, int], dict]) -> Iterator[dict]:
+    """Records of `low`..`high` tokens each (`make(index, tokens)`) until they total about `tokens`."""
+    total, i = 0, 0
+    while total < tokens:
+        n = rng.randint(low, high)
+        yield make(i, n)
+        total, i = total + n, i + 1
 
 
 def mixture(folder: Path, tokens: int, mean_tokens: int = 2000) -> Path:
@@ -170,16 +173,12 @@ def mixture(folder: Path, tokens: int, mean_tokens: int = 2000) -> Path:
     rng = random.Random(6)
     path = folder / "mixture.jsonl"
 
-    def records():
-        total, i = 0, 0
-        while total < tokens:
-            n = rng.randint(mean_tokens // 2, mean_tokens * 3 // 2)
-            conv = chat(i, rng, turns=4, chars=int(n * CHARS_PER_TOKEN / 4))["conversations"]
-            messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]} for t in conv]
-            yield {"id": f"m{i}", "source": "short", "origin": "bench", "messages": messages}
-            total, i = total + n, i + 1
+    def line(i: int, n: int) -> dict:
+        conv = chat(i, rng, turns=4, chars=int(n * CHARS_PER_TOKEN / 4))["conversations"]
+        messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]} for t in conv]
+        return {"id": f"m{i}", "source": "short", "origin": "bench", "messages": messages}
 
-    write_lines(path, records())
+    write_lines(path, until_tokens(rng, tokens, mean_tokens // 2, mean_tokens * 3 // 2, line))
     return path
 
 

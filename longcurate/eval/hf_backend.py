@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from longcurate.core.prefixes import PrefixGroup
 from longcurate.core.progress import bars_shown
-from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult, failed_ll
-from longcurate.eval.render import answer_sequence, encode_for_local, unscorable
+from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult
+from longcurate.eval.render import encode_for_local, scorable_answers
 
 if TYPE_CHECKING:
     from longcurate.eval.config import EvalRunConfig
@@ -86,15 +86,7 @@ class HFModel:
         from longcurate.core.engine import ScoringEngine
         from longcurate.core.prefixes import shared_response_nll
 
-        results: list[LLResult | None] = [None] * len(requests)
-        scored = []
-        for i, r in enumerate(requests):
-            seq = answer_sequence(r, self.tokenizer, self.template)
-            why = unscorable(seq, self.max_context)
-            if why is not None:
-                results[i] = failed_ll(r, why)
-            else:
-                scored.append((i, seq))
+        results, scored = scorable_answers(requests, self.tokenizer, self.template, self.max_context)
         if scored:
             engine = ScoringEngine(self.model, batch_tokens=self.score_batch_tokens, show_progress=self.progress)
             seqs = [seq for _, seq in scored]

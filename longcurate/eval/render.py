@@ -11,7 +11,7 @@ from typing import Any
 from longcurate.core.engine import ScoreItem
 from longcurate.core.errors import UserError
 from longcurate.eval.backends import TEMPLATES
-from longcurate.eval.model import GenRequest, GenResult, LLRequest, Prompt
+from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult, Prompt, failed_ll
 
 
 def as_messages(prompt: Prompt) -> list[dict[str, str]]:
@@ -82,5 +82,21 @@ def unscorable(seq: ScoreItem, max_context: int) -> str | None:
     return None
 
 
+def scorable_answers(requests: list[LLRequest], tokenizer: Any, template: str, max_context: int
+                     ) -> tuple[list[LLResult | None], list[tuple[int, ScoreItem]]]:
+    """A local backend's answers split before scoring: a result slot per request, already filled with
+    the failure of each request that cannot be scored, and (index, sequence) of the ones that can."""
+    results: list[LLResult | None] = [None] * len(requests)
+    scored = []
+    for i, r in enumerate(requests):
+        seq = answer_sequence(r, tokenizer, template)
+        why = unscorable(seq, max_context)
+        if why is not None:
+            results[i] = failed_ll(r, why)
+        else:
+            scored.append((i, seq))
+    return results, scored
+
+
 __all__ = ["as_messages", "render_prompt", "prompt_ids", "encode_for_local", "answer_sequence",
-           "unscorable"]
+           "unscorable", "scorable_answers"]

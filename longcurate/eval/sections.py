@@ -135,13 +135,20 @@ def needle_lines(results: list[ModelResults], figures: dict[str, str]) -> list[s
     return lines
 
 
-def needle_figures(results: list[ModelResults], evals: EvalFiles) -> dict[str, str]:
+def per_model_figures(results: list[ModelResults], evals: EvalFiles, task: str, part: str, key: str,
+                      plot_name: str, draw: Any) -> dict[str, str]:
+    """One plot per model that has `part` in its `task` results: `{key}_{label}` -> the plot's link."""
     figures = {}
     for r in results:
-        if r.get("needle") and r.get("needle").get("lengths"):
-            plots.save(plots.needle_figure(r), evals.plot(f"needle_{slug(r.label)}"))
-            figures[f"needle_{r.label}"] = evals.plot_link(f"needle_{slug(r.label)}")
+        if r.get(task) and r.get(task).get(part):
+            name = f"{plot_name}_{slug(r.label)}"
+            plots.save(draw(r), evals.plot(name))
+            figures[f"{key}_{r.label}"] = evals.plot_link(name)
     return figures
+
+
+def needle_figures(results: list[ModelResults], evals: EvalFiles) -> dict[str, str]:
+    return per_model_figures(results, evals, "needle", "lengths", "needle", "needle", plots.needle_figure)
 
 
 # --- answer NLL ---------------------------------------------------------------------------------
@@ -175,12 +182,7 @@ def nll_lines(results: list[ModelResults], figures: dict[str, str]) -> list[str]
 
 
 def nll_figures(results: list[ModelResults], evals: EvalFiles) -> dict[str, str]:
-    figures = {}
-    for r in results:
-        if r.get("nll") and r.get("nll").get("by_position"):
-            plots.save(plots.nll_position_figure(r), evals.plot(f"nll_position_{slug(r.label)}"))
-            figures[f"nll_{r.label}"] = evals.plot_link(f"nll_position_{slug(r.label)}")
-    return figures
+    return per_model_figures(results, evals, "nll", "by_position", "nll", "nll_position", plots.nll_position_figure)
 
 
 # --- LongBench, LongBench-Chat ------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
-from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult, failed_ll
-from longcurate.eval.render import answer_sequence, encode_for_local, unscorable
+from longcurate.eval.model import GenRequest, GenResult, LLRequest, LLResult
+from longcurate.eval.render import encode_for_local, scorable_answers
 
 if TYPE_CHECKING:
     from longcurate.eval.config import EvalRunConfig
@@ -48,16 +48,8 @@ class VLLMModel:
     def loglikelihood(self, requests: list[LLRequest]) -> list[LLResult]:
         from vllm import SamplingParams, TokensPrompt
 
-        results: list[LLResult | None] = [None] * len(requests)
-        seqs, where = [], []
-        for i, r in enumerate(requests):
-            seq = answer_sequence(r, self.tokenizer, self.template)
-            why = unscorable(seq, self.max_context)
-            if why is not None:
-                results[i] = failed_ll(r, why)
-            else:
-                seqs.append(seq)
-                where.append(i)
+        results, scored = scorable_answers(requests, self.tokenizer, self.template, self.max_context)
+        where, seqs = [i for i, _ in scored], [seq for _, seq in scored]
         if seqs:
             params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
             outs = self.llm.generate([TokensPrompt(prompt_token_ids=s.input_ids) for s in seqs], params)
