@@ -22,7 +22,6 @@ rating, and the caller reports them so the command ends incomplete and a rerun a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -34,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from longcurate.core.api_key import Redactor, api_key_from_env
 from longcurate.core.endpoint import PENDING, USAGE_KEYS, Endpoint, NonAnswer, Policy, RequestCap, run_coroutine
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import ResumableWriter, dumps, read_valid_prefix
-from longcurate.core.lock import output_lock
+from longcurate.core.jsonl import dumps
+from longcurate.core.shared_cache import SharedCache
 
 if TYPE_CHECKING:
     from longcurate.eval.config import EvalRunConfig
@@ -106,24 +105,17 @@ class Judge:
         self.ledger = RequestCap(cfg.max_requests, "eval.judge.max_requests")
         self.endpoint: Endpoint | None = None  # made when the first request must be sent
         self.cache_hits = 0
-        self._entries: dict[str, dict[str, Any]] = {}
-        self._writer: ResumableWriter | None = None
-        self._held: contextlib.ExitStack | None = None
+        self.cache = SharedCache(self.cache_path)  # every model's eval asks it: locked while open
 
     def __repr__(self) -> str:  # never shows the key
         return f"Judge(base_url={self.cfg.base_url!r}, model={self.cfg.model!r})"
 
     def __enter__(self) -> "Judge":
-        self._held = contextlib.ExitStack()
-        self._held.enter_context(output_lock(self.cache_path))
-        entries, _ = read_valid_prefix(self.cache_path)
-        self._entries = {e["key"]: e for e in entries if isinstance(e, dict) and "key" in e}
-        self._writer = self._held.enter_context(ResumableWriter(self.cache_path, key="key"))
+        self.cache.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._held is not None:
-            self._held.close()
+        self.cache.__exit__(*exc)
 
     # -- rating ---------------------------------------------------------------------------------
     def rate_all(self, requests: list[Messages], parse: Parse, desc: str = "judge",
@@ -151,7 +143,7 @@ class Judge:
     def _cached(self, payload: dict[str, Any], accept: Callable[[str, str | None], float]) -> Rating | None:
         """The first kept reply to this request that holds a usable rating; other lines are ignored."""
         for attempt in range(self.cfg.max_retries + 1):
-            entry = self._entries.get(self.cache_key(payload, attempt))
+            entry = self.cache.get(self.cache_key(payload, attempt))
             if entry is None:
                 continue
             try:
@@ -188,9 +180,7 @@ class Judge:
         attempt = reply.tries - 1
         entry = {"key": self.cache_key(payload, attempt), "try": attempt, "model": payload["model"],
                  "content": reply.content, "usage": usage}
-        assert self._writer is not None, "use the judge as a context manager"
-        self._writer.write(entry)
-        self._entries[entry["key"]] = entry
+        self.cache.put(entry)
         return Rating(reply.value, reply.content, reply.tries, usage)
 
     def _endpoint(self) -> Endpoint:
