@@ -78,7 +78,9 @@ class SelectConfig:
     importance_temperature: float = 1.0  # importance = softmax(-NLL_i / T); T < 1 sharpens near-uniform importance (applied at merge)
 
     # --- HMG ---
-    hmg_scale: str = "ppl"  # ppl: min-max of PPL (the paper) | log: min-max of log PPL (robust to PPL outliers)
+    # log: min-max of log PPL (the default: robust to PPL outliers; the scorer audit's pool A: far 65% of the
+    # top k vs 38% on ppl) | ppl: min-max of PPL (the paper; with normalize: paper, the released arithmetic)
+    hmg_scale: str = "log"
 
     # --- rank / budget ---
     alpha: float = 0.8  # score = alpha * hmg_term + (1 - alpha) * cas_term (paper: 0.7 limited, 0.8 real-world)

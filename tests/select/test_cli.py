@@ -253,7 +253,7 @@ def test_stage_rerun_with_changed_settings(tmp_path, tiny_folder, monkeypatch):
     assert json.loads((out / "select/ranked.jsonl.done").read_text())["params"]["alpha"] == 0.3
     assert (out / "budgets/gateau-3.jsonl").exists() and not (out / "budgets/gateau-2.jsonl").exists()
 
-    cfg3 = dataclasses.replace(cfg2, select=dataclasses.replace(cfg2.select, hmg_scale="log"))
+    cfg3 = dataclasses.replace(cfg2, select=dataclasses.replace(cfg2.select, hmg_scale="ppl"))
     stats = run_stage(cfg3)
     assert "merged" in stats["hmg"] and stats["cam"].get("skipped")
     hmg_after = _by_id(out / "select/hmg.jsonl")

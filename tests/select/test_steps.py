@@ -69,9 +69,9 @@ def test_parts_share_refused_scoring_settings_and_merge_redoes_on_hmg_scale(tmp_
 
     run_step(steps.merged(), write)
     marker = json.loads((tmp_path / "run/select/hmg.jsonl.done").read_text())
-    assert marker == {"written": 1, "params": {**recorded, "hmg_scale": "ppl"}}
+    assert marker == {"written": 1, "params": {**recorded, "hmg_scale": "log"}}
     assert step_state(steps.merged()) == {"written": 1}
-    rescaled = ScoreSteps.of(_cfg(tmp_path, window=256, hmg_scale="log"), "hmg")
+    rescaled = ScoreSteps.of(_cfg(tmp_path, window=256, hmg_scale="ppl"), "hmg")
     assert step_state(rescaled.merged()) is None  # re-merge ...
     assert step_state(rescaled.part(0, 1)) == {"written": 1}  # ... of the parts scored under the same settings
     assert ScoreSteps.recorded(_cfg(tmp_path, window=64), "hmg").settings == recorded
