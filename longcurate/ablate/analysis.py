@@ -25,10 +25,10 @@ from typing import Any, Callable
 import numpy as np
 
 from longcurate.ablate.outcomes import Outcome
-from longcurate.core.replication import (ClusterDifference, Components, cluster_difference, cluster_mean,
+from longcurate.core.replication import (Components, cluster_difference, cluster_mean,
                                          difference_variance, holm, min_detectable_difference, percent_beaten,
                                          variance_components)
-from longcurate.core.stats import Estimate
+from longcurate.core.stats import Estimate, PairedComparison
 from longcurate.eval.nll import bucket_of
 
 STATS_SEED = 0
@@ -85,8 +85,8 @@ class RowStats:
     by_type: dict[str, Estimate]
     by_position: list[Estimate]
     vs_baseline: Comparison | None  # None for the baseline itself
-    vs_baseline_by_type: dict[str, ClusterDifference | None]
-    vs_baseline_by_position: list[ClusterDifference | None]
+    vs_baseline_by_type: dict[str, PairedComparison | None]
+    vs_baseline_by_position: list[PairedComparison | None]
 
     def to_dict(self) -> dict[str, Any]:
         return {"subsets": self.subsets, "seeds": self.seeds, "mean": self.mean.to_dict(),
@@ -173,7 +173,7 @@ def groups(items: list[str], label: Callable[[str], Any]) -> dict[Any, list[int]
     return dict(sorted(out.items()))
 
 
-def comparison(t: ArmTable, ref: ArmTable, name: str, d: Design, idx: list[int] | None = None) -> ClusterDifference:
+def comparison(t: ArmTable, ref: ArmTable, name: str, d: Design, idx: list[int] | None = None) -> PairedComparison:
     """arm − baseline over the items `idx` (all by default); the control is paired by subset."""
     a, r = (t.values, ref.values) if idx is None else (t.cells(idx), ref.cells(idx))
     return cluster_difference(a, r, paired_subsets=name == d.control and a.shape[0] == r.shape[0],

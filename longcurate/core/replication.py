@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import norm
 
-from longcurate.core.stats import CONFIDENCE, RESAMPLES, Estimate
+from longcurate.core.stats import CONFIDENCE, RESAMPLES, Estimate, PairedComparison
 
 _CHUNK = 500  # bootstrap replicates drawn at a time
 
@@ -152,19 +152,8 @@ def cluster_mean(values: np.ndarray, *, confidence: float = CONFIDENCE, resample
     return Estimate(float(y.mean()), float(low), float(high), y.shape[2])
 
 
-@dataclass(frozen=True)
-class ClusterDifference:
-    """arm − reference: the mean difference with its cluster-bootstrap interval (`n`: items), and p."""
-
-    difference: Estimate
-    p_value: float
-
-    def to_dict(self) -> dict[str, object]:
-        return {"difference": self.difference.to_dict(), "p_value": self.p_value}
-
-
 def cluster_difference(arm: np.ndarray, reference: np.ndarray, *, paired_subsets: bool = False,
-                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> ClusterDifference:
+                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> PairedComparison:
     """The difference of means arm − reference (see the module docstring). `paired_subsets`: the arm's
     subset k is built from the reference's subset k (the control), so both are drawn together."""
     a, r = outcome_table(arm), outcome_table(reference)
@@ -189,7 +178,7 @@ def cluster_difference(arm: np.ndarray, reference: np.ndarray, *, paired_subsets
     below = (np.count_nonzero(d <= 0) + 1) / (len(d) + 1)
     above = (np.count_nonzero(d >= 0) + 1) / (len(d) + 1)
     estimate = Estimate(float(a.mean() - r.mean()), float(low), float(high), a.shape[2])
-    return ClusterDifference(estimate, float(min(1.0, 2 * min(below, above))))
+    return PairedComparison(estimate, float(min(1.0, 2 * min(below, above))))
 
 
 def percent_beaten(value: float, draws: Sequence[float], better: str) -> float:
@@ -212,6 +201,6 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-__all__ = ["Components", "ClusterDifference", "outcome_table", "variance_components", "difference_variance",
+__all__ = ["Components", "outcome_table", "variance_components", "difference_variance",
            "min_detectable_difference", "cluster_mean", "cluster_difference", "resample_weights", "percent_beaten", "holm",
            "interaction_mean_square", "within_subset_variance"]
