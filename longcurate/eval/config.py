@@ -138,6 +138,11 @@ class GenerateConfig:
     dtype: str = "auto"  # hf: auto | float32 | bfloat16 | float16
     device: str | None = None  # hf: default cuda when available, else cpu
     max_context: int | None = None  # default: the model's max_position_embeddings
+    # hf: prompts that start alike run their common prefix once into a KV cache (core.prefixes). Equal to
+    # one prompt at a time in float32; in bfloat16 the other operation order changes results at bf16's
+    # rounding (NLL up to ~2% relative, a greedy answer can take another token at a near-tie): false
+    # scores every prompt whole, slower, for results comparable with an earlier per-prompt run.
+    share_prefixes: bool = True
     openai: OpenAIGenConfig = field(default_factory=OpenAIGenConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 

@@ -181,4 +181,5 @@ def from_config(run_cfg: EvalRunConfig, model_name: str) -> HFModel:
         tokenizer = load_tokenizer(run_cfg.model, allow_download=run_cfg.allow_download,
                                    trust_remote_code=run_cfg.trust_remote_code)
     return HFModel(model, tokenizer, template=g.template, batch_size=g.batch_size, max_batch_tokens=g.max_batch_tokens,
-                   max_context=g.max_context, score_batch_tokens=run_cfg.eval.nll.batch_tokens, progress=bars_shown())
+                   max_context=g.max_context, score_batch_tokens=run_cfg.eval.nll.batch_tokens, progress=bars_shown(),
+                   share_prefixes=g.share_prefixes)

@@ -136,3 +136,16 @@ def test_a_failing_shared_batch_falls_back_to_whole_prompts(tiny_model, tokenize
     out = NoCache(tiny_model, tokenizer, batch_size=4, progress=False).generate(reqs)
     ref = _gen(tiny_model, tokenizer, batch_size=1, share_prefixes=False).generate(reqs)
     assert all(r.ok for r in out) and [r.text for r in out] == [r.text for r in ref]
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_the_config_switch_turns_prefix_sharing_off(tiny_model_dir, share):
+    """`eval.generate.share_prefixes: false` scores every prompt whole (results comparable with a
+    per-prompt run in bfloat16)."""
+    from longcurate.config import RunConfig
+    from longcurate.core.config import build
+    from longcurate.eval.hf_backend import from_config
+
+    cfg = build(RunConfig, {"model": str(tiny_model_dir),
+                            "eval": {"generate": {"dtype": "float32", "share_prefixes": share}}})
+    assert (from_config(cfg, str(tiny_model_dir)).prefixes is not None) is share
