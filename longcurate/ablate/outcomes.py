@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import EvalModelFiles
 from longcurate.core.jsonl import read_jsonl
-from longcurate.core.layout import EvalModelFiles
 from longcurate.eval.tasks import TASKS, PerItem, measured_tasks
 
 # measure -> which direction is better, and what the value is (the task's primary metric)

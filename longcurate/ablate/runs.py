@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from longcurate.ablate.config import BASELINE
+from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.config import dump_yaml
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import model_label
 from longcurate.core.jsonl import atomic_open
-from longcurate.core.ablation_layout import AblationLayout
-from longcurate.core.layout import model_label
 
 if TYPE_CHECKING:
     from longcurate.ablate.arms import Arm

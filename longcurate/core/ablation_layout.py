@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from longcurate.core.eval_layout import EvalFiles
+
 
 @dataclass(frozen=True)
 class AblationLayout:
@@ -33,11 +35,11 @@ class AblationLayout:
 
     @property
     def probes(self) -> Path:
-        return self.eval_dir / "probes.jsonl"
+        return EvalFiles(self.eval_dir).probes
 
     @property
     def needle(self) -> Path:
-        return self.eval_dir / "needle.jsonl"
+        return EvalFiles(self.eval_dir).needle
 
     def run(self, arm: str, seed: int, subset: int | None = None) -> Path:
         folder = self.root / "runs" / arm

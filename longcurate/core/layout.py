@@ -15,8 +15,8 @@ top budget file, eval reads the trained `model`, and none of them knows how anot
       train/checkpoint-N/           Trainer checkpoints (resume)
       checkpoint/                   the final model
       eval/{probes,needle}.jsonl    the eval items every model is asked
-      eval/<label>/                 one model's eval results (`EvalModelFiles`)
-      eval/contamination.json, eval/report.md, eval/plots/*.png   (`EvalFiles`)
+      eval/<label>/                 one model's eval results (`core.eval_layout.EvalModelFiles`)
+      eval/contamination.json, eval/report.md, eval/plots/*.png   (`core.eval_layout.EvalFiles`)
       openai-cache/                 cached QA requests of the openai backend
       audit/pool.jsonl, audit/scores/{hmg,cam}.jsonl, audit/report.{json,md}, audit/{audit.png,figures.jsonl}   select audit
       ablation/                     `longcurate ablate` (`core.ablation_layout`; each run folder in it is a RunLayout)
@@ -41,6 +41,7 @@ from pathlib import Path
 
 from longcurate.core.ablation_layout import AblationLayout
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import EvalFiles
 
 PathLike = str | os.PathLike
 DEFAULT_OUTPUT_DIR = "runs/default"  # the run folder when the config names none
@@ -80,123 +81,6 @@ def part_paths(output: PathLike) -> list[Path]:
     stem = p.name[:-len(".jsonl")] if p.name.endswith(".jsonl") else p.name
     name = re.compile(rf"{re.escape(stem)}\.part-\d+-of-\d+\.jsonl")
     return sorted(f for f in p.parent.glob(f"{glob.escape(stem)}.part-*") if name.fullmatch(f.name))
-
-
-def model_label(name: str) -> str:
-    """A model name or path as a folder name: `runs/demo/checkpoint` -> `checkpoint`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name).strip("_") or "model"
-
-
-def check_label(label: str) -> str:
-    """An eval label names one folder under the eval folder: letters, digits, `.`, `_`, `-`, and not
-    `.` or `..`, so no label (`--label ../../x`) can put results anywhere else."""
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", label or "") or label in (".", ".."):
-        raise UserError(f"--label {label!r} must be a name (letters, digits, '.', '_', '-'), not a path")
-    return label
-
-
-@dataclass(frozen=True)
-class EvalModelFiles:
-    """One model's eval results, `<eval_dir>/<label>/` (or any such folder `eval report` is given):
-
-        model.json                                 the model whose results the folder holds
-        <task>/predictions.jsonl, <task>/results.json   probes, needle (one line per item; the figures)
-        nll/items.jsonl, nll/results.json          the answer NLL per item; its figures
-        longbench/pred/ (pred_e/ for LongBench-E)  LongBench's own prediction folder (`LongBenchFiles`)
-        longbench-chat/pred.jsonl, result.json     LongBench-Chat's answers and ratings
-    """
-
-    folder: Path
-
-    @property
-    def owner(self) -> Path:
-        return self.folder / "model.json"
-
-    def task_dir(self, task: str) -> Path:
-        return self.folder / task
-
-    def predictions(self, task: str) -> Path:
-        return self.task_dir(task) / "predictions.jsonl"
-
-    def results(self, task: str) -> Path:
-        return self.task_dir(task) / "results.json"
-
-    @property
-    def nll_items(self) -> Path:
-        return self.task_dir("nll") / "items.jsonl"
-
-    def longbench(self, e: bool) -> "LongBenchFiles":
-        return LongBenchFiles(self.task_dir("longbench") / ("pred_e" if e else "pred"))
-
-    @property
-    def longbench_chat(self) -> "ChatFiles":
-        return ChatFiles(self.task_dir("longbench-chat"))
-
-
-@dataclass(frozen=True)
-class LongBenchFiles:
-    """A LongBench prediction folder in LongBench's own format, so its tools and ours read each other's
-    files: `<task>.jsonl` predictions, `result.json`, and `result.rejected.jsonl` (every failure)."""
-
-    folder: Path
-
-    def predictions(self, task: str) -> Path:
-        return self.folder / f"{task}.jsonl"
-
-    @property
-    def result(self) -> Path:
-        return self.folder / "result.json"
-
-    @property
-    def rejected(self) -> Path:
-        return self.folder / "result.rejected.jsonl"
-
-
-@dataclass(frozen=True)
-class ChatFiles:
-    """LongBench-Chat's folder: `pred.jsonl` (`{"idx", "pred"}` lines) and `result.json` (the ratings)."""
-
-    folder: Path
-
-    @property
-    def predictions(self) -> Path:
-        return self.folder / "pred.jsonl"
-
-    @property
-    def result(self) -> Path:
-        return self.folder / "result.json"
-
-
-@dataclass(frozen=True)
-class EvalFiles:
-    """The eval folder's own files beside the models' folders: the contamination check, the report and
-    its plots (`report.md` links them as `plots/<name>.png`), the judge's cache."""
-
-    folder: Path
-
-    def model(self, label: str) -> EvalModelFiles:
-        return EvalModelFiles(self.folder / check_label(label))
-
-    @property
-    def contamination(self) -> Path:
-        return self.folder / "contamination.json"
-
-    @property
-    def report(self) -> Path:
-        return self.folder / "report.md"
-
-    @property
-    def judge_cache(self) -> Path:
-        """The judge's replies, keyed by request, unless `eval.judge.cache_dir` puts them elsewhere."""
-        return self.folder / "judge-cache"
-
-    @staticmethod
-    def plot_link(name: str) -> str:
-        """A plot's path as the report links it (relative to the report)."""
-        return f"plots/{name}.png"
-
-    def plot(self, name: str) -> Path:
-        return self.folder / self.plot_link(name)
 
 
 @dataclass(frozen=True)
@@ -244,8 +128,8 @@ class RunLayout:
             "checkpoints": root / "train",
             "model": root / "checkpoint",
             "eval_dir": eval_dir,
-            "probes": eval_dir / "probes.jsonl",
-            "needle": eval_dir / "needle.jsonl",
+            "probes": EvalFiles(eval_dir).probes,
+            "needle": EvalFiles(eval_dir).needle,
             "openai_cache": root / "openai-cache",
             "audit_dir": root / "audit",
         }
@@ -347,10 +231,9 @@ def beside_placed(chosen: dict[str, Path]) -> tuple[dict[str, Path], dict[str, P
         out.setdefault("checkpoints", chosen["model"].with_name(chosen["model"].name + ".train"))
         stage_dirs["train"] = chosen["model"].parent
     if "probes" in chosen and "eval_dir" not in chosen:
-        out.setdefault("needle", chosen["probes"].with_name("needle.jsonl"))
+        out.setdefault("needle", EvalFiles(chosen["probes"].parent).needle)
     return out, stage_dirs
 
 
-__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "EvalFiles", "EvalModelFiles",
-           "LongBenchFiles", "ChatFiles", "parse_budget", "budget_name",
-           "part_path", "part_paths", "model_label", "check_label"]
+__all__ = ["RunLayout", "DEFAULT_OUTPUT_DIR", "beside_placed", "parse_budget", "budget_name",
+           "part_path", "part_paths"]

@@ -34,8 +34,8 @@ from typing import Any
 
 from longcurate.core.cli import add_config_args, add_flag, add_switch, comma_floats, comma_ints, comma_words, resolve_config
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import EvalFiles, LongBenchFiles, model_label
 from longcurate.core.jsonl import finite_json, read_json_if_valid
-from longcurate.core.layout import EvalFiles, LongBenchFiles, model_label
 from longcurate.core.runner import raise_if_incomplete, step_state
 from longcurate.eval.bench_cli import add_longbench_chat, add_val
 from longcurate.eval.config import NeedleConfig, ProbesConfig

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from longcurate.core.layout import ChatFiles, LongBenchFiles, check_label, model_label
+from longcurate.core.eval_layout import ChatFiles, LongBenchFiles, check_label, model_label
 from longcurate.eval.labels import claim
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """Eval results are keyed by model: one folder per label, owned by one model.
 
 `<eval_dir>/<label>/` holds every result of one model (probes/, needle/, nll/, longbench/, ...) and
-its `model.json` names that model (`core.layout.EvalModelFiles`). The label is `--label` (a name, never
-a path: `core.layout.check_label`), else `model_label(model)` (the last path component), or the stage's
+its `model.json` names that model (`core.eval_layout.EvalModelFiles`). The label is `--label` (a name, never
+a path: `core.eval_layout.check_label`), else `model_label(model)` (the last path component), or the stage's
 `checkpoint` / `base`. A command that would put another model's results into a label's folder stops
 with a `UserError` naming both models, instead of replacing (or, worse, reusing) the first model's
 predictions.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import EvalModelFiles, model_label
 from longcurate.core.jsonl import done_marker, dumps, read_json_if_valid, write_json
-from longcurate.core.layout import EvalModelFiles, model_label
 from longcurate.eval.model import EvalModel, LazyModel, ModelRun, make_model
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import LongBenchFiles
 from longcurate.core.jsonl import file_digest, read_json_if_valid
-from longcurate.core.layout import LongBenchFiles
 from longcurate.core.reader import source_digest
 from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.eval import metrics

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import ChatFiles, EvalFiles
 from longcurate.core.jsonl import Rejects, read_json_if_valid, rejected_path, write_json
-from longcurate.core.layout import ChatFiles, EvalFiles
 from longcurate.core.reader import read_parsed, source_digest
 from longcurate.core.records import RecordError
 from longcurate.core.runner import StepRun, StepSpec, run_step

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from longcurate.core.layout import LongBenchFiles
-from longcurate.eval.model import EvalModel, GenRequest
+from longcurate.core.eval_layout import LongBenchFiles
 from longcurate.eval.longbench_data import LongBenchItem
 from longcurate.eval.longbench_defaults import RAW_PROMPT_TASKS
 from longcurate.eval.longbench_prompts import build_prompt, fit_prompt_ids
+from longcurate.eval.model import EvalModel, GenRequest
 from longcurate.eval.predict import predict
 
 log = logging.getLogger("longcurate.eval.longbench")

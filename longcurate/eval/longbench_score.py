@@ -3,7 +3,7 @@
     <pred_dir>/<task>.jsonl             predictions: pred, answers, all_classes, length (+ _id)
     <pred_dir>/result.json              one score per task (0-100, 2 decimals), averages, failures
     <pred_dir>/result.rejected.jsonl    every failure with file, line, field, _id and reason
-(`core.layout.LongBenchFiles` names them.)
+(`core.eval_layout.LongBenchFiles` names them.)
 
 Failures — a data line that cannot be used, a generation error, a missing or malformed prediction
 line, a prediction file with fewer lines than the data — are never scored as 0 silently: the item is
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.eval_layout import LongBenchFiles
 from longcurate.core.jsonl import Rejects, write_json
-from longcurate.core.layout import LongBenchFiles
 from longcurate.core.reader import read_rows
 from longcurate.core.records import RecordError
 from longcurate.eval import metrics
-from longcurate.eval.scoring import interval
 from longcurate.eval.longbench_data import Failure, FailureSink, LongBenchItem, check_common
+from longcurate.eval.scoring import interval
 
 FAILURE_POLICY = "failed items are excluded from their task's mean; counts.<task>.failed says how many"
 

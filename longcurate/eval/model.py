@@ -23,7 +23,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from longcurate.core.layout import EvalModelFiles
+from longcurate.core.eval_layout import EvalModelFiles
 from longcurate.eval.backends import BACKENDS
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.eval_layout import EvalFiles
 from longcurate.core.jsonl import atomic_open, file_digest
-from longcurate.core.layout import EvalFiles
 from longcurate.core.runner import StepRun, StepSpec, run_step
 from longcurate.eval.results import ModelResults, count_text, differing_items, load_results
 from longcurate.eval.sections import table

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from longcurate.core.eval_layout import EvalFiles, EvalModelFiles
 from longcurate.core.jsonl import read_json_if_valid
-from longcurate.core.layout import EvalFiles, EvalModelFiles
 from longcurate.eval.tasks import TASKS
 
 # The settings of a task's step that name its item files (their digests): with the item count they tell

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from longcurate.core.layout import EvalFiles
+from longcurate.core.eval_layout import EvalFiles
 from longcurate.core.stats import Estimate
 from longcurate.eval import plots
 from longcurate.eval.results import ModelResults

@@ -1,7 +1,7 @@
 """The eval stage: build the item files once, check them against the run's training data, run the tasks
 of `eval.run` (`tasks.py`) on every configured model, write the report.
 
-Paths come from the run's layout (`cfg.layout()`, `core.layout.EvalFiles` / `EvalModelFiles`): under
+Paths come from the run's layout (`cfg.layout()`, `core.eval_layout.EvalFiles` / `EvalModelFiles`): under
 `eval_dir` (default `<output_dir>/eval`)
 
     probes.jsonl, needle.jsonl     the items every model is asked (`items.py`)
@@ -28,8 +28,8 @@ from typing import Any
 
 from longcurate.core.config import to_dict
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import model_label
 from longcurate.core.jsonl import read_json_if_valid
-from longcurate.core.layout import model_label
 from longcurate.core.reader import source_digest
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, StepSpec, run_step

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from longcurate.core.errors import UserError
-from longcurate.core.layout import EvalModelFiles
+from longcurate.core.eval_layout import EvalModelFiles
 
 NEEDS = ("loglikelihood", "generate", "judge")
 # How a metric's figure is made from per-item values (the report prints intervals for the means).

@@ -7,8 +7,9 @@ import pytest
 from longcurate.config import RunConfig
 from longcurate.core.config import build
 from longcurate.core.errors import UserError
+from longcurate.core.eval_layout import model_label
 from longcurate.core.jsonl import write_jsonl
-from longcurate.core.layout import RunLayout, budget_name, model_label, parse_budget, part_path, part_paths
+from longcurate.core.layout import RunLayout, budget_name, parse_budget, part_path, part_paths
 
 
 def test_default_layout_under_output_dir():

@@ -11,13 +11,13 @@ import pytest
 from longcurate.cli import main
 from longcurate.config import RunConfig
 from longcurate.core.config import build
+from longcurate.core.eval_layout import LongBenchFiles
 from longcurate.eval import metrics
-from longcurate.core.layout import LongBenchFiles
-from longcurate.eval.model import GenResult
 from longcurate.eval.longbench import generation_settings, run_longbench
 from longcurate.eval.longbench_data import LongBenchItem
 from longcurate.eval.longbench_prompts import build_prompt, fit_prompt, load_maxlens, load_prompts, truncate_middle
 from longcurate.eval.longbench_score import FAILURE_POLICY
+from longcurate.eval.model import GenResult
 from longcurate.eval.predict import request_hash
 
 POLICY = FAILURE_POLICY

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from longcurate.core.errors import UserError
-from longcurate.core.layout import EvalModelFiles
+from longcurate.core.eval_layout import EvalModelFiles
 from longcurate.eval import tasks
 from longcurate.eval.tasks import TASKS, Metric, PerItem, Task, get_task, register
 
