@@ -71,12 +71,17 @@ def rejected_path(output: str | os.PathLike) -> Path:
 @contextlib.contextmanager
 def naming(path: str | os.PathLike) -> Iterator[None]:
     """A full disk (ENOSPC, EDQUOT) while writing `path` says which file: the OS error of a write or
-    flush carries no file name, so it is raised again with `path` as its file name."""
+    flush carries no file name, so it is raised again with `path` as its file name. safetensors (Rust)
+    reports a full disk as its own error type, `... (os error 28)`; that becomes the same OSError."""
     try:
         yield
     except OSError as e:
         if e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
+        raise
+    except Exception as e:
+        if f"(os error {errno.ENOSPC})" in str(e):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
         raise
 
 

@@ -189,7 +189,11 @@ def cast_saved_model(folder: str | os.PathLike, dtype_name: str) -> None:
         total += sum(t.numel() * t.element_size() for t in cast.values())
         if any(t.dtype != cast[k].dtype for k, t in tensors.items()):
             tmp = f.with_name(f".{f.name}.tmp")
-            save_file(cast, str(tmp), metadata=metadata)
+            try:
+                save_file(cast, str(tmp), metadata=metadata)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written copy behind
+                raise
             os.replace(tmp, f)
     _update_json(folder / "config.json", lambda c: c.update(
         {"dtype": dtype_name, **({"torch_dtype": dtype_name} if "torch_dtype" in c else {})}))

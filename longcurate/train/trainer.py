@@ -27,6 +27,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
+from longcurate.core.jsonl import naming
 from longcurate.train.batching import Plan, make_plan
 from longcurate.train.checkpoints import cast_saved_model, prune_callback, save_dtype_name
 from longcurate.train.dataset import data_stats, load_tokenized, stat_columns
@@ -152,15 +153,18 @@ def train(dataset_path: str | os.PathLike, output: str | os.PathLike, tc: TrainC
                                          trust_remote_code=trust_remote_code, callbacks=callbacks)
     if resume and dist_env()[0] == 0:
         log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(output))  # safetensors; every rank joins (FSDP / ZeRO-3 gather), rank 0 writes
+    with naming(checkpoints):
+        result = trainer.train(resume_from_checkpoint=resume)
+    with naming(output):
+        trainer.save_model(str(output))  # safetensors; every rank joins (FSDP / ZeRO-3 gather), rank 0 writes
     steps = trainer.state.global_step
     seen = data_stats(ds, plan.samples_of_steps(steps, max(1, math.ceil(trainer.state.epoch or 1))), columns=columns)
     stats = {"steps": steps, "resumed_from": resume, "train_loss": round(float(result.training_loss), 6),
              "world_size": trainer.args.world_size, "global_batch": plan.global_batch, **setup, "seen": seen,
              "log_history": [h for h in trainer.state.log_history if "loss" in h]}
     if trainer.is_world_process_zero():
-        cast_saved_model(output, setup["save_dtype"])
+        with naming(output):
+            cast_saved_model(output, setup["save_dtype"])
         tokenizer.save_pretrained(str(output))
         log.info("trained %d steps on %d long + %d short samples (%d tokens seen); model -> %s", steps,
                  seen["long_samples"], seen["short_samples"], seen["tokens"], output)

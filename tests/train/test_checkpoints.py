@@ -191,3 +191,41 @@ def test_resumable_checkpoint_moves_torn_ones_aside_and_passes_over_finished_one
     (again / "trainer_state.json").unlink()
     assert move_aside(again) == tmp_path / "incomplete" / "checkpoint-3.incomplete-2"
     assert resumable_checkpoint(tmp_path / "missing") is None
+
+
+def test_a_full_disk_while_saving_the_model_names_the_folder_and_leaves_no_half_file(tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own error type, not an OSError; the trainer's saves run
+    under `core.jsonl.naming`, so the CLI prints its one line for a full disk (naming the model folder),
+    and the half-written copy of the weights is removed."""
+    import errno
+
+    import safetensors.torch
+    import torch
+    from safetensors import SafetensorError
+
+    from longcurate.cli import user_error_message
+    from longcurate.core.jsonl import naming
+    from longcurate.train.checkpoints import cast_saved_model
+
+    safetensors.torch.save_file({"w": torch.ones(4, dtype=torch.float32)}, str(tmp_path / "model.safetensors"))
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as info, naming(tmp_path):
+        cast_saved_model(tmp_path, "bfloat16")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path)
+    assert user_error_message(info.value) == f"No space left on device: {tmp_path}; free some space or write elsewhere"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+
+    def other(tensors, filename, metadata=None):
+        raise SafetensorError("Error while serializing: tensor is not contiguous")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", other)
+    with pytest.raises(SafetensorError), naming(tmp_path):  # any other error stays itself
+        cast_saved_model(tmp_path, "bfloat16")
