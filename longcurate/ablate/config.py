@@ -63,6 +63,9 @@ class AblateConfig:
     position_buckets: int = 4  # the position curve: evidence position 0..1 cut into this many buckets
     bootstrap: int = 10_000  # cluster-bootstrap replicates per interval
     criteria: AblateCriteria = field(default_factory=AblateCriteria)
+    # A finished run's Trainer checkpoints hold only resume state (fp32 weights: twice its bf16 model);
+    # removed once its model is written unless true.
+    keep_checkpoints: bool = False
     output: str | None = None  # default: <output_dir>/ablation
 
     def __post_init__(self) -> None:

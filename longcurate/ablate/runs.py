@@ -13,6 +13,7 @@ files were made with.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -133,8 +134,25 @@ def execute(run: Run) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     if run.train_cfg is not None:
         stats["train"] = train_stage(run.train_cfg)
+        if not run.train_cfg.ablate.keep_checkpoints:
+            stats["checkpoints_removed_bytes"] = remove_trainer_checkpoints(run.train_cfg)
     stats["eval"] = eval_stage(run.eval_cfg)
     return stats
+
+
+def remove_trainer_checkpoints(cfg: RunConfig) -> int:
+    """Delete a run's Trainer checkpoints once its model is finished; bytes freed. They exist to resume
+    training, which a finished model never does again (train skips it), so an ablation of many models
+    would otherwise keep one fp32 copy of the weights per model for nothing."""
+    from longcurate.train.stage import trained_model
+
+    folder = cfg.layout().checkpoints
+    if trained_model(cfg) is None or not folder.is_dir():
+        return 0
+    freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    shutil.rmtree(folder)
+    log.info("removed %.1f MB of Trainer checkpoints from %s (the model is finished)", freed / 1e6, folder)
+    return freed
 
 
 def seen_tokens(run: Run) -> dict[str, int]:
@@ -148,4 +166,4 @@ def seen_tokens(run: Run) -> dict[str, int]:
 
 
 __all__ = ["Run", "TRAINED_LABEL", "BASE_LABEL", "check_pool_config", "short_size", "plan_runs", "execute",
-           "seen_tokens", "run_folder_config", "trained_runs"]
+           "seen_tokens", "run_folder_config", "trained_runs", "remove_trainer_checkpoints"]

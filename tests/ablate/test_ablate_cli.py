@@ -89,10 +89,12 @@ def test_killed_ablation_resumes_without_retraining_and_reports_the_same(tmp_pat
     first_arm = [killed / "runs" / ARMS[0] / f"seed-{s}" for s in SEEDS]
     run_until(command(config, killed), first_arm[-1] / "checkpoint.done", tmp_path / "a.log", 300)
     assert not (killed / "report.json").exists() and not (killed / "runs" / ARMS[1]).exists()
-    # The first arm's model (and its marker), mixture, tokenized data and Trainer checkpoints; not the
-    # lock files, which any later run on the folder takes and releases (the kill may leave an owner file).
+    # The first arm's model (and its marker), mixture, tokenized data and train's settings; not the
+    # Trainer checkpoints (train/), removed once the model is finished, nor the lock files, which any
+    # later run on the folder takes and releases (the kill may leave an owner file).
     trained = {run: {f: t for f, t in stamps(run).items()
-                     if f.startswith(("checkpoint", "mixture", "train")) and ".lock" not in f} for run in first_arm}
+                     if f.startswith(("checkpoint", "mixture", "train")) and not f.startswith("train/")
+                     and ".lock" not in f} for run in first_arm}
 
     resumed = start(command(config, killed), tmp_path / "b.log")
     finish(resumed, tmp_path / "b.log", 300)
@@ -101,6 +103,8 @@ def test_killed_ablation_resumes_without_retraining_and_reports_the_same(tmp_pat
         now = stamps(run)
         assert {f: now.get(f) for f in trained[run]} == trained[run]
     assert (killed / "report.json").read_bytes() == (whole / "report.json").read_bytes()
+    runs = [p for ab in (killed, whole) for p in (ab / "runs").rglob("seed-*") if p.is_dir()]
+    assert runs and all((run / "checkpoint.done").exists() and not (run / "train").exists() for run in runs)
 
     report = json.loads((whole / "report.json").read_text())
     assert report["primary"]["measure"] == "nll" and report["primary"]["better"] == "lower"

@@ -123,3 +123,34 @@ def test_a_run_folder_writes_only_in_its_folder_whatever_the_pool_placed_elsewhe
         path = getattr(run.layout(), name)
         assert path == shared[name] if name in shared else folder in (path, *path.parents), name
     assert run.eval.checkpoint is None and run.select.input is None and run.train.dataset is None
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_finished_runs_trainer_checkpoints_are_removed_unless_kept(tmp_path, keep):
+    """They only serve a resume, which a finished model never makes: removed once the model's marker is
+    written (not before: a run killed mid-training resumes from them), kept with `keep_checkpoints`."""
+    from longcurate.ablate.runs import remove_trainer_checkpoints
+    from longcurate.core.config import set_path, to_dict
+    from longcurate.core.runner import StepSpec, run_step
+
+    data = to_dict(config(tmp_path, short_size=4))
+    set_path(data, "ablate.keep_checkpoints", keep)
+    cfg = build(RunConfig, data)
+    layout = cfg.layout()
+    ckpt = layout.checkpoints / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"x" * 1000)
+    assert remove_trainer_checkpoints(cfg) == 0 and ckpt.exists()  # no finished model yet
+
+    def write_model(run):
+        run.output.mkdir(parents=True)
+        (run.output / "model.safetensors").write_bytes(b"y" * 10)
+        return {"steps": 2}
+
+    run_step(StepSpec("train fit", layout.model, {"seed": 7}), write_model)
+    if keep:  # execute() calls remove_trainer_checkpoints only when they are not kept
+        assert cfg.ablate.keep_checkpoints and ckpt.exists()
+        return
+    assert remove_trainer_checkpoints(cfg) == 1000
+    assert not layout.checkpoints.exists() and (layout.model / "model.safetensors").exists()
+    assert remove_trainer_checkpoints(cfg) == 0
