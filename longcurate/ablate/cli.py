@@ -1,7 +1,8 @@
 """`longcurate ablate CONFIG [KEY=VALUE ...]`: train every arm x seed on one scored pool and compare.
 
-    longcurate ablate ablation-cpu                        # the CPU experiment (<= 60 min, 2 cores)
-    longcurate ablate ablation-gpu                        # every arm, three seeds, one H100
+    longcurate ablate ablation-cpu                        # 14 models on 2 CPU cores (45 min measured)
+    longcurate ablate ablation-cpu-mixed                  # a pool with planted types, 26 models (57 min)
+    longcurate ablate ablation-gpu                        # planted pool, 45 models, one H100 (not yet run)
     longcurate ablate ablation-cpu --arms gateau,random --seeds 0,1,2
     longcurate ablate ablation-cpu --budget 40000 --budget-unit tokens
     longcurate ablate ablation-cpu-mixed --subsets 6 --budget 600 --budget-unit response_tokens
