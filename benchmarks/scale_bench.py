@@ -8,7 +8,8 @@ before its first forward, so the model is not in it). Inputs are synthetic, made
     python benchmarks/scale_bench.py --quick              # tiny sizes: the suite's smoke test
     python benchmarks/scale_bench.py --steps rank,merge --markdown table.md
 
-Steps (`scale_steps.py`): rank, budget, diagnose, merge (CAM parts of two shards), score-input
+Steps (`scale_steps.py`): rank, budget, diagnose, merge (CAM parts of two shards), pool (an
+ablation's read of the scored pool, every sample read back once), score-input
 (`select score` up to its first forward: read, spill, tokenize to plan, the first chunk tokenized
 again), mix (1,000 long samples + N ShareGPT chats, 1,000 of them used), tokenize (a mixture into the
 Arrow dataset) and json-array (a `.json` list of N records read). CPU seconds are reported whole and
@@ -40,7 +41,7 @@ RSS_TARGET_MB = 1500.0
 SLOPE_TARGET = 1.1
 # The paper's setting (LongAlign-10k at up to 64K tokens: ~10K samples, ~655M tokens; ShareGPT: 90K chats),
 # in each step's unit: where the table's fit is extrapolated to.
-PAPER = {"rank": 10_000, "budget": 10_000, "diagnose": 10_000, "merge": 10_000, "score-input": 655_000_000,
+PAPER = {"rank": 10_000, "budget": 10_000, "diagnose": 10_000, "merge": 10_000, "pool": 10_000, "score-input": 655_000_000,
          "mix": 90_000, "tokenize": 655_000_000, "json-array": 90_000}
 
 

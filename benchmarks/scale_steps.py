@@ -70,6 +70,15 @@ def run_score_input(folder: Path, size: int) -> None:
     index.close()
 
 
+def run_pool(folder: Path, size: int) -> None:
+    """An ablation's read of the scored pool (`select.pool.scored_pool`), then every sample read back
+    once, as the `full` arm's file is written."""
+    from longcurate.select.pool import scored_pool
+
+    pool = scored_pool(config(folder, scores_dir=str(folder)))
+    assert sum(len(pool.samples[i].context) > 0 for i in pool.samples) == size
+
+
 def run_mix(folder: Path, size: int) -> None:
     from longcurate.train.mix import build_mixture
 
@@ -121,6 +130,12 @@ def _make_merge(folder: Path, n: int) -> None:
     data.cam_parts(folder, n, config)
 
 
+def _make_pool(folder: Path, n: int) -> None:
+    data.samples(folder, n)
+    data.ranked(folder, n)
+    data.scores(folder, n)
+
+
 def _make_mix(folder: Path, n: int) -> None:
     data.samples(folder, 1000, name="budget.jsonl")  # the budget file: 1,000 long samples
     data.sharegpt(folder, n)
@@ -133,6 +148,7 @@ STEPS: dict[str, Step] = {
     "merge": Step("rows", _make_merge, run_merge, ("longcurate.select.scoring",)),
     "score-input": Step("tokens", lambda f, n: data.long_samples(f, n) and None, run_score_input,
                         ("longcurate.select.shard_plan", "longcurate.core.models", "transformers")),
+    "pool": Step("rows", _make_pool, run_pool, ("longcurate.select.pool", "longcurate.select.stage")),
     "mix": Step("rows", _make_mix, run_mix, ("longcurate.train.mix",)),
     "tokenize": Step("tokens", lambda f, n: data.mixture(f, n) and None, run_tokenize,
                      ("longcurate.train.tokenize", "longcurate.core.models", "transformers", "datasets")),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("rank", "budget", "diagnose", "merge", "score-input", "mix", "tokenize", "json-array")
+STEPS = ("rank", "budget", "diagnose", "merge", "pool", "score-input", "mix", "tokenize", "json-array")
 
 
 @pytest.mark.slow

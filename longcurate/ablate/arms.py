@@ -27,7 +27,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from longcurate.ablate.config import BASELINE, CONTROL, ORACLE
 from longcurate.core.ablation_layout import AblationLayout
@@ -40,6 +40,7 @@ from longcurate.select.pool import ScoredPool, pool_digests, scored_pool
 
 if TYPE_CHECKING:
     from longcurate.config import RunConfig
+    from longcurate.core.records import Sample
 
 log = logging.getLogger("longcurate.ablate")
 
@@ -150,12 +151,12 @@ def write_arm(cfg: RunConfig, pool: ScoredPool, arm: str, subset: int | None, ou
     if not ids and arm != "short-only":
         raise UserError(f"ablate: the {arm} arm is empty at budget {cfg.ablate.budget:g} {cfg.ablate.budget_unit} "
                         "(raise ablate.budget)")
-    records = [pool.samples[i] for i in ids]
+    records: Iterable[Sample] = (pool.samples[i] for i in ids)  # read back one at a time (`full`: the pool)
     extra: dict[str, Any] = {}
     if arm == CONTROL:
         from longcurate.ablate.control import swap_answers
 
-        records, extra = swap_answers(cfg, records, pool, subset_seed(cfg.seed, subset or 0))
+        records, extra = swap_answers(cfg, list(records), pool, subset_seed(cfg.seed, subset or 0))
     write_jsonl(output, (s.to_dict() for s in records))
     cap = cfg.train.tokenize.max_length
     return {"samples": len(ids), "tokens": sum(min(pool.lengths[i], cap) for i in ids),

@@ -126,10 +126,10 @@ def collect(cfg: RunConfig, runs: list[Run]) -> dict[str, MeasureStats]:
 
 
 def setup_of(cfg: RunConfig, arms: list[Arm]) -> dict[str, Any]:
-    from longcurate.select.pool import scored_pool
+    from longcurate.select.pool import pool_size
 
     t, s = cfg.train, cfg.select
-    return {"base_model": t.init_from or cfg.model, "pool_samples": len(scored_pool(cfg).ranked),
+    return {"base_model": t.init_from or cfg.model, "pool_samples": pool_size(cfg),
             "arms": list(dict.fromkeys(a.name for a in arms)), "baseline": BASELINE,
             "control": CONTROL if CONTROL in cfg.ablate.arms else None, "seeds": list(cfg.ablate.seeds),
             "subsets": cfg.ablate.subsets, "budget": cfg.ablate.budget, "budget_unit": cfg.ablate.budget_unit,

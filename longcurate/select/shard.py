@@ -194,7 +194,7 @@ def iter_scores(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 
 
 def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """`iter_scores` as a list (small files: rejects, budget indexes, an ablation's pool)."""
+    """`iter_scores` as a list (small files: rejects, budget indexes)."""
     return list(iter_scores(path))
 
 

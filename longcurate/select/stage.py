@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
-from longcurate.core.jsonl import DiscardRejects, Rejects, file_digest, write_json, write_jsonl
+from longcurate.core.jsonl import Rejects, file_digest, write_json, write_jsonl
 from longcurate.core.reader import source_digest
-from longcurate.core.records import Sample
 from longcurate.core.runinfo import write_manifest
 from longcurate.core.runner import StepRun, run_step
 from longcurate.select.scoring import run_scores
@@ -63,15 +62,6 @@ def run_rank(cfg: SelectRun, hmg_path: Path | None = None, cam_path: Path | None
     stats = run_step(spec, rank)
     print(format_stats(stats))
     return stats
-
-
-def load_sample_map(cfg: SelectRun) -> dict[str, Sample]:
-    """The input's samples by id, held in memory (its bad lines were quarantined when scoring; not
-    again here): for a small pool (an ablation's); the stage's own steps stream instead."""
-    from longcurate.select.inputs import load_samples
-
-    return {s.id: s for _, s in load_samples(input_path(cfg), DiscardRejects(), limit=None,
-                                             allow_download=cfg.allow_download, reading=sample_reading(cfg))}
 
 
 RANKED_FIGURES = ("id", "hmg", "cas", "ifd", "perplexity", "n_tokens")  # what the budget orders read
@@ -179,4 +169,4 @@ def run_stage(cfg: SelectRun) -> dict[str, Any]:
     return stats
 
 
-__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "load_sample_map", "read_ranked"]
+__all__ = ["run_stage", "run_rank", "run_budget", "run_diagnose", "read_ranked"]

@@ -145,3 +145,21 @@ def test_random_draws_have_distinct_seeds_and_draw_0_is_selects_random_file(tmp_
     write_sample_budgets(ranked, scored_pool(cfg).samples, tmp_path / "budgets", [7], ["random"], lengths=lengths,
                          seed=cfg.seed)
     assert arms[0].path.read_bytes() == (tmp_path / "budgets" / "random-7.jsonl").read_bytes()
+
+
+def test_the_pool_keeps_its_samples_on_disk_and_reads_back_what_a_plain_read_gives(tmp_path, fake_pool):
+    """`scored_pool` spills the samples (memory: 8 bytes a sample) instead of holding them; every one
+    read back equals the input's record as `iter_samples` reads it, in the input's order."""
+    from longcurate.core.jsonl import DiscardRejects
+    from longcurate.select.inputs import iter_samples
+    from longcurate.select.pool import PooledSamples, pool_size
+    from longcurate.select.steps import input_path
+
+    _, ranked = fake_pool(tmp_path)
+    cfg = config(tmp_path, budget=5)
+    pool = scored_pool(cfg)
+    plain = {s.id: s for _, s in iter_samples(input_path(cfg), DiscardRejects())}
+    assert isinstance(pool.samples, PooledSamples)
+    assert list(pool.samples) == list(plain) and len(pool.samples) == len(plain) == pool_size(cfg) == len(ranked)
+    assert all(pool.samples[i].to_dict() == s.to_dict() for i, s in plain.items())
+    assert pool.samples[ranked[0]["id"]] is not pool.samples[ranked[0]["id"]]  # read back on each access
