@@ -46,6 +46,9 @@ class PooledSamples(Mapping[str, Sample]):
     def __getitem__(self, sample_id: str) -> Sample:
         return pickle.loads(self._spill.get(self._slots[sample_id]))
 
+    def __contains__(self, sample_id: object) -> bool:  # without reading the sample back
+        return sample_id in self._slots
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._slots)
 

@@ -163,3 +163,4 @@ def test_the_pool_keeps_its_samples_on_disk_and_reads_back_what_a_plain_read_giv
     assert list(pool.samples) == list(plain) and len(pool.samples) == len(plain) == pool_size(cfg) == len(ranked)
     assert all(pool.samples[i].to_dict() == s.to_dict() for i, s in plain.items())
     assert pool.samples[ranked[0]["id"]] is not pool.samples[ranked[0]["id"]]  # read back on each access
+    assert ranked[0]["id"] in pool.samples and "no-such-id" not in pool.samples
