@@ -16,7 +16,6 @@ serve takes the answer of the nearest-length sample of its type in the rest of t
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from longcurate.core.errors import UserError
@@ -48,33 +47,36 @@ def qtype(s: Sample) -> str:
     return str(s.source.get("generator") or s.kind)
 
 
-def pool_donor(host: Sample, pool: Iterable[Sample], lengths: dict[str, int], rng: random.Random) -> Sample | None:
-    """The nearest-length sample of the host's question type in the pool that passes the donor check
-    (the pool read one sample at a time; ties broken at random)."""
-    best, best_key = None, None
-    for d in pool:
-        if qtype(d) != qtype(host) or donor_problem("wrong", host, d) is not None:
-            continue
-        key = (abs(lengths[d.id] - lengths[host.id]), rng.random())
-        if best_key is None or key < best_key:
-            best, best_key = d, key
-    return best
+def answer_of(s: Sample) -> Sample:
+    """What a pool donor gives: its id, question type and answer, without the texts it came with, so the
+    pool's answers fit in memory and the pool is read once per draw."""
+    return Sample(id=s.id, context="", instruction="", response=s.response, messages=[], kind=s.kind,
+                  source={"generator": s.source["generator"]} if s.source.get("generator") else {})
 
 
-def donors(samples: list[Sample], pool: Mapping[str, Sample], lengths: dict[str, int],
+def pool_donor(host: Sample, pool: list[Sample], lengths: dict[str, int], rng: random.Random) -> Sample | None:
+    """The nearest-length sample of the host's question type in the pool that passes the donor check."""
+    fits = [d for d in pool if qtype(d) == qtype(host) and donor_problem("wrong", host, d) is None]
+    if not fits:
+        return None
+    return min(fits, key=lambda d: (abs(lengths[d.id] - lengths[host.id]), rng.random()))
+
+
+def donors(samples: list[Sample], pool: list[Sample], lengths: dict[str, int],
            rng: random.Random) -> tuple[dict[str, Sample], int]:
     """host id -> donor: a permutation within each question type of the draw, else a pool donor (from
-    the pool's samples outside the draw); and how many came from the pool."""
+    the pool's answers outside the draw); and how many came from the pool."""
     found: dict[str, Sample] = {}
     for group in strata(samples, lengths, max(2, len(samples))):  # one group per question type
         if len(group) >= 2:
             matched, _ = match_donors(group, {s.id: s for s in group}, "wrong", lengths, rng)
             found.update(matched)
     drawn = {s.id for s in samples}
+    outside = [a for a in pool if a.id not in drawn]
     from_pool = 0
     for s in samples:
         if s.id not in found:
-            donor = pool_donor(s, (pool[i] for i in pool if i not in drawn), lengths, rng)
+            donor = pool_donor(s, outside, lengths, rng)
             if donor is not None:
                 found[s.id] = donor
                 from_pool += 1
@@ -87,9 +89,10 @@ def swap_answers(cfg: RunConfig, samples: list[Sample], pool: ScoredPool, seed: 
 
     tokenizer = load_tokenizer(cfg.model, cfg.allow_download, cfg.trust_remote_code)
     view = ChatView(tokenizer, view_window(cfg))
-    lengths = answer_tokens(pool.samples.values(), tokenizer)
+    answers = [answer_of(s) for s in pool.samples.values()]  # the pool read once (its samples are on disk)
+    lengths = answer_tokens(answers, tokenizer)
     rng = random.Random(f"{seed}:control-wrong")
-    found, from_pool = donors(samples, pool.samples, lengths, rng)
+    found, from_pool = donors(samples, answers, lengths, rng)
     records = [with_donor("wrong", s, found[s.id], view) if s.id in found else s for s in samples]
     response = sum(pool.response_tokens[found[s.id].id if s.id in found else s.id] or 0 for s in samples)
     return records, {"response_tokens": response, "swapped": len(found), "donors_from_pool": from_pool,
